@@ -1,0 +1,394 @@
+"""SVG in and out for :class:`~vecgen.scene.Scene`.
+
+Reading uses defusedxml (no entity expansion, no external entities, no DTDs) and
+accepts the subset vecgen writes plus common shapes: ``path`` (M L H V C S Q T Z,
+absolute and relative), ``rect``, ``circle``, ``ellipse``, ``line``,
+``polyline``, ``polygon``, nested ``g`` with inherited paint and transforms.
+Writing is deterministic (fixed decimals), so the same scene gives the same bytes.
+"""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path as FsPath
+from xml.sax.saxutils import escape, quoteattr
+
+import torch
+from torch import Tensor
+
+from vecgen.errors import VecgenError
+from vecgen.scene import Path, Scene
+
+MAX_SVG_BYTES = 50 * 1024 * 1024
+_KAPPA = 0.5522847498  # cubic approximation of a quarter circle
+
+_NAMED = {
+    "black": (0, 0, 0), "white": (255, 255, 255), "red": (255, 0, 0), "green": (0, 128, 0),
+    "lime": (0, 255, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0), "cyan": (0, 255, 255),
+    "aqua": (0, 255, 255), "magenta": (255, 0, 255), "fuchsia": (255, 0, 255), "gray": (128, 128, 128),
+    "grey": (128, 128, 128), "silver": (192, 192, 192), "maroon": (128, 0, 0), "olive": (128, 128, 0),
+    "purple": (128, 0, 128), "teal": (0, 128, 128), "navy": (0, 0, 128), "orange": (255, 165, 0),
+    "pink": (255, 192, 203), "brown": (165, 42, 42),
+}
+
+
+# ----------------------------------------------------------------------------- writing
+def _num(v: float) -> str:
+    s = f"{v:.4f}".rstrip("0").rstrip(".")
+    return "0" if s in ("-0", "") else s
+
+
+def _rgb(c: Tensor) -> tuple[str, str]:
+    v = [int(round(float(x) * 255)) for x in c[:3].clamp(0, 1)]
+    return f"rgb({v[0]},{v[1]},{v[2]})", _num(float(c[3].clamp(0, 1))) if c.numel() > 3 else "1"
+
+
+def path_data(path: Path) -> str:
+    """The ``d`` attribute of one path (all segments written as cubics)."""
+    p = path.points.detach().cpu().tolist()
+    m = len(p)
+    parts = [f"M {_num(p[0][0])} {_num(p[0][1])}"]
+    for j in range(path.num_segments):
+        q = [p[(3 * j + k) % m] for k in (1, 2, 3)]
+        parts.append("C " + " ".join(f"{_num(x)} {_num(y)}" for x, y in q))
+    if path.closed:
+        parts.append("Z")
+    return " ".join(parts)
+
+
+def scene_to_svg(scene: Scene, metadata: dict[str, str] | None = None) -> str:
+    """Serialize ``scene`` to an SVG string; metadata goes into ``<metadata>`` (escaped)."""
+    w, h = scene.width, scene.height
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}">']
+    if metadata:
+        out.append("<metadata>")
+        for k, v in metadata.items():
+            out.append(f"<vecgen:entry xmlns:vecgen=\"https://vecgen.dev/ns\" key={quoteattr(str(k))}>{escape(str(v))}</vecgen:entry>")
+        out.append("</metadata>")
+    if scene.background is not None:
+        fill, _ = _rgb(scene.background)
+        out.append(f'<rect width="{w}" height="{h}" fill="{fill}"/>')
+    for path in scene.paths:
+        attrs = [f'd="{path_data(path)}"']
+        if path.fill is not None:
+            fill, op = _rgb(path.fill.detach())
+            attrs += [f'fill="{fill}"', f'fill-opacity="{op}"', f'fill-rule="{path.fill_rule}"']
+        else:
+            attrs.append('fill="none"')
+        if path.stroke is not None:
+            stroke, op = _rgb(path.stroke.detach())
+            sw = float(torch.as_tensor(path.stroke_width).detach())
+            attrs += [f'stroke="{stroke}"', f'stroke-opacity="{op}"', f'stroke-width="{_num(sw)}"',
+                      'stroke-linecap="round"', 'stroke-linejoin="round"']
+        out.append("<path " + " ".join(attrs) + "/>")
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+# ----------------------------------------------------------------------------- reading
+def _parse_color(value: str | None) -> tuple[float, float, float] | None:
+    if value is None:
+        return None
+    v = value.strip().lower()
+    if v in ("none", "transparent"):
+        return None
+    if v.startswith("#"):
+        hx = v[1:]
+        if len(hx) == 3:
+            hx = "".join(ch * 2 for ch in hx)
+        if len(hx) != 6 or not re.fullmatch(r"[0-9a-f]{6}", hx):
+            raise VecgenError(f"bad SVG colour {value!r}")
+        return tuple(int(hx[i:i + 2], 16) / 255 for i in (0, 2, 4))  # type: ignore[return-value]
+    m = re.fullmatch(r"rgb\(\s*([\d.]+)(%?)\s*,\s*([\d.]+)(%?)\s*,\s*([\d.]+)(%?)\s*\)", v)
+    if m:
+        vals = []
+        for num, pct in ((m.group(1), m.group(2)), (m.group(3), m.group(4)), (m.group(5), m.group(6))):
+            vals.append(float(num) / (100 if pct else 255))
+        return tuple(min(1.0, x) for x in vals)  # type: ignore[return-value]
+    if v in _NAMED:
+        return tuple(x / 255 for x in _NAMED[v])  # type: ignore[return-value]
+    raise VecgenError(f"unsupported SVG colour {value!r}")
+
+
+def _float(value: str | None, default: float, what: str) -> float:
+    if value is None:
+        return default
+    try:
+        return float(re.sub(r"(px|pt)$", "", value.strip()))
+    except ValueError:
+        raise VecgenError(f"bad SVG number for {what}: {value!r}") from None
+
+
+_TOKEN = re.compile(r"[MmLlHhVvCcSsQqTtZzAa]|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def _parse_d(d: str) -> list[tuple[list[tuple[float, float]], bool]]:
+    """Path data -> subpaths as cubic control-point lists (3n+1 points) and closed flags."""
+    tokens = _TOKEN.findall(d)
+    subs: list[tuple[list[tuple[float, float]], bool]] = []
+    pts: list[tuple[float, float]] = []
+    cur = (0.0, 0.0)
+    start = cur
+    last_ctrl = None
+    cmd = None
+    i = 0
+
+    def nums(k: int) -> list[float]:
+        nonlocal i
+        if i + k > len(tokens) or any(t.isalpha() for t in tokens[i:i + k]):
+            raise VecgenError(f"malformed SVG path data near {' '.join(tokens[max(0, i - 2):i + 3])!r}")
+        vals = [float(t) for t in tokens[i:i + k]]
+        i += k
+        return vals
+
+    def line(p):
+        nonlocal cur
+        a = cur
+        pts.extend([(a[0] + (p[0] - a[0]) / 3, a[1] + (p[1] - a[1]) / 3),
+                    (a[0] + (p[0] - a[0]) * 2 / 3, a[1] + (p[1] - a[1]) * 2 / 3), p])
+        cur = p
+
+    def flush(closed: bool):
+        nonlocal pts
+        if len(pts) >= 4:
+            subs.append((pts, closed))
+        pts = []
+
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok.isalpha():
+            cmd = tok
+            i += 1
+        elif cmd is None:
+            raise VecgenError("malformed SVG path data: numbers before the first command")
+        rel = cmd.islower()
+        c = cmd.upper()
+        ox, oy = (cur if rel else (0.0, 0.0))
+        if c == "M":
+            x, y = nums(2)
+            flush(False)
+            cur = (ox + x, oy + y)
+            start = cur
+            pts = [cur]
+            cmd = "l" if rel else "L"  # implicit lineto after moveto
+            last_ctrl = None
+        elif c == "Z":
+            if pts and (abs(cur[0] - start[0]) > 1e-9 or abs(cur[1] - start[1]) > 1e-9):
+                line(start)
+            if pts and len(pts) >= 4:
+                pts = pts[:-1]  # closed paths do not repeat the first point
+                if len(pts) % 3 == 0:
+                    flush(True)
+                else:
+                    pts = []
+            cur = start
+            last_ctrl = None
+            cmd = None
+        elif c in "LHV":
+            if not pts:
+                pts = [cur]
+            if c == "L":
+                x, y = nums(2)
+                p = (ox + x, oy + y)
+            elif c == "H":
+                (x,) = nums(1)
+                p = ((cur[0] if rel else 0.0) + x, cur[1])
+            else:
+                (y,) = nums(1)
+                p = (cur[0], (cur[1] if rel else 0.0) + y)
+            line(p)
+            last_ctrl = None
+        elif c in "CS":
+            if not pts:
+                pts = [cur]
+            if c == "C":
+                v = nums(6)
+                c1 = (ox + v[0], oy + v[1])
+                c2, p = (ox + v[2], oy + v[3]), (ox + v[4], oy + v[5])
+            else:
+                v = nums(4)
+                c1 = (2 * cur[0] - last_ctrl[0], 2 * cur[1] - last_ctrl[1]) if last_ctrl else cur
+                c2, p = (ox + v[0], oy + v[1]), (ox + v[2], oy + v[3])
+            pts.extend([c1, c2, p])
+            cur, last_ctrl = p, c2
+        elif c in "QT":
+            if not pts:
+                pts = [cur]
+            if c == "Q":
+                v = nums(4)
+                q, p = (ox + v[0], oy + v[1]), (ox + v[2], oy + v[3])
+            else:
+                v = nums(2)
+                q = (2 * cur[0] - last_ctrl[0], 2 * cur[1] - last_ctrl[1]) if last_ctrl else cur
+                p = (ox + v[0], oy + v[1])
+            a = cur
+            pts.extend([(a[0] + 2 / 3 * (q[0] - a[0]), a[1] + 2 / 3 * (q[1] - a[1])),
+                        (p[0] + 2 / 3 * (q[0] - p[0]), p[1] + 2 / 3 * (q[1] - p[1])), p])
+            cur, last_ctrl = p, q
+        elif c == "A":
+            raise VecgenError("SVG arc commands (A) are not supported; convert arcs to curves first")
+        else:
+            raise VecgenError(f"unsupported SVG path command {cmd!r}")
+    flush(False)
+    return subs
+
+
+def _parse_transform(value: str | None) -> list[float]:
+    """SVG transform list -> affine ``[a, b, c, d, e, f]``."""
+    m = [1.0, 0.0, 0.0, 1.0, 0.0, 0.0]
+    if not value:
+        return m
+    for name, args in re.findall(r"(\w+)\s*\(([^)]*)\)", value):
+        v = [float(x) for x in re.findall(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", args)]
+        if name == "matrix" and len(v) == 6:
+            t = v
+        elif name == "translate" and v:
+            t = [1, 0, 0, 1, v[0], v[1] if len(v) > 1 else 0.0]
+        elif name == "scale" and v:
+            t = [v[0], 0, 0, v[1] if len(v) > 1 else v[0], 0, 0]
+        elif name == "rotate" and v:
+            r = math.radians(v[0])
+            cx, cy = (v[1], v[2]) if len(v) == 3 else (0.0, 0.0)
+            co, si = math.cos(r), math.sin(r)
+            t = [co, si, -si, co, cx - co * cx + si * cy, cy - si * cx - co * cy]
+        else:
+            raise VecgenError(f"unsupported SVG transform {name}({args})")
+        m = _compose(m, t)
+    return m
+
+
+def _compose(m: list[float], t: list[float]) -> list[float]:
+    a, b, c, d, e, f = m
+    a2, b2, c2, d2, e2, f2 = t
+    return [a * a2 + c * b2, b * a2 + d * b2, a * c2 + c * d2, b * c2 + d * d2, a * e2 + c * f2 + e, b * e2 + d * f2 + f]
+
+
+def _style(el, inherited: dict[str, str]) -> dict[str, str]:
+    st = dict(inherited)
+    for key in ("fill", "stroke", "stroke-width", "fill-opacity", "stroke-opacity", "opacity", "fill-rule"):
+        if el.get(key) is not None:
+            st[key] = el.get(key)
+    for decl in (el.get("style") or "").split(";"):
+        if ":" in decl:
+            k, v = decl.split(":", 1)
+            st[k.strip()] = v.strip()
+    if "opacity" in el.attrib:  # group opacity approximated by multiplying into paints
+        st["_opacity"] = str(float(inherited.get("_opacity", "1")) * _float(el.get("opacity"), 1.0, "opacity"))
+    return st
+
+
+def _shape_subpaths(tag: str, el) -> list[tuple[list[tuple[float, float]], bool]]:
+    g = lambda k, dflt=0.0: _float(el.get(k), dflt, k)  # noqa: E731
+    if tag == "path":
+        return _parse_d(el.get("d") or "")
+    if tag == "rect":
+        x, y, w, h = g("x"), g("y"), g("width"), g("height")
+        if w <= 0 or h <= 0:
+            return []
+        return _parse_d(f"M {x} {y} H {x + w} V {y + h} H {x} Z")
+    if tag in ("circle", "ellipse"):
+        cx, cy = g("cx"), g("cy")
+        rx, ry = (g("r"), g("r")) if tag == "circle" else (g("rx"), g("ry"))
+        if rx <= 0 or ry <= 0:
+            return []
+        kx, ky = rx * _KAPPA, ry * _KAPPA
+        d = (f"M {cx + rx} {cy} C {cx + rx} {cy + ky} {cx + kx} {cy + ry} {cx} {cy + ry} "
+             f"C {cx - kx} {cy + ry} {cx - rx} {cy + ky} {cx - rx} {cy} "
+             f"C {cx - rx} {cy - ky} {cx - kx} {cy - ry} {cx} {cy - ry} "
+             f"C {cx + kx} {cy - ry} {cx + rx} {cy - ky} {cx + rx} {cy} Z")
+        return _parse_d(d)
+    if tag == "line":
+        return _parse_d(f"M {g('x1')} {g('y1')} L {g('x2')} {g('y2')}")
+    if tag in ("polyline", "polygon"):
+        v = re.findall(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", el.get("points") or "")
+        if len(v) < 4:
+            return []
+        d = "M " + " ".join(v[:2]) + " L " + " ".join(v[2:]) + (" Z" if tag == "polygon" else "")
+        return _parse_d(d)
+    return []
+
+
+def svg_to_scene(text: str, device: str | torch.device = "cpu") -> Scene:
+    """Parse SVG text safely into a Scene (paths become tensors on ``device``)."""
+    from defusedxml import ElementTree as SafeET
+    from defusedxml.common import DefusedXmlException
+
+    if len(text.encode("utf-8", "ignore")) > MAX_SVG_BYTES:
+        raise VecgenError(f"SVG is larger than {MAX_SVG_BYTES // 2**20} MB")
+    try:
+        root = SafeET.fromstring(text, forbid_dtd=True)
+    except DefusedXmlException as e:
+        raise VecgenError(f"refusing unsafe SVG ({type(e).__name__}: DTDs and entities are not allowed)") from None
+    except Exception as e:  # ParseError and friends
+        raise VecgenError(f"malformed SVG: {str(e).splitlines()[0]}") from None
+    if not root.tag.endswith("svg"):
+        raise VecgenError("not an SVG document (root element is not <svg>)")
+    vb = [float(x) for x in re.findall(r"[-+]?[\d.]+(?:[eE][-+]?\d+)?", root.get("viewBox") or "")]
+    width = _float(root.get("width"), vb[2] if len(vb) == 4 else 0.0, "width")
+    height = _float(root.get("height"), vb[3] if len(vb) == 4 else 0.0, "height")
+    if width <= 0 or height <= 0:
+        raise VecgenError("SVG has no usable width/height or viewBox")
+    base = [1.0, 0.0, 0.0, 1.0, 0.0, 0.0]
+    if len(vb) == 4 and vb[2] > 0 and vb[3] > 0:
+        base = [width / vb[2], 0.0, 0.0, height / vb[3], -vb[0] * width / vb[2], -vb[1] * height / vb[3]]
+    scene = Scene(int(round(width)), int(round(height)), [], None)
+
+    def walk(el, style, mat):
+        for child in el:
+            tag = child.tag.rsplit("}", 1)[-1] if isinstance(child.tag, str) else ""
+            if tag in ("metadata", "defs", "title", "desc", "style"):
+                continue
+            st = _style(child, style)
+            m = _compose(mat, _parse_transform(child.get("transform")))
+            if tag == "g":
+                walk(child, st, m)
+                continue
+            subs = _shape_subpaths(tag, child)
+            if not subs:
+                continue
+            add_paths(subs, st, m, tag)
+
+    def add_paths(subs, st, m, tag):
+        op = float(st.get("_opacity", "1"))
+        fill = _parse_color(st.get("fill", "black"))
+        stroke = _parse_color(st.get("stroke"))
+        fa = _float(st.get("fill-opacity"), 1.0, "fill-opacity") * op
+        sa = _float(st.get("stroke-opacity"), 1.0, "stroke-opacity") * op
+        scale = math.sqrt(abs(m[0] * m[3] - m[1] * m[2]))
+        sw = _float(st.get("stroke-width"), 1.0, "stroke-width") * scale
+        for pts, closed in subs:
+            if tag in ("line", "polyline"):
+                fill_c = None
+            else:
+                fill_c = fill
+            xy = torch.tensor([[m[0] * x + m[2] * y + m[4], m[1] * x + m[3] * y + m[5]] for x, y in pts],
+                              dtype=torch.float32, device=device)
+            scene.paths.append(Path(
+                points=xy, closed=closed,
+                stroke_width=torch.tensor(sw, device=device),
+                stroke=None if stroke is None or sw <= 0 else torch.tensor([*stroke, sa], device=device),
+                fill=None if fill_c is None else torch.tensor([*fill_c, fa], device=device),
+                fill_rule="evenodd" if st.get("fill-rule") == "evenodd" else "nonzero",
+            ))
+
+    walk(root, {}, base)
+    return scene
+
+
+def read_svg(path: str | FsPath, device: str | torch.device = "cpu") -> Scene:
+    """Read an SVG file; one-line :class:`VecgenError` for anything unreadable or unsafe."""
+    p = FsPath(path)
+    try:
+        if p.stat().st_size > MAX_SVG_BYTES:
+            raise VecgenError(f"{p}: SVG is larger than {MAX_SVG_BYTES // 2**20} MB")
+        text = p.read_text(encoding="utf-8")
+    except VecgenError:
+        raise
+    except FileNotFoundError:
+        raise VecgenError(f"{p}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise VecgenError(f"{p}: cannot read SVG ({type(e).__name__})") from None
+    try:
+        return svg_to_scene(text, device)
+    except VecgenError as e:
+        raise VecgenError(f"{p}: {e}") from None
