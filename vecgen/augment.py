@@ -1,0 +1,57 @@
+"""Differentiable, batched cutouts: crop/zoom + perspective + noise.
+
+Random numbers come from a ``torch.Generator`` owned by the caller, so a run is
+reproducible without touching global RNG state. Warping uses kornia.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+class Cutouts:
+    """``(B, 3, H, W)`` image -> ``(B * n, 3, size, size)`` augmented views.
+
+    n: number of cutouts (0 = the plain image, resized).
+    min_frac / max_frac: side of a crop as a fraction of the image's short side.
+    perspective: max corner jitter as a fraction of the crop side.
+    noise: max std of additive Gaussian noise (per cutout, uniformly drawn).
+    The same views feed every perceptor; each resizes to its own input size.
+    """
+
+    def __init__(self, n: int = 8, size: int = 224, min_frac: float = 0.5, max_frac: float = 0.95,
+                 perspective: float = 0.15, noise: float = 0.05) -> None:
+        if n < 0:
+            raise ValueError("cutouts must be >= 0")
+        self.n, self.size = n, size
+        self.min_frac, self.max_frac = min_frac, max_frac
+        self.perspective, self.noise = perspective, noise
+
+    def __call__(self, img: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        from kornia.geometry.transform import get_perspective_transform, warp_perspective
+
+        b, _, h, w = img.shape
+        s = self.size
+        if self.n == 0:
+            return torch.nn.functional.interpolate(img, size=(s, s), mode="bilinear", align_corners=False,
+                                                   antialias=max(h, w) > s)
+        n, dev = self.n, img.device
+
+        def rand(*shape):
+            return torch.rand(*shape, generator=generator).to(dev)
+
+        short = min(h, w)
+        side = short * (self.min_frac + (self.max_frac - self.min_frac) * rand(b * n))
+        x0 = rand(b * n) * (w - side)
+        y0 = rand(b * n) * (h - side)
+        base = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]], device=dev)
+        jitter = (rand(b * n, 4, 2) * 2 - 1) * self.perspective
+        corners = (base + jitter) * side.view(-1, 1, 1) + torch.stack([x0, y0], 1).view(-1, 1, 2)
+        dst = base * (s - 1)
+        m = get_perspective_transform(corners, dst.expand(b * n, 4, 2))
+        src = img.repeat_interleave(n, dim=0)
+        out = warp_perspective(src, m, (s, s), mode="bilinear", padding_mode="reflection", align_corners=True)
+        if self.noise > 0:
+            sigma = rand(b * n, 1, 1, 1) * self.noise
+            out = out + sigma * torch.randn(out.shape, generator=generator).to(dev)
+        return out

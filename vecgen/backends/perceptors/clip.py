@@ -1,0 +1,236 @@
+"""CLIP-like perceptors over open_clip, with offline-aware weight resolution.
+
+Spec syntax: ``MODEL[@PRETRAINED]`` where PRETRAINED is an open_clip tag
+(``openai``, ``laion2b_s34b_b79k``...), a local checkpoint path, or ``random``
+(random weights, for tests and benchmarks). A bare ``MODEL`` uses the model's
+first known tag (``openai`` for ViT-B-32), or the weights vecgen ships for its
+own ``mini-*`` models.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vecgen.errors import VecgenError
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+_PROBE_HOSTS = (("huggingface.co", 443), ("openaipublic.azureedge.net", 443))
+_PROBE_TIMEOUT_S = 1.5
+
+
+@dataclass(frozen=True)
+class PerceptorSpec:
+    model: str
+    pretrained: str | None  # tag, path, "random" or None (= default)
+
+
+def parse_spec(spec: str) -> PerceptorSpec:
+    model, _, pre = spec.strip().partition("@")
+    if not model:
+        raise VecgenError(f"empty CLIP model name in {spec!r}")
+    return PerceptorSpec(model, pre or None)
+
+
+def _register_configs() -> None:
+    import open_clip
+
+    # add_model_config is idempotent: it re-reads the folder into open_clip's registry.
+    if "vecgen-tiny-vit" not in open_clip.list_models():
+        open_clip.add_model_config(CONFIG_DIR)
+
+
+def _network_reachable() -> bool:
+    """Bounded probe: can any weight host be reached within a second or two?"""
+    if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get("VECGEN_OFFLINE"):
+        return False
+    for host, port in _PROBE_HOSTS:
+        try:
+            with socket.create_connection((host, port), timeout=_PROBE_TIMEOUT_S):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _cached_file(cfg: dict) -> str | None:
+    """Path of already-downloaded weights for an open_clip pretrained cfg, if any."""
+    if cfg.get("file"):
+        return cfg["file"]
+    hub = cfg.get("hf_hub", "")
+    if hub:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:  # pragma: no cover - open_clip depends on it
+            try_to_load_from_cache = None
+        if try_to_load_from_cache is not None:
+            parts = hub.split("/")
+            repo = "/".join(parts[:2])
+            names = [parts[2]] if len(parts) > 2 and parts[2] else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+            for name in names:
+                hit = try_to_load_from_cache(repo, name)
+                if isinstance(hit, str) and os.path.exists(hit):
+                    return hit
+    url = cfg.get("url", "")
+    if url:
+        cand = Path(os.path.expanduser("~/.cache/clip")) / os.path.basename(url)
+        if cand.exists():
+            return str(cand)
+    return None
+
+
+def weights_available(spec: PerceptorSpec) -> bool:
+    """True when the weights for ``spec`` are local or (quickly) downloadable."""
+    try:
+        return _resolve(spec, probe=True)[0] is not None
+    except VecgenError:
+        return False
+
+
+def _resolve(spec: PerceptorSpec, probe: bool = True) -> tuple[str | None, dict]:
+    """-> (what to pass as open_clip ``pretrained``, pretrained cfg). None = random."""
+    import open_clip
+    from open_clip import pretrained as oc_pre
+
+    _register_configs()
+    if spec.model not in open_clip.list_models():
+        raise VecgenError(f"unknown CLIP model {spec.model!r} (see `vecgen models` for the list)")
+    tag = spec.pretrained
+    if tag == "random":
+        return None, {}
+    shipped = WEIGHTS_DIR / f"{spec.model}.safetensors"
+    if tag is None and shipped.exists():
+        return str(shipped), {}
+    if tag is None:
+        tags = open_clip.list_pretrained_tags_by_model(spec.model)
+        if not tags:
+            raise VecgenError(f"CLIP model {spec.model!r} has no known pretrained weights; "
+                              f"use {spec.model}@/path/to/checkpoint or {spec.model}@random")
+        tag = "openai" if "openai" in tags else tags[0]
+    if os.path.sep in tag or tag.endswith((".pt", ".pth", ".bin", ".safetensors")):
+        if not os.path.isfile(tag):
+            raise VecgenError(f"CLIP checkpoint {tag!r} not found")
+        return tag, {}
+    cfg = oc_pre.get_pretrained_cfg(spec.model, tag)
+    if not cfg:
+        known = ", ".join(open_clip.list_pretrained_tags_by_model(spec.model)) or "none"
+        raise VecgenError(f"unknown pretrained tag {tag!r} for {spec.model} (known: {known})")
+    cached = _cached_file(cfg)
+    if cached:
+        return cached, cfg
+    if probe and _network_reachable():
+        return tag, cfg
+    raise VecgenError(
+        f"weights for {spec.model}@{tag} are not cached and cannot be downloaded (offline); "
+        f"pass a local file as --clip {spec.model}@/path/to/open_clip_model.safetensors "
+        f"or fill the Hugging Face cache (~/.cache/huggingface) on a connected machine"
+    )
+
+
+class ClipPerceptor(nn.Module):
+    """A frozen open_clip model with differentiable preprocessing inside.
+
+    encode_image: ``(N, 3, H, W)`` in ``[0, 1]``, any size -> ``(N, D)`` unit vectors.
+    encode_text: ``list[str]`` -> ``(P, D)`` unit vectors (cached per string).
+    """
+
+    def __init__(self, model: nn.Module, tokenizer, name: str, mean, std) -> None:
+        super().__init__()
+        self.model = model.eval().requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.name = name
+        size = model.visual.image_size
+        self.input_size = int(size[0] if isinstance(size, (tuple, list)) else size)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self._text_cache: dict[str, Tensor] = {}
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
+    def encode_image(self, x: Tensor) -> Tensor:
+        s = self.input_size
+        if x.shape[-2:] != (s, s):
+            x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=x.shape[-1] > s)
+        x = (x.to(self.mean) - self.mean) / self.std
+        return F.normalize(self.model.encode_image(x).float(), dim=-1)
+
+    @torch.no_grad()
+    def encode_text(self, texts: list[str]) -> Tensor:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
+        if missing:
+            tokens = self.tokenizer(missing).to(self.device)
+            emb = F.normalize(self.model.encode_text(tokens).float(), dim=-1)
+            for t, e in zip(missing, emb):
+                self._text_cache[t] = e
+        return torch.stack([self._text_cache[t] for t in texts])
+
+
+def load_perceptor(spec: str, device: str | torch.device = "cpu") -> ClipPerceptor:
+    """Load a perceptor from a spec like ``ViT-B-32``, ``RN50@openai``, ``mini-vit``, ``X@random``."""
+    import open_clip
+
+    ps = parse_spec(spec)
+    pre, cfg = _resolve(ps)
+    kwargs = {}
+    if cfg.get("quick_gelu"):
+        kwargs["force_quick_gelu"] = True
+    logger = logging.getLogger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # open_clip warns loudly about random init
+    try:
+        if pre is not None and pre.endswith(".safetensors") and Path(pre).parent == WEIGHTS_DIR:
+            model = open_clip.create_model(ps.model, pretrained=None, device="cpu", **kwargs)
+            _load_safetensors(model, pre)
+        else:
+            model = open_clip.create_model(ps.model, pretrained=pre, device="cpu", **kwargs)
+    except VecgenError:
+        raise
+    except Exception as e:  # bad checkpoint files, hub errors
+        raise VecgenError(f"could not load CLIP {spec!r}: {str(e).splitlines()[0][:200]}") from None
+    finally:
+        logger.setLevel(level)
+    mean = cfg.get("mean") or getattr(model.visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN
+    std = cfg.get("std") or getattr(model.visual, "image_std", None) or open_clip.OPENAI_DATASET_STD
+    tok = open_clip.get_tokenizer(ps.model)
+    return ClipPerceptor(model, tok, spec, mean, std).to(device)
+
+
+def _load_safetensors(model: nn.Module, path: str) -> None:
+    from safetensors.torch import load_file
+
+    state = load_file(path)
+    result = model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+    bad = list(result.missing_keys) + list(result.unexpected_keys)
+    if bad:
+        raise VecgenError(f"{path}: checkpoint does not match the model (first mismatched key: {bad[0]})")
+
+
+DEFAULT_MODEL = "ViT-B-32"
+FALLBACK_MODEL = "mini-vit"
+
+
+def resolve_auto(warn=None) -> str:
+    """``--clip auto``: real ViT-B-32 (OpenAI) when its weights are cached or reachable, else ``mini-vit``.
+
+    Decides within a couple of seconds offline: cache first, HF_HUB_OFFLINE
+    honoured, and one bounded connection probe.
+    """
+    if weights_available(PerceptorSpec(DEFAULT_MODEL, "openai")):
+        return f"{DEFAULT_MODEL}@openai"
+    if (WEIGHTS_DIR / f"{FALLBACK_MODEL}.safetensors").exists():
+        if warn is not None:
+            warn(f"ViT-B-32 weights unavailable (offline?); using the built-in {FALLBACK_MODEL}, which knows only "
+                 f"simple shapes, colours and positions. For real CLIP: --clip ViT-B-32@/path/to/open_clip_model.safetensors "
+                 f"or run once with network to fill the cache")
+        return FALLBACK_MODEL
+    raise VecgenError("no CLIP weights available offline: pass --clip MODEL@/path/to/checkpoint "
+                      "or run once with network to fill the Hugging Face cache")

@@ -1,0 +1,157 @@
+"""Bézier strokes and blobs (CLIPDraw's parameterization), drawn by a vector rasterizer.
+
+All paths' control points live in one ``(N, 2)`` tensor (pixel units), so any
+mix of open strokes, closed blobs and paths read from an SVG shares one
+optimizer group. What is optimized is exactly what ``export`` writes.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path as FsPath
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from vecgen.backends.raster import composite, get_rasterizer
+from vecgen.errors import VecgenError
+from vecgen.scene import Path, Scene
+from vecgen.svg import read_svg, scene_to_svg
+
+SHAPES = ("strokes", "blobs", "mixed")
+
+
+class Strokes:
+    """Coloured Bézier paths on a ``size = (W, H)`` canvas.
+
+    render() -> ``(1, 3, H, W)`` in ``[0, 1]``. Groups: points (scheduled),
+    widths, colours, with CLIPDraw's learning rates scaled to the canvas.
+    """
+
+    kind = "vector"
+
+    def __init__(self, size: tuple[int, int], *, strokes: int = 256, segments: int = 3,
+                 width: tuple[float, float] = (1.0, 8.0), shapes: str = "strokes", background=(1.0, 1.0, 1.0),
+                 init: str | FsPath | None = None, seed: int = 0, device: str | torch.device = "cpu",
+                 rasterizer: str = "native", lr_points: float = 1.0, lr_width: float = 0.1,
+                 lr_color: float = 0.01) -> None:
+        w, h = size
+        if shapes not in SHAPES:
+            raise VecgenError(f"unknown --shapes {shapes!r} (choose {', '.join(SHAPES)})")
+        if strokes < 0 or (strokes == 0 and init is None):
+            raise VecgenError("--strokes must be > 0")
+        if segments <= 0:
+            raise VecgenError("--segments must be > 0")
+        if not (0 <= width[0] <= width[1]):
+            raise VecgenError("--width must be MIN,MAX with 0 <= MIN <= MAX")
+        self.size = (int(w), int(h))
+        self.width_range = (float(width[0]), float(width[1]))
+        self.device = torch.device(device)
+        self.rasterizer = get_rasterizer(rasterizer)
+        self.background = torch.tensor(background, dtype=torch.float32, device=self.device)
+        scale = min(w, h) / 224.0
+        self.lrs = {"points": lr_points * scale, "widths": lr_width, "colors": lr_color}
+        gen = torch.Generator().manual_seed(seed)
+        paths = self._read_init(init) if init is not None else []
+        paths += self._random_paths(strokes if init is None else 0, segments, shapes, gen)
+        self._from_paths(paths)
+
+    # ------------------------------------------------------------------ construction
+    def _read_init(self, init) -> list[Path]:
+        scene = read_svg(init)
+        if not scene.paths:
+            raise VecgenError(f"{init}: SVG has no paths to start from")
+        sx, sy = self.size[0] / scene.width, self.size[1] / scene.height
+        for p in scene.paths:
+            p.points = p.points * torch.tensor([sx, sy])
+            p.stroke_width = torch.as_tensor(p.stroke_width) * math.sqrt(sx * sy)
+        return scene.paths
+
+    def _random_paths(self, n: int, segments: int, shapes: str, gen: torch.Generator) -> list[Path]:
+        w, h = self.size
+        wh = torch.tensor([w, h], dtype=torch.float32)
+        short = min(w, h)
+        lo, hi = self.width_range
+        n_blobs = n if shapes == "blobs" else (n // 2 if shapes == "mixed" else 0)
+        out = []
+        for i in range(n):
+            r = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731
+            colour = r(4)
+            if i < n_blobs:  # closed filled blob around a random centre (drawn first, behind strokes)
+                c = r(2) * wh
+                rad = short * (0.04 + 0.08 * r(1))
+                k = 3 * segments
+                ang = torch.arange(k) / k * 2 * math.pi
+                pts = c + rad * torch.stack([ang.cos(), ang.sin()], 1) * (0.8 + 0.4 * r(k, 1))
+                out.append(Path(pts, closed=True, stroke_width=torch.tensor(lo), fill=colour))
+            else:  # open stroke: a short random walk (CLIPDraw's init)
+                p0 = r(2) * wh
+                steps = (r(3 * segments, 2) * 2 - 1) * 0.1 * short
+                pts = torch.cat([p0[None], p0 + torch.cumsum(steps, 0)])
+                width = lo + (hi - lo) * 0.25 * r(())
+                out.append(Path(pts, closed=False, stroke_width=width, stroke=colour))
+        return out
+
+    def _from_paths(self, paths: list[Path]) -> None:
+        d = self.device
+        self.counts = [int(p.points.shape[0]) for p in paths]
+        self.closed = [bool(p.closed) for p in paths]
+        self.has_fill = [p.fill is not None for p in paths]
+        self.has_stroke = [p.stroke is not None for p in paths]
+        self.evenodd = [p.fill_rule == "evenodd" for p in paths]
+        zero4 = torch.zeros(4)
+        self.points = torch.cat([p.points.float() for p in paths]).to(d).requires_grad_(True)
+        self.widths = torch.stack([torch.as_tensor(p.stroke_width, dtype=torch.float32).reshape(())
+                                   for p in paths]).to(d).requires_grad_(True)
+        self.stroke_rgba = torch.stack([p.stroke if p.stroke is not None else zero4 for p in paths]).float().to(d).requires_grad_(True)
+        self.fill_rgba = torch.stack([p.fill if p.fill is not None else zero4 for p in paths]).float().to(d).requires_grad_(True)
+
+    # ------------------------------------------------------------------ protocol
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [
+            {"params": [self.points], "lr": self.lrs["points"], "name": "points", "schedule": True},
+            {"params": [self.widths], "lr": self.lrs["widths"], "name": "widths"},
+            {"params": [self.stroke_rgba, self.fill_rgba], "lr": self.lrs["colors"], "name": "colors"},
+        ]
+
+    def scene(self) -> Scene:
+        paths, start = [], 0
+        for i, n in enumerate(self.counts):
+            paths.append(Path(
+                points=self.points[start:start + n], closed=self.closed[i], stroke_width=self.widths[i],
+                stroke=self.stroke_rgba[i] if self.has_stroke[i] else None,
+                fill=self.fill_rgba[i] if self.has_fill[i] else None,
+                fill_rule="evenodd" if self.evenodd[i] else "nonzero"))
+            start += n
+        return Scene(self.size[0], self.size[1], paths, self.background)
+
+    def render(self) -> Tensor:
+        rgba = self.rasterizer.render(self.scene(), self.size)
+        return composite(rgba, self.background).unsqueeze(0).clamp(0, 1)
+
+    def project_(self) -> None:
+        lo, hi = self.width_range
+        self.widths.data.clamp_(lo, hi)
+        self.stroke_rgba.data.clamp_(0, 1)
+        self.fill_rgba.data.clamp_(0, 1)
+
+    def svg(self, metadata: dict[str, str] | None = None) -> str:
+        return scene_to_svg(self.scene(), metadata)
+
+    def export(self, path: str | FsPath, metadata: dict[str, str] | None = None) -> None:
+        from vecgen.engine import atomic_write
+
+        atomic_write(path, self.svg(metadata).encode("utf-8"))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"points": self.points.detach().clone(), "widths": self.widths.detach().clone(),
+                "stroke_rgba": self.stroke_rgba.detach().clone(), "fill_rgba": self.fill_rgba.detach().clone(),
+                "counts": list(self.counts), "closed": list(self.closed), "has_fill": list(self.has_fill),
+                "has_stroke": list(self.has_stroke), "evenodd": list(self.evenodd)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if list(state["counts"]) != self.counts or list(state["closed"]) != self.closed:
+            raise VecgenError("checkpoint was made with different --strokes/--segments/--shapes")
+        with torch.no_grad():
+            for k in ("points", "widths", "stroke_rgba", "fill_rgba"):
+                getattr(self, k).copy_(state[k])
