@@ -28,6 +28,7 @@ setup(
     extras_require={
         "test": ["pytest", "resvg-py"],
         "ray": ["ray"],
+        "all": ["resvg-py", "ray"],
     },
     entry_points={"console_scripts": ["vecgen=vecgen.cli:main"]},
 )

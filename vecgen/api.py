@@ -319,3 +319,4 @@ def render_svg(path: str | Path, size: Any = None, rasterizer: str = "native") -
         rgba = get_rasterizer(rasterizer).render(scene, wh)
         bg = scene.background if scene.background is not None else torch.ones(3)
         return tensor_to_pil(composite(rgba, bg))
+from vecgen.api_raster import paint  # noqa: E402,F401

@@ -150,7 +150,7 @@ def _parse_d(d: str) -> list[tuple[list[tuple[float, float]], bool]]:
 
     def flush(closed: bool):
         nonlocal pts
-        if len(pts) >= 4:
+        if len(pts) >= (3 if closed else 4):
             subs.append((pts, closed))
         pts = []
 
@@ -175,7 +175,7 @@ def _parse_d(d: str) -> list[tuple[list[tuple[float, float]], bool]]:
         elif c == "Z":
             if pts and (abs(cur[0] - start[0]) > 1e-9 or abs(cur[1] - start[1]) > 1e-9):
                 line(start)
-            if pts and len(pts) >= 4:
+            if len(pts) >= 4:
                 pts = pts[:-1]  # closed paths do not repeat the first point
                 if len(pts) % 3 == 0:
                     flush(True)

@@ -190,6 +190,10 @@ def load_perceptor(spec: str, device: str | torch.device = "cpu") -> ClipPercept
         if pre is not None and pre.endswith(".safetensors") and Path(pre).parent == WEIGHTS_DIR:
             model = open_clip.create_model(ps.model, pretrained=None, device="cpu", **kwargs)
             _load_safetensors(model, pre)
+        elif pre is None:  # @random: the same random weights every time, global RNG untouched
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                model = open_clip.create_model(ps.model, pretrained=None, device="cpu", **kwargs)
         else:
             model = open_clip.create_model(ps.model, pretrained=pre, device="cpu", **kwargs)
     except VecgenError:

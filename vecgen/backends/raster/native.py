@@ -94,7 +94,7 @@ def _layer_boxes(a: Tensor, b: Tensor, r: Tensor, layer: Tensor, n_layers: int, 
     """Integer pixel boxes ``(x0, y0, bw, bh)`` covering each layer's lines grown by ``r``."""
     lo = torch.minimum(a, b) - r.unsqueeze(1)
     hi = torch.maximum(a, b) + r.unsqueeze(1)
-    big = torch.full((n_layers, 2), float("inf"), device=a.device)
+    big = torch.full((n_layers, 2), float("inf"), device=a.device, dtype=a.dtype)
     lo_l = big.scatter_reduce(0, layer.unsqueeze(1).expand(-1, 2), lo, "amin")
     hi_l = (-big).scatter_reduce(0, layer.unsqueeze(1).expand(-1, 2), hi, "amax")
     limit = torch.tensor([w - 1, h - 1], device=a.device)
@@ -176,7 +176,7 @@ def rasterize(scene: Scene, size: tuple[int, int] | None = None, *, tol: float =
     w, h = int(w), int(h)
     ref = next((p.points for p in scene.paths), None)
     device = ref.device if ref is not None else torch.device("cpu")
-    dtype = torch.float32
+    dtype = ref.dtype if ref is not None and ref.is_floating_point() else torch.float32
     if not scene.paths:
         return torch.zeros(4, h, w, device=device, dtype=dtype)
     sx, sy = w / scene.width, h / scene.height
