@@ -257,31 +257,38 @@ def rasterize(scene: Scene, size: tuple[int, int] | None = None, *, tol: float =
     lr = torch.cat([s_r, f_r])
     ll = torch.cat([s_layer, f_layer])
 
-    # --- packed per-layer pixel boxes
+    # --- pixel slots: fills own a packed box (their interiors need winding numbers);
+    # strokes only get the (layer, pixel) slots their lines actually touch.
     with torch.no_grad():
         box0, box_size = _layer_boxes(la.detach(), lb.detach(), lr.detach(), ll, n_layers, w, h)
-        area = box_size[:, 0] * box_size[:, 1]
-        offset = torch.cumsum(area, 0) - area
         line, px, py = _line_pixel_pairs(la.detach(), lb.detach(), lr.detach(), box0[ll], box_size[ll])
         pl = ll[line]
-        slot = offset[pl] + (py - box0[pl, 1]) * box_size[pl, 0] + (px - box0[pl, 0])
+        fill_pair = is_fill[pl]
+        area = box_size[:, 0] * box_size[:, 1] * is_fill
+        offset = torch.cumsum(area, 0) - area
         slot_layer, local = _ranges(area)
         sbw = box_size[slot_layer, 0]
         scol, srow = local % sbw, local // sbw
+        n_fill_slots = slot_layer.numel()
+        sp = ~fill_pair
+        ukey, inv = torch.unique(pl[sp] * (h * w) + py[sp] * w + px[sp], return_inverse=True)
+        slot = torch.empty_like(line)
+        fpl = pl[fill_pair]
+        slot[fill_pair] = offset[fpl] + (py[fill_pair] - box0[fpl, 1]) * box_size[fpl, 0] + (px[fill_pair] - box0[fpl, 0])
+        slot[sp] = n_fill_slots + inv
+        slot_pix = torch.cat([(box0[slot_layer, 1] + srow) * w + box0[slot_layer, 0] + scol, ukey % (h * w)])
+        slot_layer = torch.cat([slot_layer, ukey // (h * w)])
     # --- winding numbers at pixel centres of fill slots (exact, no gradient)
     inside = torch.zeros(slot_layer.numel(), dtype=torch.bool, device=device)
-    n_stroke_lines = s_a.shape[0]
-    fill_pair = line >= n_stroke_lines
     if bool(is_fill.any()):
         with torch.no_grad():
             wrow_size = box_size[:, 1] * (box_size[:, 0] + 1) * is_fill
             wrow = torch.cumsum(wrow_size, 0) - wrow_size
             fb = box_size * is_fill.unsqueeze(1)
             wind = _winding(f_a.detach(), f_b.detach(), f_layer, box0, fb, wrow)
-            fs = is_fill[slot_layer]
-            widx = wrow[slot_layer[fs]] + srow[fs] * (sbw[fs] + 1) + scol[fs]
+            fl_layer = slot_layer[:n_fill_slots]
             wn = torch.zeros(slot_layer.numel(), dtype=torch.long, device=device)
-            wn[fs] = wind[widx]
+            wn[:n_fill_slots] = wind[wrow[fl_layer] + srow * (sbw + 1) + scol]
             eo = evenodd[slot_layer]
             inside = torch.where(eo, wn % 2 == 1, wn != 0)
             # An edge only anti-aliases pixels where it separates inside from outside:
@@ -307,9 +314,9 @@ def rasterize(scene: Scene, size: tuple[int, int] | None = None, *, tol: float =
     # --- composite all layers at once, per pixel in layer order
     with torch.no_grad():
         keep = torch.nonzero(cov > 0).squeeze(1)
-        pix = (box0[slot_layer[keep], 1] + srow[keep]) * w + box0[slot_layer[keep], 0] + scol[keep]
-        pix, order = torch.sort(pix, stable=True)
+        key, order = torch.sort(slot_pix[keep] * n_layers + slot_layer[keep])
         keep = keep[order]
+        pix = key // n_layers
         _, counts = torch.unique_consecutive(pix, return_counts=True)
     k_layer = slot_layer[keep]
     alpha = cov[keep] * rgba[k_layer, 3]
@@ -322,7 +329,6 @@ def rasterize(scene: Scene, size: tuple[int, int] | None = None, *, tol: float =
     above = group_total.repeat_interleave(counts) - (cs - group_before.repeat_interleave(counts))
     weight = (alpha.double() * torch.exp(above)).to(dtype)
     colour = rgba[k_layer, :3] * weight.unsqueeze(1)
-    out = torch.zeros(h * w, 4, device=device, dtype=dtype)
     upix = pix[ends]
     rgb = torch.zeros(h * w, 3, device=device, dtype=dtype).index_add(0, pix, colour)
     alpha_out = torch.zeros(h * w, device=device, dtype=dtype).index_put((upix,), (1.0 - torch.exp(group_total)).to(dtype))
