@@ -48,16 +48,26 @@ def _register_configs() -> None:
 
 
 def _network_reachable() -> bool:
-    """Bounded probe: can any weight host be reached within a second or two?"""
+    """Bounded probe: can a weight host be reached? (DNS included: runs in a thread with a deadline.)"""
     if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get("VECGEN_OFFLINE"):
         return False
-    for host, port in _PROBE_HOSTS:
-        try:
-            with socket.create_connection((host, port), timeout=_PROBE_TIMEOUT_S):
-                return True
-        except OSError:
-            continue
-    return False
+    import threading
+
+    found: list[bool] = []
+
+    def probe() -> None:
+        for host, port in _PROBE_HOSTS:
+            try:
+                with socket.create_connection((host, port), timeout=_PROBE_TIMEOUT_S):
+                    found.append(True)
+                    return
+            except OSError:
+                continue
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(_PROBE_TIMEOUT_S * 2)
+    return bool(found)
 
 
 def _cached_file(cfg: dict) -> str | None:
