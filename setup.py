@@ -26,7 +26,7 @@ setup(
         "PyWavelets",
     ],
     extras_require={
-        "test": ["pytest", "resvg-py"],
+        "test": ["pytest", "resvg-py", "ray"],
         "ray": ["ray"],
         "all": ["resvg-py", "ray"],
     },

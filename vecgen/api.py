@@ -150,12 +150,11 @@ def load_image(path: str | Path, size: tuple[int, int] | None = None) -> torch.T
             im = im.convert("RGB")
             if size is not None:
                 im = im.resize(size, Image.BICUBIC)
-            data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(im.height, im.width, 3)
+            return pil_to_tensor(im)
     except FileNotFoundError:
         raise VecgenError(f"{path}: no such file") from None
     except Exception as e:
         raise VecgenError(f"{path}: not a readable image ({type(e).__name__})") from None
-    return data.permute(2, 0, 1).float().div(255).unsqueeze(0)
 
 
 def parse_image_prompts(specs) -> list[ImageTarget]:
@@ -215,6 +214,13 @@ class Result:
 
     def _repr_png_(self) -> bytes:
         return self.png_bytes()
+
+
+def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    """PIL image -> ``(1, 3, H, W)`` float in ``[0, 1]``."""
+    im = image.convert("RGB")
+    data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(im.height, im.width, 3)
+    return data.permute(2, 0, 1).float().div(255).unsqueeze(0)
 
 
 def tensor_to_pil(image: torch.Tensor) -> Image.Image:
@@ -320,3 +326,4 @@ def render_svg(path: str | Path, size: Any = None, rasterizer: str = "native") -
         bg = scene.background if scene.background is not None else torch.ones(3)
         return tensor_to_pil(composite(rgba, bg))
 from vecgen.api_raster import paint  # noqa: E402,F401
+from vecgen.api_generate import generate, adapt  # noqa: E402,F401

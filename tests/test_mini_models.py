@@ -1,0 +1,130 @@
+"""Tests for the built-in mini CLIP models (mini-vit, mini-rn): configs, shipped weights, probes, training."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import vecgen
+from vecgen.backends.perceptors import clip as clip_mod
+from vecgen.backends.perceptors.probes import PROBE_SEED0, probe, probe_items
+
+NAMES = ("mini-vit", "mini-rn")
+WEIGHTS = clip_mod.WEIGHTS_DIR
+needs_weights = pytest.mark.skipif(not all((WEIGHTS / f"{n}.safetensors").is_file() for n in NAMES),
+                                   reason="shipped mini-* weights not present")
+# Measured on 1,000 held-out scenes: see weights/metrics.json. These bounds sit a little
+# below what 100 scenes give, far above chance (colour 1/12, shape 1/8).
+MIN_ACCURACY = {"mini-vit": {"colour": 0.85, "shape": 0.6}, "mini-rn": {"colour": 0.85, "shape": 0.6}}
+
+
+@pytest.fixture(scope="module")
+def perceptors():
+    torch.manual_seed(0)
+    return {n: vecgen.load_perceptor(n) for n in NAMES}
+
+
+def test_configs_registered_and_small():
+    import open_clip
+
+    clip_mod._register_configs()
+    for name in NAMES:
+        assert name in open_clip.list_models()
+        p = vecgen.load_perceptor(f"{name}@random")
+        n_params = sum(t.numel() for t in p.model.parameters())
+        assert n_params <= 8_000_000, (name, n_params)
+        assert p.input_size <= 96
+    vit = vecgen.load_perceptor("mini-vit@random").model.visual
+    rn = vecgen.load_perceptor("mini-rn@random").model.visual
+    assert type(vit).__name__ == "VisionTransformer" and type(rn).__name__ == "ModifiedResNet"
+
+
+@needs_weights
+def test_shipped_files_fp16_and_small():
+    from safetensors import safe_open
+
+    total = 0
+    for name in NAMES:
+        path = WEIGHTS / f"{name}.safetensors"
+        total += path.stat().st_size
+        with safe_open(str(path), framework="pt") as f:
+            dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}
+        assert dtypes <= {"F16", "I64"}, dtypes
+    assert total <= 40 * 1024 * 1024
+    metrics = json.loads((WEIGHTS / "metrics.json").read_text())
+    for name in NAMES:
+        m = metrics[name]
+        assert m["params"] <= 8_000_000 and m["steps"] > 0 and m["train_seconds"] > 0
+        assert {"colour", "shape", "position", "size", "count"} <= set(m["probes"])
+
+
+@needs_weights
+def test_load_by_name(perceptors):
+    from safetensors.torch import load_file
+
+    for name, p in perceptors.items():
+        assert p.name == name
+        shipped = load_file(str(WEIGHTS / f"{name}.safetensors"))
+        key = "logit_scale"
+        assert torch.allclose(p.model.state_dict()[key], shipped[key].float())
+        img = torch.rand(2, 3, 100, 100)
+        fi = p.encode_image(img)
+        ft = p.encode_text(["a red circle", "two blue triangles"])
+        assert fi.shape == (2, ft.shape[1])
+        assert torch.allclose(fi.norm(dim=-1), torch.ones(2), atol=1e-4)
+
+
+def test_auto_falls_back_to_mini_vit(monkeypatch):
+    monkeypatch.setattr(clip_mod, "weights_available", lambda spec: False)
+    if not (WEIGHTS / "mini-vit.safetensors").is_file():
+        pytest.skip("mini-vit weights not present")
+    warnings = []
+    assert clip_mod.resolve_auto(warnings.append) == "mini-vit"
+    assert warnings and "mini-vit" in warnings[0]
+
+
+def test_probe_items_are_held_out_and_differ_in_one_attribute():
+    items = probe_items("colour", 5)
+    for attrs, caps in items:
+        assert len(caps) == 12 and len(set(caps)) == 12
+        words = [set(c.split()) for c in caps]
+        assert all(len(w ^ words[0]) <= 3 for w in words[1:])
+    assert PROBE_SEED0 >= 10**9
+
+
+@needs_weights
+@pytest.mark.parametrize("name", NAMES)
+def test_probe_well_above_chance(perceptors, name):
+    for attribute in ("colour", "shape"):
+        res = probe(perceptors[name], attribute, n=100)
+        assert res["accuracy"] >= MIN_ACCURACY[name][attribute], (name, attribute, res)
+
+
+def test_training_smoke(tmp_path):
+    from vecgen.backends.perceptors.train import load_trained, main
+
+    rc = main(["--arch", "vit", "--seed", "3", "--steps", "3", "--batch", "8", "--scenes", "16", "--size", "64",
+               "--warmup", "1", "--cache-dir", "none", "--probe-n", "0", "--name", "smoke-vit", "--out", str(tmp_path)])
+    assert rc == 0
+    weights = tmp_path / "smoke-vit.safetensors"
+    metrics = json.loads((tmp_path / "metrics.json").read_text())["smoke-vit"]
+    assert weights.is_file() and metrics["steps"] == 3 and metrics["params"] <= 8_000_000
+    assert metrics["final_loss"] == metrics["final_loss"]  # not NaN
+    p = load_trained("smoke-vit", weights, "mini-vit")
+    assert p.encode_text(["a red circle"]).shape[0] == 1
+
+
+@needs_weights
+def test_draw_red_circle_judged_by_the_other_model(perceptors):
+    """Drawing 'a red circle' against mini-vit makes mini-rn prefer that caption too."""
+    from vecgen.api import pil_to_tensor
+
+    res = vecgen.draw("a red circle", clip="mini-vit", steps=40, strokes=12, size=64, cutouts=4, seed=0,
+                      device="cpu", quiet=True)
+    img = pil_to_tensor(res.image)
+    judge = perceptors["mini-rn"]
+    with torch.no_grad():
+        sims = judge.encode_text(["a red circle", "a blue square", "a green triangle"]) @ judge.encode_image(img)[0]
+    assert sims[0] > sims[1] and sims[0] > sims[2], sims.tolist()

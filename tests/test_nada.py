@@ -1,0 +1,246 @@
+"""Tests of StyleGAN-NADA: directional loss, GeneratorWeights, ``adapt`` and ``vecgen adapt``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from vecgen.api_generate import adapt
+from vecgen.backends.generators import StyleGAN2Generator, load_generator
+from vecgen.cli import main
+from vecgen.engine import optimize
+from vecgen.errors import VecgenError
+from vecgen.losses import DirectionalClipTerm, text_distance
+from vecgen.objective import Context, Objective
+from vecgen.params.base import Parameterization
+from vecgen.params.generator_weights import GeneratorWeights
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+TAEF2_DECODER = SHARED / "weights" / "taef2" / "taef2_decoder.pth"
+TINY = "vecgen-tiny-vit@random"
+CPU = torch.device("cpu")
+TERM = f"direction:{TINY}"
+
+needs_taef2 = pytest.mark.skipif(not TAEF2_DECODER.is_file(), reason="../shared/weights/taef2 not available")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def small_stylegan2(seed: int = 0) -> StyleGAN2Generator:
+    torch.manual_seed(seed)
+    g = StyleGAN2Generator(32, style_dim=32, n_mlp=2, channels={4: 16, 8: 16, 16: 8, 32: 8})
+    return g.eval().requires_grad_(False)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from vecgen.api import load_perceptors
+
+    return load_perceptors(TINY, CPU)
+
+
+def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def changed_keys(module: torch.nn.Module, before: dict[str, torch.Tensor]) -> set[str]:
+    return {k for k, v in module.state_dict().items() if not torch.equal(v, before[k])}
+
+
+def make_param(gen, perceptor, **kw) -> GeneratorWeights:
+    def probe(images):
+        return text_distance(perceptor, ["pencil sketch"], images)
+
+    return GeneratorWeights(gen, probe=probe, **kw)
+
+
+# ----------------------------------------------------------------------------- the loss
+def test_directional_term(tiny):
+    perceptor = tiny[0][0]
+    img = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    ref = img.clone()
+    term = DirectionalClipTerm(perceptor, "photo", "pencil sketch", reference=lambda: ref)
+    x = img.clone().requires_grad_(True)
+    loss = term(Context(x, None))
+    assert abs(float(loss.detach()) - 1.0) < 1e-6  # identical renders: no step, loss 1 (not NaN)
+    loss.backward()
+    assert torch.isfinite(x.grad).all() and float(x.grad.abs().sum()) > 0
+    # a render moved along the gradient scores better
+    with torch.no_grad():
+        moved = img - 0.5 * x.grad / x.grad.abs().max()
+        assert float(term(Context(moved, None))) < 1.0
+    with pytest.raises(VecgenError):
+        DirectionalClipTerm(perceptor, "", "x", reference=lambda: ref)
+    same = DirectionalClipTerm(perceptor, "photo", "photo", reference=lambda: ref)
+    with pytest.raises(VecgenError, match="same"):
+        same(Context(img, None))
+
+
+# ----------------------------------------------------------------------------- StyleGAN2
+def test_layer_table_matches_wplus(tiny):
+    p = make_param(small_stylegan2(), tiny[0][0], layers_k=3)
+    assert isinstance(p, Parameterization)
+    assert p.mode == "wplus"
+    assert len(p.layer_names) == p.frozen.n_latent == 8
+    assert p.layer_names[:4] == ["w0:conv1", "w1:to_rgb1+convs.0", "w2:convs.1", "w3:to_rgbs.0+convs.2"]
+    names = {id(t): n for n, t in p.trained.named_parameters()}
+    trainable = {names[id(t)] for t in p.parameters()}
+    assert not any(n.startswith("style.") for n in trainable)  # mapping stays frozen
+    assert "input.input" not in trainable
+    assert len(trainable) == len(p.parameters())
+
+
+def test_nada_stylegan2_selected_layers_only(tiny):
+    gen = small_stylegan2()
+    frozen_before = snapshot(gen)
+    p = make_param(gen, tiny[0][0], layers_k=2, batch=2, lr=0.01)
+    term = DirectionalClipTerm(tiny[0][0], "photo", "pencil sketch", reference=lambda: p.frozen_image)
+    objective = Objective([term])
+    names = {id(t): n for n, t in p.trained.named_parameters()}
+    per_step = []
+
+    def record(step, param, values):
+        per_step.append(list(param.selected))
+
+    before = snapshot(p.trained)
+    state = optimize(p, objective, 1, callbacks=[record], progress=False)
+    assert len(state.history) == 1 and len(per_step[0]) == 2
+    allowed = {names[id(t)] for i in per_step[0] for t in p._layer_params[i]}
+    moved = changed_keys(p.trained, before)
+    assert moved and moved <= allowed  # one step: only the two chosen layers change
+    assert p.last_scores is not None and p.last_scores.shape == (8,)
+    assert set(torch.argsort(-p.last_scores)[:2].tolist()) == set(per_step[0])
+    assert not changed_keys(gen, frozen_before)  # the frozen copy is untouched
+    assert p.frozen is gen and p.trained is not gen
+
+
+def test_adapt_stylegan2_loss_decreases(tiny, tmp_path):
+    gen = small_stylegan2()
+    frozen_before = snapshot(gen)
+    trained_start = snapshot(gen)
+    res = adapt("photo", "pencil sketch", generator=gen, steps=20, layers_k=3, lr=0.01, device="cpu", quiet=True,
+                perceptors=tiny, output=tmp_path / "a.pt", grid=tmp_path / "a.png")
+    h = [v[TERM] for v in res.history]
+    assert h[0] == pytest.approx(1.0, abs=1e-4)
+    assert sum(h[-5:]) / 5 < sum(h[:5]) / 5 - 0.02, h
+    p = res.param
+    # layers never selected never changed; the mapping never changes; the frozen copy is intact
+    names = {id(t): n for n, t in p.trained.named_parameters()}
+    never = {names[id(t)] for i, c in enumerate(p.selection_counts.tolist()) if c == 0 for t in p._layer_params[i]}
+    moved = changed_keys(p.trained, trained_start)
+    assert moved and not (moved & never)
+    assert not any(k.startswith("style.") for k in moved)
+    assert not changed_keys(gen, frozen_before)
+    assert int(p.selection_counts.sum()) == 20 * 3
+    # outputs: a weights-only loadable generator equal to the trained copy, and a 2-row grid
+    state = torch.load(tmp_path / "a.pt", weights_only=True)
+    assert state["vecgen"]["target"] == "pencil sketch"
+    again = load_generator(f"stylegan2:{tmp_path / 'a.pt'}")
+    for k, v in p.trained.state_dict().items():
+        assert torch.equal(again.state_dict()[k], v), k
+    from PIL import Image
+
+    with Image.open(tmp_path / "a.png") as im:
+        assert im.size == (4 * 32, 2 * 32)
+    assert res.image.size == (4 * 32, 2 * 32)
+
+
+def test_adapt_checkpoint_resume(tiny, tmp_path):
+    ck = tmp_path / "ck.pt"
+    a = adapt("photo", "sketch", generator=small_stylegan2(), steps=3, layers_k=2, device="cpu", quiet=True,
+              perceptors=tiny, checkpoint=ck)
+    b = adapt("photo", "sketch", generator=small_stylegan2(), steps=4, layers_k=2, device="cpu", quiet=True,
+              perceptors=tiny, resume=ck)
+    assert len(b.history) == 4 and b.history[:3] == a.history
+    assert b.param.step == 4
+
+
+def test_adapt_bad_input(tiny):
+    kw = dict(generator=small_stylegan2(), steps=1, device="cpu", quiet=True, perceptors=tiny)
+    with pytest.raises(VecgenError, match="same"):
+        adapt("photo", "photo", **kw)
+    with pytest.raises(VecgenError, match="--source"):
+        adapt("", "x", **kw)
+    with pytest.raises(VecgenError, match="layers-k"):
+        adapt("a", "b", layers_k=0, **kw)
+    with pytest.raises(VecgenError, match=".pt"):
+        adapt("a", "b", output="x.png", **kw)
+
+
+# ----------------------------------------------------------------------------- TAEF2 (no W+)
+@needs_taef2
+def test_nada_taef2_gradient_selection(tiny):
+    gen = load_generator("taef2", image_size=32)
+    frozen_before = snapshot(gen)
+    p = make_param(gen, tiny[0][0], layers_k=3, batch=1, lr=0.002)
+    assert p.mode == "grad" and len(p.layer_names) == 15 and p.layer_names[0] == "decoder.1"
+    term = DirectionalClipTerm(tiny[0][0], "photo", "pencil sketch", reference=lambda: p.frozen_image)
+    start = snapshot(p.trained)
+    selections = []
+    state = optimize(p, Objective([term]), 4, progress=False,
+                     callbacks=[lambda s, prm, v: selections.append(list(prm.selected))])
+    h = [v[term.name] for v in state.history]
+    assert h[0] == pytest.approx(1.0, abs=1e-4) and min(h[1:]) < 1.0
+    assert p.last_scores.shape == (15,)
+    used = {i for sel in selections for i in sel}
+    allowed = {p.layer_names[i] for i in used}
+    moved = changed_keys(p.trained, start)
+    assert moved and {".".join(k.split(".")[:2]) for k in moved} <= allowed
+    assert not changed_keys(gen, frozen_before)
+    # the saved decoder loads back as a TAEF2 generator
+    import io
+
+    buf = io.BytesIO()
+    torch.save(p.generator_state({"target": "pencil sketch"}), buf)
+    buf.seek(0)
+    state_dict = torch.load(buf, weights_only=True)["state_dict"]
+    assert set(state_dict) == set(gen.decoder.state_dict())
+
+
+# ----------------------------------------------------------------------------- CLI
+@pytest.fixture(scope="module")
+def sg2_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("gen") / "sg2.pt"
+    small_stylegan2().save(path)
+    return path
+
+
+def test_cli_adapt_end_to_end(sg2_file, tmp_path, capsys):
+    out = tmp_path / "adapted.pt"
+    rc = main(["adapt", "--generator", f"stylegan2:{sg2_file}", "--source", "photo", "--target", "pencil sketch",
+               "--clip", TINY, "--steps", "3", "--layers-k", "2", "-o", str(out), "-q"])
+    assert rc == 0
+    lines = capsys.readouterr().out.split()
+    assert lines == [str(out), str(out.with_suffix(".png"))]
+    assert out.is_file() and out.with_suffix(".png").is_file()
+    state = torch.load(out, weights_only=True)
+    assert "g_ema" in state and state["vecgen"]["steps"] == "3"
+    # the adapted file is itself a generator spec
+    rc = main(["generate", "a red circle", "--generator", f"stylegan2:{out}", "--clip", TINY, "--steps", "1",
+               "-o", str(tmp_path / "g.png"), "-q"])
+    assert rc == 0
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--generator", "stylegan2:/nonexistent/gen.pt", "--source", "a", "--target", "b"], "not found"),
+    (["--generator", "GEN", "--target", "b"], "--source is required"),
+    (["--generator", "GEN", "--source", "a", "--target", "b", "-o", "x.png"], ".pt"),
+    (["--generator", "GEN", "--source", "a", "--target", "b", "--cutouts", "4"], "does not apply"),
+    (["--source", "a", "--target", "b"], "--generator is required"),
+    (["--generator", "GEN", "--source", "a", "--target", "b", "--layers-k", "x"], "invalid int"),
+])
+def test_cli_adapt_bad_input(sg2_file, tmp_path, capsys, args, needle):
+    args = [a.replace("GEN", f"stylegan2:{sg2_file}") for a in args]
+    if "-o" not in args:
+        args += ["-o", str(tmp_path / "o.pt")]
+    rc = main(["adapt", "--clip", TINY, "--steps", "1", "-q"] + args)
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert len(err.splitlines()) == 1 and needle in err, err

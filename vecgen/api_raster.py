@@ -1,0 +1,144 @@
+"""``paint``: raster parameterizations (FFT, wavelets, pixel art) against CLIP.
+
+    >>> import vecgen
+    >>> res = vecgen.paint("a misty forest", param="dwt", steps=100, quiet=True)
+    >>> res.save("forest.png")
+    >>> art = vecgen.paint("a red mushroom", param="pixels", grid="24x24", palette=8)
+    >>> art.save("mushroom.svg"); art.save("mushroom.png")
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+from vecgen.errors import VecgenError
+
+PARAMS: tuple[str, ...] = ("fft", "dwt", "pixels")
+DEFAULT_LR = {"fft": 0.05, "dwt": 0.05, "pixels": 0.03}
+
+
+def _as_int(label: str, value: Any, *, minimum: int | None = None) -> int:
+    if isinstance(value, bool):
+        raise VecgenError(f"{label} must be a whole number, got {value!r}")
+    try:
+        number = int(value)
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError
+    except (TypeError, ValueError):
+        raise VecgenError(f"{label} must be a whole number, got {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise VecgenError(f"{label} must be >= {minimum}, got {number}")
+    return number
+
+
+def _as_float(label: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise VecgenError(f"{label} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise VecgenError(f"{label} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise VecgenError(f"{label} must be finite, got {value!r}")
+    return number
+
+
+def _check_param(param: Any) -> str:
+    name = str(param).strip().lower() if isinstance(param, str) else param
+    if name not in PARAMS:
+        raise VecgenError(f"unknown --param {param!r}: choose {', '.join(PARAMS)}")
+    return name
+
+
+def build_param(param: str, size: tuple[int, int], *, device, seed: int = 0, init=None, lr: float | None = None,
+                decay: float = 1.5, wavelet: str = "db2", levels: int = 4, contrast: float = 1.0,
+                colors: float = 1.0, squash: str = "sigmoid", grid: Any = "32x32", palette: int | None = None,
+                palette_mode: str = "end"):
+    """Construct the parameterization named ``param`` (``fft``, ``dwt`` or ``pixels``)."""
+    name = _check_param(param)
+    rate = DEFAULT_LR[name] if lr is None else _as_float("lr", lr)
+    if name != "pixels" and palette is not None:
+        raise VecgenError("--palette only applies to --param pixels")
+    if name == "fft":
+        from vecgen.params.fft import FFTImage
+
+        return FFTImage(size, device=device, seed=seed, init=init, lr=rate, decay=decay, contrast=contrast,
+                        colors=colors, squash=squash)
+    if name == "dwt":
+        from vecgen.params.dwt import DWTImage
+
+        return DWTImage(size, device=device, seed=seed, init=init, lr=rate, wavelet=wavelet,
+                        levels=_as_int("levels", levels, minimum=1), decay=decay, contrast=contrast,
+                        colors=colors, squash=squash)
+    from vecgen.params.pixels import PixelArt
+
+    return PixelArt(size, grid=grid, palette=palette, palette_mode=palette_mode, init=init, seed=seed, lr=rate,
+                    device=device)
+
+
+def paint(prompt: str | None, *, param: str = "fft", size: Any = 224, steps: int = 200, clip: str = "auto",
+          cutouts: int = 8, seed: int = 0, device: str | None = "auto", init: Any = None, decay: float = 1.5,
+          wavelet: str = "db2", levels: int = 4, contrast: float = 1.0, colors: float = 1.0,
+          squash: str = "sigmoid", grid: Any = "32x32", palette: int | None = None, palette_mode: str = "end",
+          lr: float | None = None, image_prompt=None, snapshots: str | Path | None = None, every: int = 10,
+          checkpoint: str | Path | None = None, resume: str | Path | None = None, quiet: bool = False,
+          perceptors=None, warn: Callable[[str], None] | None = None):
+    """Optimize a raster image so CLIP sees ``prompt``; returns a :class:`~vecgen.api.Result`.
+
+    ``param``: ``"fft"`` (1/f-weighted Fourier spectrum, aphantasia's default),
+    ``"dwt"`` (wavelet pyramid) or ``"pixels"`` (a ``grid`` of flat cells,
+    exported as SVG too; ``palette=k`` limits it to k colours, snapped at the
+    end or, with ``palette_mode="throughout"``, learned all along).
+    ``decay`` (fft/dwt): higher = smoother. ``contrast``/``colors``/``squash``
+    (fft/dwt): colour tail. ``init``: start image (path, PIL image or tensor).
+    ``lr`` defaults per parameterization (0.05 fft/dwt, 0.03 pixels).
+    ``prompt`` may be None when ``image_prompt`` is given.
+    """
+    from vecgen import api
+    from vecgen.prompts import parse_prompts
+
+    if image_prompt and (prompt is None or not str(prompt).strip()):
+        prompt = None  # image prompts alone
+    else:
+        parse_prompts(prompt)
+    name = _check_param(param)
+    steps_i = _as_int("steps", steps, minimum=1)
+    cutouts_i = _as_int("cutouts", cutouts, minimum=0)
+    seed_i = _as_int("seed", seed)
+    dev = api.resolve_device(device)
+    wh = api.parse_size(size)
+    palette_k = None
+    if palette is not None:
+        from vecgen.params.pixels import check_palette
+
+        palette_k = check_palette(palette)
+    settings: dict[str, Any] = {"function": "paint", "prompt": prompt, "param": name, "steps": steps_i,
+                                "size": list(wh), "clip": clip, "cutouts": cutouts_i, "seed": seed_i,
+                                "init": None if init is None else (str(init) if isinstance(init, (str, Path))
+                                                                    else type(init).__name__)}
+    if name in ("fft", "dwt"):
+        settings.update(decay=decay, contrast=contrast, colors=colors, squash=squash)
+    if name == "dwt":
+        settings.update(wavelet=wavelet, levels=levels)
+    if name == "pixels":
+        settings.update(grid=grid, palette=palette_k, palette_mode=palette_mode)
+    p = build_param(name, wh, device=dev, seed=seed_i, init=init, lr=lr, decay=decay, wavelet=wavelet,
+                    levels=levels, contrast=contrast, colors=colors, squash=squash, grid=grid, palette=palette_k,
+                    palette_mode=palette_mode)
+    settings["lr"] = p.lr
+    if name == "dwt":
+        settings["levels"] = p.levels  # what the size allowed
+    if name == "pixels":
+        settings["grid"] = f"{p.cols}x{p.rows}"
+    result = api.run(p, prompt, settings=settings, clip=clip, cutouts=cutouts_i, steps=steps_i, seed=seed_i,
+                     device=dev, image_prompt=image_prompt, perceptors=perceptors, snapshots=snapshots,
+                     every=every, checkpoint=checkpoint, resume=resume, quiet=quiet, warn=warn)
+    if name == "pixels":
+        import torch
+
+        p.finalize()  # palette snap / hardening: the PNG then shows what the SVG holds
+        with torch.no_grad():
+            result.image = api.tensor_to_pil(p.render())
+        result.svg = p.svg(result.metadata)
+    return result

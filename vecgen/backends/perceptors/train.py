@@ -1,0 +1,296 @@
+"""Train a ``mini-*`` CLIP on procedurally drawn captioned scenes (CPU friendly).
+
+    python -m vecgen.backends.perceptors.train --arch vit --seed 0 --steps 900 \\
+        --out vecgen/backends/perceptors/weights
+
+Standard symmetric contrastive (CLIP) loss, plus hard-negative captions: each image
+brings ``--negatives`` captions that change exactly one attribute of its true caption
+(colour, shape, size, position, count, relation, ...), appended as extra text columns
+of the image-to-text softmax. AdamW, linear warm-up then cosine decay. Everything is
+seeded: the same arguments and thread count give the same weights.
+
+Images are pre-rendered once with vecgen's rasterizer into a cache under /tmp (uint8,
+reused across runs and models); captions are drawn afresh for every batch.
+Writes ``OUT/<name>.safetensors`` (fp16 state dict, what vecgen ships) and merges the
+run's metrics (time, steps, parameters, probe accuracies measured on the fp16 weights)
+into ``OUT/metrics.json`` under ``<name>``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from vecgen.data.scenes import GENERATOR_VERSION, caption_scene, negatives, render_batch, sample_scene
+
+ARCHS = {"vit": ("mini-vit", "a"), "rn": ("mini-rn", "b")}  # arch -> (model config, caption template set)
+DEFAULT_CACHE = Path(os.environ.get("TMPDIR", "/tmp")) / "vecgen-scenes"
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def scene_cache(seed0: int, count: int, size: int, cache_dir: Path | None) -> tuple[torch.Tensor, list[dict]]:
+    """Scenes ``seed0 .. seed0+count-1`` as (uint8 images ``(N, 3, S, S)``, attributes); cached on disk."""
+    path = None
+    if cache_dir is not None:
+        path = Path(cache_dir) / f"scenes-v{GENERATOR_VERSION}-{seed0}-{count}-{size}.pt"
+        if path.exists():
+            data = torch.load(path, weights_only=False)
+            return data["images"], data["attrs"]
+    t0 = time.time()
+    attrs = [sample_scene(random.Random(seed0 + i)) for i in range(count)]
+    images = torch.empty(count, 3, size, size, dtype=torch.uint8)
+    chunk = 512
+    for start in range(0, count, chunk):
+        imgs = render_batch(attrs[start:start + chunk], size, per_row=16)
+        images[start:start + imgs.shape[0]] = (imgs * 255).round().to(torch.uint8)
+        if start and start % (chunk * 20) == 0:
+            log(f"  rendered {start}/{count} scenes ({time.time() - t0:.0f}s)")
+    log(f"rendered {count} scenes in {time.time() - t0:.0f}s")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save({"images": images, "attrs": attrs}, tmp)
+        os.replace(tmp, path)
+    return images, attrs
+
+
+def build_model(name: str):
+    """A randomly initialised open_clip model for one of vecgen's registered configs."""
+    import open_clip
+
+    from vecgen.backends.perceptors.clip import _register_configs
+
+    _register_configs()
+    logger = logging.getLogger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # open_clip warns about random init, which is the point here
+    try:
+        model = open_clip.create_model(name, pretrained=None, device="cpu")
+    finally:
+        logger.setLevel(level)
+    tokenizer = open_clip.get_tokenizer(name)
+    return model, tokenizer
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float, scale_lr_mult: float = 10.0):
+    """AdamW groups: matrices decay; biases, norms, embeddings don't; the temperature learns faster."""
+    decay, no_decay, scale = [], [], []
+    for n, p in model.named_parameters():
+        if n == "logit_scale":
+            scale.append(p)
+        elif p.ndim < 2 or "embedding" in n or n.endswith(("bias", "positional_embedding")):
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [{"params": decay, "weight_decay": weight_decay, "lr_mult": 1.0},
+            {"params": no_decay, "weight_decay": 0.0, "lr_mult": 1.0},
+            {"params": scale, "weight_decay": 0.0, "lr_mult": scale_lr_mult}]
+
+
+def lr_at(step: int, steps: int, base: float, warmup: int) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    t = (step - warmup) / max(1, steps - warmup)
+    return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, neg: torch.Tensor, captions: list[str],
+                     logit_scale: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """CLIP loss with hard negatives: image i must pick caption i among all captions and all negatives.
+
+    Identical captions of two images in a batch are not treated as negatives of each other.
+    Returns (loss, image-to-text batch accuracy).
+    """
+    b = img.shape[0]
+    s = logit_scale.exp().clamp(max=100)
+    same = torch.tensor([[ci == cj for cj in captions] for ci in captions])
+    off = same & ~torch.eye(b, dtype=torch.bool)
+    l_it = s * img @ txt.t()
+    l_it = l_it.masked_fill(off, float("-inf"))
+    l_ti = l_it.t()
+    l_in = s * img @ neg.t() if neg.shape[0] else img.new_zeros(b, 0)
+    target = torch.arange(b)
+    logits = torch.cat([l_it, l_in], 1)
+    loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(l_ti, target))
+    acc = (logits.argmax(1) == target).float().mean().item()
+    return loss, acc
+
+
+def save_fp16(model: torch.nn.Module, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: (v.detach().half() if v.is_floating_point() else v.detach()).contiguous()
+             for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    save_file(state, str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, path)
+
+
+def train(args: argparse.Namespace) -> dict:
+    config, default_templates = ARCHS[args.arch]
+    config = args.config or config
+    name = args.name or config
+    templates = args.templates or default_templates
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed * 1_000_003 + 17)
+    gen = torch.Generator().manual_seed(args.seed)
+
+    cache_dir = None if args.cache_dir in ("", "none") else Path(args.cache_dir)
+    images, attrs = scene_cache(args.data_seed0, args.scenes, args.size, cache_dir)
+
+    model, tokenizer = build_model(config)
+    n_params = sum(p.numel() for p in model.parameters())
+    img_size = model.visual.image_size
+    img_size = int(img_size[0] if isinstance(img_size, (tuple, list)) else img_size)
+    if img_size != args.size:
+        raise SystemExit(f"--size {args.size} differs from the model's input size {img_size}")
+    import open_clip
+
+    mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
+    opt = torch.optim.AdamW(param_groups(model, args.wd), lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
+    log(f"{name}: {n_params / 1e6:.2f} M parameters, {args.steps} steps x {args.batch}, "
+        f"{args.negatives} hard negatives per image, templates {templates!r}, {args.threads} threads")
+
+    n = images.shape[0]
+    order = torch.randperm(n, generator=gen)
+    cursor = 0
+    t0 = time.time()
+    model.train()
+    hist = []
+    for step in range(args.steps):
+        if cursor + args.batch > n:
+            order, cursor = torch.randperm(n, generator=gen), 0
+        idx = order[cursor:cursor + args.batch]
+        cursor += args.batch
+        x = images[idx].float() / 255.0
+        if args.noise > 0:
+            sigma = torch.rand(x.shape[0], 1, 1, 1, generator=gen) * args.noise
+            sigma = sigma * (torch.rand(x.shape[0], 1, 1, 1, generator=gen) < 0.5)
+            x = (x + sigma * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+        x = (x - mean) / std
+        caps, negs = [], []
+        for i in idx.tolist():
+            cap, plan = caption_scene(attrs[i], rng, templates)
+            caps.append(cap)
+            if args.negatives:
+                negs += negatives(attrs[i], plan, rng, args.negatives)
+        tokens = tokenizer(caps + negs)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, args.steps, args.lr, args.warmup) * g["lr_mult"]
+        fi = F.normalize(model.encode_image(x), dim=-1)
+        ft = F.normalize(model.encode_text(tokens), dim=-1)
+        loss, acc = contrastive_loss(fi, ft[:len(caps)], ft[len(caps):], caps, model.logit_scale)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        hist.append((loss.item(), acc))
+        if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
+            k = min(len(hist), args.log_every)
+            ml = sum(h[0] for h in hist[-k:]) / k
+            ma = sum(h[1] for h in hist[-k:]) / k
+            log(f"step {step + 1}/{args.steps} loss {ml:.3f} acc {ma:.3f} scale {model.logit_scale.exp().item():.1f} "
+                f"lr {opt.param_groups[0]['lr']:.2e} {time.time() - t0:.0f}s")
+    train_s = time.time() - t0
+    model.eval()
+
+    out = Path(args.out)
+    weights = out / f"{name}.safetensors"
+    save_fp16(model, weights)
+    metrics = {
+        "model": name, "arch": args.arch, "config": config, "seed": args.seed, "steps": args.steps,
+        "batch": args.batch, "hard_negatives": args.negatives, "lr": args.lr, "weight_decay": args.wd,
+        "templates": templates, "scenes": args.scenes, "scene_seeds": [args.data_seed0, args.data_seed0 + args.scenes],
+        "image_size": args.size, "params": n_params, "train_seconds": round(train_s, 1), "threads": args.threads,
+        "final_loss": round(sum(h[0] for h in hist[-20:]) / max(1, len(hist[-20:])), 4),
+        "final_batch_acc": round(sum(h[1] for h in hist[-20:]) / max(1, len(hist[-20:])), 4),
+        "file_bytes": weights.stat().st_size, "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+        "command": "python -m vecgen.backends.perceptors.train " + " ".join(args.argv),
+    }
+    if args.probe_n > 0:
+        from vecgen.backends.perceptors.probes import run_probes
+
+        t1 = time.time()
+        perceptor = load_trained(name, weights, config)
+        metrics["probes"] = run_probes(perceptor, n=args.probe_n)
+        metrics["probe_scenes"] = args.probe_n
+        log(f"probes ({args.probe_n} held-out scenes each, {time.time() - t1:.0f}s): "
+            + ", ".join(f"{k} {v['accuracy']:.3f}" for k, v in metrics["probes"].items()))
+    mpath = out / "metrics.json"
+    allm = json.loads(mpath.read_text()) if mpath.exists() else {}
+    allm[name] = metrics
+    tmp = mpath.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(allm, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, mpath)
+    log(f"wrote {weights} ({weights.stat().st_size / 1e6:.1f} MB) and {mpath}")
+    return metrics
+
+
+def load_trained(name: str, weights: Path, config: str | None = None):
+    """A ClipPerceptor over fp16 weights written by this script (as vecgen will load them)."""
+    import open_clip
+
+    from vecgen.backends.perceptors.clip import ClipPerceptor, _load_safetensors
+
+    cfg = config or name
+    model, _ = build_model(cfg)
+    _load_safetensors(model, str(weights))
+    return ClipPerceptor(model, open_clip.get_tokenizer(cfg), name, open_clip.OPENAI_DATASET_MEAN,
+                         open_clip.OPENAI_DATASET_STD)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m vecgen.backends.perceptors.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--arch", choices=sorted(ARCHS), required=True, help="vit -> mini-vit, rn -> mini-rn")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=900)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--negatives", type=int, default=4, help="hard-negative captions per image")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--wd", type=float, default=0.1)
+    p.add_argument("--warmup", type=int, default=50)
+    p.add_argument("--noise", type=float, default=0.04, help="max std of Gaussian noise on half the images")
+    p.add_argument("--scenes", type=int, default=60_000, help="distinct training scenes (pre-rendered once)")
+    p.add_argument("--data-seed0", type=int, default=0, help="first scene seed (probes use seeds >= 10**9)")
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--templates", default=None, help="caption template set: a, b, common or all "
+                                                      "(default: a for vit, b for rn)")
+    p.add_argument("--name", default=None, help="output name (default mini-ARCH)")
+    p.add_argument("--config", default=None, help="model config to train (default: mini-ARCH)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="pre-rendered scenes cache ('none' = off)")
+    p.add_argument("--probe-n", type=int, default=1000, help="held-out scenes per probe after training (0 = skip)")
+    p.add_argument("--log-every", type=int, default=25)
+    p.add_argument("--out", required=True, help="output folder")
+    args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    if args.scenes < args.batch:
+        p.error("--scenes must be >= --batch")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    train(parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
