@@ -186,8 +186,8 @@ def test_api_paint_large_size_crops_cutouts(tiny):
 
 def test_api_paint_resume_pixels(tiny, tmp_path):
     ck = tmp_path / "run.ckpt"
-    kw = dict(param="pixels", size=32, grid="8x8", palette=3, palette_mode="throughout", cutouts=2,
-              perceptors=tiny, quiet=True)
+    kw = {"param": "pixels", "size": 32, "grid": "8x8", "palette": 3, "palette_mode": "throughout", "cutouts": 2,
+          "perceptors": tiny, "quiet": True}
     api.paint("a fish", steps=2, checkpoint=ck, **kw)
     res = api.paint("a fish", steps=3, resume=ck, **kw)
     assert len(res.history) == 3

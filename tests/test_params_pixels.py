@@ -132,6 +132,18 @@ def test_no_seams_between_fractional_cells():
     assert float((img - 0.2).abs().max()) < 1e-5
 
 
+def test_half_pixel_edges_get_half_coverage():
+    """90 px / 16 rows: row 12 starts at y = 67.5, through the centres of pixel row 67."""
+    p = PixelArt((160, 90), grid=(32, 16))
+    with torch.no_grad():
+        cells = p.colors.view(16, 32, 3)
+        cells[:12] = 0.0
+        cells[12:] = 1.0
+        img = p.render()
+    assert float(img[0, :, 66].max()) < 1e-6 and float(img[0, :, 68].min()) > 1 - 1e-6
+    assert abs(float(img[0, :, 67].mean()) - 0.5) < 0.01
+
+
 # ---------------------------------------------------------- (a) expressive
 
 
@@ -200,7 +212,7 @@ def test_svg_renders_in_a_viewer():
     import numpy as np
     from PIL import Image
 
-    for size, grid, bar in [((96, 72), (24, 18), 45.0), ((50, 37), (13, 9), 35.0)]:
+    for size, grid, bar in [((96, 72), (24, 18), 45.0), ((50, 37), (13, 9), 35.0), ((160, 90), (32, 16), 38.0)]:
         p = PixelArt(size, grid=grid, init=make_target(*size))
         png = bytes(resvg_py.svg_to_bytes(svg_string=p.svg(), background="#ffffff"))
         arr = np.array(Image.open(io.BytesIO(png)).convert("RGB"))

@@ -61,6 +61,11 @@ def test_axis_aligned_square_exact_coverage():
     assert float(a[:2].abs().max()) < 1e-6 and float(a[6:].abs().max()) < 1e-6
     half = rasterize(Scene(8, 8, [_square(2.5, 2, 6, 6)]))[3]
     assert abs(float(half[3, 2]) - 0.5) < 1e-4 and abs(float(half[3, 3]) - 1.0) < 1e-5
+    # edges running exactly through pixel centres: those pixels are half covered on every side
+    centred = rasterize(Scene(10, 10, [_square(2.5, 2.5, 6.5, 6.5)]))[3]
+    assert float(centred[2, 4]) == pytest.approx(0.5, abs=1e-4) and float(centred[6, 4]) == pytest.approx(0.5, abs=1e-4)
+    assert float(centred[4, 2]) == pytest.approx(0.5, abs=1e-4) and float(centred[4, 6]) == pytest.approx(0.5, abs=1e-4)
+    assert float(centred[4, 4]) == pytest.approx(1.0)
 
 
 def test_evenodd_vs_nonzero_star_centre():

@@ -521,7 +521,7 @@ _TEMPLATES: dict[tuple[str, str], list[str]] = {
     ("list", "a"): ["a drawing of {nps}{bg}"],
     ("list", "b"): ["there is {nps}{bg}"],
 }
-_FLAG_P = {"size": 0.7, "style": 0.5, "pos": 0.75, "bg": 0.2, "article": 0.5}
+_FLAG_P = {"size": 0.75, "style": 0.5, "pos": 0.85, "bg": 0.2, "article": 0.5}
 
 
 def template_sets_for(name: str) -> tuple[str, ...]:

@@ -205,8 +205,16 @@ def cell_rect_points(size: tuple[int, int], grid: tuple[int, int]) -> Tensor:
         end = torch.where(k < n - 1, (k + 1) * cell + margin, torch.full_like(k, float(extent)))
         return k * cell, end
 
-    x0, x1 = spans(cols, width, mx)
-    y0, y1 = spans(rows, height, my)
+    def off_centre(edge: Tensor) -> Tensor:
+        # An edge exactly through pixel centres (k + 0.5, e.g. 720 px / 32 rows)
+        # is a tie for the native rasterizer's inside/outside test, which then
+        # covers those pixels fully instead of half; 1/1024 px off, they get
+        # the half coverage they should (to 0.1%).
+        on = (edge - torch.floor(edge) - 0.5).abs() < 1e-9
+        return torch.where(on, edge + 2.0 ** -10, edge)
+
+    x0, x1 = (off_centre(e) for e in spans(cols, width, mx))
+    y0, y1 = (off_centre(e) for e in spans(rows, height, my))
     pts = _closed_rect_points(x0.repeat(rows), y0.repeat_interleave(cols), x1.repeat(rows),
                               y1.repeat_interleave(cols))
     return pts.to(torch.float32)
@@ -505,8 +513,9 @@ class PixelArt:
         w, h = self.size
         mx, my = self._margins()
         mxg, myg = mx / self.cell_w, my / self.cell_h  # overlaps in grid units
-        out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
-               f'viewBox="0 0 {self.cols} {self.rows}" preserveAspectRatio="none">']
+        head = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+                f'viewBox="0 0 {self.cols} {self.rows}" preserveAspectRatio="none">')
+        out = [head]
         if metadata:
             out.append("<metadata>")
             for k, v in metadata.items():

@@ -127,7 +127,9 @@ class Strokes:
 
     def render(self) -> Tensor:
         rgba = self.rasterizer.render(self.scene(), self.size)
-        return composite(rgba, self.background).unsqueeze(0).clamp(0, 1)
+        # No clamp: colours are kept in [0, 1] by project_(), and a clamp would zero the
+        # gradient of pixels sitting exactly at 0 or 1.
+        return composite(rgba, self.background).unsqueeze(0)
 
     def project_(self) -> None:
         lo, hi = self.width_range

@@ -83,8 +83,10 @@ def probe(perceptor, attribute: str, n: int = 1000, seed0: int = PROBE_SEED0, ba
         chunk = items[start:start + batch]
         imgs = render_batch([a for a, _ in chunk], size, per_row=16).to(perceptor.device)
         fi = perceptor.encode_image(imgs)
+        texts = list(dict.fromkeys(c for _, caps in chunk for c in caps))
+        ft = dict(zip(texts, perceptor.encode_text(texts)))  # one batched text pass per chunk
         for k, (_, caps) in enumerate(chunk):
-            sims = perceptor.encode_text(caps) @ fi[k]
+            sims = torch.stack([ft[c] for c in caps]) @ fi[k]
             correct += int(sims.argmax().item() == 0)
             chance += 1.0 / len(caps)
     return {"accuracy": round(correct / len(items), 4), "chance": round(chance / len(items), 4), "n": len(items)}

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from vecgen.data.scenes import GENERATOR_VERSION, caption_scene, negatives, render_batch, sample_scene
 
 ARCHS = {"vit": ("mini-vit", "a"), "rn": ("mini-rn", "b")}  # arch -> (model config, caption template set)
+DEFAULT_MIX = {"single": 0.55, "count": 0.2, "relation": 0.15, "list": 0.1}
 DEFAULT_CACHE = Path(os.environ.get("TMPDIR", "/tmp")) / "vecgen-scenes"
 
 
@@ -138,6 +139,7 @@ def save_fp16(model: torch.nn.Module, path: Path) -> None:
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     save_file(state, str(tmp), metadata={"format": "pt"})
     os.replace(tmp, path)
+    os.chmod(path, 0o644)
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -167,17 +169,15 @@ def train(args: argparse.Namespace) -> dict:
     log(f"{name}: {n_params / 1e6:.2f} M parameters, {args.steps} steps x {args.batch}, "
         f"{args.negatives} hard negatives per image, templates {templates!r}, {args.threads} threads")
 
-    n = images.shape[0]
-    order = torch.randperm(n, generator=gen)
-    cursor = 0
+    # Sampling weights per scene kind: the attribute probes live mostly in single-object scenes.
+    mix = dict(DEFAULT_MIX, **{k: float(v) for k, v in (kv.split("=") for kv in args.mix.split(",") if kv)})
+    counts = {k: sum(a["kind"] == k for a in attrs) for k in mix}
+    weights = torch.tensor([mix[a["kind"]] / max(1, counts[a["kind"]]) for a in attrs])
     t0 = time.time()
     model.train()
     hist = []
     for step in range(args.steps):
-        if cursor + args.batch > n:
-            order, cursor = torch.randperm(n, generator=gen), 0
-        idx = order[cursor:cursor + args.batch]
-        cursor += args.batch
+        idx = torch.multinomial(weights, args.batch, replacement=False, generator=gen)
         x = images[idx].float() / 255.0
         if args.noise > 0:
             sigma = torch.rand(x.shape[0], 1, 1, 1, generator=gen) * args.noise
@@ -218,7 +218,7 @@ def train(args: argparse.Namespace) -> dict:
     metrics = {
         "model": name, "arch": args.arch, "config": config, "seed": args.seed, "steps": args.steps,
         "batch": args.batch, "hard_negatives": args.negatives, "lr": args.lr, "weight_decay": args.wd,
-        "templates": templates, "scenes": args.scenes, "scene_seeds": [args.data_seed0, args.data_seed0 + args.scenes],
+        "templates": templates, "scenes": args.scenes, "kind_mix": mix, "scene_seeds": [args.data_seed0, args.data_seed0 + args.scenes],
         "image_size": args.size, "params": n_params, "train_seconds": round(train_s, 1), "threads": args.threads,
         "final_loss": round(sum(h[0] for h in hist[-20:]) / max(1, len(hist[-20:])), 4),
         "final_batch_acc": round(sum(h[1] for h in hist[-20:]) / max(1, len(hist[-20:])), 4),
@@ -271,6 +271,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scenes", type=int, default=60_000, help="distinct training scenes (pre-rendered once)")
     p.add_argument("--data-seed0", type=int, default=0, help="first scene seed (probes use seeds >= 10**9)")
     p.add_argument("--size", type=int, default=64)
+    p.add_argument("--mix", default="", help="batch share per scene kind, e.g. single=0.55,count=0.2 "
+                                              f"(default {','.join(f'{k}={v}' for k, v in DEFAULT_MIX.items())})")
     p.add_argument("--templates", default=None, help="caption template set: a, b, common or all "
                                                       "(default: a for vit, b for rn)")
     p.add_argument("--name", default=None, help="output name (default mini-ARCH)")

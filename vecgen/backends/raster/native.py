@@ -297,9 +297,15 @@ def rasterize(scene: Scene, size: tuple[int, int] | None = None, *, tol: float =
             v = pb - pa
             cross = v[:, 0] * (py.to(dtype) + 0.5 - pa[:, 1]) - v[:, 1] * (px.to(dtype) + 0.5 - pa[:, 0])
             w_here = wn[slot]
-            w_there = w_here + torch.where(cross > 0, 1, -1)
-            in_there = torch.where(eo[slot], w_there % 2 == 1, w_there != 0)
-            useful = ~fill_pair | (inside[slot] != in_there)
+            eo_s, in_here = eo[slot], inside[slot]
+
+            def inside_at(wv: Tensor) -> Tensor:
+                return torch.where(eo_s, wv % 2 == 1, wv != 0)
+
+            # On the edge's line (cross == 0) the centre could belong to either side: try both.
+            step = torch.where(cross > 0, 1, -1)
+            useful = (inside_at(w_here + step) != in_here) | ((cross == 0) & (inside_at(w_here + 1) != in_here))
+            useful = ~fill_pair | useful
             line, px, py, slot = line[useful], px[useful], py[useful], slot[useful]
     dist = _distance(la[line], lb[line], px, py)
     dmin = torch.full((slot_layer.numel(),), _FAR, device=device, dtype=dtype)
