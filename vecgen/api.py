@@ -169,6 +169,18 @@ def parse_image_prompts(specs) -> list[ImageTarget]:
 
 
 # ----------------------------------------------------------------------------- result
+def png_with_text(image: Image.Image, text: dict[str, str]) -> bytes:
+    """PNG bytes of ``image`` carrying ``text`` as tEXt chunks (prompt, seed, settings, version)."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for k, v in text.items():
+        info.add_text(k, v)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", pnginfo=info)
+    return buf.getvalue()
+
+
 @dataclass
 class Result:
     """The outcome of a run: the picture, its vector form, and the loss history."""
@@ -186,14 +198,7 @@ class Result:
                 "settings": json.dumps(self.settings, sort_keys=True, default=str), "software": f"vecgen {__version__}"}
 
     def png_bytes(self) -> bytes:
-        from PIL.PngImagePlugin import PngInfo
-
-        info = PngInfo()
-        for k, v in self.metadata.items():
-            info.add_text(k, v)
-        buf = io.BytesIO()
-        self.image.save(buf, format="PNG", pnginfo=info)
-        return buf.getvalue()
+        return png_with_text(self.image, self.metadata)
 
     def save(self, path: str | Path) -> Path:
         """Write by suffix: ``.svg`` (vector runs) or ``.png``; atomic (temp + rename)."""

@@ -199,16 +199,9 @@ class AdaptResult:
                 "software": f"vecgen {__version__}"}
 
     def png_bytes(self) -> bytes:
-        import io
+        from vecgen.api import png_with_text
 
-        from PIL.PngImagePlugin import PngInfo
-
-        info = PngInfo()
-        for k, v in self.metadata.items():
-            info.add_text(k, v)
-        buf = io.BytesIO()
-        self.image.save(buf, format="PNG", pnginfo=info)
-        return buf.getvalue()
+        return png_with_text(self.image, self.metadata)
 
     def save(self, path: str | Path) -> Path:
         p = Path(path)
