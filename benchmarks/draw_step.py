@@ -28,7 +28,10 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     clip = load_perceptor("ViT-B-32@random", dev)
     clip_ms = time_ms(clip_fwd_bwd(clip, 4), repeat=args.steps, warmup=1)

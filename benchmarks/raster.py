@@ -69,8 +69,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if not (SHARED / "conformance").is_dir():
         sys.exit("benchmarks/raster.py needs ../shared/conformance beside the repo")
     scenes = {name: bench_scene(name, args.device, args.repeat) for name in SCENES}
