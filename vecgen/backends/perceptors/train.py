@@ -31,9 +31,18 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from vecgen.data.scenes import GENERATOR_VERSION, caption_scene, negatives, render_batch, sample_scene
+from vecgen.data.scenes import (
+    GENERATOR_VERSION,
+    PARTIAL_ATTRIBUTES,
+    caption_scene,
+    negatives,
+    partial_captions,
+    render_batch,
+    sample_scene,
+)
 
 ARCHS = {"vit": ("mini-vit", "a"), "rn": ("mini-rn", "b")}  # arch -> (model config, caption template set)
+PARTIAL_WEIGHTS = {"shape": 1.0, "position": 1.0, "colour": 0.5, "size": 0.5, "count": 1.0}  # attribute-loss weights
 DEFAULT_MIX = {"single": 0.55, "count": 0.2, "relation": 0.15, "list": 0.1}
 DEFAULT_CACHE = Path(os.environ.get("TMPDIR", "/tmp")) / "vecgen-scenes"
 
@@ -86,6 +95,23 @@ def build_model(name: str):
     return model, tokenizer
 
 
+def encode_text_trimmed(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """``model.encode_text`` over only the first L token positions, L = the longest caption in the batch.
+
+    Exact for causal text towers pooled at the end-of-text token: positions after it
+    never influence it. Captions are far shorter than the context, so this saves time.
+    """
+    from open_clip.transformer import text_global_pool
+
+    length = int((tokens != 0).sum(1).max())
+    tokens = tokens[:, :length]
+    x = model.token_embedding(tokens) + model.positional_embedding[:length]
+    x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
+    x = model.ln_final(x)
+    x = text_global_pool(x, tokens, model.text_pool_type, eos_token_id=getattr(model, "text_eos_id", None))
+    return x @ model.text_projection
+
+
 def param_groups(model: torch.nn.Module, weight_decay: float, scale_lr_mult: float = 10.0):
     """AdamW groups: matrices decay; biases, norms, embeddings don't; the temperature learns faster."""
     decay, no_decay, scale = [], [], []
@@ -130,6 +156,19 @@ def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, neg: torch.Tensor, ca
     return loss, acc
 
 
+def attribute_loss(img: torch.Tensor, groups: list[tuple[int, list[int]]], feats: torch.Tensor,
+                   logit_scale: torch.Tensor) -> torch.Tensor:
+    """Contrastive loss over attribute captions: image b must pick its true short caption
+    (index 0 of its group) among the same caption with every other value of the attribute."""
+    width = max(len(g) for _, g in groups)
+    rows = torch.tensor([b for b, _ in groups])
+    cand = torch.tensor([g + [g[0]] * (width - len(g)) for _, g in groups])
+    valid = torch.tensor([[j < len(g) for j in range(width)] for _, g in groups])
+    logits = logit_scale.exp().clamp(max=100) * torch.einsum("nd,nkd->nk", img[rows], feats[cand])
+    logits = logits.masked_fill(~valid, float("-inf"))
+    return F.cross_entropy(logits, torch.zeros(len(groups), dtype=torch.long))
+
+
 def save_fp16(model: torch.nn.Module, path: Path) -> None:
     from safetensors.torch import save_file
 
@@ -145,6 +184,14 @@ def save_fp16(model: torch.nn.Module, path: Path) -> None:
 def train(args: argparse.Namespace) -> dict:
     config, default_templates = ARCHS[args.arch]
     config = args.config or config
+    if args.config_file:  # an experimental architecture: registered under the file's stem
+        import open_clip
+
+        from vecgen.backends.perceptors.clip import _register_configs
+
+        _register_configs()
+        open_clip.add_model_config(args.config_file)
+        config = Path(args.config_file).stem
     name = args.name or config
     templates = args.templates or default_templates
     torch.set_num_threads(args.threads)
@@ -191,11 +238,23 @@ def train(args: argparse.Namespace) -> dict:
             if args.negatives:
                 negs += negatives(attrs[i], plan, rng, args.negatives)
         tokens = tokenizer(caps + negs)
+        groups: dict[str, list] = {}
+        partial: dict[str, int] = {}
+        if args.partial > 0:
+            for b, i in enumerate(idx.tolist()):
+                for att in PARTIAL_ATTRIBUTES.get(attrs[i]["kind"], ()):
+                    if rng.random() < args.partial:
+                        texts = partial_captions(attrs[i], att, rng)
+                        groups.setdefault(att, []).append((b, [partial.setdefault(t, len(partial)) for t in texts]))
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.steps, args.lr, args.warmup) * g["lr_mult"]
         fi = F.normalize(model.encode_image(x), dim=-1)
-        ft = F.normalize(model.encode_text(tokens), dim=-1)
+        ft = F.normalize(encode_text_trimmed(model, tokens), dim=-1)
         loss, acc = contrastive_loss(fi, ft[:len(caps)], ft[len(caps):], caps, model.logit_scale)
+        if groups:
+            fp = F.normalize(encode_text_trimmed(model, tokenizer(list(partial))), dim=-1)
+            for att, g in groups.items():
+                loss = loss + args.partial_weight * PARTIAL_WEIGHTS[att] * attribute_loss(fi, g, fp, model.logit_scale)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -203,6 +262,8 @@ def train(args: argparse.Namespace) -> dict:
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
         hist.append((loss.item(), acc))
+        if args.probe_every and (step + 1) % args.probe_every == 0 and step + 1 < args.steps:
+            quick_probe(model, tokenizer, name, config, args.probe_every_n)
         if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
             k = min(len(hist), args.log_every)
             ml = sum(h[0] for h in hist[-k:]) / k
@@ -217,7 +278,8 @@ def train(args: argparse.Namespace) -> dict:
     save_fp16(model, weights)
     metrics = {
         "model": name, "arch": args.arch, "config": config, "seed": args.seed, "steps": args.steps,
-        "batch": args.batch, "hard_negatives": args.negatives, "lr": args.lr, "weight_decay": args.wd,
+        "batch": args.batch, "hard_negatives": args.negatives, "partial": args.partial,
+        "partial_weight": args.partial_weight, "lr": args.lr, "weight_decay": args.wd,
         "templates": templates, "scenes": args.scenes, "kind_mix": mix, "scene_seeds": [args.data_seed0, args.data_seed0 + args.scenes],
         "image_size": args.size, "params": n_params, "train_seconds": round(train_s, 1), "threads": args.threads,
         "final_loss": round(sum(h[0] for h in hist[-20:]) / max(1, len(hist[-20:])), 4),
@@ -244,6 +306,24 @@ def train(args: argparse.Namespace) -> dict:
     return metrics
 
 
+def quick_probe(model, tokenizer, name: str, config: str, n: int) -> None:
+    """Log probe accuracies of the model being trained (on a few held-out scenes)."""
+    import open_clip
+
+    from vecgen.backends.perceptors.clip import ClipPerceptor
+    from vecgen.backends.perceptors.probes import run_probes
+
+    was_training = model.training
+    model.eval()
+    flags = {p: p.requires_grad for p in model.parameters()}
+    perceptor = ClipPerceptor(model, tokenizer, name, open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD)
+    res = run_probes(perceptor, n=n, attributes=("colour", "shape", "position", "size", "count"))
+    for p, f in flags.items():
+        p.requires_grad_(f)
+    model.train(was_training)
+    log("  probe: " + ", ".join(f"{k} {v['accuracy']:.2f}" for k, v in res.items()))
+
+
 def load_trained(name: str, weights: Path, config: str | None = None):
     """A ClipPerceptor over fp16 weights written by this script (as vecgen will load them)."""
     import open_clip
@@ -263,8 +343,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=900)
     p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--negatives", type=int, default=4, help="hard-negative captions per image")
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--negatives", type=int, default=8, help="hard-negative captions per image")
+    p.add_argument("--partial", type=float, default=1.0,
+                   help="probability, per attribute, that a single/count scene also gets that attribute-caption task")
+    p.add_argument("--partial-weight", type=float, default=1.0, help="weight of the attribute-caption loss")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-3 vit, 2e-3 rn)")
     p.add_argument("--wd", type=float, default=0.1)
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--noise", type=float, default=0.04, help="max std of Gaussian noise on half the images")
@@ -277,13 +360,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                       "(default: a for vit, b for rn)")
     p.add_argument("--name", default=None, help="output name (default mini-ARCH)")
     p.add_argument("--config", default=None, help="model config to train (default: mini-ARCH)")
+    p.add_argument("--config-file", default=None, help="train an open_clip JSON config from a file instead")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="pre-rendered scenes cache ('none' = off)")
     p.add_argument("--probe-n", type=int, default=1000, help="held-out scenes per probe after training (0 = skip)")
     p.add_argument("--log-every", type=int, default=25)
+    p.add_argument("--probe-every", type=int, default=0, help="log quick probes every N steps (0 = off)")
+    p.add_argument("--probe-every-n", type=int, default=100, help="held-out scenes per quick probe")
     p.add_argument("--out", required=True, help="output folder")
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    if args.lr is None:
+        args.lr = {"vit": 1e-3, "rn": 2e-3}[args.arch]
     if args.scenes < args.batch:
         p.error("--scenes must be >= --batch")
     return args
