@@ -8,12 +8,12 @@
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from vecgen.errors import VecgenError
+from vecgen.params.raster_common import check_number
 
 PARAMS: tuple[str, ...] = ("fft", "dwt", "pixels")
 DEFAULT_LR = {"fft": 0.05, "dwt": 0.05, "pixels": 0.03}
@@ -33,18 +33,6 @@ def _as_int(label: str, value: Any, *, minimum: int | None = None) -> int:
     return number
 
 
-def _as_float(label: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise VecgenError(f"{label} must be a number, got {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise VecgenError(f"{label} must be a number, got {value!r}") from None
-    if not math.isfinite(number):
-        raise VecgenError(f"{label} must be finite, got {value!r}")
-    return number
-
-
 def _check_param(param: Any) -> str:
     name = str(param).strip().lower() if isinstance(param, str) else param
     if name not in PARAMS:
@@ -58,7 +46,7 @@ def build_param(param: str, size: tuple[int, int], *, device, seed: int = 0, ini
                 palette_mode: str = "end"):
     """Construct the parameterization named ``param`` (``fft``, ``dwt`` or ``pixels``)."""
     name = _check_param(param)
-    rate = DEFAULT_LR[name] if lr is None else _as_float("lr", lr)
+    rate = DEFAULT_LR[name] if lr is None else check_number("lr", lr)
     if name != "pixels" and palette is not None:
         raise VecgenError("--palette only applies to --param pixels")
     if name == "fft":

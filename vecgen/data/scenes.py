@@ -650,19 +650,28 @@ def with_attribute(attrs: dict, attribute: str, value, index: int = 0) -> dict:
     return new
 
 
-def negatives(attrs: dict, plan: CaptionPlan, rng_or_seed, k: int = 3) -> list[str]:
-    """Up to ``k`` captions that each change exactly one named attribute (distinct, all false)."""
+# how often each kind of change is drawn for a hard negative (relative)
+NEGATIVE_WEIGHTS = {"shape": 3.0, "position": 2.0, "colour": 1.0, "size": 1.0, "count": 2.0, "relation": 2.0,
+                    "swap_colour": 2.0, "swap_shape": 1.0, "style": 0.5, "background": 0.3}
+
+
+def negatives(attrs: dict, plan: CaptionPlan, rng_or_seed, k: int = 3,
+              weights: dict[str, float] | None = None) -> list[str]:
+    """Up to ``k`` distinct captions that each change exactly one named attribute (all false).
+
+    The attribute to change is drawn per negative with ``weights`` (default
+    :data:`NEGATIVE_WEIGHTS`), so one attribute may appear with several wrong values.
+    """
     rng = _rng(rng_or_seed)
+    weights = NEGATIVE_WEIGHTS if weights is None else weights
     slots = mutable_slots(attrs, plan)
-    rng.shuffle(slots)
-    # what the caption is mostly about first; style and background words last
-    slots.sort(key=lambda s: s[0] in ("style", "background"))
+    w = [weights.get(a, 1.0) for a, _ in slots]
     true = render_caption(attrs, plan)
     out: list[str] = []
     tries = 0
     while len(out) < k and tries < 4 * k + 8:
-        attr, idx = slots[tries % len(slots)]
         tries += 1
+        attr, idx = rng.choices(slots, weights=w, k=1)[0]
         if attr in ("swap_colour", "swap_shape"):
             value = None
         elif attr == "relation":
@@ -676,6 +685,52 @@ def negatives(attrs: dict, plan: CaptionPlan, rng_or_seed, k: int = 3) -> list[s
         text = render_caption(with_attribute(attrs, attr, value, idx), plan)
         if text != true and text not in out:
             out.append(text)
+    return out
+
+
+# ----------------------------------------------------------------------------- attribute captions
+# Short true captions naming one attribute only ("a disc", "something red", "three shapes").
+# With every other value of that attribute as candidates they make a focused contrastive
+# task: the text side differs in exactly one word from the first step of training.
+_PARTIAL_FORMS = {
+    "shape": ("{article} {shape}", "{shape}", "a drawing of {article} {shape}"),
+    "colour": ("something {colour}", "{colour}", "{article} {colour} shape"),
+    "position": ("something {pos}", "{pos}", "an object {pos}"),
+    "size": ("{article} {size} shape", "{size}", "something {size}"),
+    "count": ("{count} shapes", "{count} objects", "{count} things"),
+}
+PARTIAL_ATTRIBUTES = {"single": ("shape", "colour", "position", "size"), "count": ("count", "shape", "colour")}
+
+
+def partial_captions(attrs: dict, attribute: str, rng_or_seed) -> list[str]:
+    """Short captions naming only ``attribute``: the true one first, then one per other value.
+
+    Words (synonyms, form) are drawn once and shared by all candidates, so they differ
+    only in the attribute's words. Only for ``single`` and ``count`` scenes.
+    """
+    rng = _rng(rng_or_seed)
+    u = [rng.random() for _ in range(3)]
+    form = _PARTIAL_FORMS[attribute][int(u[0] * len(_PARTIAL_FORMS[attribute]))]
+    o = attrs["objects"][0]
+    true = attrs["count"] if attribute == "count" else o[attribute]
+    values = [true] + [v for v in ([1, 2, 3] if attribute == "count" else _VALUES[attribute]) if v != true]
+    out = []
+    for v in values:
+        w = _Words([u[1]])
+        if attribute == "shape":
+            word = SHAPES[v][w.index(len(SHAPES[v]))][0]
+        elif attribute == "colour":
+            word = w.pick(COLOURS[v][1])
+        elif attribute == "position":
+            word = w.pick(POSITION_WORDS[v])
+        elif attribute == "size":
+            word = w.pick(SIZES[v])
+        else:
+            word = {1: ("one", "a single"), 2: ("two", "2"), 3: ("three", "3")}[v][int(u[1] * 2)]
+        text = form.format(article=_article(word), shape=word, colour=word, pos=word, size=word, count=word)
+        if attribute == "count" and v == 1:
+            text = text.replace("shapes", "shape").replace("objects", "object").replace("things", "thing")
+        out.append(text)
     return out
 
 
