@@ -220,10 +220,28 @@ def train(args: argparse.Namespace) -> dict:
     mix = dict(DEFAULT_MIX, **{k: float(v) for k, v in (kv.split("=") for kv in args.mix.split(",") if kv)})
     counts = {k: sum(a["kind"] == k for a in attrs) for k in mix}
     weights = torch.tensor([mix[a["kind"]] / max(1, counts[a["kind"]]) for a in attrs])
-    t0 = time.time()
+    out = Path(args.out)
+    ckpt = out / f"{name}.ckpt.pt"
+    start, elapsed, hist = 0, 0.0, []
+    if args.resume and ckpt.exists():  # continue an interrupted run exactly where it stopped
+        state = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        rng.setstate(state["rng"])
+        gen.set_state(state["gen"])
+        torch.set_rng_state(state["torch_rng"])
+        start, elapsed, hist = state["step"], state["elapsed"], state["hist"]
+        log(f"resumed from {ckpt} at step {start}")
+    t0 = time.time() - elapsed
     model.train()
-    hist = []
-    for step in range(args.steps):
+    for step in range(start, args.steps):
+        if args.ckpt_every and step > start and step % args.ckpt_every == 0:
+            out.mkdir(parents=True, exist_ok=True)
+            tmp = ckpt.with_suffix(f".tmp{os.getpid()}")
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "rng": rng.getstate(),
+                        "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "step": step,
+                        "elapsed": time.time() - t0, "hist": hist}, tmp)
+            os.replace(tmp, ckpt)
         idx = torch.multinomial(weights, args.batch, replacement=False, generator=gen)
         x = images[idx].float() / 255.0
         if args.noise > 0:
@@ -273,9 +291,10 @@ def train(args: argparse.Namespace) -> dict:
     train_s = time.time() - t0
     model.eval()
 
-    out = Path(args.out)
     weights = out / f"{name}.safetensors"
     save_fp16(model, weights)
+    if ckpt.exists():
+        ckpt.unlink()
     metrics = {
         "model": name, "arch": args.arch, "config": config, "seed": args.seed, "steps": args.steps,
         "batch": args.batch, "hard_negatives": args.negatives, "partial": args.partial,
@@ -367,6 +386,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--probe-every", type=int, default=0, help="log quick probes every N steps (0 = off)")
     p.add_argument("--probe-every-n", type=int, default=100, help="held-out scenes per quick probe")
+    p.add_argument("--ckpt-every", type=int, default=200, help="write OUT/NAME.ckpt.pt every N steps (0 = never)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/NAME.ckpt.pt if it exists")
     p.add_argument("--out", required=True, help="output folder")
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
