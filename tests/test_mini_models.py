@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -52,7 +51,7 @@ def test_shipped_files_fp16_and_small():
         path = WEIGHTS / f"{name}.safetensors"
         total += path.stat().st_size
         with safe_open(str(path), framework="pt") as f:
-            dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}
+            dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}  # noqa: SIM118 (not a dict)
         assert dtypes <= {"F16", "I64"}, dtypes
     assert total <= 40 * 1024 * 1024
     metrics = json.loads((WEIGHTS / "metrics.json").read_text())

@@ -141,8 +141,8 @@ def test_object_colour_where_expected():
     checks = {"left": lambda ys, xs: xs.float().mean() < size / 2, "right": lambda ys, xs: xs.float().mean() > size / 2,
               "top": lambda ys, xs: ys.float().mean() < size / 2, "bottom": lambda ys, xs: ys.float().mean() > size / 2}
     for word, check in checks.items():
-        found = _find("single", lambda a: a["objects"][0]["position"] == word and a["objects"][0]["style"] == "filled"
-                      and a["objects"][0]["shape"] != "line",
+        found = _find("single", lambda a, word=word: a["objects"][0]["position"] == word
+                      and a["objects"][0]["style"] == "filled" and a["objects"][0]["shape"] != "line",
                       limit=1500)[:4]
         assert found
         for a in found:

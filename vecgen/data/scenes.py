@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -420,7 +420,7 @@ def render_batch(attrs_list: Sequence[dict], size: int = 64, per_row: int = 8) -
     n = len(attrs_list)
     if n == 0:
         return torch.zeros(0, 3, size, size)
-    pad = int(math.ceil(_PAD_FRAC * size))
+    pad = math.ceil(_PAD_FRAC * size)
     pitch = size + pad
     cols = min(per_row, n)
     rows = (n + cols - 1) // cols

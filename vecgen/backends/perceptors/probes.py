@@ -97,7 +97,8 @@ def run_probes(perceptor, n: int = 1000, attributes=ATTRIBUTES, seed0: int = PRO
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m vecgen.backends.perceptors.probes", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m vecgen.backends.perceptors.probes",
+                                description=__doc__.split("\n\n")[0])
     p.add_argument("--model", action="append", help="perceptor spec (repeatable), default: mini-vit and mini-rn")
     p.add_argument("--n", type=int, default=1000, help="held-out scenes per attribute")
     p.add_argument("--attributes", default=",".join(ATTRIBUTES))

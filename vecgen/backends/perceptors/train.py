@@ -219,7 +219,7 @@ def train(args: argparse.Namespace) -> dict:
     # Sampling weights per scene kind: the attribute probes live mostly in single-object scenes.
     mix = dict(DEFAULT_MIX, **{k: float(v) for k, v in (kv.split("=") for kv in args.mix.split(",") if kv)})
     counts = {k: sum(a["kind"] == k for a in attrs) for k in mix}
-    weights = torch.tensor([mix[a["kind"]] / max(1, counts[a["kind"]]) for a in attrs])
+    kind_weights = torch.tensor([mix[a["kind"]] / max(1, counts[a["kind"]]) for a in attrs])
     out = Path(args.out)
     ckpt = out / f"{name}.ckpt.pt"
     start, elapsed, hist = 0, 0.0, []
@@ -242,7 +242,7 @@ def train(args: argparse.Namespace) -> dict:
                         "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "step": step,
                         "elapsed": time.time() - t0, "hist": hist}, tmp)
             os.replace(tmp, ckpt)
-        idx = torch.multinomial(weights, args.batch, replacement=False, generator=gen)
+        idx = torch.multinomial(kind_weights, args.batch, replacement=False, generator=gen)
         x = images[idx].float() / 255.0
         if args.noise > 0:
             sigma = torch.rand(x.shape[0], 1, 1, 1, generator=gen) * args.noise
@@ -299,11 +299,13 @@ def train(args: argparse.Namespace) -> dict:
         "model": name, "arch": args.arch, "config": config, "seed": args.seed, "steps": args.steps,
         "batch": args.batch, "hard_negatives": args.negatives, "partial": args.partial,
         "partial_weight": args.partial_weight, "lr": args.lr, "weight_decay": args.wd,
-        "templates": templates, "scenes": args.scenes, "kind_mix": mix, "scene_seeds": [args.data_seed0, args.data_seed0 + args.scenes],
+        "templates": templates, "scenes": args.scenes, "kind_mix": mix,
+        "scene_seeds": [args.data_seed0, args.data_seed0 + args.scenes],
         "image_size": args.size, "params": n_params, "train_seconds": round(train_s, 1), "threads": args.threads,
         "final_loss": round(sum(h[0] for h in hist[-20:]) / max(1, len(hist[-20:])), 4),
         "final_batch_acc": round(sum(h[1] for h in hist[-20:]) / max(1, len(hist[-20:])), 4),
-        "file_bytes": weights.stat().st_size, "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+        "file_bytes": weights.stat().st_size, "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
         "command": "python -m vecgen.backends.perceptors.train " + " ".join(args.argv),
     }
     if args.probe_n > 0:
