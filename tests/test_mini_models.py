@@ -129,3 +129,77 @@ def test_draw_red_circle_judged_by_the_other_model(perceptors):
     with torch.no_grad():
         sims = judge.encode_text(["a red circle", "a blue square", "a green triangle"]) @ judge.encode_image(img)[0]
     assert sims[0] > sims[1] and sims[0] > sims[2], sims.tolist()
+
+
+def test_attribute_labels_match_scenes():
+    import random
+
+    from vecgen.backends.perceptors.train import attribute_labels
+    from vecgen.data.scenes import COLOURS, SHAPES, sample_scene
+
+    attrs = [sample_scene(random.Random(i), k) for i, k in enumerate(["single", "count", "relation", "list"])]
+    lab = attribute_labels(attrs)
+    single = attrs[0]["objects"][0]
+    assert lab["shape"][0] == list(SHAPES).index(single["shape"])
+    assert lab["colour"][0] == list(COLOURS).index(single["colour"])
+    assert lab["position"][0] >= 0 and lab["size"][0] >= 0
+    assert lab["position"][1] == -100 and lab["size"][2] == -100  # only single scenes have one place / size
+    assert lab["shape"][2] == -100 and lab["shape"][3] == -100    # two different objects: no single shape
+    assert [int(c) for c in lab["count"]] == [len(a["objects"]) - 1 for a in attrs]
+    for i, a in enumerate(attrs):  # presence vectors name exactly the shapes drawn
+        want = {o["shape"] for o in a["objects"]}
+        assert {s for j, s in enumerate(SHAPES) if lab["shapes"][i, j] > 0} == want
+
+
+def test_attribute_heads_learn_and_reach_the_image_tower():
+    from vecgen.backends.perceptors.train import AttributeHeads
+
+    torch.manual_seed(0)
+    heads = AttributeHeads(16)
+    emb = torch.randn(32, 16, requires_grad=True)
+    labels = {"shape": torch.randint(8, (32,)), "colour": torch.randint(12, (32,)), "size": torch.full((32,), -100),
+              "style": torch.randint(4, (32,)), "position": torch.randint(9, (32,)), "count": torch.randint(3, (32,)),
+              "shapes": torch.zeros(32, 8), "colours": torch.zeros(32, 12)}
+    loss0, accs = heads.loss(emb, labels)
+    assert "size" not in accs and set(accs) >= {"shape", "colour", "count"}  # all -100: skipped, no NaN
+    loss0.backward()
+    assert emb.grad is not None and emb.grad.abs().sum() > 0
+    opt = torch.optim.Adam([emb, *heads.parameters()], lr=0.05)
+    for _ in range(100):
+        loss, accs = heads.loss(emb, labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.3 * loss0.item() and accs["shape"] == 1.0
+
+
+def test_recalibrate_bn_matches_batch_statistics():
+    from vecgen.backends.perceptors.train import recalibrate_bn
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    images = (torch.rand(64, 3, 8, 8) * 100 + 100).to(torch.uint8)  # far from the initial stats (0, 1)
+    mean, std = torch.zeros(1, 3, 1, 1), torch.ones(1, 3, 1, 1)
+    recalibrate_bn(net, images, mean, std, batches=20, batch=32)
+    with torch.no_grad():
+        feats = net[0](images.float() / 255.0)
+    bn = net[1]
+    assert torch.allclose(bn.running_mean, feats.mean((0, 2, 3)), atol=2e-3)
+    assert torch.allclose(bn.running_var, feats.var((0, 2, 3)), rtol=0.05)
+    assert bn.momentum == 0.1 and net.training
+
+
+def test_training_smoke_with_pretraining(tmp_path):
+    from safetensors.torch import load_file
+
+    from vecgen.backends.perceptors.train import main
+
+    common = ["--arch", "rn", "--seed", "2", "--batch", "8", "--scenes", "32", "--warmup", "1", "--cache-dir", "none",
+              "--probe-n", "0", "--out", str(tmp_path)]
+    assert main([*common, "--steps", "1", "--pretrain-steps", "0", "--name", "a"]) == 0
+    assert main([*common, "--steps", "1", "--pretrain-steps", "4", "--aux", "1", "--name", "b"]) == 0
+    a, b = load_file(str(tmp_path / "a.safetensors")), load_file(str(tmp_path / "b.safetensors"))
+    moved = (a["visual.layer1.0.conv1.weight"].float() - b["visual.layer1.0.conv1.weight"].float()).abs().max()
+    assert moved > 1e-3  # the pretraining phase changed the image tower
+    m = json.loads((tmp_path / "metrics.json").read_text())["b"]
+    assert m["pretrain_steps"] == 4 and m["aux_weight"] == 1.0

@@ -40,6 +40,7 @@ from vecgen.data.scenes import (
     render_batch,
     sample_scene,
 )
+from vecgen.data.scenes import COLOURS, POSITIONS, SHAPES, SIZES, STYLES
 
 ARCHS = {"vit": ("mini-vit", "a"), "rn": ("mini-rn", "b")}  # arch -> (model config, caption template set)
 PARTIAL_WEIGHTS = {"shape": 1.0, "position": 1.0, "colour": 0.5, "size": 0.5, "count": 1.0}  # attribute-loss weights
@@ -169,6 +170,110 @@ def attribute_loss(img: torch.Tensor, groups: list[tuple[int, list[int]]], feats
     return F.cross_entropy(logits, torch.zeros(len(groups), dtype=torch.long))
 
 
+# ----------------------------------------------------------------------------- attribute heads
+# Linear heads on the image embedding, trained on the generator's own labels. They give the
+# image tower a direct, dense signal (which shape, which colour, where) long before the text
+# tower has learned the words; the heads are thrown away, only the CLIP weights ship.
+_SINGLE = {"shape": list(SHAPES), "colour": list(COLOURS), "size": list(SIZES), "style": list(STYLES),
+           "position": list(POSITIONS.values())}
+_PRESENT = {"shapes": list(SHAPES), "colours": list(COLOURS)}
+
+
+def attribute_labels(attrs: list[dict]) -> dict[str, torch.Tensor]:
+    """Per-scene targets: class index (-100 = not applicable) or multi-hot presence vectors."""
+    out = {k: torch.full((len(attrs),), -100, dtype=torch.long) for k in [*_SINGLE, "count"]}
+    out.update({k: torch.zeros(len(attrs), len(v)) for k, v in _PRESENT.items()})
+    for i, a in enumerate(attrs):
+        objs = a["objects"]
+        out["count"][i] = len(objs) - 1
+        for o in objs:
+            out["shapes"][i, _PRESENT["shapes"].index(o["shape"])] = 1.0
+            out["colours"][i, _PRESENT["colours"].index(o["colour"])] = 1.0
+        if a["kind"] in ("single", "count"):  # one kind of object: its shape/colour/style are well defined
+            for k in ("shape", "colour", "style"):
+                out[k][i] = _SINGLE[k].index(objs[0][k])
+        if a["kind"] == "single":
+            out["size"][i] = _SINGLE["size"].index(objs[0]["size"])
+            out["position"][i] = _SINGLE["position"].index(objs[0]["position"])
+    return out
+
+
+class AttributeHeads(torch.nn.Module):
+    """``(B, D)`` image embeddings -> one logit vector per attribute."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        sizes = {**{k: len(v) for k, v in _SINGLE.items()}, "count": 3, **{k: len(v) for k, v in _PRESENT.items()}}
+        self.heads = torch.nn.ModuleDict({k: torch.nn.Linear(dim, n) for k, n in sizes.items()})
+
+    def loss(self, emb: torch.Tensor, labels: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        total, accs = emb.new_zeros(()), {}
+        for k, head in self.heads.items():
+            logits, y = head(emb), labels[k]
+            if k in _PRESENT:
+                total = total + F.binary_cross_entropy_with_logits(logits, y) * 4.0
+                continue
+            ok = y >= 0
+            if ok.any():
+                total = total + F.cross_entropy(logits[ok], y[ok])
+                accs[k] = (logits[ok].argmax(1) == y[ok]).float().mean().item()
+        return total, accs
+
+
+@torch.no_grad()
+def recalibrate_bn(visual: torch.nn.Module, images: torch.Tensor, mean, std, batches: int = 40,
+                   batch: int = 128, seed: int = 0) -> None:
+    """Re-estimate BatchNorm running statistics of the final weights (exact averages, not EMA).
+
+    The EMA stats lag behind weights that moved fast, which makes eval-mode outputs differ
+    from train-mode ones; a pass over fresh batches fixes that at no training cost.
+    """
+    bns = [m for m in visual.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    g = torch.Generator().manual_seed(seed)
+    was = visual.training
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    visual.train()
+    for _ in range(batches):
+        idx = torch.randint(len(images), (batch,), generator=g)
+        visual((images[idx].float() / 255.0 - mean) / std)
+    visual.train(was)
+    for m in bns:
+        m.momentum = 0.1
+
+
+def pretrain_visual(model, heads: AttributeHeads, images: torch.Tensor, labels: dict[str, torch.Tensor],
+                    kind_weights: torch.Tensor, args, mean, std, gen: torch.Generator) -> float:
+    """Phase 1: the image tower alone, on the attribute heads (no text, so steps are cheap)."""
+    visual = model.visual
+    params = list(visual.parameters()) + list(heads.parameters())
+    opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.05)
+    t0, hist = time.time(), []
+    visual.train()
+    for step in range(args.pretrain_steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, args.pretrain_steps, args.lr, args.warmup)
+        idx = torch.multinomial(kind_weights, args.batch, replacement=False, generator=gen)
+        x = (images[idx].float() / 255.0 - mean) / std
+        loss, accs = heads.loss(model.encode_image(x), {k: v[idx] for k, v in labels.items()})
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        hist.append((loss.item(), accs))
+        if (step + 1) % args.log_every == 0 or step + 1 == args.pretrain_steps:
+            k = min(len(hist), args.log_every)
+            ml = sum(h[0] for h in hist[-k:]) / k
+            acc = {a: sum(h[1].get(a, 0.0) for h in hist[-k:]) / k for a in ("shape", "colour", "position", "count")}
+            log(f"pretrain {step + 1}/{args.pretrain_steps} loss {ml:.3f} "
+                + " ".join(f"{a} {v:.2f}" for a, v in acc.items()) + f" {time.time() - t0:.0f}s")
+    log(f"pretrained the image tower in {time.time() - t0:.0f}s")
+    return time.time() - t0
+
+
 def save_fp16(model: torch.nn.Module, path: Path) -> None:
     from safetensors.torch import save_file
 
@@ -203,6 +308,10 @@ def train(args: argparse.Namespace) -> dict:
     images, attrs = scene_cache(args.data_seed0, args.scenes, args.size, cache_dir)
 
     model, tokenizer = build_model(config)
+    if args.init:  # continue training earlier weights (a fresh optimizer and schedule)
+        from vecgen.backends.perceptors.clip import _load_safetensors
+
+        _load_safetensors(model, args.init)
     n_params = sum(p.numel() for p in model.parameters())
     img_size = model.visual.image_size
     img_size = int(img_size[0] if isinstance(img_size, (tuple, list)) else img_size)
@@ -213,13 +322,18 @@ def train(args: argparse.Namespace) -> dict:
     mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
     opt = torch.optim.AdamW(param_groups(model, args.wd), lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
-    log(f"{name}: {n_params / 1e6:.2f} M parameters, {args.steps} steps x {args.batch}, "
+    log(f"{name}: {n_params / 1e6:.2f} M parameters, {args.pretrain_steps} + {args.steps} steps x {args.batch}, "
         f"{args.negatives} hard negatives per image, templates {templates!r}, {args.threads} threads")
 
     # Sampling weights per scene kind: the attribute probes live mostly in single-object scenes.
     mix = dict(DEFAULT_MIX, **{k: float(v) for k, v in (kv.split("=") for kv in args.mix.split(",") if kv)})
     counts = {k: sum(a["kind"] == k for a in attrs) for k in mix}
     kind_weights = torch.tensor([mix[a["kind"]] / max(1, counts[a["kind"]]) for a in attrs])
+    heads = labels = None
+    if args.aux > 0 or args.pretrain_steps > 0:
+        labels = attribute_labels(attrs)
+        heads = AttributeHeads(int(model.text_projection.shape[1]))
+        opt.add_param_group({"params": list(heads.parameters()), "weight_decay": 0.0, "lr_mult": 1.0})
     out = Path(args.out)
     ckpt = out / f"{name}.ckpt.pt"
     start, elapsed, hist = 0, 0.0, []
@@ -231,7 +345,11 @@ def train(args: argparse.Namespace) -> dict:
         gen.set_state(state["gen"])
         torch.set_rng_state(state["torch_rng"])
         start, elapsed, hist = state["step"], state["elapsed"], state["hist"]
+        if heads is not None and state.get("heads"):
+            heads.load_state_dict(state["heads"])
         log(f"resumed from {ckpt} at step {start}")
+    if start == 0 and args.pretrain_steps > 0:
+        elapsed += pretrain_visual(model, heads, images, labels, kind_weights, args, mean, std, gen)
     t0 = time.time() - elapsed
     model.train()
     for step in range(start, args.steps):
@@ -240,7 +358,8 @@ def train(args: argparse.Namespace) -> dict:
             tmp = ckpt.with_suffix(f".tmp{os.getpid()}")
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "rng": rng.getstate(),
                         "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "step": step,
-                        "elapsed": time.time() - t0, "hist": hist}, tmp)
+                        "elapsed": time.time() - t0, "hist": hist,
+                        "heads": heads.state_dict() if heads is not None else None}, tmp)
             os.replace(tmp, ckpt)
         idx = torch.multinomial(kind_weights, args.batch, replacement=False, generator=gen)
         x = images[idx].float() / 255.0
@@ -266,13 +385,16 @@ def train(args: argparse.Namespace) -> dict:
                         groups.setdefault(att, []).append((b, [partial.setdefault(t, len(partial)) for t in texts]))
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.steps, args.lr, args.warmup) * g["lr_mult"]
-        fi = F.normalize(model.encode_image(x), dim=-1)
+        emb = model.encode_image(x)
+        fi = F.normalize(emb, dim=-1)
         ft = F.normalize(encode_text_trimmed(model, tokens), dim=-1)
         loss, acc = contrastive_loss(fi, ft[:len(caps)], ft[len(caps):], caps, model.logit_scale)
         if groups:
             fp = F.normalize(encode_text_trimmed(model, tokenizer(list(partial))), dim=-1)
             for att, g in groups.items():
                 loss = loss + args.partial_weight * PARTIAL_WEIGHTS[att] * attribute_loss(fi, g, fp, model.logit_scale)
+        if args.aux > 0:
+            loss = loss + args.aux * heads.loss(emb, {k: v[idx] for k, v in labels.items()})[0]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -288,6 +410,7 @@ def train(args: argparse.Namespace) -> dict:
             ma = sum(h[1] for h in hist[-k:]) / k
             log(f"step {step + 1}/{args.steps} loss {ml:.3f} acc {ma:.3f} scale {model.logit_scale.exp().item():.1f} "
                 f"lr {opt.param_groups[0]['lr']:.2e} {time.time() - t0:.0f}s")
+    recalibrate_bn(model.visual, images, mean, std, seed=args.seed)
     train_s = time.time() - t0
     model.eval()
 
@@ -296,9 +419,10 @@ def train(args: argparse.Namespace) -> dict:
     if ckpt.exists():
         ckpt.unlink()
     metrics = {
-        "model": name, "arch": args.arch, "config": config, "seed": args.seed, "steps": args.steps,
+        "model": name, "arch": args.arch, "config": config, "seed": args.seed, "steps": args.steps, "init": args.init,
         "batch": args.batch, "hard_negatives": args.negatives, "partial": args.partial,
-        "partial_weight": args.partial_weight, "lr": args.lr, "weight_decay": args.wd,
+        "partial_weight": args.partial_weight,
+        "pretrain_steps": args.pretrain_steps, "aux_weight": args.aux, "lr": args.lr, "weight_decay": args.wd,
         "templates": templates, "scenes": args.scenes, "kind_mix": mix,
         "scene_seeds": [args.data_seed0, args.data_seed0 + args.scenes],
         "image_size": args.size, "params": n_params, "train_seconds": round(train_s, 1), "threads": args.threads,
@@ -370,6 +494,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--partial-weight", type=float, default=1.0, help="weight of the attribute-caption loss")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-3 vit, 2e-3 rn)")
     p.add_argument("--wd", type=float, default=0.1)
+    p.add_argument("--pretrain-steps", type=int, default=0,
+                   help="first train the image tower alone on attribute heads for N steps")
+    p.add_argument("--aux", type=float, default=0.0, help="weight of the attribute-head loss during CLIP training")
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--noise", type=float, default=0.04, help="max std of Gaussian noise on half the images")
     p.add_argument("--scenes", type=int, default=60_000, help="distinct training scenes (pre-rendered once)")
@@ -388,6 +515,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--probe-every", type=int, default=0, help="log quick probes every N steps (0 = off)")
     p.add_argument("--probe-every-n", type=int, default=100, help="held-out scenes per quick probe")
+    p.add_argument("--init", default=None, help="start from these weights (.safetensors) instead of random")
     p.add_argument("--ckpt-every", type=int, default=200, help="write OUT/NAME.ckpt.pt every N steps (0 = never)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/NAME.ckpt.pt if it exists")
     p.add_argument("--out", required=True, help="output folder")
