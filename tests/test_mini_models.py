@@ -17,7 +17,7 @@ needs_weights = pytest.mark.skipif(not all((WEIGHTS / f"{n}.safetensors").is_fil
 # A little below what the shipped weights measure on 1,000 held-out scenes (weights/metrics.json;
 # these tests use 100): chance is 1/12 colour, 1/8 shape, 1/9 position, 1/2 size, 1/3 count.
 MIN_ACCURACY = {
-    "mini-vit": {"colour": 0.9, "shape": 0.75, "position": 0.9, "size": 0.9, "count": 0.85},
+    "mini-vit": {"colour": 0.9, "shape": 0.85, "position": 0.9, "size": 0.9, "count": 0.9},
     "mini-rn": {"colour": 0.9, "shape": 0.9, "position": 0.9, "size": 0.9, "count": 0.9},
 }
 
