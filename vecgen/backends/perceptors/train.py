@@ -32,15 +32,19 @@ import torch
 import torch.nn.functional as F
 
 from vecgen.data.scenes import (
+    COLOURS,
     GENERATOR_VERSION,
     PARTIAL_ATTRIBUTES,
+    POSITIONS,
+    SHAPES,
+    SIZES,
+    STYLES,
     caption_scene,
     negatives,
     partial_captions,
     render_batch,
     sample_scene,
 )
-from vecgen.data.scenes import COLOURS, POSITIONS, SHAPES, SIZES, STYLES
 
 ARCHS = {"vit": ("mini-vit", "a"), "rn": ("mini-rn", "b")}  # arch -> (model config, caption template set)
 PARTIAL_WEIGHTS = {"shape": 1.0, "position": 1.0, "colour": 0.5, "size": 0.5, "count": 1.0}  # attribute-loss weights
