@@ -2,7 +2,7 @@
 
     python benchmarks/quality.py [--param strokes|fft|dwt|pixels] [--clip mini-vit] [--judge mini-rn]
                                  [--prompts benchmarks/prompts.txt] [--steps N] [--cutouts N] [--json]
-                                 [--compare-no-aug] [--limit K]
+                                 [--compare-no-aug] [--limit K] [--only 1,4] [--save DIR]
 
 For each prompt, draw it with ``--clip`` and ask ``--judge`` to rank the true
 prompt among every prompt of the file plus distractors that differ in one
@@ -49,7 +49,9 @@ def distractors(prompt: str) -> list[str]:
                         plural = "es"
                     elif plural:
                         plural = "s"
-                    out.append(prompt[:m.start()] + alt + plural + prompt[m.end():])
+                    head = re.sub(r"\b(an?) $", lambda a: ("an " if alt[0] in "aeiou" else "a ") if not plural else a.group(0),
+                                  prompt[:m.start()])  # "an orange circle" -> "a red circle"
+                    out.append(head + alt + plural + prompt[m.end():])
                     break
             break
     return out
@@ -57,15 +59,18 @@ def distractors(prompt: str) -> list[str]:
 
 def run(args, cutouts: int) -> dict:
     prompts = read_prompts(args.prompts)[: args.limit or None]
+    todo = [int(k) - 1 for k in args.only.split(",")] if args.only else range(len(prompts))
     dev = api.resolve_device(args.device)
     opt = [(load_perceptor(args.clip, dev), 1.0)]
     judge = load_perceptor(args.judge, dev)
     rows = []
-    for i, prompt in enumerate(prompts):
+    for i in todo:
+        prompt = prompts[i]
         t = time.perf_counter()
         if args.param == "strokes":
+            extra = {k: getattr(args, k) for k in ("size", "strokes", "shapes", "width") if getattr(args, k)}
             res = api.draw(prompt, steps=args.steps, cutouts=cutouts, seed=args.seed, device=str(dev),
-                           perceptors=opt, quiet=True, **({"size": args.size} if args.size else {}))
+                           perceptors=opt, quiet=True, **extra)
         else:
             res = api.paint(prompt, param=args.param, steps=args.steps, cutouts=cutouts, seed=args.seed,
                             device=str(dev), perceptors=opt, quiet=True, **({"size": args.size} if args.size else {}))
@@ -76,11 +81,16 @@ def run(args, cutouts: int) -> dict:
             emb = judge.encode_image(img)
             sims = (emb @ judge.encode_text(cands).t())[0]
         rank = int((sims > sims[0]).sum()) + 1
+        rival = cands[int(sims[1:].argmax()) + 1]  # the judge's favourite wrong caption
         rows.append({"prompt": prompt, "rank": rank, "judge_cos": float(sims[0]), "sec": sec,
-                     "n_candidates": len(cands)})
+                     "n_candidates": len(cands), "rival": rival})
+        if args.save:
+            out = Path(args.save)
+            out.mkdir(parents=True, exist_ok=True)
+            res.image.save(out / f"{i + 1:02d}_c{cutouts}.png")
         if not args.json:
-            print(f"{i + 1:3d}/{len(prompts)} rank {rank:3d}/{len(cands)} cos {float(sims[0]):.3f} {sec:5.1f}s  {prompt}",
-                  file=sys.stderr)
+            print(f"{i + 1:3d}/{len(prompts)} rank {rank:3d}/{len(cands)} cos {float(sims[0]):.3f} {sec:5.1f}s  {prompt}"
+                  + ("" if rank == 1 else f"  (judge prefers: {rival})"), file=sys.stderr)
     n = len(rows)
     return {"param": args.param, "clip": args.clip, "judge": args.judge, "steps": args.steps, "cutouts": cutouts,
             "top1": sum(r["rank"] == 1 for r in rows) / n, "mean_judge_cos": sum(r["judge_cos"] for r in rows) / n,
@@ -96,10 +106,15 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--cutouts", type=int, default=8)
     ap.add_argument("--size", default=None)
+    ap.add_argument("--strokes", type=int, default=None, help="strokes param: number of paths (draw's default)")
+    ap.add_argument("--shapes", default=None, help="strokes param: strokes, blobs or mixed (draw's default)")
+    ap.add_argument("--width", default=None, help="strokes param: MIN,MAX stroke width (draw's default)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--limit", type=int, default=0, help="only the first K prompts")
+    ap.add_argument("--only", default="", help="draw only these 1-based prompt numbers (candidates stay all prompts)")
     ap.add_argument("--compare-no-aug", action="store_true", help="also run with --cutouts 0")
+    ap.add_argument("--save", default=None, help="folder to write each drawing as NN_cC.png")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     results = [run(args, args.cutouts)]

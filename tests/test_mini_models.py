@@ -204,3 +204,31 @@ def test_training_smoke_with_pretraining(tmp_path):
     assert moved > 1e-3  # the pretraining phase changed the image tower
     m = json.loads((tmp_path / "metrics.json").read_text())["b"]
     assert m["pretrain_steps"] == 4 and m["aux_weight"] == 1.0
+
+
+def test_draw_style_follows_the_models():
+    """shapes=auto / strokes=None: the models' shared hint, else CLIPDraw's 256 strokes; user values win."""
+    from types import SimpleNamespace
+
+    from vecgen.api import draw_style
+
+    mini = SimpleNamespace(draw_hint=dict(clip_mod.MINI_DRAW_HINT))
+    real = SimpleNamespace(draw_hint={})
+    assert draw_style([(mini, 1.0)]) == ("blobs", 32)
+    assert draw_style([(mini, 1.0), (mini, 0.5)]) == ("blobs", 32)
+    assert draw_style([(real, 1.0)]) == ("strokes", 256)
+    assert draw_style([(mini, 1.0), (real, 1.0)]) == ("strokes", 256)  # mixed models: no hint applies
+    assert draw_style([(mini, 1.0)], "mixed", 10) == ("mixed", 10)
+    assert draw_style([(mini, 1.0)], "strokes") == ("strokes", 256)  # the hint is a bundle
+    assert draw_style([(real, 1.0)], "auto", 7) == ("strokes", 7)
+
+
+@needs_weights
+def test_mini_models_draw_filled_blobs_by_default():
+    res = vecgen.draw("a red circle", clip="mini-vit", steps=2, size=48, cutouts=0, device="cpu", quiet=True)
+    assert res.settings["shapes"] == "blobs" and res.settings["strokes"] == 32
+    assert res.svg.count("<path") == 32 and res.svg.count('fill="none"') == 0
+    assert vecgen.load_perceptor("mini-vit@random").draw_hint == {}  # random weights know no domain
+    res = vecgen.draw("a red circle", clip="mini-vit", shapes="strokes", steps=2, size=48, cutouts=0,
+                      device="cpu", quiet=True)
+    assert res.settings["shapes"] == "strokes" and res.settings["strokes"] == 256

@@ -291,27 +291,54 @@ def run(param, prompt: str | None, *, settings: dict[str, Any], clip: str = "aut
 
 
 # ----------------------------------------------------------------------------- draw
-def draw(prompt: str, *, strokes: int = 256, segments: int = 3, width: Any = (1.0, 8.0), shapes: str = "strokes",
-         steps: int = 200, size: Any = 224, clip: str = "auto", cutouts: int = 8, seed: int = 0,
-         device: str | None = "auto", init: str | Path | None = None, background: Any = "white",
+DRAW_STYLE = {"shapes": "strokes", "strokes": 256}  # CLIPDraw's look, for real CLIP models
+
+
+def draw_style(perceptors, shapes: str | None = "auto", strokes: int | None = None) -> tuple[str, int]:
+    """Resolve ``shapes="auto"`` / ``strokes=None`` from the perceptors' ``draw_hint``.
+
+    The hint applies, as a bundle, only when shapes is auto and every perceptor
+    gives the same one (e.g. all built-in mini models); otherwise CLIPDraw's 256
+    open strokes. Values the user gave always win.
+    """
+    hints = [getattr(p, "draw_hint", {}) or {} for p, _ in perceptors or []]
+    auto = shapes in (None, "auto")
+    hint = hints[0] if auto and hints and all(h == hints[0] for h in hints) else {}
+    style = {**DRAW_STYLE, **hint}
+    return (style["shapes"] if auto else str(shapes), int(style["strokes"] if strokes is None else strokes))
+
+
+def draw(prompt: str, *, strokes: int | None = None, segments: int = 3, width: Any = (1.0, 8.0),
+         shapes: str = "auto", steps: int = 200, size: Any = 224, clip: str = "auto", cutouts: int = 8,
+         seed: int = 0, device: str | None = "auto", init: str | Path | None = None, background: Any = "white",
          rasterizer: str = "native", image_prompt=None, snapshots: str | Path | None = None, every: int = 10,
          checkpoint: str | Path | None = None, resume: str | Path | None = None, quiet: bool = False,
          perceptors=None, warn: Callable[[str], None] | None = None) -> Result:
-    """Optimize coloured Bézier strokes so CLIP sees ``prompt``; returns a :class:`Result`.
+    """Optimize coloured Bézier paths so CLIP sees ``prompt``; returns a :class:`Result`.
 
     ``prompt`` uses ``"text:weight | other:-0.5"``. ``clip`` is ``auto`` or
     ``MODEL[@PRETRAINED][:WEIGHT],...``. ``init`` starts from an SVG's paths.
+    ``shapes="auto"`` and ``strokes=None`` follow the models: 256 open strokes for
+    real CLIP, 32 filled blobs for the built-in mini models (see :func:`draw_style`).
     """
     parse_prompts(prompt)
     dev = resolve_device(device)
     wh = parse_size(size)
+    wrange = parse_width(width)
+    if shapes not in ("auto", "strokes", "blobs", "mixed"):
+        raise VecgenError(f"unknown --shapes {shapes!r} (choose auto, strokes, blobs, mixed)")
+    if strokes is not None and (int(strokes) < 0 or (int(strokes) == 0 and init is None)):
+        raise VecgenError("--strokes must be > 0")  # checked before any model loads
+    if perceptors is None:
+        perceptors = load_perceptors(clip, dev, warn)
+    shapes, strokes = draw_style(perceptors, shapes, strokes)
     settings = {"function": "draw", "prompt": prompt, "strokes": strokes, "segments": segments,
-                "width": list(parse_width(width)), "shapes": shapes, "steps": steps, "size": list(wh), "clip": clip,
+                "width": list(wrange), "shapes": shapes, "steps": steps, "size": list(wh), "clip": clip,
                 "cutouts": cutouts, "seed": seed, "init": str(init) if init else None,
                 "background": background, "rasterizer": rasterizer}
     from vecgen.params.strokes import Strokes
 
-    param = Strokes(wh, strokes=int(strokes), segments=int(segments), width=parse_width(width), shapes=shapes,
+    param = Strokes(wh, strokes=int(strokes), segments=int(segments), width=wrange, shapes=shapes,
                     background=parse_colour(background), init=init, seed=int(seed), device=dev,
                     rasterizer=rasterizer)
     return run(param, prompt, settings=settings, clip=clip, cutouts=cutouts, steps=steps, seed=int(seed), device=dev,

@@ -75,7 +75,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
 
 
 DRAW_DEFAULTS: dict[str, Any] = {
-    "output": "vecgen.svg", "strokes": 256, "segments": 3, "width": "1,8", "shapes": "strokes", "steps": 200,
+    "output": "vecgen.svg", "strokes": None, "segments": 3, "width": "1,8", "shapes": "auto", "steps": 200,
     "size": "224", "clip": "auto", "cutouts": 8, "seed": 0, "device": "auto", "init": None, "background": "white",
     "rasterizer": "native", "image_prompt": None, "snapshots": None, "every": 10, "checkpoint": None,
     "resume": None, "quiet": False,
@@ -147,10 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("draw", help="optimize Bézier strokes to a prompt; writes SVG")
     d.add_argument("prompt", help='e.g. "a lighthouse:1 | blurry:-0.5"')
-    d.add_argument("--strokes", type=int, help="number of paths (default 256)")
+    d.add_argument("--strokes", type=int, help="number of paths (default: 256 for real CLIP, 32 for the mini models)")
     d.add_argument("--segments", type=int, help="cubic segments per path (default 3)")
     d.add_argument("--width", help="stroke width range MIN,MAX in pixels (default 1,8)")
-    d.add_argument("--shapes", choices=["strokes", "blobs", "mixed"], help="open strokes, closed filled blobs, or both")
+    d.add_argument("--shapes", choices=["auto", "strokes", "blobs", "mixed"],
+                   help="open strokes, closed filled blobs, or both (auto: strokes for real CLIP, blobs for mini models)")
     d.add_argument("--init", help="start from the paths of this SVG")
     d.add_argument("--background", help="white, black, gray or #rrggbb")
     d.add_argument("--rasterizer", choices=["native", "diffvg"], help="native (default) or diffvg (if installed)")
