@@ -198,12 +198,12 @@ def test_training_smoke_with_pretraining(tmp_path):
     common = ["--arch", "rn", "--seed", "2", "--batch", "8", "--scenes", "32", "--warmup", "1", "--cache-dir", "none",
               "--probe-n", "0", "--out", str(tmp_path)]
     assert main([*common, "--steps", "1", "--pretrain-steps", "0", "--name", "a"]) == 0
-    assert main([*common, "--steps", "1", "--pretrain-steps", "4", "--aux", "1", "--name", "b"]) == 0
+    assert main([*common, "--steps", "1", "--pretrain-steps", "4", "--aux", "1", "--clutter", "0.5", "--name", "b"]) == 0
     a, b = load_file(str(tmp_path / "a.safetensors")), load_file(str(tmp_path / "b.safetensors"))
     moved = (a["visual.layer1.0.conv1.weight"].float() - b["visual.layer1.0.conv1.weight"].float()).abs().max()
     assert moved > 1e-3  # the pretraining phase changed the image tower
     m = json.loads((tmp_path / "metrics.json").read_text())["b"]
-    assert m["pretrain_steps"] == 4 and m["aux_weight"] == 1.0
+    assert m["pretrain_steps"] == 4 and m["aux_weight"] == 1.0 and m["clutter"] == 0.5
 
 
 def test_draw_style_follows_the_models():
@@ -232,3 +232,24 @@ def test_mini_models_draw_filled_blobs_by_default():
     res = vecgen.draw("a red circle", clip="mini-vit", shapes="strokes", steps=2, size=48, cutouts=0,
                       device="cpu", quiet=True)
     assert res.settings["shapes"] == "strokes" and res.settings["strokes"] == 256
+
+
+def test_clutter_goes_behind_objects_only():
+    """Training clutter changes background pixels only, faintly, and only for the chosen fraction."""
+    import random
+
+    from vecgen.backends.perceptors.train import add_clutter, clutter_pool
+    from vecgen.data.scenes import render_batch, sample_scene
+
+    attrs = [sample_scene(random.Random(i), "single") for i in range(6)]
+    x = (render_batch(attrs, 64) * 255).round() / 255
+    bg = torch.tensor([a["bg_rgb"] for a in attrs])
+    pool = clutter_pool(4, 64, seed=0)
+    assert pool.shape == (4, 4, 64, 64) and 0 < pool[:, 3].max() <= 0.5
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(add_clutter(x, bg, pool, 0.0, gen), x)
+    y = add_clutter(x, bg, pool, 1.0, gen)
+    is_bg = ((x - bg.view(-1, 3, 1, 1)).abs() < 0.02).all(1)
+    changed = (y - x).abs().amax(1) > 1e-6
+    assert not (changed & ~is_bg).any()  # object pixels untouched
+    assert changed.flatten(1).any(1).all()  # every image got some clutter

@@ -250,7 +250,8 @@ def recalibrate_bn(visual: torch.nn.Module, images: torch.Tensor, mean, std, bat
 
 
 def pretrain_visual(model, heads: AttributeHeads, images: torch.Tensor, labels: dict[str, torch.Tensor],
-                    kind_weights: torch.Tensor, args, mean, std, gen: torch.Generator) -> float:
+                    kind_weights: torch.Tensor, args, mean, std, gen: torch.Generator,
+                    bgs: torch.Tensor | None = None, pool: torch.Tensor | None = None) -> float:
     """Phase 1: the image tower alone, on the attribute heads (no text, so steps are cheap)."""
     visual = model.visual
     params = list(visual.parameters()) + list(heads.parameters())
@@ -261,7 +262,10 @@ def pretrain_visual(model, heads: AttributeHeads, images: torch.Tensor, labels: 
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.pretrain_steps, args.lr, args.warmup)
         idx = torch.multinomial(kind_weights, args.batch, replacement=False, generator=gen)
-        x = (images[idx].float() / 255.0 - mean) / std
+        x = images[idx].float() / 255.0
+        if args.clutter > 0:
+            x = add_clutter(x, bgs[idx], pool, args.clutter, gen)
+        x = (x - mean) / std
         loss, accs = heads.loss(model.encode_image(x), {k: v[idx] for k, v in labels.items()})
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -276,6 +280,37 @@ def pretrain_visual(model, heads: AttributeHeads, images: torch.Tensor, labels: 
                 + " ".join(f"{a} {v:.2f}" for a, v in acc.items()) + f" {time.time() - t0:.0f}s")
     log(f"pretrained the image tower in {time.time() - t0:.0f}s")
     return time.time() - t0
+
+
+def clutter_pool(n: int, size: int, seed: int) -> torch.Tensor:
+    """``(n, 4, S, S)`` premultiplied layers of faint random blobs, like an unfinished ``vecgen draw``."""
+    from vecgen.params.strokes import Strokes
+
+    gen = torch.Generator().manual_seed(seed)
+    layers = []
+    with torch.no_grad():
+        for k in range(n):
+            count = int(torch.randint(3, 25, (), generator=gen))
+            param = Strokes((size, size), strokes=count, shapes="blobs", seed=seed * 100_003 + k)
+            rgba = param.rasterizer.render(param.scene(), (size, size))
+            layers.append(rgba * (0.1 + 0.4 * torch.rand((), generator=gen)))  # premultiplied: scale all 4; faint
+    return torch.stack(layers)
+
+
+def add_clutter(x: torch.Tensor, bg: torch.Tensor, pool: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
+    """Composite a pool layer *behind* the objects of a fraction ``p`` of ``x`` ``(B, 3, S, S)`` in [0, 1].
+
+    ``bg``: ``(B, 3)`` background colours; only pixels of that colour take clutter, so
+    the objects (and so every caption) stay true. Teaches the towers to look past the
+    faint leftovers that drawings have and training scenes do not.
+    """
+    b = x.shape[0]
+    pick = torch.randint(0, pool.shape[0], (b,), generator=gen)
+    use = (torch.rand(b, generator=gen) < p).view(b, 1, 1, 1)
+    layer = pool[pick]
+    over = layer[:, :3] + (1 - layer[:, 3:4]) * x
+    is_bg = ((x - bg.view(b, 3, 1, 1)).abs() < 0.02).all(1, keepdim=True)
+    return torch.where(use & is_bg, over, x)
 
 
 def save_fp16(model: torch.nn.Module, path: Path) -> None:
@@ -311,6 +346,8 @@ def train(args: argparse.Namespace) -> dict:
     cache_dir = None if args.cache_dir in ("", "none") else Path(args.cache_dir)
     images, attrs = scene_cache(args.data_seed0, args.scenes, args.size, cache_dir)
 
+    bgs = torch.tensor([a["bg_rgb"] for a in attrs], dtype=torch.float32)
+    pool = clutter_pool(256, args.size, args.seed) if args.clutter > 0 else None
     model, tokenizer = build_model(config)
     if args.init:  # continue training earlier weights (a fresh optimizer and schedule)
         from vecgen.backends.perceptors.clip import _load_safetensors
@@ -353,7 +390,7 @@ def train(args: argparse.Namespace) -> dict:
             heads.load_state_dict(state["heads"])
         log(f"resumed from {ckpt} at step {start}")
     if start == 0 and args.pretrain_steps > 0:
-        elapsed += pretrain_visual(model, heads, images, labels, kind_weights, args, mean, std, gen)
+        elapsed += pretrain_visual(model, heads, images, labels, kind_weights, args, mean, std, gen, bgs, pool)
     t0 = time.time() - elapsed
     model.train()
     for step in range(start, args.steps):
@@ -367,6 +404,8 @@ def train(args: argparse.Namespace) -> dict:
             os.replace(tmp, ckpt)
         idx = torch.multinomial(kind_weights, args.batch, replacement=False, generator=gen)
         x = images[idx].float() / 255.0
+        if args.clutter > 0:
+            x = add_clutter(x, bgs[idx], pool, args.clutter, gen)
         if args.noise > 0:
             sigma = torch.rand(x.shape[0], 1, 1, 1, generator=gen) * args.noise
             sigma = sigma * (torch.rand(x.shape[0], 1, 1, 1, generator=gen) < 0.5)
@@ -426,7 +465,7 @@ def train(args: argparse.Namespace) -> dict:
         "model": name, "arch": args.arch, "config": config, "seed": args.seed, "steps": args.steps, "init": args.init,
         "batch": args.batch, "hard_negatives": args.negatives, "partial": args.partial,
         "partial_weight": args.partial_weight,
-        "pretrain_steps": args.pretrain_steps, "aux_weight": args.aux, "lr": args.lr, "weight_decay": args.wd,
+        "pretrain_steps": args.pretrain_steps, "aux_weight": args.aux, "clutter": args.clutter, "lr": args.lr, "weight_decay": args.wd,
         "templates": templates, "scenes": args.scenes, "kind_mix": mix,
         "scene_seeds": [args.data_seed0, args.data_seed0 + args.scenes],
         "image_size": args.size, "params": n_params, "train_seconds": round(train_s, 1), "threads": args.threads,
@@ -502,6 +541,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="first train the image tower alone on attribute heads for N steps")
     p.add_argument("--aux", type=float, default=0.0, help="weight of the attribute-head loss during CLIP training")
     p.add_argument("--warmup", type=int, default=50)
+    p.add_argument("--clutter", type=float, default=0.0,
+                   help="fraction of images that get faint random blobs behind their objects (drawing-like)")
     p.add_argument("--noise", type=float, default=0.04, help="max std of Gaussian noise on half the images")
     p.add_argument("--scenes", type=int, default=60_000, help="distinct training scenes (pre-rendered once)")
     p.add_argument("--data-seed0", type=int, default=0, help="first scene seed (probes use seeds >= 10**9)")
