@@ -82,6 +82,7 @@ def run(args, cutouts: int) -> dict:
             sims = (emb @ judge.encode_text(cands).t())[0]
         rank = int((sims > sims[0]).sum()) + 1
         rival = cands[int(sims[1:].argmax()) + 1]  # the judge's favourite wrong caption
+        style = {k: res.settings[k] for k in ("shapes", "strokes") if k in res.settings}
         rows.append({"prompt": prompt, "rank": rank, "judge_cos": float(sims[0]), "sec": sec,
                      "n_candidates": len(cands), "rival": rival})
         if args.save:
@@ -93,6 +94,8 @@ def run(args, cutouts: int) -> dict:
                   + ("" if rank == 1 else f"  (judge prefers: {rival})"), file=sys.stderr)
     n = len(rows)
     return {"param": args.param, "clip": args.clip, "judge": args.judge, "steps": args.steps, "cutouts": cutouts,
+            **({"draw": style} if args.param == "strokes" else {}),
+            "top3": sum(r["rank"] <= 3 for r in rows) / n,
             "top1": sum(r["rank"] == 1 for r in rows) / n, "mean_judge_cos": sum(r["judge_cos"] for r in rows) / n,
             "sec_per_prompt": sum(r["sec"] for r in rows) / n, "prompts": rows}
 
@@ -123,9 +126,10 @@ def main() -> None:
     if args.json:
         print(json.dumps(results[0] if len(results) == 1 else {**results[0], "no_aug": results[1]}, indent=1))
         return
-    print(f"{'param':8s} {'clip':10s} {'judge':10s} {'cutouts':>7s} {'top1':>6s} {'judge cos':>9s} {'s/prompt':>9s}")
+    print(f"{'param':8s} {'clip':10s} {'judge':10s} {'cutouts':>7s} {'top1':>6s} {'top3':>6s} {'judge cos':>9s} "
+          f"{'s/prompt':>9s}")
     for r in results:
-        print(f"{r['param']:8s} {r['clip']:10s} {r['judge']:10s} {r['cutouts']:7d} {r['top1']:6.2f} "
+        print(f"{r['param']:8s} {r['clip']:10s} {r['judge']:10s} {r['cutouts']:7d} {r['top1']:6.2f} {r['top3']:6.2f} "
               f"{r['mean_judge_cos']:9.3f} {r['sec_per_prompt']:9.1f}")
 
 
