@@ -68,7 +68,7 @@ def run(args, cutouts: int) -> dict:
         prompt = prompts[i]
         t = time.perf_counter()
         if args.param == "strokes":
-            extra = {k: getattr(args, k) for k in ("size", "strokes", "shapes", "width") if getattr(args, k)}
+            extra = {k: getattr(args, k) for k in ("size", "strokes", "shapes", "width", "segments") if getattr(args, k)}
             res = api.draw(prompt, steps=args.steps, cutouts=cutouts, seed=args.seed, device=str(dev),
                            perceptors=opt, quiet=True, **extra)
         else:
@@ -111,6 +111,7 @@ def main() -> None:
     ap.add_argument("--size", default=None)
     ap.add_argument("--strokes", type=int, default=None, help="strokes param: number of paths (draw's default)")
     ap.add_argument("--shapes", default=None, help="strokes param: strokes, blobs or mixed (draw's default)")
+    ap.add_argument("--segments", type=int, default=None, help="strokes param: cubic segments per path")
     ap.add_argument("--width", default=None, help="strokes param: MIN,MAX stroke width (draw's default)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
