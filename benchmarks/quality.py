@@ -6,9 +6,11 @@
 
 For each prompt, draw it with ``--clip`` and ask ``--judge`` to rank the true
 prompt among every prompt of the file plus distractors that differ in one
-attribute (colour or shape). Reports judge top-1, mean judge cosine to the true
-prompt, and seconds per prompt. ``--compare-no-aug`` repeats with ``--cutouts 0``
-to test whether augmentation prevents images that fool only the optimizer.
+attribute (colour or shape). Reports judge top-1 and top-3, mean judge cosine to
+the true prompt, and seconds per prompt. Drawing uses ``draw``'s defaults (for
+the mini models: 32 filled blobs) unless --strokes/--shapes/--segments/--width
+say otherwise. ``--compare-no-aug`` repeats with ``--cutouts 0`` to test whether
+augmentation prevents images that fool only the optimizer.
 """
 from __future__ import annotations
 

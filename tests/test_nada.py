@@ -69,7 +69,7 @@ def test_directional_term(tiny):
     term = DirectionalClipTerm(perceptor, "photo", "pencil sketch", reference=lambda: ref)
     x = img.clone().requires_grad_(True)
     loss = term(Context(x, None))
-    assert abs(float(loss.detach()) - 1.0) < 1e-6  # identical renders: no step, loss 1 (not NaN)
+    assert abs(float(loss.detach()) - 1.0) < 1e-5  # identical renders: no step, loss 1 (not NaN; float noise varies with threads)
     loss.backward()
     assert torch.isfinite(x.grad).all() and float(x.grad.abs().sum()) > 0
     # a render moved along the gradient scores better
