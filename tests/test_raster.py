@@ -174,3 +174,29 @@ def test_offscreen_and_degenerate_paths():
     a = rasterize(scene)[3]
     assert torch.isfinite(a).all()
     assert float(a[5, 5]) > 0.9 and float(a[0, 0]) == 0.0  # a zero-length stroke is a round dot
+
+
+def test_gradients_are_bitwise_reproducible_with_threads():
+    """Same scene, same gradients, byte for byte, with 2 CPU threads.
+
+    The backward of ``x[idx]`` accumulates repeated indices in a thread-dependent order;
+    it made the colour gradient (and so every seed's SVG) vary run to run.
+    """
+    from vecgen.params.strokes import Strokes
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        def grads(shapes):
+            p = Strokes((224, 224), strokes=256, shapes=shapes, seed=0)
+            img = p.render()
+            return torch.autograd.grad(img.square().sum(), [p.points, p.widths, p.stroke_rgba, p.fill_rgba],
+                                       allow_unused=True)
+
+        for shapes in ("strokes", "mixed"):
+            first = grads(shapes)
+            for _ in range(2):
+                again = grads(shapes)
+                assert all((a is None and b is None) or torch.equal(a, b) for a, b in zip(first, again)), shapes
+    finally:
+        torch.set_num_threads(threads)

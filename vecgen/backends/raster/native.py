@@ -19,6 +19,10 @@ How it works, and why it is fast and bounded in memory:
    which is where fill gradients come from.
 5. Compositing: per pixel, layers in order with premultiplied "over", written
    as a segmented sum of ``log(1 - alpha)`` so all layers composite at once.
+
+Differentiable gathers use ``index_select``, never ``x[idx]``: on multi-threaded CPU
+the backward of advanced indexing accumulates repeated indices in a varying order,
+so the same seed gave different bytes run to run.
 """
 from __future__ import annotations
 
@@ -68,7 +72,7 @@ def _ranges(count: Tensor) -> tuple[Tensor, Tensor]:
 
 def _bezier(p: Tensor, seg: Tensor, t: Tensor) -> Tensor:
     """Points of cubic segments ``p (S, 4, 2)`` at parameters ``t`` for segments ``seg``."""
-    c = p[seg]
+    c = p.index_select(0, seg)  # index_select: its backward sums deterministically on CPU
     t = t.unsqueeze(1)
     s = 1.0 - t
     return (s * s * s) * c[:, 0] + (3 * s * s * t) * c[:, 1] + (3 * s * t * t) * c[:, 2] + (t * t * t) * c[:, 3]
@@ -235,7 +239,7 @@ def rasterize(scene: Scene, size: tuple[int, int] | None = None, *, tol: float =
 
     sl = path_to_stroke[line_path] >= 0
     s_a, s_b, s_layer = a[sl], b[sl], path_to_stroke[line_path[sl]]
-    s_r = half[layer_path_t[s_layer]] + 0.5
+    s_r = half.index_select(0, layer_path_t[s_layer]) + 0.5
 
     fl = path_to_fill[line_path] >= 0
     f_a, f_b, f_layer = a[fl], b[fl], path_to_fill[line_path[fl]]
@@ -307,12 +311,12 @@ def rasterize(scene: Scene, size: tuple[int, int] | None = None, *, tol: float =
             useful = (inside_at(w_here + step) != in_here) | ((cross == 0) & (inside_at(w_here + 1) != in_here))
             useful = ~fill_pair | useful
             line, px, py, slot = line[useful], px[useful], py[useful], slot[useful]
-    dist = _distance(la[line], lb[line], px, py)
+    dist = _distance(la.index_select(0, line), lb.index_select(0, line), px, py)
     dmin = torch.full((slot_layer.numel(),), _FAR, device=device, dtype=dtype)
     dmin = dmin.scatter_reduce(0, slot, dist, "amin", include_self=True)
 
     # --- coverage (box filter across the nearest edge)
-    lhalf = torch.where(is_fill, torch.zeros_like(half[layer_path_t]), half[layer_path_t])[slot_layer]
+    lhalf = torch.where(is_fill, 0.0, half.index_select(0, layer_path_t)).index_select(0, slot_layer)
     cov_stroke = (torch.clamp(dmin + lhalf, max=0.5) - torch.clamp(dmin - lhalf, min=-0.5)).clamp(0.0, 1.0)
     cov_fill = torch.where(inside, (0.5 + dmin).clamp(max=1.0), (0.5 - dmin).clamp(min=0.0))
     cov = torch.where(is_fill[slot_layer], cov_fill, cov_stroke)
@@ -325,7 +329,8 @@ def rasterize(scene: Scene, size: tuple[int, int] | None = None, *, tol: float =
         pix = key // n_layers
         _, counts = torch.unique_consecutive(pix, return_counts=True)
     k_layer = slot_layer[keep]
-    alpha = cov[keep] * rgba[k_layer, 3]
+    k_rgba = rgba.index_select(0, k_layer)
+    alpha = cov[keep] * k_rgba[:, 3]
     log_t = torch.log1p(-alpha.double().clamp(max=1.0 - 1e-9))
     cs = torch.cumsum(log_t, 0)
     ends = torch.cumsum(counts, 0) - 1
@@ -334,7 +339,7 @@ def rasterize(scene: Scene, size: tuple[int, int] | None = None, *, tol: float =
     # transmittance of everything above each layer in its pixel
     above = group_total.repeat_interleave(counts) - (cs - group_before.repeat_interleave(counts))
     weight = (alpha.double() * torch.exp(above)).to(dtype)
-    colour = rgba[k_layer, :3] * weight.unsqueeze(1)
+    colour = k_rgba[:, :3] * weight.unsqueeze(1)
     upix = pix[ends]
     rgb = torch.zeros(h * w, 3, device=device, dtype=dtype).index_add(0, pix, colour)
     alpha_out = torch.zeros(h * w, device=device, dtype=dtype).index_put((upix,), (1.0 - torch.exp(group_total)).to(dtype))
