@@ -89,3 +89,16 @@ def test_engine_optimizes_toward_target():
     param = Strokes((48, 48), strokes=8, seed=6, width=(2, 6))
     state = optimize(param, Objective([FnTerm("mse", lambda im: ((im - target) ** 2).mean())]), 80, progress=False)
     assert state.history[-1]["mse"] < 0.6 * state.history[0]["mse"]
+
+
+def test_draw_refuses_bad_shapes_and_strokes_before_loading_models(monkeypatch):
+    import vecgen.api as api
+
+    def no_models(*a, **k):
+        raise AssertionError("models loaded before the options were checked")
+
+    monkeypatch.setattr(api, "load_perceptors", no_models)
+    with pytest.raises(VecgenError, match="shapes"):
+        vecgen.draw("a red circle", shapes="squiggles")
+    with pytest.raises(VecgenError, match="strokes"):
+        vecgen.draw("a red circle", strokes=-3)

@@ -325,8 +325,10 @@ def draw(prompt: str, *, strokes: int | None = None, segments: int = 3, width: A
     dev = resolve_device(device)
     wh = parse_size(size)
     wrange = parse_width(width)
-    if shapes not in ("auto", "strokes", "blobs", "mixed"):
-        raise VecgenError(f"unknown --shapes {shapes!r} (choose auto, strokes, blobs, mixed)")
+    from vecgen.params.strokes import SHAPES, Strokes
+
+    if shapes != "auto" and shapes not in SHAPES:
+        raise VecgenError(f"unknown --shapes {shapes!r} (choose auto, {', '.join(SHAPES)})")
     if strokes is not None and (int(strokes) < 0 or (int(strokes) == 0 and init is None)):
         raise VecgenError("--strokes must be > 0")  # checked before any model loads
     if perceptors is None:
@@ -336,8 +338,6 @@ def draw(prompt: str, *, strokes: int | None = None, segments: int = 3, width: A
                 "width": list(wrange), "shapes": shapes, "steps": steps, "size": list(wh), "clip": clip,
                 "cutouts": cutouts, "seed": seed, "init": str(init) if init else None,
                 "background": background, "rasterizer": rasterizer}
-    from vecgen.params.strokes import Strokes
-
     param = Strokes(wh, strokes=int(strokes), segments=int(segments), width=wrange, shapes=shapes,
                     background=parse_colour(background), init=init, seed=int(seed), device=dev,
                     rasterizer=rasterizer)

@@ -346,8 +346,10 @@ def train(args: argparse.Namespace) -> dict:
     cache_dir = None if args.cache_dir in ("", "none") else Path(args.cache_dir)
     images, attrs = scene_cache(args.data_seed0, args.scenes, args.size, cache_dir)
 
-    bgs = torch.tensor([a["bg_rgb"] for a in attrs], dtype=torch.float32)
-    pool = clutter_pool(256, args.size, args.seed) if args.clutter > 0 else None
+    bgs = pool = None
+    if args.clutter > 0:
+        bgs = torch.tensor([a["bg_rgb"] for a in attrs], dtype=torch.float32)
+        pool = clutter_pool(256, args.size, args.seed)
     model, tokenizer = build_model(config)
     if args.init:  # continue training earlier weights (a fresh optimizer and schedule)
         from vecgen.backends.perceptors.clip import _load_safetensors
