@@ -59,6 +59,11 @@ def distractors(prompt: str) -> list[str]:
     return out
 
 
+def options(args, names: tuple[str, ...]) -> dict:
+    """The draw/paint options the user set (the rest keep the API's defaults)."""
+    return {k: getattr(args, k) for k in names if getattr(args, k)}
+
+
 def run(args, cutouts: int) -> dict:
     prompts = read_prompts(args.prompts)[: args.limit or None]
     todo = [int(k) - 1 for k in args.only.split(",")] if args.only else range(len(prompts))
@@ -69,13 +74,11 @@ def run(args, cutouts: int) -> dict:
     for i in todo:
         prompt = prompts[i]
         t = time.perf_counter()
+        common = dict(steps=args.steps, cutouts=cutouts, seed=args.seed, device=str(dev), perceptors=opt, quiet=True)
         if args.param == "strokes":
-            extra = {k: getattr(args, k) for k in ("size", "strokes", "shapes", "width", "segments") if getattr(args, k)}
-            res = api.draw(prompt, steps=args.steps, cutouts=cutouts, seed=args.seed, device=str(dev),
-                           perceptors=opt, quiet=True, **extra)
+            res = api.draw(prompt, **common, **options(args, ("size", "strokes", "shapes", "width", "segments")))
         else:
-            res = api.paint(prompt, param=args.param, steps=args.steps, cutouts=cutouts, seed=args.seed,
-                            device=str(dev), perceptors=opt, quiet=True, **({"size": args.size} if args.size else {}))
+            res = api.paint(prompt, param=args.param, **common, **options(args, ("size",)))
         sec = time.perf_counter() - t
         cands = [prompt] + [p for p in prompts if p != prompt] + distractors(prompt)
         with torch.no_grad():
@@ -84,7 +87,6 @@ def run(args, cutouts: int) -> dict:
             sims = (emb @ judge.encode_text(cands).t())[0]
         rank = int((sims > sims[0]).sum()) + 1
         rival = cands[int(sims[1:].argmax()) + 1]  # the judge's favourite wrong caption
-        style = {k: res.settings[k] for k in ("shapes", "strokes") if k in res.settings}
         rows.append({"prompt": prompt, "rank": rank, "judge_cos": float(sims[0]), "sec": sec,
                      "n_candidates": len(cands), "rival": rival})
         if args.save:
@@ -96,7 +98,7 @@ def run(args, cutouts: int) -> dict:
                   + ("" if rank == 1 else f"  (judge prefers: {rival})"), file=sys.stderr)
     n = len(rows)
     return {"param": args.param, "clip": args.clip, "judge": args.judge, "steps": args.steps, "cutouts": cutouts,
-            **({"draw": style} if args.param == "strokes" else {}),
+            **({"draw": {k: res.settings[k] for k in ("shapes", "strokes")}} if args.param == "strokes" else {}),
             "top3": sum(r["rank"] <= 3 for r in rows) / n,
             "top1": sum(r["rank"] == 1 for r in rows) / n, "mean_judge_cos": sum(r["judge_cos"] for r in rows) / n,
             "sec_per_prompt": sum(r["sec"] for r in rows) / n, "prompts": rows}

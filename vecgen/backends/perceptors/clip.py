@@ -194,6 +194,7 @@ def load_perceptor(spec: str, device: str | torch.device = "cpu") -> ClipPercept
 
     ps = parse_spec(spec)
     pre, cfg = _resolve(ps)
+    shipped = pre is not None and pre.endswith(".safetensors") and Path(pre).parent == WEIGHTS_DIR
     kwargs = {}
     if cfg.get("quick_gelu"):
         kwargs["force_quick_gelu"] = True
@@ -201,7 +202,7 @@ def load_perceptor(spec: str, device: str | torch.device = "cpu") -> ClipPercept
     level = logger.level
     logger.setLevel(logging.ERROR)  # open_clip warns loudly about random init
     try:
-        if pre is not None and pre.endswith(".safetensors") and Path(pre).parent == WEIGHTS_DIR:
+        if shipped:
             model = open_clip.create_model(ps.model, pretrained=None, device="cpu", **kwargs)
             _load_safetensors(model, pre)
         elif pre is None:  # @random: the same random weights every time, global RNG untouched
@@ -219,7 +220,6 @@ def load_perceptor(spec: str, device: str | torch.device = "cpu") -> ClipPercept
     mean = cfg.get("mean") or getattr(model.visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN
     std = cfg.get("std") or getattr(model.visual, "image_std", None) or open_clip.OPENAI_DATASET_STD
     tok = open_clip.get_tokenizer(ps.model)
-    shipped = pre is not None and Path(pre).parent == WEIGHTS_DIR
     return ClipPerceptor(model, tok, spec, mean, std, MINI_DRAW_HINT if shipped else None).to(device)
 
 

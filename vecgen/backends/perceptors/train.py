@@ -262,10 +262,7 @@ def pretrain_visual(model, heads: AttributeHeads, images: torch.Tensor, labels: 
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.pretrain_steps, args.lr, args.warmup)
         idx = torch.multinomial(kind_weights, args.batch, replacement=False, generator=gen)
-        x = images[idx].float() / 255.0
-        if args.clutter > 0:
-            x = add_clutter(x, bgs[idx], pool, args.clutter, gen)
-        x = (x - mean) / std
+        x = (load_batch(images, idx, args.clutter, bgs, pool, gen) - mean) / std
         loss, accs = heads.loss(model.encode_image(x), {k: v[idx] for k, v in labels.items()})
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -311,6 +308,12 @@ def add_clutter(x: torch.Tensor, bg: torch.Tensor, pool: torch.Tensor, p: float,
     over = layer[:, :3] + (1 - layer[:, 3:4]) * x
     is_bg = ((x - bg.view(b, 3, 1, 1)).abs() < 0.02).all(1, keepdim=True)
     return torch.where(use & is_bg, over, x)
+
+
+def load_batch(images: torch.Tensor, idx: torch.Tensor, clutter: float, bgs, pool, gen: torch.Generator) -> torch.Tensor:
+    """uint8 scenes ``images[idx]`` -> float ``(B, 3, S, S)`` in [0, 1], with clutter when asked."""
+    x = images[idx].float() / 255.0
+    return add_clutter(x, bgs[idx], pool, clutter, gen) if clutter > 0 else x
 
 
 def save_fp16(model: torch.nn.Module, path: Path) -> None:
@@ -405,9 +408,7 @@ def train(args: argparse.Namespace) -> dict:
                         "heads": heads.state_dict() if heads is not None else None}, tmp)
             os.replace(tmp, ckpt)
         idx = torch.multinomial(kind_weights, args.batch, replacement=False, generator=gen)
-        x = images[idx].float() / 255.0
-        if args.clutter > 0:
-            x = add_clutter(x, bgs[idx], pool, args.clutter, gen)
+        x = load_batch(images, idx, args.clutter, bgs, pool, gen)
         if args.noise > 0:
             sigma = torch.rand(x.shape[0], 1, 1, 1, generator=gen) * args.noise
             sigma = sigma * (torch.rand(x.shape[0], 1, 1, 1, generator=gen) < 0.5)
