@@ -253,3 +253,37 @@ def test_clutter_goes_behind_objects_only():
     changed = (y - x).abs().amax(1) > 1e-6
     assert not (changed & ~is_bg).any()  # object pixels untouched
     assert changed.flatten(1).any(1).all()  # every image got some clutter
+
+
+def test_adversarial_views_stay_close_and_raise_the_loss():
+    """--adv: PGD images lie within the L2 radius of the scene and match their captions worse."""
+    import random
+
+    import open_clip
+    import torch.nn.functional as F
+
+    from vecgen.backends.perceptors.train import adversarial, build_model, contrastive_loss, encode_text_trimmed
+    from vecgen.data.scenes import caption_scene, render_batch, sample_scene
+
+    torch.manual_seed(0)
+    model, tokenizer = build_model("vecgen-tiny-vit")
+    attrs = [sample_scene(random.Random(i), "single") for i in range(6)]
+    x = render_batch(attrs, model.visual.image_size if isinstance(model.visual.image_size, int)
+                     else model.visual.image_size[0])
+    caps = [caption_scene(a, random.Random(0), "a")[0] for a in attrs]
+    mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        txt = F.normalize(encode_text_trimmed(model, tokenizer(caps)), dim=-1)
+    neg = txt.new_zeros(0, txt.shape[1])
+
+    def loss(img):
+        with torch.no_grad():
+            fi = F.normalize(model.encode_image((img - mean) / std), dim=-1)
+            return contrastive_loss(fi, txt, neg, caps, model.logit_scale)[0]
+
+    adv = adversarial(model, x, txt, neg, caps, mean, std, eps=2.0, steps=3, gen=torch.Generator().manual_seed(0))
+    assert adv.shape == x.shape and 0 <= adv.min() and adv.max() <= 1
+    assert ((adv - x).flatten(1).norm(dim=1) <= 2.0 + 1e-4).all()
+    assert ((adv - x).flatten(1).norm(dim=1) > 0.5).all()  # it did move
+    assert loss(adv) > loss(x) + 0.1  # random noise of the same norm moves it by ~0.004

@@ -316,6 +316,29 @@ def load_batch(images: torch.Tensor, idx: torch.Tensor, clutter: float, bgs, poo
     return add_clutter(x, bgs[idx], pool, clutter, gen) if clutter > 0 else x
 
 
+def adversarial(model, x: torch.Tensor, txt: torch.Tensor, neg: torch.Tensor, captions: list[str], mean, std,
+                eps: float, steps: int, gen: torch.Generator) -> torch.Tensor:
+    """L2 PGD on pixels: ``x`` ``(B, 3, S, S)`` in [0, 1] -> the nearby images the tower matches worst.
+
+    Training on them (Madry et al.) makes the tower's input gradients follow what a
+    picture shows rather than invisible pixel patterns; that is what an optimizer
+    drawing against the tower descends. ``eps`` is the L2 radius per image.
+    """
+    b = x.shape[0]
+    delta = torch.randn(x.shape, generator=gen)
+    delta = delta * (eps * 0.5 / delta.flatten(1).norm(dim=1).view(b, 1, 1, 1))
+    alpha = 2.5 * eps / max(1, steps)
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        fi = F.normalize(model.encode_image(((x + delta).clamp(0, 1) - mean) / std), dim=-1)
+        loss = contrastive_loss(fi, txt, neg, captions, model.logit_scale)[0]
+        (g,) = torch.autograd.grad(loss, delta)
+        with torch.no_grad():
+            delta = delta + alpha * g / g.flatten(1).norm(dim=1).clamp_min(1e-12).view(b, 1, 1, 1)
+            delta = delta * (eps / delta.flatten(1).norm(dim=1).clamp_min(eps)).view(b, 1, 1, 1)
+    return (x + delta.detach()).clamp(0, 1)
+
+
 def save_fp16(model: torch.nn.Module, path: Path) -> None:
     from safetensors.torch import save_file
 
@@ -413,7 +436,6 @@ def train(args: argparse.Namespace) -> dict:
             sigma = torch.rand(x.shape[0], 1, 1, 1, generator=gen) * args.noise
             sigma = sigma * (torch.rand(x.shape[0], 1, 1, 1, generator=gen) < 0.5)
             x = (x + sigma * torch.randn(x.shape, generator=gen)).clamp(0, 1)
-        x = (x - mean) / std
         caps, negs = [], []
         for i in idx.tolist():
             cap, plan = caption_scene(attrs[i], rng, templates)
@@ -431,6 +453,13 @@ def train(args: argparse.Namespace) -> dict:
                         groups.setdefault(att, []).append((b, [partial.setdefault(t, len(partial)) for t in texts]))
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.steps, args.lr, args.warmup) * g["lr_mult"]
+        if args.adv > 0:  # half the batch attacked: robust gradients without forgetting clean scenes
+            with torch.no_grad():
+                ft0 = F.normalize(encode_text_trimmed(model, tokens), dim=-1)
+            h = x.shape[0] // 2
+            x = torch.cat([adversarial(model, x[:h], ft0[:h], ft0[len(caps):], caps[:h], mean, std, args.adv,
+                                       args.adv_steps, gen), x[h:]])
+        x = (x - mean) / std
         emb = model.encode_image(x)
         fi = F.normalize(emb, dim=-1)
         ft = F.normalize(encode_text_trimmed(model, tokens), dim=-1)
@@ -468,7 +497,8 @@ def train(args: argparse.Namespace) -> dict:
         "model": name, "arch": args.arch, "config": config, "seed": args.seed, "steps": args.steps, "init": args.init,
         "batch": args.batch, "hard_negatives": args.negatives, "partial": args.partial,
         "partial_weight": args.partial_weight,
-        "pretrain_steps": args.pretrain_steps, "aux_weight": args.aux, "clutter": args.clutter, "lr": args.lr, "weight_decay": args.wd,
+        "pretrain_steps": args.pretrain_steps, "aux_weight": args.aux, "clutter": args.clutter, "adv": args.adv,
+        "adv_steps": args.adv_steps, "lr": args.lr, "weight_decay": args.wd,
         "templates": templates, "scenes": args.scenes, "kind_mix": mix,
         "scene_seeds": [args.data_seed0, args.data_seed0 + args.scenes],
         "image_size": args.size, "params": n_params, "train_seconds": round(train_s, 1), "threads": args.threads,
@@ -546,6 +576,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--clutter", type=float, default=0.0,
                    help="fraction of images that get faint random blobs behind their objects (drawing-like)")
+    p.add_argument("--adv", type=float, default=0.0,
+                   help="L2 radius of PGD adversarial training on half of each batch (0 = off)")
+    p.add_argument("--adv-steps", type=int, default=2, help="PGD steps per batch with --adv")
     p.add_argument("--noise", type=float, default=0.04, help="max std of Gaussian noise on half the images")
     p.add_argument("--scenes", type=int, default=60_000, help="distinct training scenes (pre-rendered once)")
     p.add_argument("--data-seed0", type=int, default=0, help="first scene seed (probes use seeds >= 10**9)")
