@@ -16,16 +16,21 @@ class Cutouts:
     min_frac / max_frac: side of a crop as a fraction of the image's short side.
     perspective: max corner jitter as a fraction of the crop side.
     noise: max std of additive Gaussian noise (per cutout, uniformly drawn).
+    antialias: first low-pass the image to a short side of ``size / max_frac`` when it is
+    larger, so the largest crop maps 1:1 onto a view and smaller ones are upsampled. Without
+    it, a crop is decimated to ``size`` and the optimizer can draw aliasing patterns that only
+    the optimizing model sees (perceptors and judges resize with antialiasing).
     The same views feed every perceptor; each resizes to its own input size.
     """
 
     def __init__(self, n: int = 8, size: int = 224, min_frac: float = 0.5, max_frac: float = 0.95,
-                 perspective: float = 0.15, noise: float = 0.05) -> None:
+                 perspective: float = 0.15, noise: float = 0.05, antialias: bool = True) -> None:
         if n < 0:
             raise ValueError("cutouts must be >= 0")
         self.n, self.size = n, size
         self.min_frac, self.max_frac = min_frac, max_frac
         self.perspective, self.noise = perspective, noise
+        self.antialias = antialias
 
     def __call__(self, img: Tensor, generator: torch.Generator | None = None) -> Tensor:
         from kornia.geometry.transform import get_perspective_transform, warp_perspective
@@ -36,6 +41,12 @@ class Cutouts:
             return torch.nn.functional.interpolate(img, size=(s, s), mode="bilinear", align_corners=False,
                                                    antialias=max(h, w) > s)
         n, dev = self.n, img.device
+        work = self.size / self.max_frac
+        if self.antialias and min(h, w) > work + 0.5:
+            k = work / min(h, w)
+            img = torch.nn.functional.interpolate(img, size=(max(1, round(h * k)), max(1, round(w * k))),
+                                                  mode="bilinear", align_corners=False, antialias=True)
+            h, w = img.shape[-2:]
 
         def rand(*shape):
             return torch.rand(*shape, generator=generator).to(dev)
