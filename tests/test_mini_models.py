@@ -198,12 +198,13 @@ def test_training_smoke_with_pretraining(tmp_path):
     common = ["--arch", "rn", "--seed", "2", "--batch", "8", "--scenes", "32", "--warmup", "1", "--cache-dir", "none",
               "--probe-n", "0", "--out", str(tmp_path)]
     assert main([*common, "--steps", "1", "--pretrain-steps", "0", "--name", "a"]) == 0
-    assert main([*common, "--steps", "1", "--pretrain-steps", "4", "--aux", "1", "--clutter", "0.5", "--name", "b"]) == 0
+    assert main([*common, "--steps", "1", "--pretrain-steps", "4", "--aux", "1", "--clutter", "0.5", "--adv", "0.5",
+                 "--adv-steps", "1", "--name", "b"]) == 0
     a, b = load_file(str(tmp_path / "a.safetensors")), load_file(str(tmp_path / "b.safetensors"))
     moved = (a["visual.layer1.0.conv1.weight"].float() - b["visual.layer1.0.conv1.weight"].float()).abs().max()
     assert moved > 1e-3  # the pretraining phase changed the image tower
     m = json.loads((tmp_path / "metrics.json").read_text())["b"]
-    assert m["pretrain_steps"] == 4 and m["aux_weight"] == 1.0 and m["clutter"] == 0.5
+    assert m["pretrain_steps"] == 4 and m["aux_weight"] == 1.0 and m["clutter"] == 0.5 and m["adv"] == 0.5
 
 
 def test_draw_style_follows_the_models():
