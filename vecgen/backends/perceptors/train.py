@@ -453,16 +453,14 @@ def train(args: argparse.Namespace) -> dict:
                         groups.setdefault(att, []).append((b, [partial.setdefault(t, len(partial)) for t in texts]))
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.steps, args.lr, args.warmup) * g["lr_mult"]
+        ft = F.normalize(encode_text_trimmed(model, tokens), dim=-1)
         if args.adv > 0:  # half the batch attacked: robust gradients without forgetting clean scenes
-            with torch.no_grad():
-                ft0 = F.normalize(encode_text_trimmed(model, tokens), dim=-1)
-            h = x.shape[0] // 2
-            x = torch.cat([adversarial(model, x[:h], ft0[:h], ft0[len(caps):], caps[:h], mean, std, args.adv,
+            h, fixed = x.shape[0] // 2, ft.detach()
+            x = torch.cat([adversarial(model, x[:h], fixed[:h], fixed[len(caps):], caps[:h], mean, std, args.adv,
                                        args.adv_steps, gen), x[h:]])
         x = (x - mean) / std
         emb = model.encode_image(x)
         fi = F.normalize(emb, dim=-1)
-        ft = F.normalize(encode_text_trimmed(model, tokens), dim=-1)
         loss, acc = contrastive_loss(fi, ft[:len(caps)], ft[len(caps):], caps, model.logit_scale)
         if groups:
             fp = F.normalize(encode_text_trimmed(model, tokenizer(list(partial))), dim=-1)
