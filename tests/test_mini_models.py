@@ -9,6 +9,7 @@ import torch
 import vecgen
 from vecgen.backends.perceptors import clip as clip_mod
 from vecgen.backends.perceptors.probes import PROBE_SEED0, probe, probe_items
+from vecgen.errors import VecgenError
 
 NAMES = ("mini-vit", "mini-rn")
 WEIGHTS = clip_mod.WEIGHTS_DIR
@@ -224,10 +225,26 @@ def test_draw_style_follows_the_models():
     assert draw_style([(real, 1.0)], "auto", 7) == ("strokes", 7)
 
 
+def test_view_style_follows_the_models():
+    """views=auto: zoomed-out views for the mini models, crops for real CLIP or a mix; a name given wins."""
+    from types import SimpleNamespace
+
+    from vecgen.api import view_style
+
+    mini = SimpleNamespace(draw_hint=dict(clip_mod.MINI_DRAW_HINT))
+    real = SimpleNamespace(draw_hint={})
+    assert view_style([(mini, 1.0)]) == "zoom" and view_style([(mini, 1.0), (mini, 0.5)]) == "zoom"
+    assert view_style([(real, 1.0)]) == "crops" and view_style([]) == "crops"
+    assert view_style([(mini, 1.0), (real, 1.0)]) == "crops"
+    assert view_style([(mini, 1.0)], "crops") == "crops" and view_style([(real, 1.0)], "zoom") == "zoom"
+    with pytest.raises(VecgenError, match="unknown --views 'tiles'"):
+        view_style([(mini, 1.0)], "tiles")
+
+
 @needs_weights
 def test_mini_models_draw_filled_blobs_by_default():
     res = vecgen.draw("a red circle", clip="mini-vit", steps=2, size=48, cutouts=0, device="cpu", quiet=True)
-    assert res.settings["shapes"] == "blobs" and res.settings["strokes"] == 32
+    assert res.settings["shapes"] == "blobs" and res.settings["strokes"] == 32 and res.settings["views"] == "zoom"
     assert res.svg.count("<path") == 32 and res.svg.count('fill="none"') == 0
     assert vecgen.load_perceptor("mini-vit@random").draw_hint == {}  # random weights know no domain
     res = vecgen.draw("a red circle", clip="mini-vit", shapes="strokes", steps=2, size=48, cutouts=0,

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from vecgen import __version__
-from vecgen.augment import Cutouts
+from vecgen.augment import VIEWS, make_views
 from vecgen.engine import RunState, atomic_write, load_checkpoint, optimize
 from vecgen.errors import VecgenError
 from vecgen.objective import ClipTerm, ImageTarget, Objective
@@ -242,8 +242,12 @@ def run(param, prompt: str | None, *, settings: dict[str, Any], clip: str = "aut
         steps: int = 200, seed: int = 0, device: torch.device, image_prompt=None, perceptors=None,
         extra_terms=None, snapshots: str | Path | None = None, every: int = 10,
         checkpoint: str | Path | None = None, resume: str | Path | None = None, quiet: bool = False,
-        warn: Callable[[str], None] | None = None) -> Result:
-    """Optimize ``param`` against the CLIP objective built from ``prompt`` (+ extra terms)."""
+        warn: Callable[[str], None] | None = None, views: str = "auto") -> Result:
+    """Optimize ``param`` against the CLIP objective built from ``prompt`` (+ extra terms).
+
+    ``views``: the cutouts' settings, a name of :data:`vecgen.augment.VIEWS` or ``auto``
+    (what the perceptors' ``draw_hint`` asks for, see :func:`view_style`).
+    """
     if steps is None or int(steps) <= 0:
         raise VecgenError("--steps must be > 0")
     if cutouts is None or int(cutouts) < 0:
@@ -259,7 +263,9 @@ def run(param, prompt: str | None, *, settings: dict[str, Any], clip: str = "aut
     if not terms:
         raise VecgenError("nothing to optimize: give a prompt, an image prompt or another loss term")
     size = max((p.input_size for p, _ in perceptors or []), default=224)
-    objective = Objective(terms, Cutouts(int(cutouts), size=size) if int(cutouts) > 0 else Cutouts(0, size=size))
+    views = view_style(perceptors, views)
+    settings["views"] = views
+    objective = Objective(terms, make_views(views, int(cutouts), size))
     callbacks = []
     if snapshots is not None:
         snap = Path(snapshots)
@@ -290,6 +296,16 @@ def run(param, prompt: str | None, *, settings: dict[str, Any], clip: str = "aut
     return result
 
 
+def view_style(perceptors, views: str | None = "auto") -> str:
+    """Resolve ``views="auto"``: the perceptors' ``draw_hint["views"]`` when they all agree, else ``crops``."""
+    if views in (None, "auto"):
+        hints = {(getattr(p, "draw_hint", {}) or {}).get("views", "crops") for p, _ in perceptors or []}
+        views = hints.pop() if len(hints) == 1 else "crops"
+    if views not in VIEWS:
+        raise VecgenError(f"unknown --views {views!r} (choose auto, {', '.join(VIEWS)})")
+    return str(views)
+
+
 # ----------------------------------------------------------------------------- draw
 DRAW_STYLE = {"shapes": "strokes", "strokes": 256}  # CLIPDraw's look, for real CLIP models
 
@@ -313,13 +329,14 @@ def draw(prompt: str, *, strokes: int | None = None, segments: int = 3, width: A
          seed: int = 0, device: str | None = "auto", init: str | Path | None = None, background: Any = "white",
          rasterizer: str = "native", image_prompt=None, snapshots: str | Path | None = None, every: int = 10,
          checkpoint: str | Path | None = None, resume: str | Path | None = None, quiet: bool = False,
-         perceptors=None, warn: Callable[[str], None] | None = None) -> Result:
+         perceptors=None, warn: Callable[[str], None] | None = None, views: str = "auto") -> Result:
     """Optimize coloured Bézier paths so CLIP sees ``prompt``; returns a :class:`Result`.
 
     ``prompt`` uses ``"text:weight | other:-0.5"``. ``clip`` is ``auto`` or
     ``MODEL[@PRETRAINED][:WEIGHT],...``. ``init`` starts from an SVG's paths.
     ``shapes="auto"`` and ``strokes=None`` follow the models: 256 open strokes for
-    real CLIP, 32 filled blobs for the built-in mini models (see :func:`draw_style`).
+    real CLIP, 32 filled blobs for the built-in mini models (see :func:`draw_style`);
+    ``views="auto"`` likewise picks the cutouts (:func:`view_style`).
     """
     parse_prompts(prompt)
     dev = resolve_device(device)
@@ -331,6 +348,7 @@ def draw(prompt: str, *, strokes: int | None = None, segments: int = 3, width: A
         raise VecgenError(f"unknown --shapes {shapes!r} (choose auto, {', '.join(SHAPES)})")
     if strokes is not None and (int(strokes) < 0 or (int(strokes) == 0 and init is None)):
         raise VecgenError("--strokes must be > 0")  # checked before any model loads
+    view_style([], views)
     if perceptors is None:
         perceptors = load_perceptors(clip, dev, warn)
     shapes, strokes = draw_style(perceptors, shapes, strokes)
@@ -343,7 +361,7 @@ def draw(prompt: str, *, strokes: int | None = None, segments: int = 3, width: A
                     rasterizer=rasterizer)
     return run(param, prompt, settings=settings, clip=clip, cutouts=cutouts, steps=steps, seed=int(seed), device=dev,
                image_prompt=image_prompt, perceptors=perceptors, snapshots=snapshots, every=every,
-               checkpoint=checkpoint, resume=resume, quiet=quiet, warn=warn)
+               checkpoint=checkpoint, resume=resume, quiet=quiet, warn=warn, views=views)
 
 
 def render_svg(path: str | Path, size: Any = None, rasterizer: str = "native") -> Image.Image:

@@ -72,7 +72,7 @@ def generate(prompt: str | None, *, generator: Any, space: str = "w", l2: float 
              device: str | None = "auto", image_prompt=None, snapshots: str | Path | None = None, every: int = 10,
              checkpoint: str | Path | None = None, resume: str | Path | None = None, quiet: bool = False,
              perceptors=None, extra_terms=None, save_latent: str | Path | None = None,
-             warn: Callable[[str], None] | None = None):
+             warn: Callable[[str], None] | None = None, views: str = "auto"):
     """Optimize a generator latent so CLIP sees ``prompt``; returns a :class:`vecgen.api.Result` (PNG).
 
     ``generator``: a spec (``taef2``, ``stylegan2:ckpt.pt``, ``script:gen.pt``)
@@ -87,7 +87,7 @@ def generate(prompt: str | None, *, generator: Any, space: str = "w", l2: float 
     The other options are those of :func:`vecgen.api.draw`.
     """
     from vecgen import api
-    from vecgen.augment import Cutouts
+    from vecgen.augment import make_views
     from vecgen.losses import LatentL2, score_images
     from vecgen.objective import ClipTerm
     from vecgen.params.latent import INITS, Latent, _check_space, _check_truncation
@@ -109,6 +109,7 @@ def generate(prompt: str | None, *, generator: Any, space: str = "w", l2: float 
         raise VecgenError("--steps must be > 0")
     if cutouts is None or int(cutouts) < 0:
         raise VecgenError("--cutouts must be >= 0")
+    api.view_style([], views)
     if prompt is not None:
         parse_prompts(prompt)
     elif not image_prompt and not extra_terms:
@@ -141,11 +142,11 @@ def generate(prompt: str | None, *, generator: Any, space: str = "w", l2: float 
             terms: list = [ClipTerm(p, prompts, images, weight=w) for p, w in perceptors or []]
             terms += list(extra_terms or [])
             view_size = max((p.input_size for p, _ in perceptors or []), default=224)
-            views = Cutouts(int(cutouts), size=view_size)
+            cuts = make_views(api.view_style(perceptors, views), int(cutouts), view_size)
             gen_rng = torch.Generator().manual_seed(int(seed) + 7)
 
             def score(images_: torch.Tensor) -> torch.Tensor:
-                return score_images(terms, images_, cutouts=views, generator=gen_rng)
+                return score_images(terms, images_, cutouts=cuts, generator=gen_rng)
 
             param = Latent.fusedream(gen, score, samples=samples, top=top, **common)
     else:
@@ -156,7 +157,7 @@ def generate(prompt: str | None, *, generator: Any, space: str = "w", l2: float 
     result = api.run(param, prompt, settings=settings, clip=clip, cutouts=int(cutouts), steps=int(steps),
                      seed=int(seed), device=dev, image_prompt=image_prompt, perceptors=perceptors,
                      extra_terms=terms_extra, snapshots=snapshots, every=every, checkpoint=checkpoint,
-                     resume=resume, quiet=quiet, warn=warn)
+                     resume=resume, quiet=quiet, warn=warn, views=views)
     if save_latent is not None:
         param.save_latent(save_latent)
     return result

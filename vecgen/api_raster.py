@@ -72,7 +72,7 @@ def paint(prompt: str | None, *, param: str = "fft", size: Any = 224, steps: int
           squash: str = "sigmoid", grid: Any = "32x32", palette: int | None = None, palette_mode: str = "end",
           lr: float | None = None, image_prompt=None, snapshots: str | Path | None = None, every: int = 10,
           checkpoint: str | Path | None = None, resume: str | Path | None = None, quiet: bool = False,
-          perceptors=None, warn: Callable[[str], None] | None = None):
+          perceptors=None, warn: Callable[[str], None] | None = None, views: str = "auto"):
     """Optimize a raster image so CLIP sees ``prompt``; returns a :class:`~vecgen.api.Result`.
 
     ``param``: ``"fft"`` (1/f-weighted Fourier spectrum, aphantasia's default),
@@ -82,7 +82,7 @@ def paint(prompt: str | None, *, param: str = "fft", size: Any = 224, steps: int
     ``decay`` (fft/dwt): higher = smoother. ``contrast``/``colors``/``squash``
     (fft/dwt): colour tail. ``init``: start image (path, PIL image or tensor).
     ``lr`` defaults per parameterization (0.05 fft/dwt, 0.03 pixels).
-    ``prompt`` may be None when ``image_prompt`` is given.
+    ``prompt`` may be None when ``image_prompt`` is given. ``views``: see :func:`vecgen.api.run`.
     """
     from vecgen import api
     from vecgen.prompts import parse_prompts
@@ -92,6 +92,7 @@ def paint(prompt: str | None, *, param: str = "fft", size: Any = 224, steps: int
     else:
         parse_prompts(prompt)
     name = _check_param(param)
+    api.view_style([], views)
     steps_i = _as_int("steps", steps, minimum=1)
     cutouts_i = _as_int("cutouts", cutouts, minimum=0)
     seed_i = _as_int("seed", seed)
@@ -122,7 +123,7 @@ def paint(prompt: str | None, *, param: str = "fft", size: Any = 224, steps: int
         settings["grid"] = f"{p.cols}x{p.rows}"
     result = api.run(p, prompt, settings=settings, clip=clip, cutouts=cutouts_i, steps=steps_i, seed=seed_i,
                      device=dev, image_prompt=image_prompt, perceptors=perceptors, snapshots=snapshots,
-                     every=every, checkpoint=checkpoint, resume=resume, quiet=quiet, warn=warn)
+                     every=every, checkpoint=checkpoint, resume=resume, quiet=quiet, warn=warn, views=views)
     if name == "pixels":
         import torch
 

@@ -13,24 +13,32 @@ class Cutouts:
     """``(B, 3, H, W)`` image -> ``(B * n, 3, size, size)`` augmented views.
 
     n: number of cutouts (0 = the plain image, resized).
-    min_frac / max_frac: side of a crop as a fraction of the image's short side.
+    min_frac / max_frac: side of a crop as a fraction of the image's short side; above 1 the
+    view zooms out and holds the whole picture with a margin.
     perspective: max corner jitter as a fraction of the crop side.
     noise: max std of additive Gaussian noise (per cutout, uniformly drawn).
     antialias: first low-pass the image to a short side of ``size / max_frac`` when it is
     larger, so the largest crop maps 1:1 onto a view and smaller ones are upsampled. Without
     it, a crop is decimated to ``size`` and the optimizer can draw aliasing patterns that only
     the optimizing model sees (perceptors and judges resize with antialiasing).
+    pad: what fills a view outside the image: ``"reflection"`` (mirror it) or ``"border"``
+    (the image's border colour, i.e. its background: the median of its edge pixels).
     The same views feed every perceptor; each resizes to its own input size.
     """
 
     def __init__(self, n: int = 8, size: int = 224, min_frac: float = 0.5, max_frac: float = 0.95,
-                 perspective: float = 0.15, noise: float = 0.05, antialias: bool = True) -> None:
+                 perspective: float = 0.15, noise: float = 0.05, antialias: bool = True,
+                 pad: str = "reflection") -> None:
         if n < 0:
             raise ValueError("cutouts must be >= 0")
+        if not 0 < min_frac <= max_frac:
+            raise ValueError("need 0 < min_frac <= max_frac")
+        if pad not in ("reflection", "border"):
+            raise ValueError(f"pad must be 'reflection' or 'border', not {pad!r}")
         self.n, self.size = n, size
         self.min_frac, self.max_frac = min_frac, max_frac
         self.perspective, self.noise = perspective, noise
-        self.antialias = antialias
+        self.antialias, self.pad = antialias, pad
 
     def __call__(self, img: Tensor, generator: torch.Generator | None = None) -> Tensor:
         from kornia.geometry.transform import get_perspective_transform, warp_perspective
@@ -61,8 +69,33 @@ class Cutouts:
         dst = base * (s - 1)
         m = get_perspective_transform(corners, dst.expand(b * n, 4, 2))
         src = img.repeat_interleave(n, dim=0)
-        out = warp_perspective(src, m, (s, s), mode="bilinear", padding_mode="reflection", align_corners=True)
+        if self.pad == "border":
+            # Warp the difference to the background with zero padding, then add it back:
+            # outside the image a view shows plain background, as the mini models' scenes do.
+            edge = torch.cat([img[..., 0, :], img[..., -1, :], img[..., :, 0], img[..., :, -1]], -1)
+            bg = edge.median(-1).values.detach().view(b, 3, 1, 1).repeat_interleave(n, dim=0)
+            out = warp_perspective(src - bg, m, (s, s), mode="bilinear", padding_mode="zeros",
+                                   align_corners=True) + bg
+        else:
+            out = warp_perspective(src, m, (s, s), mode="bilinear", padding_mode="reflection", align_corners=True)
         if self.noise > 0:
             sigma = rand(b * n, 1, 1, 1) * self.noise
             out = out + sigma * torch.randn(out.shape, generator=generator).to(dev)
         return out
+
+
+# Named view settings. "crops": CLIPDraw-style crops inside the picture, for real CLIP.
+# "zoom": crops mixed with zoomed-out whole-picture views on the picture's own background;
+# the mini models were trained on whole scenes on plain backgrounds, and with crops alone
+# the optimizer fills the canvas with copies of the object so that every crop holds one.
+VIEWS: dict[str, dict] = {
+    "crops": {"min_frac": 0.5, "max_frac": 0.95, "pad": "reflection"},
+    "zoom": {"min_frac": 0.5, "max_frac": 1.2, "pad": "border"},
+}
+
+
+def make_views(name: str, n: int, size: int) -> Cutouts:
+    """A :class:`Cutouts` with the named settings of :data:`VIEWS` (``n`` views of ``size`` px)."""
+    if name not in VIEWS:
+        raise ValueError(f"unknown views {name!r} (choose {', '.join(VIEWS)})")
+    return Cutouts(n, size=size, **VIEWS[name])

@@ -62,6 +62,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", help="W or WxH in pixels (max 4096 per side)")
     p.add_argument("--clip", help="auto, or MODEL[@PRETRAINED|@PATH][:WEIGHT],... e.g. ViT-B-32:1,RN50@openai:0.5")
     p.add_argument("--cutouts", type=int, help="augmented views per step (0 = the plain image)")
+    p.add_argument("--views", choices=["auto", "crops", "zoom"],
+                   help="kind of views: crops inside the picture, or crops mixed with zoomed-out whole-picture "
+                        "views on its background (auto: zoom for the built-in mini models, crops otherwise)")
     p.add_argument("--seed", type=int, help="random seed (same seed + machine + options = same bytes)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--image-prompt", action="append", dest="image_prompt", metavar="IMG[:W]",
@@ -76,7 +79,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
 
 DRAW_DEFAULTS: dict[str, Any] = {
     "output": "vecgen.svg", "strokes": None, "segments": 3, "width": "1,8", "shapes": "auto", "steps": 200,
-    "size": "224", "clip": "auto", "cutouts": 8, "seed": 0, "device": "auto", "init": None, "background": "white",
+    "size": "224", "clip": "auto", "cutouts": 8, "views": "auto", "seed": 0, "device": "auto", "init": None, "background": "white",
     "rasterizer": "native", "image_prompt": None, "snapshots": None, "every": 10, "checkpoint": None,
     "resume": None, "quiet": False,
 }

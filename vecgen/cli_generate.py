@@ -14,7 +14,7 @@ from vecgen.errors import VecgenError
 GENERATE_DEFAULTS: dict[str, Any] = {
     "output": "vecgen.png", "generator": None, "space": "w", "l2": 0.0, "init": "random", "samples": 64,
     "top": 4, "truncation": None, "lr": 0.1, "steps": 200, "size": None, "clip": "auto", "cutouts": 8,
-    "seed": 0, "device": "auto", "image_prompt": None, "snapshots": None, "every": 10, "checkpoint": None,
+    "views": "auto", "seed": 0, "device": "auto", "image_prompt": None, "snapshots": None, "every": 10, "checkpoint": None,
     "resume": None, "quiet": False, "save_latent": None,
 }
 
@@ -25,7 +25,7 @@ ADAPT_DEFAULTS: dict[str, Any] = {
     "resume": None, "quiet": False,
 }
 
-_NOT_FOR_ADAPT = ("cutouts", "image_prompt")
+_NOT_FOR_ADAPT = ("cutouts", "views", "image_prompt")
 
 
 def _need_generator(opts: dict[str, Any]) -> None:
