@@ -1,7 +1,7 @@
 """Quality benchmark: optimize with one perceptor, judge with another.
 
     python benchmarks/quality.py [--param strokes|fft|dwt|pixels] [--clip mini-vit] [--judge mini-rn]
-                                 [--prompts benchmarks/prompts.txt] [--steps N] [--cutouts N] [--json]
+                                 [--prompts benchmarks/prompts.txt] [--steps N] [--cutouts N] [--views V] [--json]
                                  [--compare-no-aug] [--limit K] [--only 1,4] [--save DIR]
 
 For each prompt, draw it with ``--clip`` and ask ``--judge`` to rank the true
@@ -74,10 +74,12 @@ def run(args, cutouts: int) -> dict:
     for i in todo:
         prompt = prompts[i]
         t = time.perf_counter()
-        common = dict(steps=args.steps, cutouts=cutouts, seed=args.seed, device=str(dev), perceptors=opt, quiet=True)
+        common = dict(steps=args.steps, cutouts=cutouts, seed=args.seed, device=str(dev), perceptors=opt, quiet=True,
+                      views=args.views)
         if args.param == "strokes":
             res = api.draw(prompt, **common, **options(args, ("size", "strokes", "shapes", "width", "segments")))
         else:
+            common["steps"] = args.steps or 200
             res = api.paint(prompt, param=args.param, **common, **options(args, ("size",)))
         sec = time.perf_counter() - t
         cands = [prompt] + [p for p in prompts if p != prompt] + distractors(prompt)
@@ -97,7 +99,8 @@ def run(args, cutouts: int) -> dict:
             print(f"{i + 1:3d}/{len(prompts)} rank {rank:3d}/{len(cands)} cos {float(sims[0]):.3f} {sec:5.1f}s  {prompt}"
                   + ("" if rank == 1 else f"  (judge prefers: {rival})"), file=sys.stderr)
     n = len(rows)
-    return {"param": args.param, "clip": args.clip, "judge": args.judge, "steps": args.steps, "cutouts": cutouts,
+    return {"param": args.param, "clip": args.clip, "judge": args.judge, "steps": res.settings["steps"], "cutouts": cutouts,
+            "views": res.settings.get("views"),
             **({"draw": {k: res.settings[k] for k in ("shapes", "strokes")}} if args.param == "strokes" else {}),
             "top3": sum(r["rank"] <= 3 for r in rows) / n,
             "top1": sum(r["rank"] == 1 for r in rows) / n, "mean_judge_cos": sum(r["judge_cos"] for r in rows) / n,
@@ -110,8 +113,9 @@ def main() -> None:
     ap.add_argument("--clip", default="mini-vit")
     ap.add_argument("--judge", default="mini-rn")
     ap.add_argument("--prompts", default=str(Path(__file__).with_name("prompts.txt")))
-    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--steps", type=int, default=None, help="default: draw's (300 for the mini models), paint's 200")
     ap.add_argument("--cutouts", type=int, default=8)
+    ap.add_argument("--views", default="auto", choices=["auto", "crops", "zoom"], help="draw's --views")
     ap.add_argument("--size", default=None)
     ap.add_argument("--strokes", type=int, default=None, help="strokes param: number of paths (draw's default)")
     ap.add_argument("--shapes", default=None, help="strokes param: strokes, blobs or mixed (draw's default)")

@@ -225,6 +225,17 @@ def test_draw_style_follows_the_models():
     assert draw_style([(real, 1.0)], "auto", 7) == ("strokes", 7)
 
 
+def test_draw_steps_follow_the_models():
+    from types import SimpleNamespace
+
+    from vecgen.api import draw_steps
+
+    mini = SimpleNamespace(draw_hint=dict(clip_mod.MINI_DRAW_HINT))
+    real = SimpleNamespace(draw_hint={})
+    assert draw_steps([(mini, 1.0)]) == 300 and draw_steps([(real, 1.0)]) == 200
+    assert draw_steps([(mini, 1.0), (real, 1.0)]) == 200 and draw_steps([(mini, 1.0)], 7) == 7
+
+
 def test_view_style_follows_the_models():
     """views=auto: zoomed-out views for the mini models, crops for real CLIP or a mix; a name given wins."""
     from types import SimpleNamespace

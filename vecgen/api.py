@@ -299,15 +299,20 @@ def run(param, prompt: str | None, *, settings: dict[str, Any], clip: str = "aut
 def view_style(perceptors, views: str | None = "auto") -> str:
     """Resolve ``views="auto"``: the perceptors' ``draw_hint["views"]`` when they all agree, else ``crops``."""
     if views in (None, "auto"):
-        hints = {(getattr(p, "draw_hint", {}) or {}).get("views", "crops") for p, _ in perceptors or []}
-        views = hints.pop() if len(hints) == 1 else "crops"
+        views = _shared_hint(perceptors).get("views", "crops")
     if views not in VIEWS:
         raise VecgenError(f"unknown --views {views!r} (choose auto, {', '.join(VIEWS)})")
     return str(views)
 
 
 # ----------------------------------------------------------------------------- draw
-DRAW_STYLE = {"shapes": "strokes", "strokes": 256}  # CLIPDraw's look, for real CLIP models
+DRAW_STYLE = {"shapes": "strokes", "strokes": 256, "steps": 200}  # CLIPDraw's look, for real CLIP models
+
+
+def _shared_hint(perceptors) -> dict:
+    """The perceptors' ``draw_hint`` when they all give the same one, else ``{}``."""
+    hints = [getattr(p, "draw_hint", {}) or {} for p, _ in perceptors or []]
+    return hints[0] if hints and all(h == hints[0] for h in hints) else {}
 
 
 def draw_style(perceptors, shapes: str | None = "auto", strokes: int | None = None) -> tuple[str, int]:
@@ -317,15 +322,20 @@ def draw_style(perceptors, shapes: str | None = "auto", strokes: int | None = No
     gives the same one (e.g. all built-in mini models); otherwise CLIPDraw's 256
     open strokes. Values the user gave always win.
     """
-    hints = [getattr(p, "draw_hint", {}) or {} for p, _ in perceptors or []]
     auto = shapes in (None, "auto")
-    hint = hints[0] if auto and hints and all(h == hints[0] for h in hints) else {}
-    style = {**DRAW_STYLE, **hint}
+    style = {**DRAW_STYLE, **(_shared_hint(perceptors) if auto else {})}
     return (style["shapes"] if auto else str(shapes), int(style["strokes"] if strokes is None else strokes))
 
 
+def draw_steps(perceptors, steps: int | None = None) -> int:
+    """Resolve ``steps=None``: the perceptors' shared ``draw_hint["steps"]``, else 200."""
+    if steps is not None:
+        return int(steps)
+    return int({**DRAW_STYLE, **_shared_hint(perceptors)}["steps"])
+
+
 def draw(prompt: str, *, strokes: int | None = None, segments: int = 3, width: Any = (1.0, 8.0),
-         shapes: str = "auto", steps: int = 200, size: Any = 224, clip: str = "auto", cutouts: int = 8,
+         shapes: str = "auto", steps: int | None = None, size: Any = 224, clip: str = "auto", cutouts: int = 8,
          seed: int = 0, device: str | None = "auto", init: str | Path | None = None, background: Any = "white",
          rasterizer: str = "native", image_prompt=None, snapshots: str | Path | None = None, every: int = 10,
          checkpoint: str | Path | None = None, resume: str | Path | None = None, quiet: bool = False,
@@ -336,7 +346,8 @@ def draw(prompt: str, *, strokes: int | None = None, segments: int = 3, width: A
     ``MODEL[@PRETRAINED][:WEIGHT],...``. ``init`` starts from an SVG's paths.
     ``shapes="auto"`` and ``strokes=None`` follow the models: 256 open strokes for
     real CLIP, 32 filled blobs for the built-in mini models (see :func:`draw_style`);
-    ``views="auto"`` likewise picks the cutouts (:func:`view_style`).
+    ``steps=None`` is 200, or 300 for the mini models (:func:`draw_steps`), and
+    ``views="auto"`` picks the cutouts likewise (:func:`view_style`).
     """
     parse_prompts(prompt)
     dev = resolve_device(device)
@@ -349,9 +360,12 @@ def draw(prompt: str, *, strokes: int | None = None, segments: int = 3, width: A
     if strokes is not None and (int(strokes) < 0 or (int(strokes) == 0 and init is None)):
         raise VecgenError("--strokes must be > 0")  # checked before any model loads
     view_style([], views)
+    if steps is not None and int(steps) <= 0:
+        raise VecgenError("--steps must be > 0")
     if perceptors is None:
         perceptors = load_perceptors(clip, dev, warn)
     shapes, strokes = draw_style(perceptors, shapes, strokes)
+    steps = draw_steps(perceptors, steps)
     settings = {"function": "draw", "prompt": prompt, "strokes": strokes, "segments": segments,
                 "width": list(wrange), "shapes": shapes, "steps": steps, "size": list(wh), "clip": clip,
                 "cutouts": cutouts, "seed": seed, "init": str(init) if init else None,
