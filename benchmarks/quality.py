@@ -99,8 +99,8 @@ def run(args, cutouts: int) -> dict:
             print(f"{i + 1:3d}/{len(prompts)} rank {rank:3d}/{len(cands)} cos {float(sims[0]):.3f} {sec:5.1f}s  {prompt}"
                   + ("" if rank == 1 else f"  (judge prefers: {rival})"), file=sys.stderr)
     n = len(rows)
-    return {"param": args.param, "clip": args.clip, "judge": args.judge, "steps": res.settings["steps"], "cutouts": cutouts,
-            "views": res.settings.get("views"),
+    return {"param": args.param, "clip": args.clip, "judge": args.judge, "steps": res.settings["steps"],
+            "cutouts": cutouts, "views": res.settings.get("views"),
             **({"draw": {k: res.settings[k] for k in ("shapes", "strokes")}} if args.param == "strokes" else {}),
             "top3": sum(r["rank"] <= 3 for r in rows) / n,
             "top1": sum(r["rank"] == 1 for r in rows) / n, "mean_judge_cos": sum(r["judge_cos"] for r in rows) / n,

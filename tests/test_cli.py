@@ -1,5 +1,6 @@
 """`vecgen draw` / `vecgen render` end to end, and every bad input as one line + exit 2."""
 import io
+import json
 import subprocess
 import sys
 
@@ -54,6 +55,19 @@ def test_png_output_has_metadata(tmp_path, capsys):
     assert im.size == (48, 48)
     assert im.text["prompt"] == "a tree:1 | blurry:-0.5" and im.text["seed"] == "7"
     assert "vecgen" in im.text["software"] and '"strokes": 8' in im.text["settings"]
+
+
+def test_views_flag_changes_the_drawing_and_is_recorded(tmp_path, capsys):
+    """--views: auto resolves to crops for a model without a hint; zoom gives other views, so other bytes."""
+    auto, crops, zoom = tmp_path / "auto.png", tmp_path / "crops.png", tmp_path / "zoom.png"
+    assert main(["draw", "a kite", "-o", str(auto), *small()]) == 0
+    assert main(["draw", "a kite", "-o", str(crops), *small("--views", "crops")]) == 0
+    assert main(["draw", "a kite", "-o", str(zoom), *small("--views", "zoom")]) == 0
+    settings = {k: json.loads(Image.open(f).text["settings"]) for k, f in (("a", auto), ("c", crops), ("z", zoom))}
+    assert settings["a"]["views"] == settings["c"]["views"] == "crops" and settings["z"]["views"] == "zoom"
+    assert settings["a"]["steps"] == 3
+    pixels = {k: np.asarray(Image.open(f)) for k, f in (("a", auto), ("c", crops), ("z", zoom))}
+    assert np.array_equal(pixels["a"], pixels["c"]) and not np.array_equal(pixels["c"], pixels["z"])
 
 
 def test_config_file_and_flag_override(tmp_path, capsys):

@@ -79,9 +79,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
 
 DRAW_DEFAULTS: dict[str, Any] = {
     "output": "vecgen.svg", "strokes": None, "segments": 3, "width": "1,8", "shapes": "auto", "steps": None,
-    "size": "224", "clip": "auto", "cutouts": 8, "views": "auto", "seed": 0, "device": "auto", "init": None, "background": "white",
-    "rasterizer": "native", "image_prompt": None, "snapshots": None, "every": 10, "checkpoint": None,
-    "resume": None, "quiet": False,
+    "size": "224", "clip": "auto", "cutouts": 8, "views": "auto", "seed": 0, "device": "auto", "init": None,
+    "background": "white", "rasterizer": "native", "image_prompt": None, "snapshots": None, "every": 10,
+    "checkpoint": None, "resume": None, "quiet": False,
 }
 
 

@@ -14,8 +14,8 @@ from vecgen.errors import VecgenError
 GENERATE_DEFAULTS: dict[str, Any] = {
     "output": "vecgen.png", "generator": None, "space": "w", "l2": 0.0, "init": "random", "samples": 64,
     "top": 4, "truncation": None, "lr": 0.1, "steps": 200, "size": None, "clip": "auto", "cutouts": 8,
-    "views": "auto", "seed": 0, "device": "auto", "image_prompt": None, "snapshots": None, "every": 10, "checkpoint": None,
-    "resume": None, "quiet": False, "save_latent": None,
+    "views": "auto", "seed": 0, "device": "auto", "image_prompt": None, "snapshots": None, "every": 10,
+    "checkpoint": None, "resume": None, "quiet": False, "save_latent": None,
 }
 
 ADAPT_DEFAULTS: dict[str, Any] = {

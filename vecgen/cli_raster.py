@@ -9,8 +9,8 @@ from vecgen.errors import VecgenError
 
 PAINT_DEFAULTS: dict[str, Any] = {
     "output": "vecgen.png", "param": "fft", "steps": 200, "size": "224", "clip": "auto", "cutouts": 8, "views": "auto",
-    "seed": 0, "device": "auto", "init": None, "decay": 1.5, "wavelet": "db2", "levels": 4, "contrast": 1.0, "colors": 1.0,
-    "squash": "sigmoid", "grid": "32x32", "palette": None, "palette_mode": "end", "lr": None,
+    "seed": 0, "device": "auto", "init": None, "decay": 1.5, "wavelet": "db2", "levels": 4, "contrast": 1.0,
+    "colors": 1.0, "squash": "sigmoid", "grid": "32x32", "palette": None, "palette_mode": "end", "lr": None,
     "image_prompt": None, "snapshots": None, "every": 10, "checkpoint": None, "resume": None, "quiet": False,
 }
 
