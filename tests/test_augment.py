@@ -1,9 +1,8 @@
 """Cutouts: shapes, reproducibility, and the antialiasing that keeps views from aliasing."""
 from __future__ import annotations
 
-import torch
-
 import pytest
+import torch
 
 from vecgen.augment import Cutouts, make_views
 

@@ -208,14 +208,18 @@ def test_training_smoke_with_pretraining(tmp_path):
     assert m["pretrain_steps"] == 4 and m["aux_weight"] == 1.0 and m["clutter"] == 0.5 and m["adv"] == 0.5
 
 
-def test_draw_style_follows_the_models():
-    """shapes=auto / strokes=None: the models' shared hint, else CLIPDraw's 256 strokes; user values win."""
+def hinted():
+    """Stand-ins for a mini model (its draw hint) and a real CLIP model (no hint)."""
     from types import SimpleNamespace
 
+    return SimpleNamespace(draw_hint=dict(clip_mod.MINI_DRAW_HINT)), SimpleNamespace(draw_hint={})
+
+
+def test_draw_style_follows_the_models():
+    """shapes=auto / strokes=None: the models' shared hint, else CLIPDraw's 256 strokes; user values win."""
     from vecgen.api import draw_style
 
-    mini = SimpleNamespace(draw_hint=dict(clip_mod.MINI_DRAW_HINT))
-    real = SimpleNamespace(draw_hint={})
+    mini, real = hinted()
     assert draw_style([(mini, 1.0)]) == ("blobs", 32)
     assert draw_style([(mini, 1.0), (mini, 0.5)]) == ("blobs", 32)
     assert draw_style([(real, 1.0)]) == ("strokes", 256)
@@ -226,24 +230,18 @@ def test_draw_style_follows_the_models():
 
 
 def test_draw_steps_follow_the_models():
-    from types import SimpleNamespace
-
     from vecgen.api import draw_steps
 
-    mini = SimpleNamespace(draw_hint=dict(clip_mod.MINI_DRAW_HINT))
-    real = SimpleNamespace(draw_hint={})
+    mini, real = hinted()
     assert draw_steps([(mini, 1.0)]) == 300 and draw_steps([(real, 1.0)]) == 200
     assert draw_steps([(mini, 1.0), (real, 1.0)]) == 200 and draw_steps([(mini, 1.0)], 7) == 7
 
 
 def test_view_style_follows_the_models():
     """views=auto: zoomed-out views for the mini models, crops for real CLIP or a mix; a name given wins."""
-    from types import SimpleNamespace
-
     from vecgen.api import view_style
 
-    mini = SimpleNamespace(draw_hint=dict(clip_mod.MINI_DRAW_HINT))
-    real = SimpleNamespace(draw_hint={})
+    mini, real = hinted()
     assert view_style([(mini, 1.0)]) == "zoom" and view_style([(mini, 1.0), (mini, 0.5)]) == "zoom"
     assert view_style([(real, 1.0)]) == "crops" and view_style([]) == "crops"
     assert view_style([(mini, 1.0), (real, 1.0)]) == "crops"

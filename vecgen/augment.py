@@ -68,16 +68,15 @@ class Cutouts:
         corners = (base + jitter) * side.view(-1, 1, 1) + torch.stack([x0, y0], 1).view(-1, 1, 2)
         dst = base * (s - 1)
         m = get_perspective_transform(corners, dst.expand(b * n, 4, 2))
-        src = img.repeat_interleave(n, dim=0)
+        bg = 0.0
         if self.pad == "border":
             # Warp the difference to the background with zero padding, then add it back:
             # outside the image a view shows plain background, as the mini models' scenes do.
             edge = torch.cat([img[..., 0, :], img[..., -1, :], img[..., :, 0], img[..., :, -1]], -1)
             bg = edge.median(-1).values.detach().view(b, 3, 1, 1).repeat_interleave(n, dim=0)
-            out = warp_perspective(src - bg, m, (s, s), mode="bilinear", padding_mode="zeros",
-                                   align_corners=True) + bg
-        else:
-            out = warp_perspective(src, m, (s, s), mode="bilinear", padding_mode="reflection", align_corners=True)
+        src = img.repeat_interleave(n, dim=0) - bg
+        out = warp_perspective(src, m, (s, s), mode="bilinear", align_corners=True,
+                               padding_mode="zeros" if self.pad == "border" else "reflection") + bg
         if self.noise > 0:
             sigma = rand(b * n, 1, 1, 1) * self.noise
             out = out + sigma * torch.randn(out.shape, generator=generator).to(dev)
