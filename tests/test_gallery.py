@@ -221,7 +221,9 @@ def test_interrupted_draw_is_not_recorded_as_done(monkeypatch):
     class Interrupted:
         interrupted = True
 
-    monkeypatch.setattr(api, "draw", lambda *a, **k: Interrupted())
+    import dataclasses
+
+    monkeypatch.setitem(api.VERBS, "draw", dataclasses.replace(api.VERBS["draw"], function=lambda *a, **k: Interrupted()))
     job = gallery.parse_spec(TINY).jobs[0]
     with pytest.raises(KeyboardInterrupt):
         gallery.execute_job(job.payload())

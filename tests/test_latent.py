@@ -9,12 +9,13 @@ import pytest
 import torch
 
 from vecgen.api import run
-from vecgen.api_generate import generate
+from vecgen.api import generate
 from vecgen.backends.generators import StyleGAN2Generator, load_generator
 from vecgen.cli import main
 from vecgen.errors import VecgenError
 from vecgen.losses import LatentL2, score_images
-from vecgen.objective import ClipTerm, Context, FnTerm
+from vecgen.losses import ClipTerm
+from vecgen.objective import Context, FnTerm
 from vecgen.params.base import Parameterization
 from vecgen.params.latent import Latent, lr_ramp
 from vecgen.prompts import parse_prompts
@@ -134,7 +135,10 @@ def test_truncation(sg2):
 
 
 # ----------------------------------------------------------------------------- lr ramp, L2, state
-def test_lr_ramp_shape_and_project_scaling(sg2):
+def test_lr_ramp_shape_and_engine_schedule(sg2):
+    from vecgen.engine import StopRun, optimize
+    from vecgen.objective import Objective
+
     steps = 100
     f = [lr_ramp(i, steps) for i in range(steps)]
     assert 0 < f[0] < 0.2 and 0 < f[-1] < 0.05
@@ -142,13 +146,20 @@ def test_lr_ramp_shape_and_project_scaling(sg2):
     assert all(a <= b + 1e-12 for a, b in zip(f[:5], f[1:6]))  # warm-up rises
     assert all(a >= b - 1e-12 for a, b in zip(f[80:], f[81:]))  # cosine decay falls
     p = Latent(sg2, space="w", seed=0, steps=steps)
-    p.render()  # (grad on) remembers the pre-step latent
+    assert p.param_groups()[0]["schedule"](3, steps) == f[3]  # the ramp is the group's lr schedule
     before = p.value.detach().clone()
-    with torch.no_grad():
-        p.value.add_(1.0)  # what an optimizer step would do
-        p.project_()
-    assert torch.allclose(p.value, before + f[0], atol=1e-6)
-    assert p.step == 1
+    seen = []
+
+    def first_step(step, param, values):
+        seen.append(param.value.detach().clone())
+        raise StopRun  # a callback may end the run; the engine keeps the result
+
+    state = optimize(p, Objective([FnTerm("sum", lambda im: im.sum())]), 4, callbacks=[first_step],
+                     progress=False)
+    assert state.interrupted and state.step == 1 and p.step == 1
+    moved = (seen[0] - before).abs()
+    # Adam's first step is lr * sign(grad): the engine ran it at lr * ramp(0 of 4 steps)
+    assert torch.allclose(moved[moved > 0], torch.full_like(moved[moved > 0], 0.1 * lr_ramp(0, 4)), rtol=1e-3)
 
 
 def test_l2_term(sg2):
@@ -299,7 +310,7 @@ def test_taef2_latent_reaches_target_image():
     with torch.no_grad():
         start = psnr(p.render(), target)
     mse = FnTerm("mse", lambda im: ((im - target) ** 2).mean())
-    res = run(p, None, settings={}, extra_terms=[mse], steps=60, cutouts=0, device=CPU, quiet=True)
+    res = run(p, extra_terms=[mse], steps=60, cutouts=0, device=CPU, quiet=True)
     with torch.no_grad():
         end = psnr(p.render(), target)
     assert start < 24
@@ -319,7 +330,7 @@ def test_taef2_latent_reaches_smooth_image_128():
     target = (img * (1 - disc) + torch.tensor([0.9, 0.2, 0.15])[:, None, None] * disc)[None]
     p = Latent(g, space="w", init="mean", lr=0.1, steps=100)
     mse = FnTerm("mse", lambda im: ((im - target) ** 2).mean())
-    run(p, None, settings={}, extra_terms=[mse], steps=100, cutouts=0, device=CPU, quiet=True)
+    run(p, extra_terms=[mse], steps=100, cutouts=0, device=CPU, quiet=True)
     with torch.no_grad():
         assert psnr(p.render(), target) >= 28.0
 
@@ -353,7 +364,7 @@ def test_taef2_text_raises_judge_score():
     p = Latent(g, space="w", seed=0, lr=0.1, steps=40)
     with torch.no_grad():
         start = p.render()
-    run(p, prompt, settings={}, perceptors=[(own, 1.0)], cutouts=4, steps=40, device=CPU, quiet=True)
+    run(p, prompt=prompt, perceptors=[(own, 1.0)], cutouts=4, steps=40, device=CPU, quiet=True)
     with torch.no_grad():
         end = p.render()
     assert score(own, end) > score(own, start) + 0.02

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vecgen.api_generate import adapt
+from vecgen.api import adapt
 from vecgen.backends.generators import StyleGAN2Generator, load_generator
 from vecgen.cli import main
 from vecgen.engine import optimize

@@ -11,7 +11,7 @@ from vecgen.backends.raster import NativeRasterizer, composite
 from vecgen.errors import VecgenError
 from vecgen.params.base import Parameterization
 from vecgen.params.pixels import PixelArt, kmeans_palette, parse_grid
-from vecgen.params.raster_common import psnr
+from vecgen.params.raster_base import psnr
 from vecgen.svg import read_svg, svg_to_scene
 
 
@@ -166,7 +166,7 @@ def test_init_is_the_downsampled_image(tmp_path):
     with torch.no_grad():
         assert psnr(p.render(), blocky(grid, size)) >= 40.0
     # from a file too (PNG, 8-bit)
-    from vecgen.params.raster_common import save_png_atomic
+    from vecgen.io import save_png as save_png_atomic
 
     path = save_png_atomic(target, tmp_path / "init.png")
     q = PixelArt(size, grid=grid, init=path)

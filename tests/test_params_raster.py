@@ -13,14 +13,9 @@ from vecgen.errors import VecgenError
 from vecgen.params.base import Parameterization
 from vecgen.params.dwt import DWTImage
 from vecgen.params.fft import FFTImage
-from vecgen.params.raster_common import (
-    color_correlation_sqrt,
-    load_init_image,
-    psnr,
-    save_png_atomic,
-    squash,
-    unsquash,
-)
+from vecgen.io import load_init_image
+from vecgen.io import save_png as save_png_atomic
+from vecgen.params.raster_base import color_correlation_sqrt, psnr, squash, unsquash
 
 CLASSES = [FFTImage, DWTImage]
 IDS = ["fft", "dwt"]

@@ -3,22 +3,22 @@ __version__ = "0.1.0"
 
 from vecgen.errors import VecgenError  # noqa: E402
 
+_API_NAMES = ("Result", "VERBS", "list_models", "load_perceptor", "render_svg")
+
 
 def __getattr__(name: str):
-    # Lazy re-exports keep `import vecgen` (and `vecgen --help`) fast: torch loads on first use.
+    # Lazy: `import vecgen` (and `vecgen --help`) stay fast; torch loads on first use of a verb.
     import importlib
 
     api = importlib.import_module("vecgen.api")
-    perceptors = importlib.import_module("vecgen.backends.perceptors")
-
-    table = {"draw": api.draw, "render_svg": api.render_svg, "Result": api.Result,
-             "load_perceptor": perceptors.load_perceptor}
-    for extra in ("paint", "generate", "adapt"):
-        if hasattr(api, extra):
-            table[extra] = getattr(api, extra)
-    if name in table:
-        return table[name]
+    if name == "__all__":
+        return [*api.VERBS, *_API_NAMES, "VecgenError", "__version__"]
+    if name in api.VERBS:
+        return api.VERBS[name].function
+    if name in _API_NAMES:
+        return getattr(api, name)
     raise AttributeError(f"module 'vecgen' has no attribute {name!r}")
 
 
-__all__ = ["draw", "render_svg", "Result", "load_perceptor", "VecgenError", "__version__"]
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__getattr__("__all__")))

@@ -1,15 +1,15 @@
 """The one optimization loop every parameterization runs through.
 
-Adam over the parameterization's groups (each with its own lr), a step
-schedule for groups that ask for it, ``project_()`` after every step, a NaN
-guard, callbacks, atomic checkpoints, resume, and Ctrl-C that keeps the result.
+Adam over the parameterization's groups (each with its own lr), lr schedules
+(callables of the step) for groups that ask for one, ``project_()`` after every
+step, a NaN guard, per-step callbacks, atomic checkpoints, resume, and Ctrl-C
+(or :class:`StopRun` from a callback) that keeps the result. The run draws
+from its own seeded generators: the caller's global RNG state is left as it was.
 """
 from __future__ import annotations
 
 import copy
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -17,28 +17,43 @@ from typing import Any, Callable
 import torch
 
 from vecgen.errors import VecgenError
+from vecgen.io import atomic_write, torch_bytes
 from vecgen.objective import Objective
 from vecgen.params.base import Parameterization
 
+#: Called after every step with ``(step, param, values)``: the steps done so far,
+#: the parameterization, and each term's value (plus ``"total"``). Raise
+#: :class:`StopRun` to end the run early and keep the result (as Ctrl-C does).
 Callback = Callable[[int, Parameterization, dict[str, float]], None]
+
+#: ``(step, steps) -> lr factor`` for the step about to be taken (0-based ``step``).
+LrSchedule = Callable[[int, int], float]
+
+
+class StopRun(Exception):
+    """Raised by a callback to end a run early; the run returns with ``interrupted=True``."""
 
 
 @dataclass
 class Schedule:
-    """Multiply the lr of groups with ``"schedule": True`` by ``factors`` at ``at`` fractions of the run.
+    """Step schedule: the lr factor becomes ``factors[k]`` from ``at[k]`` of the run on.
 
+    The engine applies the run's schedule to groups with ``"schedule": True``; a
+    group may instead carry its own callable ``"schedule": f(step, steps)``.
     CLIPDraw's defaults: x0.4 at 50% and x0.1 at 75%.
     """
 
     at: tuple[float, ...] = (0.5, 0.75)
     factors: tuple[float, ...] = (0.4, 0.1)
 
-    def factor(self, step: int, steps: int) -> float:
+    def __call__(self, step: int, steps: int) -> float:
         f = 1.0
         for a, k in zip(self.at, self.factors):
             if step >= int(a * steps):
                 f = k
         return f
+
+    factor = __call__
 
 
 @dataclass
@@ -51,31 +66,10 @@ class RunState:
     nan_events: int = 0
 
 
-def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs should look like any other file
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_checkpoint(path: str | Path, param: Parameterization, opt: torch.optim.Optimizer, state: RunState,
                     meta: dict[str, Any]) -> None:
-    import io
-
-    buf = io.BytesIO()
-    torch.save({"param": param.state_dict(), "optimizer": opt.state_dict(), "step": state.step,
-                "history": state.history, "meta": meta}, buf)
-    atomic_write(path, buf.getvalue())
+    atomic_write(path, torch_bytes({"param": param.state_dict(), "optimizer": opt.state_dict(),
+                                    "step": state.step, "history": state.history, "meta": meta}))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -97,7 +91,7 @@ def optimize(
     steps: int,
     *,
     seed: int = 0,
-    schedule: Schedule | None = None,
+    schedule: LrSchedule | None = None,
     callbacks: list[Callback] | None = None,
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 50,
@@ -107,14 +101,33 @@ def optimize(
 ) -> RunState:
     """Run ``steps`` optimizer steps of ``objective`` on ``param``'s render.
 
-    Returns the run state; on Ctrl-C it returns early with ``interrupted=True``
-    (the caller saves the current result). Reproducible for a fixed ``seed``.
+    Returns the run state; on Ctrl-C (or :class:`StopRun` from a callback) it
+    returns early with ``interrupted=True`` (the caller saves the current
+    result). Reproducible for a fixed ``seed``: the views come from a generator
+    seeded by it, and the global RNG (which some backends draw noise from) is
+    seeded inside a fork, so the caller's RNG state is untouched.
     """
     if steps <= 0:
         raise VecgenError("steps must be > 0")
+    devices = sorted({p.device.index or 0 for g in param.param_groups() for p in g["params"]
+                      if p.device.type == "cuda"})
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        return _loop(param, objective, steps, seed=seed, schedule=schedule, callbacks=callbacks,
+                     checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, meta=meta,
+                     progress=progress)
+
+
+def _loop(param: Parameterization, objective: Objective, steps: int, *, seed: int, schedule: LrSchedule | None,
+          callbacks: list[Callback] | None, checkpoint: str | Path | None, checkpoint_every: int,
+          resume: dict[str, Any] | None, meta: dict[str, Any] | None, progress: bool) -> RunState:
     schedule = schedule or Schedule()
     groups = param.param_groups()
-    opt = torch.optim.Adam([{**g, "base_lr": g["lr"]} for g in groups])
+    # A group's own schedule (a callable) stays out of the optimizer: its state_dict goes into
+    # checkpoints, which must load with weights_only=True.
+    rules = [g.get("schedule") for g in groups]
+    opt = torch.optim.Adam([{**{k: v for k, v in g.items() if not (k == "schedule" and callable(v))},
+                             "base_lr": g["lr"]} for g in groups])
     state = RunState()
     gen = torch.Generator().manual_seed(seed + 1)
     if resume is not None:
@@ -136,8 +149,8 @@ def optimize(
     try:
         while state.step < steps:
             i = state.step
-            for g in opt.param_groups:
-                f = schedule.factor(i, steps) if g.get("schedule") else 1.0
+            for g, rule in zip(opt.param_groups, rules):
+                f = (rule if callable(rule) else schedule)(i, steps) if rule else 1.0
                 g["lr"] = g["base_lr"] * f * lr_scale
             opt.zero_grad(set_to_none=True)
             image = param.render()
@@ -169,7 +182,7 @@ def optimize(
                 cb(state.step, param, values)
             if checkpoint and (state.step % checkpoint_every == 0 or state.step == steps):
                 save_checkpoint(checkpoint, param, opt, state, meta or {})
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, StopRun):
         state.interrupted = True
         if checkpoint:
             save_checkpoint(checkpoint, param, opt, state, meta or {})

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from vecgen.errors import VecgenError
+from vecgen.io import atomic_write
 
 MANIFEST = "manifest.json"
 FILES_DIR = "files"
@@ -52,8 +53,6 @@ FORMAT = "vecgen-gallery"
 FORMAT_VERSION = 1
 
 #: Functions a spec may name (``fn(prompt, *, seed, ...) -> Result``), looked up on :mod:`vecgen.api` at run time.
-KNOWN_FUNCTIONS = ("draw", "paint", "generate")
-_FALLBACK_MODULES = {"paint": "vecgen.api_raster", "generate": "vecgen.api_generate"}
 #: Options the gallery sets itself.
 MANAGED_OPTIONS = {"prompt": "use prompt = \"...\" or prompts = [...]", "seed": "use seeds = [...]",
                    "perceptors": "the gallery loads perceptors once per worker", "warn": "set by the gallery",
@@ -66,32 +65,20 @@ _DEFAULT_KEYS = {"function", "seeds"}
 
 # ============================================================================= functions
 def resolve_function(name: str) -> Callable:
-    """The API function a spec names (``draw``, ``paint``, ``generate``...); VecgenError if unknown."""
-    import importlib
+    """The API function a spec names (a gallery verb of :data:`vecgen.api.VERBS`); VecgenError if unknown."""
+    from vecgen.api import VERBS
 
-    import vecgen.api as api
-
-    fn = getattr(api, name, None) if name in KNOWN_FUNCTIONS else None
-    if fn is None and name in _FALLBACK_MODULES:
-        try:
-            fn = getattr(importlib.import_module(_FALLBACK_MODULES[name]), name, None)
-        except ModuleNotFoundError as e:
-            if e.name != _FALLBACK_MODULES[name]:
-                raise
-    if not callable(fn):
+    verb = VERBS.get(name)
+    if verb is None or not verb.gallery:
         raise VecgenError(f"unknown function {name!r} (available: {', '.join(available_functions())})")
-    return fn
+    return verb.function
 
 
 def available_functions() -> list[str]:
-    out = []
-    for name in KNOWN_FUNCTIONS:
-        try:
-            resolve_function(name)
-        except VecgenError:
-            continue
-        out.append(name)
-    return out
+    """The verbs a gallery job can run."""
+    from vecgen.api import VERBS
+
+    return [name for name, verb in VERBS.items() if verb.gallery]
 
 
 def required_options(fn: Callable) -> set[str]:
@@ -371,9 +358,7 @@ class PerceptorCache:
 
 def execute_job(payload: dict[str, Any], cache: PerceptorCache | None = None) -> dict[str, Any]:
     """Run one job -> outcome dict (plain data). Failures are caught and returned, Ctrl-C is not."""
-    import torch
-
-    from vecgen import api
+    from vecgen.options import resolve_device
 
     cache = cache if cache is not None else PerceptorCache()
     warnings: list[str] = []
@@ -389,11 +374,10 @@ def execute_job(payload: dict[str, Any], cache: PerceptorCache | None = None) ->
         if _accepts(fn, "warn"):
             kwargs["warn"] = warnings.append
         if _accepts(fn, "perceptors") and _accepts(fn, "clip"):
-            device = api.resolve_device(kwargs.get("device", defaults.get("device", "auto")))
+            device = resolve_device(kwargs.get("device", defaults.get("device", "auto")))
             kwargs["perceptors"] = cache.get(kwargs.get("clip", defaults.get("clip", "auto")), device,
                                              warnings.append)
-        with torch.random.fork_rng(devices=[]):
-            result = fn(payload["prompt"], seed=payload["seed"], **kwargs)
+        result = fn(payload["prompt"], seed=payload["seed"], **kwargs)
         if getattr(result, "interrupted", False):
             raise KeyboardInterrupt
         last = dict(result.history[-1]) if getattr(result, "history", None) else {}
@@ -700,22 +684,9 @@ def read_manifest(out: str | Path, *, required: bool = False) -> dict[str, Any]:
     return data
 
 
-def publish(path: str | Path, data: bytes) -> None:
-    """Atomic write (temp file + rename) with the umask's usual permissions, so a web server can read the site."""
-    from vecgen.engine import atomic_write
-
-    atomic_write(path, data)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    try:
-        os.chmod(path, 0o666 & ~mask)
-    except OSError:
-        pass
-
-
 def write_manifest(out: str | Path, data: dict[str, Any]) -> None:
     data["updated"] = _now()
-    publish(Path(out) / MANIFEST, (json.dumps(data, indent=1, ensure_ascii=False, default=str) + "\n")
+    atomic_write(Path(out) / MANIFEST, (json.dumps(data, indent=1, ensure_ascii=False, default=str) + "\n")
                  .encode("utf-8"))
 
 
@@ -899,9 +870,9 @@ def _record(out: Path, job: Job, rec: dict[str, Any], outcome: dict[str, Any], e
     stem = output_stem(job)
     files = {}
     if outcome.get("svg") is not None:
-        publish(out / FILES_DIR / f"{stem}.svg", outcome["svg"].encode("utf-8"))
+        atomic_write(out / FILES_DIR / f"{stem}.svg", outcome["svg"].encode("utf-8"))
         files["svg"] = f"{FILES_DIR}/{stem}.svg"
-    publish(out / FILES_DIR / f"{stem}.png", outcome["png"])
+    atomic_write(out / FILES_DIR / f"{stem}.png", outcome["png"])
     files["png"] = f"{FILES_DIR}/{stem}.png"
     rec.update(status="done", error=None, loss=outcome.get("loss"), losses=outcome.get("losses"),
                steps=outcome.get("steps"), files=files)
@@ -974,7 +945,7 @@ def build_site(out: str | Path, *, clip: str | None = None, search: bool = True,
                 warn(f"no retrieval ranks on the page: {e}")
     page = render_page(title or manifest.get("title") or "vecgen gallery", records, ranking, manifest)
     path = out / INDEX
-    publish(path, page.encode("utf-8"))
+    atomic_write(path, page.encode("utf-8"))
     return path
 
 

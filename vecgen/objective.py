@@ -12,11 +12,11 @@ from typing import Callable, Protocol
 import torch
 from torch import Tensor
 
-from vecgen.augment import Cutouts
-from vecgen.prompts import Prompt
-
 
 class Term(Protocol):
+    """A named, weighted loss. ``needs_views`` (optional, default False): the term reads
+    ``ctx.views``, the augmented cutouts, so the objective must make them."""
+
     name: str
     weight: float
 
@@ -34,63 +34,6 @@ class Context:
     cache: dict = field(default_factory=dict)
 
 
-@dataclass
-class ImageTarget:
-    """An image prompt: a ``(1, 3, H, W)`` tensor in ``[0, 1]`` with a weight."""
-
-    image: Tensor
-    weight: float = 1.0
-    label: str = "image"
-
-
-class ClipTerm:
-    """Spherical-free cosine-distance loss of the views to text/image targets, one perceptor.
-
-    loss = sum_prompts weight * mean_views(1 - cos); ``stop`` clamps a prompt's
-    distance so it stops pulling (or pushing, for negative weights) past it.
-    """
-
-    def __init__(self, perceptor, prompts: list[Prompt], images: list[ImageTarget] | None = None,
-                 weight: float = 1.0, name: str | None = None) -> None:
-        self.perceptor = perceptor
-        self.prompts = prompts
-        self.images = images or []
-        self.weight = weight
-        self.name = name or f"clip:{perceptor.name}"
-        self._targets: tuple[Tensor, Tensor, list[float | None]] | None = None
-
-    def targets(self) -> tuple[Tensor, Tensor, list[float | None]]:
-        if self._targets is None:
-            parts, weights, stops = [], [], []
-            if self.prompts:
-                parts.append(self.perceptor.encode_text([p.text for p in self.prompts]))
-                weights += [p.weight for p in self.prompts]
-                stops += [p.stop for p in self.prompts]
-            for t in self.images:
-                with torch.no_grad():
-                    parts.append(self.perceptor.encode_image(t.image.to(self.perceptor.device)))
-                weights.append(t.weight)
-                stops.append(None)
-            emb = torch.cat(parts).detach()
-            self._targets = (emb, torch.tensor(weights, device=emb.device), stops)
-        return self._targets
-
-    def __call__(self, ctx: Context) -> Tensor:
-        emb, weights, stops = self.targets()
-        key = ("embed", id(self.perceptor))
-        if key not in ctx.cache:
-            ctx.cache[key] = self.perceptor.encode_image(ctx.views)
-        img = ctx.cache[key]
-        dist = (1.0 - img @ emb.t()).mean(0)  # (P,)
-        terms = []
-        for i, stop in enumerate(stops):
-            d = dist[i]
-            if stop is not None:
-                d = d.clamp(min=stop) if weights[i] > 0 else d.clamp(max=stop)
-            terms.append(weights[i] * d)
-        return torch.stack(terms).sum()
-
-
 class FnTerm:
     """Any ``fn(image) -> scalar`` as a named term (MSE to a target, TV, ...)."""
 
@@ -101,21 +44,16 @@ class FnTerm:
         return self.fn(ctx.image)
 
 
-def total_variation(image: Tensor) -> Tensor:
-    """Mean absolute difference of neighbouring pixels of ``(B, 3, H, W)``."""
-    return (image[..., 1:, :] - image[..., :-1, :]).abs().mean() + (image[..., :, 1:] - image[..., :, :-1]).abs().mean()
-
-
 class Objective:
     """Weighted sum of terms over augmented views of the render."""
 
-    def __init__(self, terms: list[Term], cutouts: Cutouts | None = None) -> None:
+    def __init__(self, terms: list[Term], cutouts: Callable[..., Tensor] | None = None) -> None:
         self.terms = terms
         self.cutouts = cutouts
 
     @property
     def needs_views(self) -> bool:
-        return self.cutouts is not None and any(isinstance(t, ClipTerm) for t in self.terms)
+        return self.cutouts is not None and any(getattr(t, "needs_views", False) for t in self.terms)
 
     def __call__(self, image: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, float]]:
         views = self.cutouts(image, generator) if self.needs_views else None

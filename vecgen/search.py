@@ -98,14 +98,13 @@ def _unchanged(path: Path, mtime_ns: int, size: int) -> bool:
 
 def load_picture(path: str | Path, size: int):
     """A picture file -> ``(1, 3, size, size)`` in ``[0, 1]``; SVGs go through vecgen's rasterizer."""
-    from vecgen import api
+    from vecgen.api import render_svg
+    from vecgen.io import load_image, pil_to_tensor
 
     p = Path(path)
     if p.suffix.lower() == ".svg":
-        import torchvision.transforms.functional as TF
-
-        return TF.to_tensor(api.render_svg(p, (size, size))).unsqueeze(0)
-    return api.load_image(p, (size, size))
+        return pil_to_tensor(render_svg(p, (size, size)))
+    return load_image(p, (size, size))
 
 
 def cache_path(folder: str | Path, clip: str) -> Path:
@@ -138,7 +137,7 @@ def _write_cache(path: Path, clip: str, entries: Sequence[tuple[str, int, int, o
     import torch
     from safetensors.torch import save
 
-    from vecgen.engine import atomic_write
+    from vecgen.io import atomic_write
 
     index = [{"path": p, "mtime_ns": m, "size": s} for p, m, s, _ in entries]
     emb = torch.stack([e for *_, e in entries]).contiguous() if entries else torch.zeros(0, 1)
@@ -156,7 +155,7 @@ class ImageIndex:
 
     def __init__(self, folder: str | Path, clip: str = "auto", *, device="cpu", perceptors=None,
                  warn: Callable[[str], None] | None = None, cache: bool = True) -> None:
-        from vecgen.api import resolve_device
+        from vecgen.options import resolve_device
 
         self.folder = Path(folder)
         if not self.folder.is_dir():
@@ -245,7 +244,7 @@ class ImageIndex:
         return self
 
     def _spec_name(self, k: int) -> str:
-        from vecgen.api import parse_clip
+        from vecgen.options import parse_clip
 
         names = [n for n, _ in parse_clip(self.clip)]
         return getattr(self.perceptors[k][0], "name", None) or names[min(k, len(names) - 1)]

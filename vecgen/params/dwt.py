@@ -21,15 +21,9 @@ import torch
 from torch import Tensor
 
 from vecgen.errors import VecgenError
-from vecgen.params.raster_common import (
-    DEFAULT_INIT_EPS,
-    InitSource,
-    RasterParam,
-    check_number,
-    check_state_tensor,
-    copy_into,
-    make_generator,
-)
+from vecgen.io import InitSource
+from vecgen.options import check_number, make_generator
+from vecgen.params.raster_base import DEFAULT_INIT_EPS, RasterParam, check_state_tensor, copy_into
 
 # Boundary handling of the forward transform (used for init images and to
 # learn the band shapes).  "symmetric" works for every image size, unlike

@@ -6,7 +6,7 @@ Before the inverse transform each coefficient is multiplied by a fixed
 ``1 / f**decay`` weight, so low frequencies move much faster than high ones
 under a gradient optimizer: the optimization is preconditioned towards smooth,
 natural-looking images.  The result is a decorrelated colour signal that
-:class:`~vecgen.params.raster_common.RasterParam` maps to RGB and squashes.
+:class:`~vecgen.params.raster_base.RasterParam` maps to RGB and squashes.
 """
 from __future__ import annotations
 
@@ -15,15 +15,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from vecgen.params.raster_common import (
-    DEFAULT_INIT_EPS,
-    InitSource,
-    RasterParam,
-    check_number,
-    check_state_tensor,
-    copy_into,
-    make_generator,
-)
+from vecgen.io import InitSource
+from vecgen.options import check_number, make_generator
+from vecgen.params.raster_base import DEFAULT_INIT_EPS, RasterParam, check_state_tensor, copy_into
 
 
 def spectrum_scale(height: int, width: int, decay: float) -> Tensor:

@@ -31,7 +31,6 @@ step, so the others get no gradient and Adam leaves them untouched.
 from __future__ import annotations
 
 import copy
-import io
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from vecgen.errors import VecgenError
+from vecgen.io import atomic_write, save_png, torch_bytes
 
 #: ``images (B, 3, H, W) -> (B,)``: the loss the layer-selection probe lowers.
 ProbeFn = Callable[[Tensor], Tensor]
@@ -279,12 +279,7 @@ class GeneratorWeights:
 
     def save_generator(self, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
         """Write the adapted generator with ``torch.save`` (atomically; loads with ``weights_only=True``)."""
-        from vecgen.engine import atomic_write
-
-        buf = io.BytesIO()
-        torch.save(self.generator_state(meta), buf)
-        atomic_write(path, buf.getvalue())
-        return Path(path)
+        return atomic_write(path, torch_bytes(self.generator_state(meta)))
 
     def export(self, path: str | Path) -> None:
         """``.pt``/``.pth``: the adapted generator; ``.png``: the frozen-vs-adapted grid."""
@@ -292,9 +287,7 @@ class GeneratorWeights:
         if p.suffix.lower() in (".pt", ".pth"):
             self.save_generator(p)
             return
-        from vecgen.params.raster_common import save_png_atomic
-
-        save_png_atomic(self.grid(), p)
+        save_png(self.grid(), p, mkdir=True)
 
     def state_dict(self) -> dict[str, Any]:
         return {"type": "generator_weights", "step": self.step, "selected": list(self.selected),

@@ -23,10 +23,8 @@ three spaces coincide (mapping is the identity, ``n_latent`` is 1).
 starts from a truncated ``w`` and then moves freely).
 
 Learning rate: StyleCLIP's ramp, a linear warm-up over the first ``rampup``
-of the run and a half-cosine decay over the last ``rampdown``. The engine's
-Adam runs at the base lr; :meth:`Latent.project_` scales the step Adam just
-took by the ramp factor. For Adam (no weight decay) that is exactly a
-per-step lr factor, because Adam's moment estimates do not depend on the lr.
+of the run and a half-cosine decay over the last ``rampdown``, handed to the
+engine as the groups' lr schedule (:meth:`Latent.lr_factor`).
 
 FuseDream start (:meth:`Latent.fusedream`): ``samples`` prior draws are
 rendered and scored with the objective (no grad, in batches); the ``top``
@@ -44,6 +42,7 @@ import torch
 from torch import Tensor
 
 from vecgen.errors import VecgenError
+from vecgen.io import atomic_write, save_png, tensor_to_pil, torch_bytes
 
 SPACES = ("z", "w", "wplus")
 INITS = ("random", "mean", "fusedream")
@@ -131,7 +130,6 @@ class Latent:
         self.device = generator.device
         self.step = 0
         self._mean: Tensor | None = None
-        self._before: list[Tensor] | None = None
         #: FuseDream bookkeeping (set by :meth:`fusedream`): every sample's
         #: score, the indices of the kept ones (best first) and their scores.
         self.scores: Tensor | None = None
@@ -272,11 +270,6 @@ class Latent:
         return param
 
     # ------------------------------------------------------------------ the latent
-    def _tensors(self) -> list[Tensor]:
-        if self.basis is not None:
-            return [self.logits, self.residual]
-        return [self.value]
-
     def latent(self) -> Tensor:
         """The current latent in the optimized space, ``(1, *space_shape)`` (differentiable)."""
         if self.basis is None:
@@ -292,38 +285,30 @@ class Latent:
         """Squared L2 distance (sum over entries) of the latent to its starting value."""
         return (self.latent() - self._initial).pow(2).sum()
 
-    def lr_factor(self, step: int) -> float:
-        """The ramp factor applied to the step taken at ``step`` (1 without ``steps``)."""
-        if self.steps is None:
+    def lr_factor(self, step: int, steps: int | None = None) -> float:
+        """The ramp factor of the step taken at ``step`` of ``steps`` (default: this latent's ``steps``)."""
+        steps = self.steps if steps is None else steps
+        if not steps:
             return 1.0
-        return lr_ramp(step, self.steps, self.rampup, self.rampdown)
+        return lr_ramp(step, steps, self.rampup, self.rampdown)
 
     # ------------------------------------------------------------------ protocol
     def param_groups(self) -> list[dict[str, Any]]:
+        ramp = {"schedule": self.lr_factor} if self.steps else {}
         if self.basis is not None:
-            return [{"params": [self.logits], "lr": self.logits_lr, "name": "fusedream_logits"},
-                    {"params": [self.residual], "lr": self.lr, "name": f"latent_{self.space}"}]
-        return [{"params": [self.value], "lr": self.lr, "name": f"latent_{self.space}"}]
+            return [{"params": [self.logits], "lr": self.logits_lr, "name": "fusedream_logits", **ramp},
+                    {"params": [self.residual], "lr": self.lr, "name": f"latent_{self.space}", **ramp}]
+        return [{"params": [self.value], "lr": self.lr, "name": f"latent_{self.space}", **ramp}]
 
     def render(self) -> Tensor:
-        if torch.is_grad_enabled():  # an optimizer step follows: remember where it starts
-            self._before = [t.detach().clone() for t in self._tensors()]
         return self.generator.synthesize(self.w_plus())
 
     def project_(self) -> None:
-        """Scale the step just taken by the lr ramp (see the module docstring)."""
-        f = self.lr_factor(self.step)
-        if self._before is not None and f != 1.0:
-            with torch.no_grad():
-                for t, b in zip(self._tensors(), self._before):
-                    t.copy_(b + f * (t - b))
-        self._before = None
+        """Nothing to repair; counts the steps taken (kept in the state for resume)."""
         self.step += 1
 
     @torch.no_grad()
     def to_pil(self):
-        from vecgen.api import tensor_to_pil
-
         return tensor_to_pil(self.render())
 
     def export(self, path: str | Path) -> None:
@@ -332,22 +317,14 @@ class Latent:
         if p.suffix.lower() in (".pt", ".pth"):
             self.save_latent(p)
             return
-        from vecgen.params.raster_common import save_png_atomic
-
-        save_png_atomic(self.to_pil(), p)
+        save_png(self.to_pil(), p)
 
     def save_latent(self, path: str | Path) -> None:
         """``torch.save`` (atomically) ``{"space", "latent", "w_plus", "truncation"}``; loads with weights_only."""
-        import io
-
-        from vecgen.engine import atomic_write
-
         with torch.no_grad():
             data = {"space": self.space, "latent": self.latent().detach().cpu().clone(),
                     "w_plus": self.w_plus().detach().cpu().clone(), "truncation": self.truncation}
-        buf = io.BytesIO()
-        torch.save(data, buf)
-        atomic_write(path, buf.getvalue())
+        atomic_write(path, torch_bytes(data))
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"type": "latent", "space": self.space, "step": self.step,
@@ -381,7 +358,6 @@ class Latent:
                 put(self.value, "value")
             put(self._initial, "initial")
         self.step = int(state.get("step", 0))
-        self._before = None
 
     def __repr__(self) -> str:
         extra = f", fusedream_top={self.basis.shape[0]}" if self.basis is not None else ""

@@ -52,14 +52,8 @@ from torch import Tensor
 
 from vecgen.backends.raster import composite, get_rasterizer
 from vecgen.errors import VecgenError
-from vecgen.params.raster_common import (
-    FITS,
-    InitSource,
-    check_number,
-    check_size,
-    load_init_image,
-    make_generator,
-)
+from vecgen.io import FITS, InitSource, load_init_image
+from vecgen.options import check_number, check_size, make_generator
 from vecgen.scene import Path, Scene
 
 PALETTE_MODES: tuple[str, ...] = ("end", "throughout")
@@ -531,12 +525,9 @@ class PixelArt:
         return "\n".join(out) + "\n"
 
     def export(self, path: str | FsPath, metadata: dict[str, str] | None = None) -> None:
-        from vecgen.engine import atomic_write
+        from vecgen.io import atomic_write
 
-        try:
-            atomic_write(path, self.svg(metadata).encode("utf-8"))
-        except OSError as err:
-            raise VecgenError(f"cannot write {path}: {err.strerror or err}") from None
+        atomic_write(path, self.svg(metadata).encode("utf-8"))
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:

@@ -141,7 +141,7 @@ class Strokes:
         return scene_to_svg(self.scene(), metadata)
 
     def export(self, path: str | FsPath, metadata: dict[str, str] | None = None) -> None:
-        from vecgen.engine import atomic_write
+        from vecgen.io import atomic_write
 
         atomic_write(path, self.svg(metadata).encode("utf-8"))
 

@@ -260,3 +260,22 @@ def resolve_auto(warn=None) -> str:
         return FALLBACK_MODEL
     raise VecgenError("no CLIP weights available offline: pass --clip MODEL@/path/to/checkpoint "
                       "or run once with network to fill the Hugging Face cache")
+
+
+def list_models() -> list[dict]:
+    """Every model a ``--clip`` spec may name: ``{"name", "tags", "shipped"}``.
+
+    ``tags``: open_clip's pretrained tags (downloadable or cached); ``shipped``:
+    vecgen ships weights for it (a bare name loads them). Any model also takes
+    ``@random`` and ``@/path/to/checkpoint``.
+    """
+    import open_clip
+
+    _register_configs()
+    shipped = {p.stem for p in WEIGHTS_DIR.glob("*.safetensors")} if WEIGHTS_DIR.exists() else set()
+    out = []
+    for name in open_clip.list_models():
+        tags = list(open_clip.list_pretrained_tags_by_model(name))
+        if tags or name in shipped or name.startswith(("vecgen-", "mini-")):
+            out.append({"name": name, "tags": tags, "shipped": name in shipped})
+    return out

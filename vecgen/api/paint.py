@@ -1,4 +1,4 @@
-"""``paint``: raster parameterizations (FFT, wavelets, pixel art) against CLIP.
+"""``paint``: raster parameterizations (FFT, wavelets, pixel art) optimized to a prompt.
 
     >>> import vecgen
     >>> res = vecgen.paint("a misty forest", param="dwt", steps=100, quiet=True)
@@ -12,25 +12,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vecgen.api._run import Common, common, run
+from vecgen.api.result import Result
+from vecgen.api.verb import Verb
 from vecgen.errors import VecgenError
-from vecgen.params.raster_common import check_number
+from vecgen.options import as_int, check_number, parse_size
 
 PARAMS: tuple[str, ...] = ("fft", "dwt", "pixels")
 DEFAULT_LR = {"fft": 0.05, "dwt": 0.05, "pixels": 0.03}
-
-
-def _as_int(label: str, value: Any, *, minimum: int | None = None) -> int:
-    if isinstance(value, bool):
-        raise VecgenError(f"{label} must be a whole number, got {value!r}")
-    try:
-        number = int(value)
-        if isinstance(value, float) and not value.is_integer():
-            raise ValueError
-    except (TypeError, ValueError):
-        raise VecgenError(f"{label} must be a whole number, got {value!r}") from None
-    if minimum is not None and number < minimum:
-        raise VecgenError(f"{label} must be >= {minimum}, got {number}")
-    return number
+SQUASH_CHOICES = ("sigmoid", "tanh")
+PALETTE_MODE_CHOICES = ("end", "throughout")
 
 
 def _check_param(param: Any) -> str:
@@ -58,7 +49,7 @@ def build_param(param: str, size: tuple[int, int], *, device, seed: int = 0, ini
         from vecgen.params.dwt import DWTImage
 
         return DWTImage(size, device=device, seed=seed, init=init, lr=rate, wavelet=wavelet,
-                        levels=_as_int("levels", levels, minimum=1), decay=decay, contrast=contrast,
+                        levels=as_int("levels", levels, minimum=1), decay=decay, contrast=contrast,
                         colors=colors, squash=squash)
     from vecgen.params.pixels import PixelArt
 
@@ -72,7 +63,8 @@ def paint(prompt: str | None, *, param: str = "fft", size: Any = 224, steps: int
           squash: str = "sigmoid", grid: Any = "32x32", palette: int | None = None, palette_mode: str = "end",
           lr: float | None = None, image_prompt=None, snapshots: str | Path | None = None, every: int = 10,
           checkpoint: str | Path | None = None, resume: str | Path | None = None, quiet: bool = False,
-          perceptors=None, warn: Callable[[str], None] | None = None, views: str = "auto"):
+          perceptors=None, warn: Callable[[str], None] | None = None, views: str = "auto",
+          callbacks=None) -> Result:
     """Optimize a raster image so CLIP sees ``prompt``; returns a :class:`~vecgen.api.Result`.
 
     ``param``: ``"fft"`` (1/f-weighted Fourier spectrum, aphantasia's default),
@@ -82,29 +74,25 @@ def paint(prompt: str | None, *, param: str = "fft", size: Any = 224, steps: int
     ``decay`` (fft/dwt): higher = smoother. ``contrast``/``colors``/``squash``
     (fft/dwt): colour tail. ``init``: start image (path, PIL image or tensor).
     ``lr`` defaults per parameterization (0.05 fft/dwt, 0.03 pixels).
-    ``prompt`` may be None when ``image_prompt`` is given. ``views``: see :func:`vecgen.api.run`.
+    ``prompt`` may be None when ``image_prompt`` is given. The other options
+    are those of :func:`vecgen.draw`.
     """
-    from vecgen import api
-    from vecgen.prompts import parse_prompts
+    import torch
 
-    if image_prompt and (prompt is None or not str(prompt).strip()):
-        prompt = None  # image prompts alone
-    else:
-        parse_prompts(prompt)
+    from vecgen.io import tensor_to_pil
+
     name = _check_param(param)
-    api.view_style([], views)
-    steps_i = _as_int("steps", steps, minimum=1)
-    cutouts_i = _as_int("cutouts", cutouts, minimum=0)
-    seed_i = _as_int("seed", seed)
-    dev = api.resolve_device(device)
-    wh = api.parse_size(size)
+    opts: Common = common(locals())
+    if opts.steps is None:
+        raise VecgenError("--steps must be > 0")
+    wh = parse_size(size)
     palette_k = None
     if palette is not None:
         from vecgen.params.pixels import check_palette
 
         palette_k = check_palette(palette)
-    settings: dict[str, Any] = {"function": "paint", "prompt": prompt, "param": name, "steps": steps_i,
-                                "size": list(wh), "clip": clip, "cutouts": cutouts_i, "seed": seed_i,
+    settings: dict[str, Any] = {"function": "paint", "prompt": opts.prompt, "param": name, "steps": opts.steps,
+                                "size": list(wh), "clip": clip, "cutouts": opts.cutouts, "seed": opts.seed,
                                 "init": None if init is None else (str(init) if isinstance(init, (str, Path))
                                                                     else type(init).__name__)}
     if name in ("fft", "dwt"):
@@ -113,7 +101,7 @@ def paint(prompt: str | None, *, param: str = "fft", size: Any = 224, steps: int
         settings.update(wavelet=wavelet, levels=levels)
     if name == "pixels":
         settings.update(grid=grid, palette=palette_k, palette_mode=palette_mode)
-    p = build_param(name, wh, device=dev, seed=seed_i, init=init, lr=lr, decay=decay, wavelet=wavelet,
+    p = build_param(name, wh, device=opts.device, seed=opts.seed, init=init, lr=lr, decay=decay, wavelet=wavelet,
                     levels=levels, contrast=contrast, colors=colors, squash=squash, grid=grid, palette=palette_k,
                     palette_mode=palette_mode)
     settings["lr"] = p.lr
@@ -121,14 +109,14 @@ def paint(prompt: str | None, *, param: str = "fft", size: Any = 224, steps: int
         settings["levels"] = p.levels  # what the size allowed
     if name == "pixels":
         settings["grid"] = f"{p.cols}x{p.rows}"
-    result = api.run(p, prompt, settings=settings, clip=clip, cutouts=cutouts_i, steps=steps_i, seed=seed_i,
-                     device=dev, image_prompt=image_prompt, perceptors=perceptors, snapshots=snapshots,
-                     every=every, checkpoint=checkpoint, resume=resume, quiet=quiet, warn=warn, views=views)
+    result = run(p, opts, settings)
     if name == "pixels":
-        import torch
-
         p.finalize()  # palette snap / hardening: the PNG then shows what the SVG holds
         with torch.no_grad():
-            result.image = api.tensor_to_pil(p.render())
+            result.image = tensor_to_pil(p.render())
         result.svg = p.svg(result.metadata)
     return result
+
+
+VERB = Verb("paint", paint, "optimize a raster image (Fourier, wavelet or pixel art) to a prompt; writes PNG",
+            outputs=(".png", ".svg"), default_output="vecgen.png")

@@ -1,15 +1,11 @@
-"""``vecgen gallery run|build`` and ``vecgen search``: CLI over :mod:`vecgen.gallery` and :mod:`vecgen.search`."""
+"""``vecgen gallery run|build``: the CLI over :mod:`vecgen.gallery`."""
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 
+from vecgen.cli._common import Parser, warn
 from vecgen.errors import VecgenError
-
-
-def _warn(msg: str) -> None:
-    print(f"vecgen: warning: {msg}", file=sys.stderr)
 
 
 def cmd_gallery_run(args: argparse.Namespace) -> int:
@@ -28,10 +24,10 @@ def cmd_gallery_run(args: argparse.Namespace) -> int:
             print(f"({spec.duplicates} duplicate job(s) in the spec counted once)")
         return 0
     if spec.duplicates:
-        _warn(f"{spec.duplicates} duplicate job(s) in {args.spec} are run once")
+        warn(f"{spec.duplicates} duplicate job(s) in {args.spec} are run once")
     summary = gallery.run_gallery(spec, args.out, executor=args.executor, workers=args.workers,
                                   address=args.address, connect_timeout=args.connect_timeout,
-                                  progress=not args.quiet, build=not args.no_build, warn=_warn)
+                                  progress=not args.quiet, build=not args.no_build, warn=warn)
     print(summary.line())
     return 1 if summary.failed else 0
 
@@ -40,30 +36,15 @@ def cmd_gallery_build(args: argparse.Namespace) -> int:
     from vecgen import gallery
 
     path = gallery.build_site(args.site, clip=args.clip, search=not args.no_search, device=args.device or "cpu",
-                              title=args.title, warn=_warn)
+                              title=args.title, warn=warn)
     print(str(path))
     return 0
 
 
-def cmd_search(args: argparse.Namespace) -> int:
-    from vecgen import search
-
-    hits = search.search(args.folder, args.query, args.k, clip=args.clip, device=args.device or "auto",
-                         warn=_warn, cache=not args.no_cache)
-    if args.json:
-        print(json.dumps([{"rank": h.rank, "score": round(h.score, 6), "path": h.path} for h in hits], indent=1))
-    else:
-        for h in hits:
-            print(f"{h.rank:3d}  {h.score:+.4f}  {h.path}")
-    return 0
-
-
 def register(sub) -> None:
-    """Add ``gallery`` (run, build) and ``search`` to the ``vecgen`` parser's subcommands."""
-    from vecgen.cli import _Parser
-
+    """Add ``gallery`` (run, build) to the ``vecgen`` parser's subcommands."""
     g = sub.add_parser("gallery", help="run a TOML spec of prompts x seeds into a static gallery site")
-    gsub = g.add_subparsers(dest="gallery_command", required=True, parser_class=_Parser)
+    gsub = g.add_subparsers(dest="gallery_command", required=True, parser_class=Parser)
 
     r = gsub.add_parser("run", help="run every unfinished job of a spec; writes OUT/manifest.json and OUT/index.html")
     r.add_argument("spec", help="gallery spec (.toml): [defaults] then [[entry]] tables")
@@ -87,13 +68,3 @@ def register(sub) -> None:
     b.add_argument("--title", help="page title (default: the spec's title)")
     b.add_argument("--no-search", action="store_true", help="no retrieval ranks on the page")
     b.set_defaults(func=cmd_gallery_build)
-
-    s = sub.add_parser("search", help="CLIP text-to-image search over a folder of pictures (SVGs too)")
-    s.add_argument("folder", help="folder of .png/.jpg/.webp/.svg... (searched recursively)")
-    s.add_argument("query", help='what to look for, e.g. "a red circle" (prompt syntax: "a:1 | b:-0.5")')
-    s.add_argument("-k", type=int, default=10, help="number of results (default 10)")
-    s.add_argument("--clip", default="auto", help="CLIP model spec (default auto)")
-    s.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
-    s.add_argument("--json", action="store_true", help="print the results as JSON")
-    s.add_argument("--no-cache", action="store_true", help="do not read or write FOLDER/.vecgen-search-*.safetensors")
-    s.set_defaults(func=cmd_search)

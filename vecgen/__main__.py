@@ -1,0 +1,6 @@
+"""``python -m vecgen`` = the ``vecgen`` command."""
+import sys
+
+from vecgen.cli import main
+
+sys.exit(main())

@@ -1,0 +1,216 @@
+"""What every verb shares: the common options checked once, the perceptors, and the one runner.
+
+A verb checks its own options, calls :func:`common` with its ``locals()`` (the
+options below are named the same in every verb), builds a parameterization,
+and hands both to :func:`run`, which builds the objective and runs the engine.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from vecgen.api.result import Result
+from vecgen.errors import VecgenError
+from vecgen.options import as_int, check_cutouts, check_steps, parse_clip, resolve_device, split_weight
+from vecgen.prompts import Prompt, parse_prompts
+
+if TYPE_CHECKING:
+    import torch
+
+#: The views' settings a verb may ask for (``auto`` = what the perceptors hint).
+VIEW_CHOICES = ("auto", "crops", "zoom")
+Warn = Callable[[str], None]
+
+
+@dataclass
+class Common:
+    """The options every optimizing verb takes, validated, with the device resolved."""
+
+    prompt: str | None
+    prompts: list[Prompt]
+    steps: int | None
+    cutouts: int
+    views: str
+    seed: int
+    device: "torch.device"
+    clip: str
+    image_prompt: list[str]
+    snapshots: str | Path | None = None
+    every: int = 10
+    checkpoint: str | Path | None = None
+    resume: str | Path | None = None
+    quiet: bool = False
+    warn: Warn | None = None
+    callbacks: list[Callable] = field(default_factory=list)
+    perceptors: list | None = None
+
+    def load_perceptors(self) -> list:
+        """The ``clip`` spec's ``(perceptor, weight)`` pairs, loaded once."""
+        if self.perceptors is None:
+            self.perceptors = load_perceptors(self.clip, self.device, self.warn)
+        return self.perceptors
+
+
+def common(values: dict[str, Any], *, uses_prompt: bool = True) -> Common:
+    """Check the shared options in a verb's ``locals()`` before any model loads.
+
+    The prompt may be left empty only when image prompts (or extra terms) give
+    the objective something to aim at; ``uses_prompt=False``: the verb takes none.
+    """
+    get = values.get
+    prompt = get("prompt") if uses_prompt else None
+    if prompt is None or not str(prompt).strip():
+        if get("image_prompt") or get("extra_terms") or not uses_prompt:
+            prompt = None
+        elif prompt is None:
+            raise VecgenError("nothing to optimize: give a prompt or an image prompt")
+        else:
+            parse_prompts(prompt)  # raises its one-line "empty prompt" error
+    prompts = parse_prompts(prompt) if prompt is not None else []
+    views = get("views", "auto")
+    if views not in (None, *VIEW_CHOICES):
+        raise VecgenError(f"unknown --views {views!r} (choose {', '.join(VIEW_CHOICES)})")
+    steps = get("steps")
+    callbacks = get("callbacks") or []
+    if callable(callbacks):
+        callbacks = [callbacks]
+    if not all(callable(cb) for cb in callbacks):
+        raise VecgenError("callbacks must be callables f(step, param, values)")
+    return Common(prompt=prompt, prompts=prompts, steps=None if steps is None else check_steps(steps),
+                  cutouts=check_cutouts(get("cutouts", 8)), views=views or "auto",
+                  seed=as_int("--seed", get("seed", 0)), device=resolve_device(get("device")),
+                  clip=str(get("clip") or "auto"), image_prompt=[str(s) for s in get("image_prompt") or []],
+                  snapshots=get("snapshots"), every=max(1, as_int("--every", get("every", 10))),
+                  checkpoint=get("checkpoint"), resume=get("resume"), quiet=bool(get("quiet")), warn=get("warn"),
+                  callbacks=list(callbacks), perceptors=get("perceptors"))
+
+
+# ----------------------------------------------------------------------------- perceptors
+def load_perceptors(clip: str, device: "torch.device", warn: Warn | None = None) -> list:
+    """Load every model of a ``--clip`` spec -> list of ``(perceptor, weight)``."""
+    from vecgen.backends.perceptors import load_perceptor, resolve_auto
+
+    out = []
+    for name, weight in parse_clip(clip):
+        if name == "auto":
+            name = resolve_auto(warn)
+        out.append((load_perceptor(name, device), weight))
+    return out
+
+
+def shared_hint(perceptors) -> dict:
+    """The perceptors' ``draw_hint`` when they all give the same one, else ``{}``."""
+    hints = [getattr(p, "draw_hint", {}) or {} for p, _ in perceptors or []]
+    return hints[0] if hints and all(h == hints[0] for h in hints) else {}
+
+
+def view_style(perceptors, views: str | None = "auto") -> str:
+    """Resolve ``views="auto"``: the perceptors' ``draw_hint["views"]`` when they all agree, else ``crops``."""
+    from vecgen.augment import VIEWS
+
+    if views in (None, "auto"):
+        views = shared_hint(perceptors).get("views", "crops")
+    if views not in VIEWS:
+        raise VecgenError(f"unknown --views {views!r} (choose auto, {', '.join(VIEWS)})")
+    return str(views)
+
+
+def parse_image_prompts(specs) -> list:
+    """``["cat.png", "dog.png:0.5"]`` -> image targets (a file named ``x:0.5`` wins over the weight syntax)."""
+    from vecgen.io import load_image
+    from vecgen.losses import ImageTarget
+
+    out = []
+    for spec in specs or []:
+        path, weight = split_weight(str(spec))
+        if Path(str(spec)).exists():
+            path, weight = str(spec), 1.0
+        out.append(ImageTarget(load_image(path), weight, label=Path(path).name))
+    return out
+
+
+def clip_terms(opts: Common, images: list | None = None) -> list:
+    """One :class:`~vecgen.losses.ClipTerm` per perceptor of ``opts`` (none without prompts or images)."""
+    from vecgen.losses import ClipTerm
+
+    images = parse_image_prompts(opts.image_prompt) if images is None else images
+    if not (opts.prompts or images):
+        return []
+    return [ClipTerm(p, opts.prompts, images, weight=w) for p, w in opts.load_perceptors()]
+
+
+def make_views(opts: Common):
+    """The cutouts of a run, sized for the largest perceptor input."""
+    from vecgen.augment import make_views as _make
+
+    perceptors = opts.perceptors or []
+    size = max((p.input_size for p, _ in perceptors), default=224)
+    return _make(view_style(perceptors, opts.views), opts.cutouts, size)
+
+
+# ----------------------------------------------------------------------------- the runner
+def _snapshot_callback(folder: str | Path, every: int) -> Callable:
+    import torch
+
+    from vecgen.io import atomic_write, save_png
+
+    snap = Path(folder)
+    snap.mkdir(parents=True, exist_ok=True)
+
+    def snapshot(step: int, p, values) -> None:
+        if step % every == 0:
+            with torch.no_grad():
+                save_png(p.render(), snap / f"{step:05d}.png")
+            if getattr(p, "kind", "") == "vector":
+                atomic_write(snap / f"{step:05d}.svg", p.svg().encode("utf-8"))
+
+    return snapshot
+
+
+def run(param, opts: Common | None = None, settings: dict[str, Any] | None = None, *, extra_terms=None,
+        terms=None, views=None, headline: tuple[str, ...] = ("prompt",), **options: Any) -> Result:
+    """Optimize ``param`` for ``opts.steps`` steps against the CLIP terms of ``opts`` plus ``extra_terms``.
+
+    Any parameterization runs this way, e.g. ``run(my_param, prompt="a cat",
+    steps=100, clip="mini-vit")``: without ``opts``, the keyword ``options``
+    (those of :func:`vecgen.draw`: prompt, steps, cutouts, views, seed, device,
+    clip, image_prompt, snapshots, every, checkpoint, resume, quiet, warn,
+    callbacks, perceptors) are checked into one. ``terms`` / ``views`` replace
+    the CLIP terms and the cutouts built from ``opts`` (a verb that already
+    built them, or one with its own losses). ``settings`` are recorded in the
+    result and every file saved from it (``views`` is filled in here, as resolved).
+    """
+    if opts is None:
+        opts = common({**options, "extra_terms": extra_terms or terms})
+    elif options:
+        raise TypeError(f"run() got options {sorted(options)} besides opts")
+    settings = {} if settings is None else settings
+    import torch
+
+    from vecgen.engine import load_checkpoint, optimize
+    from vecgen.io import tensor_to_pil
+    from vecgen.objective import Objective
+
+    if opts.steps is None:
+        raise VecgenError("--steps must be > 0")
+    terms = clip_terms(opts) if terms is None else list(terms)
+    terms += list(extra_terms or [])
+    if not terms:
+        raise VecgenError("nothing to optimize: give a prompt, an image prompt or another loss term")
+    settings["views"] = view_style(opts.perceptors, opts.views)
+    objective = Objective(terms, make_views(opts) if views is None else views)
+    callbacks = list(opts.callbacks)
+    if opts.snapshots is not None:
+        callbacks.insert(0, _snapshot_callback(opts.snapshots, opts.every))
+    ck = load_checkpoint(opts.resume) if opts.resume else None
+    state = optimize(param, objective, opts.steps, seed=opts.seed, callbacks=callbacks, checkpoint=opts.checkpoint,
+                     resume=ck, meta={"settings": json.dumps(settings, default=str)}, progress=not opts.quiet)
+    with torch.no_grad():
+        final = param.render()
+    result = Result(image=tensor_to_pil(final[:1]), history=state.history, settings=settings,
+                    interrupted=state.interrupted, param=param, headline=headline)
+    if getattr(param, "kind", "") == "vector":
+        result.svg = param.svg(result.metadata)
+    return result

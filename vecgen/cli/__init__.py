@@ -1,0 +1,63 @@
+"""``vecgen`` command line, built from the verb registry (:data:`vecgen.api.VERBS`).
+
+Each verb's flags live in ``vecgen/cli/NAME.py`` (``add_arguments`` and
+``run``); the tools that are not verbs (render, models, gallery, search) each
+``register`` their own subcommand. Every error is one line on stderr and exit
+code 2; Ctrl-C saves what exists and exits 130.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+from vecgen.cli._common import Parser
+from vecgen.errors import VecgenError
+
+#: Subcommands that are not verbs of the registry, in the order `vecgen --help` lists them (after the verbs).
+TOOLS = ("render", "models", "gallery", "search")
+
+
+def _add_verb(sub, verb) -> None:
+    mod = importlib.import_module(f"vecgen.cli.{verb.name}")
+    p = sub.add_parser(verb.name, help=verb.summary, description=getattr(mod, "DESCRIPTION", None))
+    mod.add_arguments(p, verb)
+    p.set_defaults(func=lambda args: mod.run(args, verb))
+
+
+def build_parser() -> Parser:
+    from vecgen import __version__
+    from vecgen.api import VERBS
+
+    parser = Parser(prog="vecgen", description="Text to pictures by optimization against CLIP.")
+    parser.add_argument("--version", action="version", version=f"vecgen {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for verb in VERBS.values():
+        _add_verb(sub, verb)
+    for name in TOOLS:
+        importlib.import_module(f"vecgen.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        return int(args.func(args) or 0)
+    except VecgenError as e:
+        print(f"vecgen: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vecgen: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug: still one line unless asked for the traceback
+        import os
+
+        if os.environ.get("VECGEN_DEBUG"):
+            raise
+        msg = str(e).splitlines()[0] if str(e) else ""
+        print(f"vecgen: internal error: {type(e).__name__}: {msg} (set VECGEN_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""Files in and out: the one atomic write, PNGs with text chunks, image loading, tensor <-> PIL.
+
+Every file vecgen writes goes through :func:`atomic_write` (a temp file in the
+same folder, then a rename), so a reader or a killed run never sees half a file.
+"""
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+from vecgen.errors import VecgenError
+
+if TYPE_CHECKING:  # torch and PIL load on first use: `vecgen --help` stays fast
+    import torch
+    from PIL import Image
+
+InitSource = Union[str, os.PathLike, "Image.Image", "torch.Tensor", None]
+FITS: tuple[str, ...] = ("cover", "stretch")
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's message as one line (its type name when it has none)."""
+    text = str(err) or type(err).__name__
+    return " ".join(text.split())
+
+
+# ----------------------------------------------------------------------------- writing
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str | os.PathLike, data: bytes, *, mkdir: bool = False) -> Path:
+    """Write ``data`` to ``path`` via a temp file in the same folder and a rename.
+
+    The file gets the umask's usual permissions (mkstemp makes 0600, and a web
+    server must be able to read a gallery). ``mkdir`` creates missing folders.
+    OS errors become one-line :class:`VecgenError`; the temp file never stays.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        if mkdir:
+            folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise VecgenError(f"cannot write {path}: {one_line(e)}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise VecgenError(f"cannot write {path}: {one_line(e)}") from None
+        raise
+    return path
+
+
+def torch_bytes(obj: Any) -> bytes:
+    """``torch.save`` into bytes (for :func:`atomic_write`); plain tensors/containers load with weights_only."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def png_bytes(image: "Image.Image", text: dict[str, str] | None = None) -> bytes:
+    """PNG bytes of ``image``, carrying ``text`` as tEXt chunks (prompt, seed, settings, version)."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = None
+    if text:
+        info = PngInfo()
+        for k, v in text.items():
+            info.add_text(k, v)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+def save_png(image: "Image.Image | torch.Tensor", path: str | os.PathLike,
+             text: dict[str, str] | None = None, *, mkdir: bool = False) -> Path:
+    """Write an image (PIL, or a ``(1, 3, H, W)`` tensor in ``[0, 1]``) as PNG, atomically."""
+    from PIL import Image
+
+    pil = image if isinstance(image, Image.Image) else tensor_to_pil(image)
+    return atomic_write(path, png_bytes(pil, text), mkdir=mkdir)
+
+
+# ----------------------------------------------------------------------------- tensors <-> PIL
+def pil_to_tensor(image: "Image.Image") -> "torch.Tensor":
+    """PIL image -> ``(1, 3, H, W)`` float32 in ``[0, 1]``."""
+    import torch
+
+    im = image.convert("RGB")
+    data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(im.height, im.width, 3)
+    return data.permute(2, 0, 1).float().div(255).unsqueeze(0)
+
+
+def tensor_to_pil(image: "torch.Tensor") -> "Image.Image":
+    """``(1, 3, H, W)`` or ``(3, H, W)`` in ``[0, 1]`` -> 8-bit RGB PIL image (NaN -> 0)."""
+    import torch
+    from PIL import Image
+
+    x = image.detach().to("cpu", torch.float32)
+    if x.dim() == 4:
+        if x.shape[0] != 1:
+            raise VecgenError(f"can only save one image at a time, got batch {x.shape[0]}")
+        x = x[0]
+    if x.dim() != 3 or x.shape[0] != 3:
+        raise VecgenError(f"expected a (3, H, W) image, got shape {tuple(image.shape)}")
+    arr = (x.nan_to_num(0.0).clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
+    return Image.fromarray(arr.permute(1, 2, 0).contiguous().numpy(), "RGB")
+
+
+# ----------------------------------------------------------------------------- reading images
+def open_image(path: str | os.PathLike, what: str = "image") -> "Image.Image":
+    """Open an image file fully (EXIF rotation applied); one-line error for anything unreadable."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.exists():
+        raise VecgenError(f"{what} not found: {p}")
+    if p.is_dir():
+        raise VecgenError(f"{what} is a directory, not an image file: {p}")
+    try:
+        with Image.open(p) as img:
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            return img.copy()
+    except UnidentifiedImageError:
+        raise VecgenError(f"cannot read {what} {p}: not a recognised image file") from None
+    except Image.DecompressionBombError as err:
+        raise VecgenError(f"{what} {p} is too large: {one_line(err)}") from None
+    except (OSError, ValueError, SyntaxError) as err:
+        raise VecgenError(f"cannot read {what} {p}: {one_line(err)}") from None
+
+
+def load_image(path: str | os.PathLike, size: tuple[int, int] | None = None) -> "torch.Tensor":
+    """Image file -> ``(1, 3, H, W)`` float32 in ``[0, 1]`` (resized bicubic to ``size=(W, H)`` if given)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if size is not None:
+                im = im.resize(size, Image.BICUBIC)
+            return pil_to_tensor(im)
+    except FileNotFoundError:
+        raise VecgenError(f"{path}: no such file") from None
+    except Exception as e:
+        raise VecgenError(f"{path}: not a readable image ({type(e).__name__})") from None
+
+
+def _pil_to_rgb_array(img: "Image.Image"):
+    """Any PIL image -> float64 ``(H, W, 3)`` array in ``[0, 1]``; alpha is composited onto white."""
+    import numpy as np
+
+    if img.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+        grey = np.asarray(img, dtype=np.float64)
+        top = grey.max() if grey.size else 1.0
+        grey = grey / (65535.0 if top > 255 else 255.0 if top > 1 else 1.0)
+        return np.repeat(grey.clip(0, 1)[..., None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float64) / 255.0
+        alpha = rgba[..., 3:4]
+        return rgba[..., :3] * alpha + (1.0 - alpha)
+    return np.asarray(img.convert("RGB"), dtype=np.float64) / 255.0
+
+
+def _tensor_to_nchw(image: "torch.Tensor") -> "torch.Tensor":
+    """Accept ``(H, W)``, ``(C, H, W)`` or ``(1, C, H, W)`` with C in 1/3/4 -> float64 ``(1, 3, H, W)``."""
+    import torch
+
+    if image.is_complex() or image.dtype == torch.bool:
+        raise VecgenError(f"init tensor has unsupported dtype {image.dtype}")
+    x = image.detach().to("cpu")
+    if x.dim() == 2:
+        x = x[None, None]
+    elif x.dim() == 3:
+        x = x[None]
+    if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] not in (1, 3, 4):
+        raise VecgenError("init tensor must be (H, W), (C, H, W) or (1, C, H, W) with C in 1/3/4, "
+                          f"got shape {tuple(image.shape)}")
+    if x.shape[-1] == 0 or x.shape[-2] == 0:
+        raise VecgenError(f"init tensor is empty: shape {tuple(image.shape)}")
+    if x.dtype == torch.uint8:
+        x = x.to(torch.float64) / 255.0
+    else:
+        x = x.to(torch.float64)
+        if not torch.isfinite(x).all():
+            raise VecgenError("init tensor contains NaN or infinite values")
+        lo, hi = float(x.min()), float(x.max())
+        if lo < -1e-3 or hi > 1.0 + 1e-3:
+            raise VecgenError(f"init tensor values must lie in [0, 1], got [{lo:.4g}, {hi:.4g}]")
+        x = x.clamp(0.0, 1.0)
+    if x.shape[1] == 1:
+        x = x.expand(1, 3, *x.shape[-2:])
+    elif x.shape[1] == 4:
+        alpha = x[:, 3:4]
+        x = x[:, :3] * alpha + (1.0 - alpha)
+    return x.contiguous()
+
+
+def _crop_to_aspect(x: "torch.Tensor", width: int, height: int) -> "torch.Tensor":
+    """Centre-crop ``(1, 3, h, w)`` to the aspect ratio ``width / height``."""
+    h, w = x.shape[-2:]
+    if w * height > width * h:  # too wide
+        new_w = max(1, round(h * width / height))
+        left = (w - new_w) // 2
+        return x[..., :, left: left + new_w]
+    new_h = max(1, round(w * height / width))
+    top = (h - new_h) // 2
+    return x[..., top: top + new_h, :]
+
+
+def load_init_image(init: InitSource, size: tuple[int, int], *, fit: str = "cover") -> "torch.Tensor":
+    """Load a start image as float64 ``(1, 3, H, W)`` in ``[0, 1]`` on the CPU.
+
+    ``init`` is a path, a PIL image or a tensor (``uint8`` in ``[0, 255]`` or
+    float in ``[0, 1]``), resized to ``size = (W, H)``: ``fit="cover"`` keeps
+    the aspect ratio and centre-crops, ``fit="stretch"`` resizes directly. An
+    image already of the right size is used unchanged.
+    """
+    import numpy as np
+    import torch
+    from PIL import Image, ImageOps
+
+    from vecgen.options import check_size
+
+    width, height = check_size(size)
+    if fit not in FITS:
+        raise VecgenError(f"unknown fit {fit!r}: expected one of {', '.join(FITS)}")
+    if isinstance(init, (str, os.PathLike)):
+        init = open_image(init, "init image")
+    if isinstance(init, Image.Image):
+        img = init
+        if img.size != (width, height):
+            if img.mode not in ("RGB", "L"):  # flatten alpha / odd modes first
+                arr = _pil_to_rgb_array(img)
+                img = Image.fromarray(np.round(arr * 255.0).astype(np.uint8), "RGB")
+            if fit == "cover":
+                img = ImageOps.fit(img, (width, height), method=Image.LANCZOS)
+            else:
+                img = img.resize((width, height), resample=Image.LANCZOS)
+        arr = _pil_to_rgb_array(img)
+        return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].contiguous()
+    if isinstance(init, torch.Tensor):
+        x = _tensor_to_nchw(init)
+        if tuple(x.shape[-2:]) != (height, width):
+            if fit == "cover":
+                x = _crop_to_aspect(x, width, height)
+            x = torch.nn.functional.interpolate(x, size=(height, width), mode="bicubic", align_corners=False,
+                                                antialias=True).clamp(0.0, 1.0)
+        return x
+    raise VecgenError(f"init must be an image path, a PIL image or a tensor, got {type(init).__name__}")

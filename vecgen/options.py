@@ -1,0 +1,220 @@
+"""User input: parsing and validating option values, and choosing the device.
+
+Each check raises one-line :class:`~vecgen.errors.VecgenError` naming the
+option, so the CLI, the gallery and the API refuse bad input the same way,
+before any model loads.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vecgen.errors import VecgenError
+
+if TYPE_CHECKING:
+    import torch
+
+MAX_SIDE = 4096
+MAX_PIXELS = 4096 * 4096
+COLOURS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0), "gray": (0.5, 0.5, 0.5), "grey": (0.5, 0.5, 0.5)}
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+_WEIGHT = re.compile(r"(.+?):([-+]?(?:\d+\.?\d*|\.\d+))")
+
+
+# ----------------------------------------------------------------------------- numbers
+def as_int(label: str, value: Any, *, minimum: int | None = None) -> int:
+    """A whole number (``3``, ``"3"``, ``3.0``); refuses bools, fractions and text."""
+    if isinstance(value, bool):
+        raise VecgenError(f"{label} must be a whole number, got {value!r}")
+    try:
+        number = int(value)
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        raise VecgenError(f"{label} must be a whole number, got {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise VecgenError(f"{label} must be >= {minimum}, got {number}")
+    return number
+
+
+def check_number(label: str, value: Any, *, positive: bool = False, nonnegative: bool = False) -> float:
+    """A finite real number (optionally > 0 or >= 0)."""
+    if isinstance(value, bool):
+        raise VecgenError(f"{label} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise VecgenError(f"{label} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise VecgenError(f"{label} must be finite, got {value!r}")
+    if positive and number <= 0:
+        raise VecgenError(f"{label} must be positive, got {value!r}")
+    if nonnegative and number < 0:
+        raise VecgenError(f"{label} must be >= 0, got {value!r}")
+    return number
+
+
+def check_steps(steps: Any) -> int:
+    if steps is None or as_int("--steps", steps) <= 0:
+        raise VecgenError("--steps must be > 0")
+    return int(steps)
+
+
+def check_cutouts(cutouts: Any) -> int:
+    if cutouts is None or as_int("--cutouts", cutouts) < 0:
+        raise VecgenError("--cutouts must be >= 0")
+    return int(cutouts)
+
+
+def make_generator(seed: Any) -> "torch.Generator":
+    """A CPU generator seeded by ``seed`` (draws are then moved to the device,
+    so the same seed gives the same start on every device)."""
+    import numpy as np
+    import torch
+
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise VecgenError(f"seed must be an integer, got {seed!r}")
+    generator = torch.Generator(device="cpu")
+    generator.manual_seed(int(seed) % (2**63))
+    return generator
+
+
+# ----------------------------------------------------------------------------- sizes, colours, widths
+def check_size(size: Any) -> tuple[int, int]:
+    """Validate ``(W, H)`` and return it as a tuple of two positive ints."""
+    import numpy as np
+
+    try:
+        width, height = size
+    except (TypeError, ValueError):
+        raise VecgenError(f"size must be (width, height), got {size!r}") from None
+    out = []
+    for label, value in (("width", width), ("height", height)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise VecgenError(f"image {label} must be an integer, got {value!r}")
+        if value <= 0:
+            raise VecgenError(f"image {label} must be positive, got {value}")
+        out.append(int(value))
+    return out[0], out[1]
+
+
+def parse_size(size: Any) -> tuple[int, int]:
+    """``224``, ``"224"``, ``"320x192"``, ``(320, 192)`` -> ``(W, H)``; refuses <= 0 or > MAX_SIDE."""
+    if isinstance(size, (tuple, list)) and len(size) == 2:
+        w, h = size
+    elif isinstance(size, int):
+        w = h = size
+    else:
+        m = re.fullmatch(r"\s*(-?\d+)\s*(?:[xX]\s*(-?\d+))?\s*", str(size))
+        if not m:
+            raise VecgenError(f"bad size {size!r}: use W or WxH, e.g. 224 or 320x192")
+        w = int(m.group(1))
+        h = int(m.group(2)) if m.group(2) else w
+    w, h = int(w), int(h)
+    if w <= 0 or h <= 0:
+        raise VecgenError(f"size must be positive, got {w}x{h}")
+    if w > MAX_SIDE or h > MAX_SIDE or w * h > MAX_PIXELS:
+        raise VecgenError(f"size {w}x{h} is above the limit of {MAX_SIDE} px per side")
+    return w, h
+
+
+def parse_width(width: Any) -> tuple[float, float]:
+    """``"1,8"``, ``(1, 8)`` or ``4`` -> ``(MIN, MAX)`` stroke widths with 0 <= MIN <= MAX."""
+    if isinstance(width, (tuple, list)):
+        vals = [float(x) for x in width]
+    else:
+        try:
+            vals = [float(x) for x in str(width).split(",")]
+        except ValueError:
+            raise VecgenError(f"bad --width {width!r}: use MIN,MAX e.g. 1,8") from None
+    if len(vals) == 1:
+        vals = [vals[0], vals[0]]
+    if len(vals) != 2 or vals[0] < 0 or vals[1] < vals[0]:
+        raise VecgenError(f"bad --width {width!r}: use MIN,MAX with 0 <= MIN <= MAX")
+    return vals[0], vals[1]
+
+
+def parse_colour(value: Any) -> tuple[float, float, float]:
+    """``white``, ``black``, ``gray``, ``#rrggbb`` or an RGB triple in ``[0, 1]``."""
+    if isinstance(value, (tuple, list)) and len(value) == 3:
+        return tuple(float(v) for v in value)  # type: ignore[return-value]
+    v = str(value).strip().lower()
+    if v in COLOURS:
+        return COLOURS[v]
+    if re.fullmatch(r"#?[0-9a-f]{6}", v):
+        v = v.lstrip("#")
+        return tuple(int(v[i:i + 2], 16) / 255 for i in (0, 2, 4))  # type: ignore[return-value]
+    raise VecgenError(f"bad colour {value!r}: use white, black, gray or #rrggbb")
+
+
+def split_weight(spec: str) -> tuple[str, float]:
+    """``"name:0.5"`` -> ``("name", 0.5)``; no weight -> 1.0."""
+    m = _WEIGHT.fullmatch(spec)
+    return (m.group(1), float(m.group(2))) if m else (spec, 1.0)
+
+
+def parse_clip(spec: str) -> list[tuple[str, float]]:
+    """``"ViT-B-32:1,RN50@openai:0.5"`` -> ``[("ViT-B-32", 1.0), ("RN50@openai", 0.5)]``."""
+    out = []
+    for part in str(spec).split(","):
+        part = part.strip()
+        if part:
+            out.append(split_weight(part))
+    if not out:
+        raise VecgenError("--clip needs at least one model, e.g. --clip ViT-B-32 or --clip auto")
+    return out
+
+
+def check_choice(label: str, value: Any, choices: tuple[str, ...] | list[str]) -> str:
+    if value not in choices:
+        raise VecgenError(f"unknown {label} {value!r} (choose {', '.join(choices)})")
+    return str(value)
+
+
+# ----------------------------------------------------------------------------- device, files
+def resolve_device(device: "str | torch.device | None") -> "torch.device":
+    """``auto`` -> CUDA, else MPS, else CPU; a named device must exist."""
+    import torch
+
+    d = str(device or "auto").lower()
+    if d == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(d)
+    except RuntimeError:
+        raise VecgenError(f"unknown device {device!r} (use auto, cpu, cuda, cuda:N or mps)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise VecgenError("--device cuda requested but no CUDA GPU is available")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise VecgenError("--device mps requested but MPS is not available")
+    return dev
+
+
+def check_writable(path: str | Path | None) -> None:
+    """Fail before a long run if ``path`` cannot be written."""
+    if path is None:
+        return
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise VecgenError(f"cannot write {p}: folder {parent} does not exist")
+    if p.is_dir():
+        raise VecgenError(f"cannot write {p}: it is a folder")
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise VecgenError(f"cannot write {p}: permission denied")
+
+
+def check_suffix(path: str | Path | None, suffixes: tuple[str, ...], what: str) -> None:
+    """Refuse an output whose suffix is not one of ``suffixes`` (``what`` says what it is for)."""
+    if path is not None and Path(path).suffix.lower() not in suffixes:
+        raise VecgenError(f"{path}: {what} is written as {' or '.join(suffixes)}")
