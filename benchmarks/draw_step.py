@@ -38,23 +38,12 @@ def main() -> None:
     param = Strokes((224, 224), strokes=256, segments=3, seed=0, device=dev)
     stamps: list[float] = []
 
-    class Timer:  # a callback: one timestamp per finished step
-        def __call__(self, step, p, values):
-            stamps.append(time.perf_counter())
+    def timer(step, p, values):  # the public per-step callback: one timestamp per finished step
+        stamps.append(time.perf_counter())
 
-    from vecgen import api
-
-    orig = api.optimize
-
-    def timed(*a, **k):
-        k["callbacks"] = list(k.get("callbacks") or []) + [Timer()]
-        return orig(*a, **k)
-
-    api.optimize = timed
     stamps.append(time.perf_counter())
-    run(param, "a watercolor lighthouse at dusk", settings={}, cutouts=4, steps=args.steps + 1, seed=0, device=dev,
-        perceptors=[(clip, 1.0)], quiet=True)
-    api.optimize = orig
+    run(param, prompt="a watercolor lighthouse at dusk", cutouts=4, steps=args.steps + 1, seed=0, device=dev,
+        perceptors=[(clip, 1.0)], quiet=True, callbacks=[timer])
     per_step = sorted(b - a for a, b in zip(stamps[1:], stamps[2:]))  # skip the first (warm-up) step
     step_ms = per_step[len(per_step) // 2] * 1000
     result = {"step_ms": step_ms, "clip_fwd_bwd_ms": clip_ms, "ratio": step_ms / clip_ms, "device": args.device,

@@ -49,7 +49,8 @@ def _time_generator(gen, steps: int) -> float:
 def _time_optimize(gen, perceptor, steps: int, cutouts: int) -> float:
     from vecgen.augment import Cutouts
     from vecgen.engine import optimize
-    from vecgen.objective import ClipTerm, Objective
+    from vecgen.losses import ClipTerm
+    from vecgen.objective import Objective
     from vecgen.params.latent import Latent
     from vecgen.prompts import parse_prompts
 

@@ -13,8 +13,7 @@ from vecgen.api import generate
 from vecgen.backends.generators import StyleGAN2Generator, load_generator
 from vecgen.cli import main
 from vecgen.errors import VecgenError
-from vecgen.losses import LatentL2, score_images
-from vecgen.losses import ClipTerm
+from vecgen.losses import ClipTerm, LatentL2, score_images
 from vecgen.objective import Context, FnTerm
 from vecgen.params.base import Parameterization
 from vecgen.params.latent import Latent, lr_ramp
