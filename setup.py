@@ -19,6 +19,7 @@ setup(
         "kornia>=0.7",
         "safetensors",
         "defusedxml",
+        "svgwrite",
         "numpy",
         "pillow",
         "tqdm",
@@ -26,7 +27,7 @@ setup(
         "PyWavelets",
     ],
     extras_require={
-        "test": ["pytest", "resvg-py", "ray"],
+        "test": ["pytest", "resvg-py", "ray", "import-linter"],
         "ray": ["ray"],
         "all": ["resvg-py", "ray"],
     },

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
 
 import vecgen
 from vecgen.backends.perceptors import clip as clip_mod
-from vecgen.backends.perceptors.probes import PROBE_SEED0, probe, probe_items
 from vecgen.errors import VecgenError
+from vecgen.minis.probes import PROBE_SEED0, probe, probe_items
 
 NAMES = ("mini-vit", "mini-rn")
 WEIGHTS = clip_mod.WEIGHTS_DIR
@@ -106,7 +108,7 @@ def test_probe_accuracy(perceptors, name):
 
 
 def test_training_smoke(tmp_path):
-    from vecgen.backends.perceptors.train import load_trained, main
+    from vecgen.minis.train import load_trained, main
 
     rc = main(["--arch", "vit", "--seed", "3", "--steps", "3", "--batch", "8", "--scenes", "16", "--size", "64",
                "--warmup", "1", "--cache-dir", "none", "--probe-n", "0", "--name", "smoke-vit", "--out", str(tmp_path)])
@@ -136,8 +138,8 @@ def test_draw_red_circle_judged_by_the_other_model(perceptors):
 def test_attribute_labels_match_scenes():
     import random
 
-    from vecgen.backends.perceptors.train import attribute_labels
-    from vecgen.data.scenes import COLOURS, SHAPES, sample_scene
+    from vecgen.minis.scenes import COLOURS, SHAPES, sample_scene
+    from vecgen.minis.train import attribute_labels
 
     attrs = [sample_scene(random.Random(i), k) for i, k in enumerate(["single", "count", "relation", "list"])]
     lab = attribute_labels(attrs)
@@ -154,7 +156,7 @@ def test_attribute_labels_match_scenes():
 
 
 def test_attribute_heads_learn_and_reach_the_image_tower():
-    from vecgen.backends.perceptors.train import AttributeHeads
+    from vecgen.minis.train import AttributeHeads
 
     torch.manual_seed(0)
     heads = AttributeHeads(16)
@@ -176,7 +178,7 @@ def test_attribute_heads_learn_and_reach_the_image_tower():
 
 
 def test_recalibrate_bn_matches_batch_statistics():
-    from vecgen.backends.perceptors.train import recalibrate_bn
+    from vecgen.minis.train import recalibrate_bn
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
@@ -194,7 +196,7 @@ def test_recalibrate_bn_matches_batch_statistics():
 def test_training_smoke_with_pretraining(tmp_path):
     from safetensors.torch import load_file
 
-    from vecgen.backends.perceptors.train import main
+    from vecgen.minis.train import main
 
     common = ["--arch", "rn", "--seed", "2", "--batch", "8", "--scenes", "32", "--warmup", "1", "--cache-dir", "none",
               "--probe-n", "0", "--out", str(tmp_path)]
@@ -265,8 +267,8 @@ def test_clutter_goes_behind_objects_only():
     """Training clutter changes background pixels only, faintly, and only for the chosen fraction."""
     import random
 
-    from vecgen.backends.perceptors.train import add_clutter, clutter_pool
-    from vecgen.data.scenes import render_batch, sample_scene
+    from vecgen.minis.scenes import render_batch, sample_scene
+    from vecgen.minis.train import add_clutter, clutter_pool
 
     attrs = [sample_scene(random.Random(i), "single") for i in range(6)]
     x = (render_batch(attrs, 64) * 255).round() / 255
@@ -289,8 +291,8 @@ def test_adversarial_views_stay_close_and_raise_the_loss():
     import open_clip
     import torch.nn.functional as F
 
-    from vecgen.backends.perceptors.train import adversarial, build_model, contrastive_loss, encode_text_trimmed
-    from vecgen.data.scenes import caption_scene, render_batch, sample_scene
+    from vecgen.minis.scenes import caption_scene, render_batch, sample_scene
+    from vecgen.minis.train import adversarial, build_model, contrastive_loss, encode_text_trimmed
 
     torch.manual_seed(0)
     model, tokenizer = build_model("vecgen-tiny-vit")
@@ -314,3 +316,20 @@ def test_adversarial_views_stay_close_and_raise_the_loss():
     assert ((adv - x).flatten(1).norm(dim=1) <= 2.0 + 1e-4).all()
     assert ((adv - x).flatten(1).norm(dim=1) > 0.5).all()  # it did move
     assert loss(adv) > loss(x) + 0.1  # random noise of the same norm moves it by ~0.004
+
+
+@pytest.mark.parametrize("module", ["vecgen.minis.train", "vecgen.backends.perceptors.train",
+                                    "vecgen.minis.probes", "vecgen.backends.perceptors.probes"])
+def test_kit_commands_run_under_new_and_old_paths(module):
+    """The old backends paths are forwarders: same --help, exit 0."""
+    res = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.startswith("usage: python -m vecgen.minis.") and "--help" in res.stdout
+
+
+def test_backends_do_not_import_the_kit():
+    """Importing the old paths (the forwarders) must not pull in vecgen.minis."""
+    code = ("import sys, vecgen.backends.perceptors.train, vecgen.backends.perceptors.probes; "
+            "print(sorted(m for m in sys.modules if m.startswith(('vecgen.minis', 'vecgen.params'))))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "[]", res.stdout + res.stderr[-2000:]

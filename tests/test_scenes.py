@@ -1,4 +1,4 @@
-"""Tests for vecgen.data.scenes: the procedural captioned-scene generator."""
+"""Tests for vecgen.minis.scenes: the procedural captioned-scene generator."""
 from __future__ import annotations
 
 import random
@@ -6,8 +6,8 @@ import random
 import pytest
 import torch
 
-from vecgen.data import scenes as S
-from vecgen.data.scenes import (
+from vecgen.minis import scenes as S
+from vecgen.minis.scenes import (
     COLOURS,
     POSITION_WORDS,
     SHAPES,

@@ -1,6 +1,10 @@
-"""SVG reading is safe and faithful; writing round-trips."""
+"""SVG reading is safe and faithful; writing round-trips and keeps its exact bytes."""
+import hashlib
+import random
+
 import pytest
 import torch
+from defusedxml import ElementTree as SafeET
 
 from vecgen.errors import VecgenError
 from vecgen.scene import Path, Scene
@@ -72,3 +76,89 @@ def test_write_then_read_round_trip_and_escaping():
     assert torch.allclose(s.points, pts, atol=1e-4) and float(s.stroke_width) == pytest.approx(2.5)
     assert f.closed and f.fill_rule == "evenodd" and torch.allclose(f.points, pts[:3], atol=1e-4)
     assert scene_to_svg(scene) == scene_to_svg(scene)  # deterministic bytes
+
+
+# ----------------------------------------------------------------------------- exact bytes
+# Both expectations were computed by the hand-written writer that svgwrite replaced:
+# if the format drifts (attribute order, spacing, "/>", escaping), these fail.
+FIXED_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="32" height="24" viewBox="0 0 32 24">\n<metadata>\n'
+    '<vecgen:entry xmlns:vecgen="https://vecgen.dev/ns" key="prompt">a &lt;b&gt; &amp; "c"</vecgen:entry>\n'
+    '<vecgen:entry xmlns:vecgen="https://vecgen.dev/ns" key="seed">3</vecgen:entry>\n'
+    '<vecgen:entry xmlns:vecgen="https://vecgen.dev/ns" key="empty"></vecgen:entry>\n</metadata>\n'
+    '<rect width="32" height="24" fill="rgb(255,255,229)"/>\n'
+    '<path d="M 1 2 C 3.25 -4 5.5 6 7 8.125" fill="none" stroke="rgb(255,128,0)" stroke-opacity="0.75" '
+    'stroke-width="2.5" stroke-linecap="round" stroke-linejoin="round"/>\n'
+    '<path d="M 1 2 C 3.25 -4 5.5 6 1 2 Z" fill="rgb(0,0,255)" fill-opacity="1" fill-rule="evenodd"/>\n'
+    '<path d="M 2 4 C 6.5 -8 11 12 2 4 Z" fill="rgb(51,102,153)" fill-opacity="0.3" fill-rule="nonzero" '
+    'stroke="rgb(0,0,0)" stroke-opacity="1" stroke-width="0.5" stroke-linecap="round" stroke-linejoin="round"/>\n'
+    '<path d="M 1 2" fill="none"/>\n</svg>\n'
+)
+MANY_SHA256 = "5fe2e66e0ef737d7d93f59351dcaebd6db19d4cb270e97e7656e2045f955f01c"
+
+
+def fixed_scene() -> Scene:
+    pts = torch.tensor([[1.0, 2.0], [3.25, -4.0], [5.5, 6.0], [7.0, 8.125]])
+    return Scene(32, 24, [
+        Path(pts, stroke=torch.tensor([1.0, 0.5, 0.0, 0.75]), stroke_width=torch.tensor(2.5)),
+        Path(pts[:3], closed=True, fill=torch.tensor([0.0, 0.0, 1.0, 1.0]), fill_rule="evenodd"),
+        Path(pts[:3] * 2, closed=True, fill=torch.tensor([0.2, 0.4, 0.6, 0.3]),
+             stroke=torch.tensor([0.0, 0.0, 0.0]), stroke_width=0.5),
+        Path(pts[:1]),
+    ], torch.tensor([1.0, 1.0, 0.9]))
+
+
+def many_scene() -> Scene:
+    """64 paths from Python's own RNG (stable across torch versions)."""
+    rng = random.Random(0)
+    paths = []
+    for _ in range(64):
+        segs = rng.randint(1, 4)
+        closed = rng.random() < 0.5
+        n = 3 * segs if closed else 3 * segs + 1
+        pts = torch.tensor([[rng.uniform(-10, 234), rng.uniform(-10, 234)] for _ in range(n)])
+        col = lambda: torch.tensor([rng.random() for _ in range(4)])  # noqa: E731
+        paths.append(Path(pts, closed=closed, stroke_width=torch.tensor(rng.uniform(0, 8)),
+                          stroke=col() if rng.random() < 0.7 else None, fill=col() if rng.random() < 0.6 else None,
+                          fill_rule="evenodd" if rng.random() < 0.3 else "nonzero"))
+    return Scene(224, 224, paths, None)
+
+
+def test_bytes_are_exactly_the_old_format():
+    assert scene_to_svg(fixed_scene(), {"prompt": 'a <b> & "c"', "seed": "3", "empty": ""}) == FIXED_SVG
+    text = scene_to_svg(many_scene(), {"prompt": "many"})
+    assert hashlib.sha256(text.encode("utf-8")).hexdigest() == MANY_SHA256
+    assert "baseProfile" not in text and "xmlns:ev" not in text and "<defs" not in text
+
+
+def test_metadata_escaping_parses_back_exactly():
+    value = 'x < y && z > "w" \'q\' é ☃'
+    text = scene_to_svg(Scene(8, 8, [], None), {"prompt": value, "a<&>b": "<&>"})
+    assert "<&>" not in text and "&lt;&amp;&gt;" in text
+    entries = SafeET.fromstring(text).find("{http://www.w3.org/2000/svg}metadata")
+    got = {e.get("key"): e.text for e in entries}
+    assert got == {"prompt": value, "a<&>b": "<&>"}
+
+
+def path_with(**kw) -> Path:
+    base = dict(points=torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]]),
+                stroke=torch.tensor([0.0, 0.0, 0.0, 1.0]), stroke_width=torch.tensor(1.0))
+    return Path(**{**base, **kw})
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(stroke_width=torch.tensor(float("nan"))), "'nan' is not a valid value for attribute 'stroke-width'"),
+    (dict(stroke_width=float("inf")), "'inf' is not a valid value for attribute 'stroke-width'"),
+    (dict(points=torch.tensor([[1.0, 2.0], [float("nan"), 4.0], [5.0, 6.0], [7.0, 8.0]])), "attribute 'd'"),
+    (dict(fill=torch.tensor([1.0, 0.0, 0.0, 1.0]), fill_rule="sometimes"), "attribute 'fill-rule'"),
+    (dict(stroke_width=-2.0), "stroke width -2 is negative"),
+    (dict(stroke=torch.tensor([float("nan"), 0.0, 0.0, 1.0])), "not finite"),
+])
+def test_bad_values_are_refused_in_one_line(bad, match):
+    good = path_with()
+    # the good path first: a bad value must be caught even after its kind was validated
+    scene = Scene(16, 16, [good, path_with(**bad)], None)
+    with pytest.raises(VecgenError, match=match) as e:
+        scene_to_svg(scene)
+    assert str(e.value).startswith("cannot write SVG: path 1: ") and "\n" not in str(e.value)
+    assert scene_to_svg(Scene(16, 16, [good], None))  # nothing stuck: good paths still write

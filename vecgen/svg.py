@@ -4,19 +4,23 @@ Reading uses defusedxml (no entity expansion, no external entities, no DTDs) and
 accepts the subset vecgen writes plus common shapes: ``path`` (M L H V C S Q T Z,
 absolute and relative), ``rect``, ``circle``, ``ellipse``, ``line``,
 ``polyline``, ``polygon``, nested ``g`` with inherited paint and transforms.
-Writing is deterministic (fixed decimals), so the same scene gives the same bytes.
+Writing builds the elements with svgwrite (its validation on) and serializes them
+with ElementTree; it is deterministic (fixed decimals), so the same scene gives
+the same bytes, in the same layout vecgen has always written.
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
+import xml.etree.ElementTree as ET
 from pathlib import Path as FsPath
-from xml.sax.saxutils import escape, quoteattr
 
 import torch
 from torch import Tensor
 
 from vecgen.errors import VecgenError
+from vecgen.io import one_line
 from vecgen.scene import Path, Scene
 
 MAX_SVG_BYTES = 50 * 1024 * 1024
@@ -33,56 +37,167 @@ _NAMED = {
 
 
 # ----------------------------------------------------------------------------- writing
+SVG_NS = "http://www.w3.org/2000/svg"
+VECGEN_NS = "https://vecgen.dev/ns"
+# The attribute order vecgen has always written (svgwrite's get_xml sorts them by name).
+_RANK = {k: i for i, k in enumerate((
+    "xmlns", "width", "height", "viewBox", "d", "fill", "fill-opacity", "fill-rule",
+    "stroke", "stroke-opacity", "stroke-width", "stroke-linecap", "stroke-linejoin"))}
+_checked_kinds: set[tuple] = set()  # path kinds svgwrite has validated (see _path_element)
+
+
 def _num(v: float) -> str:
     s = f"{v:.4f}".rstrip("0").rstrip(".")
     return "0" if s in ("-0", "") else s
 
 
 def _rgb(c: Tensor) -> tuple[str, str]:
-    v = [int(round(float(x) * 255)) for x in c[:3].clamp(0, 1)]
-    return f"rgb({v[0]},{v[1]},{v[2]})", _num(float(c[3].clamp(0, 1))) if c.numel() > 3 else "1"
+    # one tolist() instead of a float() per channel: the same floats, far fewer tensor calls
+    vals = c.detach().clamp(0, 1).tolist()
+    if not all(math.isfinite(x) for x in vals):
+        raise VecgenError(f"colour {vals} is not finite")
+    r, g, b = (int(round(x * 255)) for x in vals[:3])
+    return f"rgb({r},{g},{b})", _num(vals[3]) if len(vals) > 3 else "1"
 
 
-def path_data(path: Path) -> str:
-    """The ``d`` attribute of one path (all segments written as cubics)."""
+def _written_points(path: Path) -> list[list[float]]:
+    """The points ``d`` lists: start, then 3 per segment (a closed path's last wraps to the first)."""
     p = path.points.detach().cpu().tolist()
-    m = len(p)
-    parts = [f"M {_num(p[0][0])} {_num(p[0][1])}"]
-    for j in range(path.num_segments):
-        q = [p[(3 * j + k) % m] for k in (1, 2, 3)]
-        parts.append("C " + " ".join(f"{_num(x)} {_num(y)}" for x, y in q))
-    if path.closed:
+    if not p:
+        raise VecgenError("a path has no points")
+    return [p[i % len(p)] for i in range(3 * path.num_segments + 1)]
+
+
+def _d(points: list[list[float]], closed: bool) -> str:
+    parts = [f"M {_num(points[0][0])} {_num(points[0][1])}"]
+    for j in range(1, len(points), 3):
+        parts.append("C " + " ".join(f"{_num(x)} {_num(y)}" for x, y in points[j:j + 3]))
+    if closed:
         parts.append("Z")
     return " ".join(parts)
 
 
+def path_data(path: Path) -> str:
+    """The ``d`` attribute of one path (all segments written as cubics)."""
+    return _d(_written_points(path), path.closed)
+
+
+@functools.lru_cache(maxsize=None)
+def _factory(debug: bool):
+    """An svgwrite Drawing used only to make elements (``dwg.path(...)``).
+
+    It is never serialized itself: a Drawing adds baseProfile, version and
+    xmlns:ev/xmlns:xlink, which vecgen files never had. svgwrite is imported
+    here, on the first write, so importing vecgen and reading SVG stay fast.
+    """
+    import svgwrite
+
+    return svgwrite.Drawing(debug=debug)
+
+
+def _xml(element) -> ET.Element:
+    """svgwrite element -> ElementTree element (validated by get_xml in debug), vecgen's attribute order."""
+    xml = element.get_xml()
+    items = sorted(xml.attrib.items(), key=lambda kv: _RANK.get(kv[0], len(_RANK)))  # stable: others last
+    xml.attrib.clear()
+    xml.attrib.update(items)
+    xml.tail = "\n"  # one element per line
+    return xml
+
+
+def _path_element(path: Path) -> ET.Element:
+    points = _written_points(path)
+    finite = all(math.isfinite(v) for pt in points for v in pt)
+    paint: dict[str, str] = {}
+    if path.fill is not None:
+        fill, op = _rgb(path.fill)
+        paint.update({"fill": fill, "fill-opacity": op, "fill-rule": path.fill_rule})
+    else:
+        paint["fill"] = "none"
+    if path.stroke is not None:
+        stroke, op = _rgb(path.stroke)
+        sw = float(torch.as_tensor(path.stroke_width).detach())
+        finite = finite and math.isfinite(sw)
+        if sw < 0:  # svgwrite takes any number; SVG calls a negative width an error
+            raise VecgenError(f"stroke width {_num(sw)} is negative")
+        paint.update({"stroke": stroke, "stroke-opacity": op, "stroke-width": _num(sw),
+                      "stroke-linecap": "round", "stroke-linejoin": "round"})
+    # svgwrite's debug checks are syntactic, and two paths of one kind with finite
+    # numbers differ only in those numbers (decimals from _num, rgb() of ints), so
+    # they pass or fail together: validate the first path of each kind, and every
+    # path with a NaN or infinity (svgwrite refuses those). Checking each path of a
+    # 256-path scene would cost more than writing it.
+    kind = (path.num_segments, path.closed, None if path.fill is None else path.fill_rule, path.stroke is None)
+    check = not finite or kind not in _checked_kinds
+    el = _factory(check).path(d=_d(points, path.closed))
+    el.update(paint)
+    xml = _xml(el)
+    if check:
+        if len(_checked_kinds) > 4096:  # odd fill rules must not grow it forever
+            _checked_kinds.clear()
+        _checked_kinds.add(kind)
+    return xml
+
+
+def _metadata(metadata: dict[str, str]) -> ET.Element:
+    """``<metadata>`` with one ``<vecgen:entry key=...>text</vecgen:entry>`` line per item.
+
+    Built with ElementTree directly: svgwrite has no elements for foreign
+    namespaces (its set_metadata takes ElementTree elements too). Escaping is
+    ElementTree's. Text escapes ``& < >``, as saxutils.escape did. Keys: ordinary
+    ones give the same bytes as before, but (a deliberate choice: one escaper for
+    the whole file) a key with ``"`` is now ``key="a&quot;b"`` where
+    saxutils.quoteattr wrote ``key='a"b'``, and a tab is ``&#09;`` (was ``&#9;``).
+    Both parse back to the same key; newlines were and are ``&#10;``.
+    """
+    md = ET.Element("metadata")
+    md.text = md.tail = "\n"
+    for k, v in metadata.items():
+        entry = ET.SubElement(md, "vecgen:entry", {"xmlns:vecgen": VECGEN_NS, "key": str(k)})
+        entry.text, entry.tail = str(v), "\n"
+    return md
+
+
+def _short(err: BaseException, limit: int = 200) -> str:
+    """One line, cut short: svgwrite quotes the refused value, and a path's d can be long."""
+    text = one_line(err)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def scene_to_svg(scene: Scene, metadata: dict[str, str] | None = None) -> str:
-    """Serialize ``scene`` to an SVG string; metadata goes into ``<metadata>`` (escaped)."""
+    """Serialize ``scene`` to an SVG string; metadata goes into ``<metadata>`` (escaped).
+
+    svgwrite builds and validates the elements, ElementTree serializes them. A
+    value svgwrite refuses (NaN or infinite numbers, an unknown fill rule), a
+    non-finite colour or a negative stroke width raises a one-line
+    :class:`VecgenError`.
+    """
+    dwg = _factory(True)
     w, h = scene.width, scene.height
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}">']
+    try:
+        svg = dwg.svg(size=(w, h), viewBox=f"0 0 {w} {h}")
+        svg["xmlns"] = SVG_NS
+        svg.elements.clear()  # svgwrite starts every <svg> with an empty <defs>; vecgen never wrote one
+        root = _xml(svg)
+        if scene.background is not None:
+            rect = dwg.rect(size=(w, h), fill=_rgb(scene.background)[0])
+            del rect.attribs["x"], rect.attribs["y"]  # 0 is the default; vecgen never wrote them
+            root.append(_xml(rect))
+    except (TypeError, ValueError, VecgenError) as e:  # svgwrite refuses with TypeError/ValueError
+        raise VecgenError(f"cannot write SVG: {_short(e)}") from None
+    root.text, root.tail = "\n", None
     if metadata:
-        out.append("<metadata>")
-        for k, v in metadata.items():
-            out.append(f"<vecgen:entry xmlns:vecgen=\"https://vecgen.dev/ns\" key={quoteattr(str(k))}>{escape(str(v))}</vecgen:entry>")
-        out.append("</metadata>")
-    if scene.background is not None:
-        fill, _ = _rgb(scene.background)
-        out.append(f'<rect width="{w}" height="{h}" fill="{fill}"/>')
-    for path in scene.paths:
-        attrs = [f'd="{path_data(path)}"']
-        if path.fill is not None:
-            fill, op = _rgb(path.fill.detach())
-            attrs += [f'fill="{fill}"', f'fill-opacity="{op}"', f'fill-rule="{path.fill_rule}"']
-        else:
-            attrs.append('fill="none"')
-        if path.stroke is not None:
-            stroke, op = _rgb(path.stroke.detach())
-            sw = float(torch.as_tensor(path.stroke_width).detach())
-            attrs += [f'stroke="{stroke}"', f'stroke-opacity="{op}"', f'stroke-width="{_num(sw)}"',
-                      'stroke-linecap="round"', 'stroke-linejoin="round"']
-        out.append("<path " + " ".join(attrs) + "/>")
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
+        root.insert(0, _metadata(metadata))
+    for i, path in enumerate(scene.paths):
+        try:
+            root.append(_path_element(path))
+        except (TypeError, ValueError, VecgenError) as e:
+            raise VecgenError(f"cannot write SVG: path {i}: {_short(e)}") from None
+    # Written with explicit end tags, so an entry with empty text stays
+    # "<vecgen:entry ...></vecgen:entry>"; shapes then get vecgen's "/>". A "<"
+    # never occurs unescaped in text or attribute values, so the replace is exact.
+    text = ET.tostring(root, encoding="unicode", short_empty_elements=False)
+    return text.replace("></path>", "/>").replace("></rect>", "/>") + "\n"
 
 
 # ----------------------------------------------------------------------------- reading
