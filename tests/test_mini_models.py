@@ -291,7 +291,8 @@ def test_adversarial_views_stay_close_and_raise_the_loss():
     import open_clip
     import torch.nn.functional as F
 
-    from vecgen.minis.scenes import caption_scene, render_batch, sample_scene
+    from vecgen.minis.captions import caption_scene
+    from vecgen.minis.scenes import render_batch, sample_scene
     from vecgen.minis.train import adversarial, build_model, contrastive_loss, encode_text_trimmed
 
     torch.manual_seed(0)

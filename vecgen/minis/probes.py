@@ -23,17 +23,8 @@ import sys
 
 import torch
 
-from vecgen.minis.scenes import (
-    COLOURS,
-    POSITIONS,
-    SHAPES,
-    SIZES,
-    canonical_plan,
-    render_batch,
-    render_caption,
-    sample_scene,
-    with_attribute,
-)
+from vecgen.minis.captions import canonical_plan, render_caption, with_attribute
+from vecgen.minis.scenes import COLOURS, POSITIONS, SHAPES, SIZES, render_batch, sample_scene
 
 PROBE_SEED0 = 1_000_000_000
 ATTRIBUTES = ("colour", "shape", "position", "size", "count", "relation", "binding")
