@@ -10,7 +10,6 @@ the same bytes, in the same layout vecgen has always written.
 """
 from __future__ import annotations
 
-import functools
 import math
 import re
 import xml.etree.ElementTree as ET
@@ -41,9 +40,8 @@ SVG_NS = "http://www.w3.org/2000/svg"
 VECGEN_NS = "https://vecgen.dev/ns"
 # The attribute order vecgen has always written (svgwrite's get_xml sorts them by name).
 _RANK = {k: i for i, k in enumerate((
-    "xmlns", "width", "height", "viewBox", "d", "fill", "fill-opacity", "fill-rule",
-    "stroke", "stroke-opacity", "stroke-width", "stroke-linecap", "stroke-linejoin"))}
-_checked_kinds: set[tuple] = set()  # path kinds svgwrite has validated (see _path_element)
+    "xmlns", "x", "y", "width", "height", "viewBox", "preserveAspectRatio", "d", "fill", "fill-opacity",
+    "fill-rule", "stroke", "stroke-opacity", "stroke-width", "stroke-linecap", "stroke-linejoin"))}
 
 
 def _num(v: float) -> str:
@@ -82,22 +80,28 @@ def path_data(path: Path) -> str:
     return _d(_written_points(path), path.closed)
 
 
-@functools.lru_cache(maxsize=None)
-def _factory(debug: bool):
-    """An svgwrite Drawing used only to make elements (``dwg.path(...)``).
+def _short(err: BaseException, limit: int = 200) -> str:
+    """One line, cut short: svgwrite quotes the refused value, and a path's d can be long."""
+    text = one_line(err)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
-    It is never serialized itself: a Drawing adds baseProfile, version and
-    xmlns:ev/xmlns:xlink, which vecgen files never had. svgwrite is imported
-    here, on the first write, so importing vecgen and reading SVG stay fast.
+
+def element(tag: str, **attrs: str) -> ET.Element:
+    """One SVG element built and validated by svgwrite (attribute names with ``_`` for ``-``).
+
+    Returned as an ElementTree element in vecgen's attribute order. A value
+    svgwrite refuses (NaN or infinite numbers, an unknown fill rule...) raises
+    a one-line :class:`VecgenError`.
     """
-    import svgwrite
+    import svgwrite  # here, on the first write: importing vecgen and reading SVG stay fast
 
-    return svgwrite.Drawing(debug=debug)
-
-
-def _xml(element) -> ET.Element:
-    """svgwrite element -> ElementTree element (validated by get_xml in debug), vecgen's attribute order."""
-    xml = element.get_xml()
+    try:
+        el = svgwrite.base.BaseElement(debug=True, profile="full")
+        el.elementname = tag
+        el.update(attrs)
+        xml = el.get_xml()
+    except (TypeError, ValueError, KeyError) as e:  # svgwrite refuses with these
+        raise VecgenError(_short(e)) from None
     items = sorted(xml.attrib.items(), key=lambda kv: _RANK.get(kv[0], len(_RANK)))  # stable: others last
     xml.attrib.clear()
     xml.attrib.update(items)
@@ -106,37 +110,20 @@ def _xml(element) -> ET.Element:
 
 
 def _path_element(path: Path) -> ET.Element:
-    points = _written_points(path)
-    finite = all(math.isfinite(v) for pt in points for v in pt)
     paint: dict[str, str] = {}
     if path.fill is not None:
         fill, op = _rgb(path.fill)
-        paint.update({"fill": fill, "fill-opacity": op, "fill-rule": path.fill_rule})
+        paint.update({"fill": fill, "fill_opacity": op, "fill_rule": path.fill_rule})
     else:
         paint["fill"] = "none"
     if path.stroke is not None:
         stroke, op = _rgb(path.stroke)
         sw = float(torch.as_tensor(path.stroke_width).detach())
-        finite = finite and math.isfinite(sw)
         if sw < 0:  # svgwrite takes any number; SVG calls a negative width an error
             raise VecgenError(f"stroke width {_num(sw)} is negative")
-        paint.update({"stroke": stroke, "stroke-opacity": op, "stroke-width": _num(sw),
-                      "stroke-linecap": "round", "stroke-linejoin": "round"})
-    # svgwrite's debug checks are syntactic, and two paths of one kind with finite
-    # numbers differ only in those numbers (decimals from _num, rgb() of ints), so
-    # they pass or fail together: validate the first path of each kind, and every
-    # path with a NaN or infinity (svgwrite refuses those). Checking each path of a
-    # 256-path scene would cost more than writing it.
-    kind = (path.num_segments, path.closed, None if path.fill is None else path.fill_rule, path.stroke is None)
-    check = not finite or kind not in _checked_kinds
-    el = _factory(check).path(d=_d(points, path.closed))
-    el.update(paint)
-    xml = _xml(el)
-    if check:
-        if len(_checked_kinds) > 4096:  # odd fill rules must not grow it forever
-            _checked_kinds.clear()
-        _checked_kinds.add(kind)
-    return xml
+        paint.update({"stroke": stroke, "stroke_opacity": op, "stroke_width": _num(sw),
+                      "stroke_linecap": "round", "stroke_linejoin": "round"})
+    return element("path", d=_d(_written_points(path), path.closed), **paint)
 
 
 def _metadata(metadata: dict[str, str]) -> ET.Element:
@@ -158,46 +145,48 @@ def _metadata(metadata: dict[str, str]) -> ET.Element:
     return md
 
 
-def _short(err: BaseException, limit: int = 200) -> str:
-    """One line, cut short: svgwrite quotes the refused value, and a path's d can be long."""
-    text = one_line(err)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+def svg_document(width: int, height: int, children: list[ET.Element], metadata: dict[str, str] | None = None,
+                 *, view_box: str | None = None, **root_attrs: str) -> str:
+    """A whole SVG file: ``<svg>`` (svgwrite-validated), ``<metadata>``, then ``children``, one per line.
+
+    Every vecgen SVG (strokes, pixel art) is written here, so all carry the
+    same metadata block and the same deterministic layout.
+    """
+    root = element("svg", xmlns=SVG_NS, width=str(width), height=str(height),
+                   viewBox=view_box or f"0 0 {width} {height}", **root_attrs)
+    root.text, root.tail = "\n", None
+    if metadata:
+        root.append(_metadata(metadata))
+    root.extend(children)
+    # Written with explicit end tags, so an entry with empty text stays
+    # "<vecgen:entry ...></vecgen:entry>"; shapes then get "/>". A "<" never
+    # occurs unescaped in text or attribute values, so the replace is exact.
+    text = ET.tostring(root, encoding="unicode", short_empty_elements=False)
+    for tag in {c.tag for c in children}:
+        text = text.replace(f"></{tag}>", "/>")
+    return text + "\n"
 
 
 def scene_to_svg(scene: Scene, metadata: dict[str, str] | None = None) -> str:
     """Serialize ``scene`` to an SVG string; metadata goes into ``<metadata>`` (escaped).
 
-    svgwrite builds and validates the elements, ElementTree serializes them. A
-    value svgwrite refuses (NaN or infinite numbers, an unknown fill rule), a
+    A value svgwrite refuses (NaN or infinite numbers, an unknown fill rule), a
     non-finite colour or a negative stroke width raises a one-line
     :class:`VecgenError`.
     """
-    dwg = _factory(True)
     w, h = scene.width, scene.height
-    try:
-        svg = dwg.svg(size=(w, h), viewBox=f"0 0 {w} {h}")
-        svg["xmlns"] = SVG_NS
-        svg.elements.clear()  # svgwrite starts every <svg> with an empty <defs>; vecgen never wrote one
-        root = _xml(svg)
-        if scene.background is not None:
-            rect = dwg.rect(size=(w, h), fill=_rgb(scene.background)[0])
-            del rect.attribs["x"], rect.attribs["y"]  # 0 is the default; vecgen never wrote them
-            root.append(_xml(rect))
-    except (TypeError, ValueError, VecgenError) as e:  # svgwrite refuses with TypeError/ValueError
-        raise VecgenError(f"cannot write SVG: {_short(e)}") from None
-    root.text, root.tail = "\n", None
-    if metadata:
-        root.insert(0, _metadata(metadata))
+    children = []
+    if scene.background is not None:
+        try:
+            children.append(element("rect", width=str(w), height=str(h), fill=_rgb(scene.background)[0]))
+        except VecgenError as e:
+            raise VecgenError(f"cannot write SVG: background: {e}") from None
     for i, path in enumerate(scene.paths):
         try:
-            root.append(_path_element(path))
-        except (TypeError, ValueError, VecgenError) as e:
-            raise VecgenError(f"cannot write SVG: path {i}: {_short(e)}") from None
-    # Written with explicit end tags, so an entry with empty text stays
-    # "<vecgen:entry ...></vecgen:entry>"; shapes then get vecgen's "/>". A "<"
-    # never occurs unescaped in text or attribute values, so the replace is exact.
-    text = ET.tostring(root, encoding="unicode", short_empty_elements=False)
-    return text.replace("></path>", "/>").replace("></rect>", "/>") + "\n"
+            children.append(_path_element(path))
+        except VecgenError as e:
+            raise VecgenError(f"cannot write SVG: path {i}: {e}") from None
+    return svg_document(w, h, children, metadata)
 
 
 # ----------------------------------------------------------------------------- reading

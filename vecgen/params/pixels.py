@@ -44,7 +44,6 @@ import math
 import re
 from pathlib import Path as FsPath
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 import torch
@@ -55,6 +54,7 @@ from vecgen.errors import VecgenError
 from vecgen.io import FITS, InitSource, load_init_image
 from vecgen.options import check_number, check_size, make_generator
 from vecgen.scene import Path, Scene
+from vecgen.svg import element, svg_document
 
 PALETTE_MODES: tuple[str, ...] = ("end", "throughout")
 
@@ -507,22 +507,14 @@ class PixelArt:
         w, h = self.size
         mx, my = self._margins()
         mxg, myg = mx / self.cell_w, my / self.cell_h  # overlaps in grid units
-        head = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
-                f'viewBox="0 0 {self.cols} {self.rows}" preserveAspectRatio="none">')
-        out = [head]
-        if metadata:
-            out.append("<metadata>")
-            for k, v in metadata.items():
-                out.append(f'<vecgen:entry xmlns:vecgen="https://vecgen.dev/ns" key={quoteattr(str(k))}>'
-                           f"{escape(str(v))}</vecgen:entry>")
-            out.append("</metadata>")
+        rects = []
         for i, j0, j1, rgb in self.runs():
             width = (j1 - j0) + (mxg if j1 < self.cols else 0.0)
             height = 1.0 + (myg if i < self.rows - 1 else 0.0)
-            xy = (f'x="{j0}" ' if j0 else "") + (f'y="{i}" ' if i else "")
-            out.append(f'<rect {xy}width="{_fmt(width)}" height="{_fmt(height)}" fill="{_hex(rgb)}"/>')
-        out.append("</svg>")
-        return "\n".join(out) + "\n"
+            xy = ({"x": str(j0)} if j0 else {}) | ({"y": str(i)} if i else {})
+            rects.append(element("rect", **xy, width=_fmt(width), height=_fmt(height), fill=_hex(rgb)))
+        return svg_document(w, h, rects, metadata, view_box=f"0 0 {self.cols} {self.rows}",
+                            preserveAspectRatio="none")
 
     def export(self, path: str | FsPath, metadata: dict[str, str] | None = None) -> None:
         from vecgen.io import atomic_write
