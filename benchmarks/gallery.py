@@ -46,33 +46,24 @@ def bench(kind: str, workers: int, spec_path: Path, out: Path) -> dict:
     from vecgen import gallery
 
     marks: dict[str, float] = {}
-    real_make = gallery.make_executor
+    ex = gallery.make_executor(kind, workers)
+    start, run_map = ex.start, ex.map
 
-    def timed_executor(*args, **kwargs):
-        ex = real_make(*args, **kwargs)
-        start, run_map = ex.start, ex.map
+    def timed_start():
+        t = time.perf_counter()
+        start()
+        marks["start_s"] = time.perf_counter() - t
 
-        def timed_start():
-            t = time.perf_counter()
-            start()
-            marks["start_s"] = time.perf_counter() - t
+    def timed_map(payloads):
+        for outcome in run_map(payloads):
+            marks.setdefault("first", time.perf_counter())
+            yield outcome
+        marks["last"] = time.perf_counter()
 
-        def timed_map(payloads):
-            for outcome in run_map(payloads):
-                marks.setdefault("first", time.perf_counter())
-                yield outcome
-            marks["last"] = time.perf_counter()
-
-        ex.start, ex.map = timed_start, timed_map
-        return ex
-
-    gallery.make_executor = timed_executor
-    try:
-        t0 = time.perf_counter()
-        summary = gallery.run_gallery(spec_path, out, executor=kind, workers=workers, progress=False, build=False)
-        total = time.perf_counter() - t0
-    finally:
-        gallery.make_executor = real_make
+    ex.start, ex.map = timed_start, timed_map
+    t0 = time.perf_counter()
+    summary = gallery.run_gallery(spec_path, out, executor=ex, progress=False, build=False)
+    total = time.perf_counter() - t0
     n = summary.ran
     first = marks.get("first", t0) - t0
     warm = marks.get("last", t0) - marks.get("first", t0)

@@ -130,3 +130,19 @@ def test_a_new_verb_reaches_the_gallery_and_the_package(monkeypatch):
     assert "sketch" in gallery.available_functions()
     assert gallery.resolve_function("sketch") is sketch
     assert inspect.signature(verb.function).parameters["steps"].default == verb.defaults()["steps"] == 5
+
+
+def test_choice_lists_match_what_implements_them():
+    """The CLI's choices (vecgen.options, torch-free) are the names the implementations accept."""
+    from vecgen import options
+    from vecgen.augment import VIEWS
+    from vecgen.backends.raster import get_rasterizer
+    from vecgen.errors import VecgenError
+
+    assert tuple(VIEWS) == options.VIEWS
+    assert get_rasterizer("native") is not None
+    with pytest.raises(VecgenError):
+        get_rasterizer("no-such-rasterizer")
+    from vecgen.params.latent import _check_space
+
+    assert tuple(_check_space(s) for s in options.SPACES) == options.SPACES

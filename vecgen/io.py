@@ -145,19 +145,13 @@ def open_image(path: str | os.PathLike, what: str = "image") -> "Image.Image":
 
 
 def load_image(path: str | os.PathLike, size: tuple[int, int] | None = None) -> "torch.Tensor":
-    """Image file -> ``(1, 3, H, W)`` float32 in ``[0, 1]`` (resized bicubic to ``size=(W, H)`` if given)."""
+    """Image file -> ``(1, 3, H, W)`` float32 in ``[0, 1]`` (EXIF rotation applied; bicubic to ``size=(W, H)``)."""
     from PIL import Image
 
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            if size is not None:
-                im = im.resize(size, Image.BICUBIC)
-            return pil_to_tensor(im)
-    except FileNotFoundError:
-        raise VecgenError(f"{path}: no such file") from None
-    except Exception as e:
-        raise VecgenError(f"{path}: not a readable image ({type(e).__name__})") from None
+    im = open_image(path).convert("RGB")
+    if size is not None:
+        im = im.resize(size, Image.BICUBIC)
+    return pil_to_tensor(im)
 
 
 def _pil_to_rgb_array(img: "Image.Image"):

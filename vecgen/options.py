@@ -21,6 +21,16 @@ MAX_SIDE = 4096
 MAX_PIXELS = 4096 * 4096
 COLOURS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0), "gray": (0.5, 0.5, 0.5), "grey": (0.5, 0.5, 0.5)}
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+# The names users choose from, defined once: the modules that implement them import
+# these, and the CLI offers them as choices (without loading torch for --help).
+SHAPES = ("strokes", "blobs", "mixed")        # vecgen.params.strokes
+VIEWS = ("crops", "zoom")                     # vecgen.augment.VIEWS
+SPACES = ("z", "w", "wplus")                  # vecgen.params.latent
+INITS = ("random", "mean", "fusedream")       # vecgen.params.latent
+SQUASHES = ("sigmoid", "tanh")                # vecgen.params.raster_base
+PALETTE_MODES = ("end", "throughout")         # vecgen.params.pixels
+RASTERIZERS = ("native", "diffvg")            # vecgen.backends.raster
+PAINT_PARAMS = ("fft", "dwt", "pixels")       # vecgen.api.paint
 _WEIGHT = re.compile(r"(.+?):([-+]?(?:\d+\.?\d*|\.\d+))")
 
 

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from vecgen.api.result import Result
 from vecgen.errors import VecgenError
-from vecgen.options import as_int, check_cutouts, check_steps, parse_clip, resolve_device, split_weight
+from vecgen.options import VIEWS, as_int, check_cutouts, check_steps, parse_clip, resolve_device, split_weight
 from vecgen.prompts import Prompt, parse_prompts
 
 if TYPE_CHECKING:
     import torch
 
 #: The views' settings a verb may ask for (``auto`` = what the perceptors hint).
-VIEW_CHOICES = ("auto", "crops", "zoom")
+VIEW_CHOICES = ("auto", *VIEWS)
 Warn = Callable[[str], None]
 
 

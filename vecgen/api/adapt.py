@@ -22,6 +22,11 @@ from vecgen.options import as_int, check_suffix, check_writable, parse_size
 GENERATOR_SUFFIXES = (".pt", ".pth")
 
 
+def default_grid(output: str | Path, grid: str | Path | None = None) -> str:
+    """Where the frozen-vs-adapted grid goes: ``grid``, else beside the generator file as ``.png``."""
+    return str(grid or Path(output).with_suffix(".png"))
+
+
 def adapt(source: str, target: str, *, generator: Any, steps: int = 200, layers_k: int | None = None,
           batch: int = 2, lr: float = 0.002, truncation: float = 1.0, size: Any = None, clip: str = "auto",
           seed: int = 0, device: str | None = "auto", quiet: bool = False, output: str | Path | None = None,

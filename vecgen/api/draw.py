@@ -13,12 +13,11 @@ from vecgen.api._run import Common, common, run, shared_hint
 from vecgen.api.result import Result
 from vecgen.api.verb import Verb
 from vecgen.errors import VecgenError
-from vecgen.options import as_int, parse_colour, parse_size, parse_width
+from vecgen.options import SHAPES, as_int, parse_colour, parse_size, parse_width
 
 #: CLIPDraw's look, for real CLIP models; perceptors may hint another (the mini models: 32 blobs, 300 steps).
 DRAW_STYLE = {"shapes": "strokes", "strokes": 256, "steps": 200}
-SHAPE_CHOICES = ("auto", "strokes", "blobs", "mixed")
-RASTERIZERS = ("native", "diffvg")
+SHAPE_CHOICES = ("auto", *SHAPES)
 
 
 def draw_style(perceptors, shapes: str | None = "auto", strokes: int | None = None) -> tuple[str, int]:
@@ -57,7 +56,7 @@ def draw(prompt: str, *, strokes: int | None = None, segments: int = 3, width: A
     ``views="auto"`` picks the cutouts likewise. ``callbacks``: functions
     ``f(step, param, values)`` called after every step.
     """
-    from vecgen.params.strokes import SHAPES, Strokes
+    from vecgen.params.strokes import Strokes
 
     opts: Common = common(locals())
     wh = parse_size(size)

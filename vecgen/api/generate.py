@@ -17,13 +17,11 @@ from vecgen.api._run import Common, clip_terms, common, make_views, run
 from vecgen.api.result import Result
 from vecgen.api.verb import Verb
 from vecgen.errors import VecgenError
-from vecgen.options import as_int, check_writable, parse_size
+from vecgen.options import INITS, as_int, check_writable, parse_size
 
 if TYPE_CHECKING:
     import torch
 
-SPACE_CHOICES = ("z", "w", "wplus")
-INIT_CHOICES = ("random", "mean", "fusedream")
 
 
 def _is_generator(obj: Any) -> bool:
@@ -95,8 +93,8 @@ def generate(prompt: str | None, *, generator: Any, space: str = "w", l2: float 
 
     space = _check_space(space)
     init_name = "random" if init is None else str(init).strip().lower()
-    if init_name not in INIT_CHOICES:
-        raise VecgenError(f"unknown --init {init!r} (choose {', '.join(INIT_CHOICES)})")
+    if init_name not in INITS:
+        raise VecgenError(f"unknown --init {init!r} (choose {', '.join(INITS)})")
     try:
         l2 = float(l2)
     except (TypeError, ValueError):

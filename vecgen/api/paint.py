@@ -16,12 +16,10 @@ from vecgen.api._run import Common, common, run
 from vecgen.api.result import Result
 from vecgen.api.verb import Verb
 from vecgen.errors import VecgenError
-from vecgen.options import as_int, check_number, parse_size
+from vecgen.options import PAINT_PARAMS, as_int, check_number, parse_size
 
-PARAMS: tuple[str, ...] = ("fft", "dwt", "pixels")
+PARAMS = PAINT_PARAMS
 DEFAULT_LR = {"fft": 0.05, "dwt": 0.05, "pixels": 0.03}
-SQUASH_CHOICES = ("sigmoid", "tanh")
-PALETTE_MODE_CHOICES = ("end", "throughout")
 
 
 def _check_param(param: Any) -> str:
@@ -29,6 +27,21 @@ def _check_param(param: Any) -> str:
     if name not in PARAMS:
         raise VecgenError(f"unknown --param {param!r}: choose {', '.join(PARAMS)}")
     return name
+
+
+def output_files(output: str | Path, param: str) -> list[str]:
+    """The files a paint run writes for ``output``: it, plus its ``.png``/``.svg`` twin for pixel art
+    (the SVG is the exact vector form, the PNG what it looks like)."""
+    out = str(output)
+    suffix = Path(out).suffix.lower()
+    if suffix not in (".png", ".svg"):
+        raise VecgenError(f"{out}: output must end in .png (or .svg for --param pixels)")
+    if param != "pixels":
+        if suffix == ".svg":
+            raise VecgenError(f"{out}: --param {param} makes raster images; use a .png output")
+        return [out]
+    twin = ".svg" if suffix == ".png" else ".png"
+    return [out, str(Path(out).with_suffix(twin))]
 
 
 def build_param(param: str, size: tuple[int, int], *, device, seed: int = 0, init=None, lr: float | None = None,

@@ -6,8 +6,6 @@ from typing import Any
 
 from vecgen.options import parse_size
 
-RASTERIZERS = ("native", "diffvg")
-
 
 def render_svg(path: str | Path, size: Any = None, rasterizer: str = "native"):
     """Rasterize an SVG file with vecgen's own rasterizer -> PIL RGB (on its background, or white)."""

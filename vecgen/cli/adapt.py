@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from vecgen.api import Verb
-from vecgen.api.adapt import GENERATOR_SUFFIXES
+from vecgen.api.adapt import GENERATOR_SUFFIXES, default_grid
 from vecgen.cli._common import add_common, call, default_text, merge_options, set_help
 from vecgen.cli.generate import need_generator
 from vecgen.errors import VecgenError
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace, verb: Verb) -> int:
     out = str(opts.pop("output"))
     if Path(out).suffix.lower() not in GENERATOR_SUFFIXES:
         raise VecgenError(f"{out}: adapt writes the generator as .pt (the grid goes to --grid, default OUT.png)")
-    opts["grid"] = str(opts.get("grid") or Path(out).with_suffix(".png"))
+    opts["grid"] = default_grid(out, opts.get("grid"))
     need_generator(opts)
     for key in ("source", "target"):
         if not opts.get(key):

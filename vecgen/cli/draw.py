@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 
 from vecgen.api import Verb
-from vecgen.api.draw import RASTERIZERS, SHAPE_CHOICES
+from vecgen.api.draw import SHAPE_CHOICES
+from vecgen.options import RASTERIZERS
 from vecgen.cli._common import add_common, call, check_output, default_text, finish, merge_options
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from vecgen.api import Verb
-from vecgen.api.generate import INIT_CHOICES, SPACE_CHOICES
+from vecgen.options import INITS, SPACES
 from vecgen.cli._common import add_common, call, check_output, default_text, finish, merge_options, set_help
 from vecgen.errors import VecgenError
 
@@ -23,9 +23,9 @@ def add_arguments(p: argparse.ArgumentParser, verb: Verb) -> None:
     p.add_argument("prompt", help='e.g. "a red apple:1 | blurry:-0.5"')
     p.add_argument("--generator", metavar="SPEC",
                    help="taef2[:FILE[:WxH]], stylegan2:FILE or script:FILE[:C,H,W] (required)")
-    p.add_argument("--space", choices=SPACE_CHOICES, help=f"latent space to optimize (default {d('space')})")
+    p.add_argument("--space", choices=SPACES, help=f"latent space to optimize (default {d('space')})")
     p.add_argument("--l2", type=float, help="weight of the L2 distance to the starting latent (StyleCLIP: 0.008)")
-    p.add_argument("--init", choices=INIT_CHOICES,
+    p.add_argument("--init", choices=INITS,
                    help="starting latent: a seeded random draw (default), the mean latent, or FuseDream's ranking")
     p.add_argument("--samples", type=int, help=f"fusedream: random latents to rank (default {d('samples')})")
     p.add_argument("--top", type=int, help=f"fusedream: best latents kept and mixed (default {d('top')})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vecgen.api.render import RASTERIZERS
+from vecgen.options import RASTERIZERS
 from vecgen.errors import VecgenError
 
 

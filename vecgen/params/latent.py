@@ -42,10 +42,9 @@ import torch
 from torch import Tensor
 
 from vecgen.errors import VecgenError
+from vecgen.options import SPACES
 from vecgen.io import atomic_write, save_png, tensor_to_pil, torch_bytes
 
-SPACES = ("z", "w", "wplus")
-INITS = ("random", "mean", "fusedream")
 
 #: Scores a batch of renders ``(B, 3, H, W)`` -> ``(B,)`` losses (lower is better).
 ScoreFn = Callable[[Tensor], Tensor]

@@ -28,9 +28,8 @@ from torch import Tensor
 
 from vecgen.errors import VecgenError
 from vecgen.io import FITS, InitSource, load_init_image, one_line, save_png, tensor_to_pil
-from vecgen.options import check_number, check_size
+from vecgen.options import SQUASHES, check_number, check_size
 
-SQUASHES: tuple[str, ...] = ("sigmoid", "tanh")
 
 # Clamp applied to an init image before the squash is inverted: pixels at
 # exactly 0 or 1 would need infinite pre-squash values.  logit(1e-3) ~ -6.9,

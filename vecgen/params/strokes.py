@@ -15,10 +15,10 @@ from torch import Tensor
 
 from vecgen.backends.raster import composite, get_rasterizer
 from vecgen.errors import VecgenError
+from vecgen.options import SHAPES
 from vecgen.scene import Path, Scene
 from vecgen.svg import read_svg, scene_to_svg
 
-SHAPES = ("strokes", "blobs", "mixed")
 
 
 class Strokes:
