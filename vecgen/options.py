@@ -50,8 +50,9 @@ def as_int(label: str, value: Any, *, minimum: int | None = None) -> int:
     return number
 
 
-def check_number(label: str, value: Any, *, positive: bool = False, nonnegative: bool = False) -> float:
-    """A finite real number (optionally > 0 or >= 0)."""
+def check_number(label: str, value: Any, *, positive: bool = False, nonnegative: bool = False,
+                 maximum: float | None = None) -> float:
+    """A finite real number (optionally > 0 or >= 0, and <= ``maximum``)."""
     if isinstance(value, bool):
         raise VecgenError(f"{label} must be a number, got {value!r}")
     try:
@@ -64,6 +65,8 @@ def check_number(label: str, value: Any, *, positive: bool = False, nonnegative:
         raise VecgenError(f"{label} must be positive, got {value!r}")
     if nonnegative and number < 0:
         raise VecgenError(f"{label} must be >= 0, got {value!r}")
+    if maximum is not None and number > maximum:
+        raise VecgenError(f"{label} must be <= {maximum:g}, got {value!r}")
     return number
 
 

@@ -8,7 +8,6 @@ Builds a :class:`vecgen.params.latent.Latent` and hands it to the one runner.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +16,7 @@ from vecgen.api._run import Common, clip_terms, common, make_views, run
 from vecgen.api.result import Result
 from vecgen.api.verb import Verb
 from vecgen.errors import VecgenError
-from vecgen.options import INITS, as_int, check_writable, parse_size
+from vecgen.options import INITS, as_int, check_number, check_writable, parse_size
 
 if TYPE_CHECKING:
     import torch
@@ -95,12 +94,7 @@ def generate(prompt: str | None, *, generator: Any, space: str = "w", l2: float 
     init_name = "random" if init is None else str(init).strip().lower()
     if init_name not in INITS:
         raise VecgenError(f"unknown --init {init!r} (choose {', '.join(INITS)})")
-    try:
-        l2 = float(l2)
-    except (TypeError, ValueError):
-        raise VecgenError(f"--l2 must be a number, got {l2!r}") from None
-    if not math.isfinite(l2) or l2 < 0:
-        raise VecgenError(f"--l2 must be >= 0, got {l2}")
+    l2 = check_number("--l2", l2, nonnegative=True)
     if truncation is not None:
         truncation = _check_truncation(truncation)
     opts: Common = common(locals())

@@ -42,7 +42,7 @@ import torch
 from torch import Tensor
 
 from vecgen.errors import VecgenError
-from vecgen.options import SPACES
+from vecgen.options import SPACES, check_number
 from vecgen.io import atomic_write, save_png, tensor_to_pil, torch_bytes
 
 
@@ -76,13 +76,8 @@ def _check_space(space: str) -> str:
 
 
 def _check_truncation(truncation: float) -> float:
-    try:
-        psi = float(truncation)
-    except (TypeError, ValueError):
-        raise VecgenError(f"--truncation must be a number, got {truncation!r}") from None
-    if not math.isfinite(psi) or psi < 0:
-        raise VecgenError(f"--truncation must be >= 0, got {truncation!r}")
-    return psi
+    # psi > 1 pushes latents away from the mean; past 2 the generator's images fall apart
+    return check_number("--truncation", truncation, nonnegative=True, maximum=2.0)
 
 
 class Latent:
