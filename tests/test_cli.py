@@ -136,30 +136,6 @@ def test_bad_input_one_line_exit_2(tmp_path, capsys, argv, needle):
     assert not (tmp_path / "x.svg").exists() and not (tmp_path / "x.png").exists()
 
 
-def test_ctrl_c_saves_and_exits_130(tmp_path, monkeypatch, capsys):
-    """A KeyboardInterrupt mid-run keeps the current drawing and exits 130."""
-    from vecgen import engine
-
-    real = engine.Objective.__call__ if hasattr(engine, "Objective") else None
-    calls = {"n": 0}
-    from vecgen.objective import Objective
-
-    orig = Objective.__call__
-
-    def interrupting(self, image, generator=None):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return orig(self, image, generator)
-
-    monkeypatch.setattr(Objective, "__call__", interrupting)
-    out = tmp_path / "a.svg"
-    code, _, err = run_cli(capsys, "draw", "a fox", "-o", str(out), *small("--steps", "50"))
-    assert code == 130 and "interrupted after 2 steps" in err
-    assert out.read_text().startswith("<svg") and not list(tmp_path.glob(".*.tmp"))
-    del real
-
-
 def test_cli_subprocess_help_and_error_is_one_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "vecgen.cli", "draw", "x", "--steps", "-1", "--clip", TINY,
                         "-o", str(tmp_path / "a.svg")], capture_output=True, text=True, timeout=120)

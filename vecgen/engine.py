@@ -64,12 +64,27 @@ class RunState:
     step: int = 0
     interrupted: bool = False
     nan_events: int = 0
+    lr_scale: float = 1.0  # the NaN guard halves it
+
+
+def _rng_state(views: torch.Generator, devices: list[int]) -> dict[str, Any]:
+    """Every random state the loop draws from: the views' generator and torch's global CPU/CUDA ones."""
+    return {"views": views.get_state(), "torch": torch.get_rng_state(),
+            "cuda": [torch.cuda.get_rng_state(d) for d in devices]}
 
 
 def save_checkpoint(path: str | Path, param: Parameterization, opt: torch.optim.Optimizer, state: RunState,
-                    meta: dict[str, Any]) -> None:
-    atomic_write(path, torch_bytes({"param": param.state_dict(), "optimizer": opt.state_dict(),
-                                    "step": state.step, "history": state.history, "meta": meta}))
+                    meta: dict[str, Any], rng: dict[str, Any] | None = None) -> None:
+    """Everything a resumed run needs to continue exactly as an uninterrupted one would.
+
+    ``rng``: the random states (:func:`_rng_state`); checkpoints without them
+    (older vecgen) still resume, with fresh views.
+    """
+    data = {"param": param.state_dict(), "optimizer": opt.state_dict(), "step": state.step,
+            "history": state.history, "meta": meta}
+    if rng is not None:
+        data.update(rng=rng, lr_scale=state.lr_scale, nan_events=state.nan_events)
+    atomic_write(path, torch_bytes(data))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -115,12 +130,13 @@ def optimize(
         torch.manual_seed(seed)
         return _loop(param, objective, steps, seed=seed, schedule=schedule, callbacks=callbacks,
                      checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, meta=meta,
-                     progress=progress)
+                     progress=progress, devices=devices)
 
 
 def _loop(param: Parameterization, objective: Objective, steps: int, *, seed: int, schedule: LrSchedule | None,
           callbacks: list[Callback] | None, checkpoint: str | Path | None, checkpoint_every: int,
-          resume: dict[str, Any] | None, meta: dict[str, Any] | None, progress: bool) -> RunState:
+          resume: dict[str, Any] | None, meta: dict[str, Any] | None, progress: bool,
+          devices: list[int]) -> RunState:
     schedule = schedule or Schedule()
     groups = param.param_groups()
     # A group's own schedule (a callable) stays out of the optimizer: its state_dict goes into
@@ -138,9 +154,21 @@ def _loop(param: Parameterization, objective: Objective, steps: int, *, seed: in
             raise VecgenError(f"checkpoint does not match this run's settings ({e})") from None
         state.step = int(resume["step"])
         state.history = list(resume.get("history", []))
-        gen.manual_seed(seed + 1 + state.step)  # new views after resume, still reproducible
+        rng = resume.get("rng")
+        if rng is not None:  # continue the very same random streams
+            gen.set_state(rng["views"])
+            torch.set_rng_state(rng["torch"])
+            for d, s in zip(devices, rng.get("cuda", [])):
+                torch.cuda.set_rng_state(s, d)
+            state.lr_scale = float(resume.get("lr_scale", 1.0))
+            state.nan_events = int(resume.get("nan_events", 0))
+        else:  # an older checkpoint: new views after resume, still reproducible
+            gen.manual_seed(seed + 1 + state.step)
+
+    def save() -> None:
+        save_checkpoint(checkpoint, param, opt, state, meta or {}, _rng_state(gen, devices))
+
     good = copy.deepcopy(param.state_dict())
-    lr_scale = 1.0
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -151,7 +179,7 @@ def _loop(param: Parameterization, objective: Objective, steps: int, *, seed: in
             i = state.step
             for g, rule in zip(opt.param_groups, rules):
                 f = (rule if callable(rule) else schedule)(i, steps) if rule else 1.0
-                g["lr"] = g["base_lr"] * f * lr_scale
+                g["lr"] = g["base_lr"] * f * state.lr_scale
             opt.zero_grad(set_to_none=True)
             image = param.render()
             loss, values = objective(image, gen)
@@ -164,7 +192,7 @@ def _loop(param: Parameterization, objective: Objective, steps: int, *, seed: in
                 # NaN guard: restore the last good state, lower the lr, try again.
                 state.nan_events += 1
                 param.load_state_dict(good)
-                lr_scale *= 0.5
+                state.lr_scale *= 0.5
                 opt.state.clear()
                 if state.nan_events > 20:
                     raise VecgenError("optimization keeps producing NaN/inf; lower the learning rates")
@@ -181,11 +209,11 @@ def _loop(param: Parameterization, objective: Objective, steps: int, *, seed: in
             for cb in callbacks or []:
                 cb(state.step, param, values)
             if checkpoint and (state.step % checkpoint_every == 0 or state.step == steps):
-                save_checkpoint(checkpoint, param, opt, state, meta or {})
+                save()
     except (KeyboardInterrupt, StopRun):
         state.interrupted = True
         if checkpoint:
-            save_checkpoint(checkpoint, param, opt, state, meta or {})
+            save()
     finally:
         if bar is not None:
             bar.close()

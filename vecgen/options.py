@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +81,17 @@ def check_cutouts(cutouts: Any) -> int:
     if cutouts is None or as_int("--cutouts", cutouts) < 0:
         raise VecgenError("--cutouts must be >= 0")
     return int(cutouts)
+
+
+MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds
+
+
+def check_seed(seed: Any) -> int:
+    """A whole number in ``0 .. 2**63 - 1``."""
+    value = as_int("--seed", seed)
+    if not 0 <= value <= MAX_SEED:
+        raise VecgenError(f"--seed must be between 0 and {MAX_SEED}, got {value}")
+    return value
 
 
 def make_generator(seed: Any) -> "torch.Generator":
@@ -225,6 +237,22 @@ def check_writable(path: str | Path | None) -> None:
         raise VecgenError(f"cannot write {p}: it is a folder")
     if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
         raise VecgenError(f"cannot write {p}: permission denied")
+    try:  # a real probe: read-only mounts and odd filesystems pass os.access for root
+        tempfile.TemporaryFile(dir=parent).close()
+    except OSError as e:
+        raise VecgenError(f"cannot write {p}: {e.strerror or e}") from None
+
+
+def check_folder(path: str | Path) -> Path:
+    """A folder to write into: created if missing; one line if it cannot be."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise VecgenError(f"cannot create folder {p}: {e.strerror or e}") from None
+    if not os.access(p, os.W_OK):
+        raise VecgenError(f"cannot write into folder {p}: permission denied")
+    return p
 
 
 def check_suffix(path: str | Path | None, suffixes: tuple[str, ...], what: str) -> None:

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from vecgen.api.result import Result
 from vecgen.errors import VecgenError
-from vecgen.options import VIEWS, as_int, check_cutouts, check_steps, parse_clip, resolve_device, split_weight
+from vecgen.options import (VIEWS, as_int, check_cutouts, check_folder, check_seed, check_steps, check_writable,
+                            parse_clip, resolve_device, split_weight)
 from vecgen.prompts import Prompt, parse_prompts
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ class Common:
     warn: Warn | None = None
     callbacks: list[Callable] = field(default_factory=list)
     perceptors: list | None = None
+    resume_state: dict | None = field(default=None, repr=False)  # the checkpoint, read up front
 
     def load_perceptors(self) -> list:
         """The ``clip`` spec's ``(perceptor, weight)`` pairs, loaded once."""
@@ -78,13 +80,23 @@ def common(values: dict[str, Any], *, uses_prompt: bool = True) -> Common:
         callbacks = [callbacks]
     if not all(callable(cb) for cb in callbacks):
         raise VecgenError("callbacks must be callables f(step, param, values)")
+    check_writable(get("checkpoint"))
+    snapshots = get("snapshots")
+    if snapshots is not None:
+        check_folder(snapshots)
+    resume = get("resume")
+    resume_state = None
+    if resume is not None:
+        from vecgen.engine import load_checkpoint
+
+        resume_state = load_checkpoint(resume)
     return Common(prompt=prompt, prompts=prompts, steps=None if steps is None else check_steps(steps),
                   cutouts=check_cutouts(get("cutouts", 8)), views=views or "auto",
-                  seed=as_int("--seed", get("seed", 0)), device=resolve_device(get("device")),
+                  seed=check_seed(get("seed", 0)), device=resolve_device(get("device")),
                   clip=str(get("clip") or "auto"), image_prompt=[str(s) for s in get("image_prompt") or []],
                   snapshots=get("snapshots"), every=max(1, as_int("--every", get("every", 10))),
                   checkpoint=get("checkpoint"), resume=get("resume"), quiet=bool(get("quiet")), warn=get("warn"),
-                  callbacks=list(callbacks), perceptors=get("perceptors"))
+                  callbacks=list(callbacks), perceptors=get("perceptors"), resume_state=resume_state)
 
 
 # ----------------------------------------------------------------------------- perceptors
@@ -169,6 +181,29 @@ def _snapshot_callback(folder: str | Path, every: int) -> Callable:
     return snapshot
 
 
+def check_resume(checkpoint: dict, settings: dict[str, Any], path: Any) -> None:
+    """Refuse to resume a checkpoint made by another verb or with other settings (``steps`` may grow)."""
+    import json
+
+    meta = checkpoint.get("meta") if isinstance(checkpoint, dict) else None
+    try:
+        saved = json.loads(meta["settings"])
+    except (TypeError, KeyError, ValueError):
+        raise VecgenError(f"{path}: not a vecgen checkpoint (no settings recorded)") from None
+    now = json.loads(json.dumps(settings, default=str))
+    if saved.get("function") != now.get("function"):
+        raise VecgenError(f"{path}: checkpoint of `vecgen {saved.get('function')}`, cannot resume it with "
+                          f"`vecgen {now.get('function')}`")
+    differ = [k for k in sorted(set(saved) | set(now)) if k not in ("steps", "steps_done")
+              and saved.get(k) != now.get(k)]
+    if differ:
+        said = "; ".join(f"{k}: {json.dumps(saved.get(k))} there, {json.dumps(now.get(k))} here" for k in differ[:4])
+        raise VecgenError(f"{path}: checkpoint made with other settings ({said}); resume with the same options")
+    done = int(checkpoint.get("step", 0))
+    if now.get("steps") is not None and done > int(now["steps"]):
+        raise VecgenError(f"{path}: checkpoint is {done} steps in, more than --steps {now['steps']}")
+
+
 def run(param, opts: Common | None = None, settings: dict[str, Any] | None = None, *, extra_terms=None,
         terms=None, views=None, headline: tuple[str, ...] = ("prompt",), **options: Any) -> Result:
     """Optimize ``param`` for ``opts.steps`` steps against the CLIP terms of ``opts`` plus ``extra_terms``.
@@ -189,7 +224,7 @@ def run(param, opts: Common | None = None, settings: dict[str, Any] | None = Non
     settings = {} if settings is None else settings
     import torch
 
-    from vecgen.engine import load_checkpoint, optimize
+    from vecgen.engine import optimize
     from vecgen.io import tensor_to_pil
     from vecgen.objective import Objective
 
@@ -204,9 +239,13 @@ def run(param, opts: Common | None = None, settings: dict[str, Any] | None = Non
     callbacks = list(opts.callbacks)
     if opts.snapshots is not None:
         callbacks.insert(0, _snapshot_callback(opts.snapshots, opts.every))
-    ck = load_checkpoint(opts.resume) if opts.resume else None
+    ck = opts.resume_state
+    if ck is not None:
+        check_resume(ck, settings, opts.resume)
     state = optimize(param, objective, opts.steps, seed=opts.seed, callbacks=callbacks, checkpoint=opts.checkpoint,
                      resume=ck, meta={"settings": json.dumps(settings, default=str)}, progress=not opts.quiet)
+    if state.interrupted:
+        settings["steps_done"] = state.step  # the files say how far the run got
     with torch.no_grad():
         final = param.render()
     result = Result(image=tensor_to_pil(final[:1]), history=state.history, settings=settings,

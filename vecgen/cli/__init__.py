@@ -21,7 +21,8 @@ def _add_verb(sub, verb) -> None:
     mod = importlib.import_module(f"vecgen.cli.{verb.name}")
     p = sub.add_parser(verb.name, help=verb.summary, description=getattr(mod, "DESCRIPTION", None))
     mod.add_arguments(p, verb)
-    p.set_defaults(func=lambda args: mod.run(args, verb))
+    # a verb's run catches Ctrl-C once steps run (and saves): one reaching main() came before
+    p.set_defaults(func=lambda args: mod.run(args, verb), interrupted="before the first step; nothing was written")
 
 
 def build_parser() -> Parser:
@@ -39,6 +40,7 @@ def build_parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = None
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -47,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vecgen: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("vecgen: interrupted", file=sys.stderr)
+        note = getattr(args, "interrupted", None)
+        print("vecgen: interrupted" + (f" {note}" if note else ""), file=sys.stderr)
         return 130
     except Exception as e:  # a bug: still one line unless asked for the traceback
         import os

@@ -64,7 +64,7 @@ def merge_options(args: argparse.Namespace, verb: Verb, skip: set[str] = frozens
     options for the verb's function (positional arguments such as the prompt
     are in ``skip``).
     """
-    skip = set(skip) | {"func", "command", "config"}
+    skip = set(skip) | {"func", "command", "config", "interrupted"}
     flags = {k: v for k, v in vars(args).items() if k not in skip}
     api = verb.defaults()
     opts = {k: api[k] for k in flags if k in api}
