@@ -20,6 +20,13 @@ if TYPE_CHECKING:
 
 MAX_SIDE = 4096
 MAX_PIXELS = 4096 * 4096
+#: Hard bounds on options that size a run (README, Limits). Far above any useful value, low
+#: enough that a typo cannot ask for terabytes or hang in setup.
+LIMITS = {"steps": 1_000_000, "cutouts": 256, "strokes": 10_000, "segments": 64, "samples": 4096, "top": 256,
+          "batch": 64, "grid_samples": 64, "every": 1_000_000}
+#: Measured activation memory of a perceptor's forward+backward, per view, per input pixel
+#: (ViT-B-32 at 224 px: ~29 MB a view; mini-vit at 64 px: ~1.5 MB; benchmarks on CPU, float32).
+BYTES_PER_VIEW_PIXEL = 640
 COLOURS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0), "gray": (0.5, 0.5, 0.5), "grey": (0.5, 0.5, 0.5)}
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 # The names users choose from, defined once: the modules that implement them import
@@ -71,16 +78,43 @@ def check_number(label: str, value: Any, *, positive: bool = False, nonnegative:
     return number
 
 
+def check_limit(name: str, value: int) -> int:
+    """Refuse ``value`` above ``LIMITS[name]`` in one line naming the limit."""
+    top = LIMITS[name]
+    if value > top:
+        raise VecgenError(f"--{name.replace('_', '-')} {value} is above the limit of {top:,} (README, Limits)")
+    return value
+
+
 def check_steps(steps: Any) -> int:
     if steps is None or as_int("--steps", steps) <= 0:
         raise VecgenError("--steps must be > 0")
-    return int(steps)
+    return check_limit("steps", int(steps))
 
 
 def check_cutouts(cutouts: Any) -> int:
     if cutouts is None or as_int("--cutouts", cutouts) < 0:
         raise VecgenError("--cutouts must be >= 0")
-    return int(cutouts)
+    return check_limit("cutouts", int(cutouts))
+
+
+def available_memory(device: "torch.device | None" = None) -> int | None:
+    """Bytes free for a run on ``device`` (CUDA: the GPU's free memory; else RAM), or None if unknown."""
+    if device is not None and getattr(device, "type", "") == "cuda":
+        import torch
+
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from vecgen.api.result import Result
 from vecgen.errors import VecgenError
-from vecgen.options import (VIEWS, as_int, check_cutouts, check_folder, check_seed, check_steps, check_writable,
-                            parse_clip, resolve_device, split_weight)
+from vecgen.options import (BYTES_PER_VIEW_PIXEL, VIEWS, as_int, available_memory, check_cutouts, check_folder,
+                            check_limit, check_seed, check_steps, check_writable, parse_clip, resolve_device,
+                            split_weight)
 from vecgen.prompts import Prompt, parse_prompts
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ def common(values: dict[str, Any], *, uses_prompt: bool = True) -> Common:
                   cutouts=check_cutouts(get("cutouts", 8)), views=views or "auto",
                   seed=check_seed(get("seed", 0)), device=resolve_device(get("device")),
                   clip=str(get("clip") or "auto"), image_prompt=[str(s) for s in get("image_prompt") or []],
-                  snapshots=get("snapshots"), every=max(1, as_int("--every", get("every", 10))),
+                  snapshots=get("snapshots"), every=check_limit("every", max(1, as_int("--every", get("every", 10)))),
                   checkpoint=get("checkpoint"), resume=get("resume"), quiet=bool(get("quiet")), warn=get("warn"),
                   callbacks=list(callbacks), perceptors=get("perceptors"), resume_state=resume_state)
 
@@ -181,6 +182,21 @@ def _snapshot_callback(folder: str | Path, every: int) -> Callable:
     return snapshot
 
 
+def check_memory(opts: Common, terms: list, images_per_step: int = 1) -> None:
+    """Refuse, before the first step, a run whose perceptor views cannot fit in the free memory.
+
+    Estimate: each view costs :data:`~vecgen.options.BYTES_PER_VIEW_PIXEL` per
+    input pixel of each perceptor that sees it (forward + backward).
+    """
+    sizes = [t.perceptor.input_size for t in terms if getattr(t, "needs_views", False)]
+    views = max(1, opts.cutouts) * images_per_step
+    need = views * BYTES_PER_VIEW_PIXEL * sum(s * s for s in sizes)
+    free = available_memory(opts.device)
+    if free is not None and need > free:
+        raise VecgenError(f"{views} views for {len(sizes)} perceptor(s) need about {need / 2**30:.1f} GiB, but "
+                          f"{free / 2**30:.1f} GiB is free on {opts.device}; lower --cutouts (README, Limits)")
+
+
 def check_resume(checkpoint: dict, settings: dict[str, Any], path: Any) -> None:
     """Refuse to resume a checkpoint made by another verb or with other settings (``steps`` may grow)."""
     import json
@@ -234,6 +250,7 @@ def run(param, opts: Common | None = None, settings: dict[str, Any] | None = Non
     terms += list(extra_terms or [])
     if not terms:
         raise VecgenError("nothing to optimize: give a prompt, an image prompt or another loss term")
+    check_memory(opts, terms)
     settings["views"] = view_style(opts.perceptors, opts.views)
     objective = Objective(terms, make_views(opts) if views is None else views)
     callbacks = list(opts.callbacks)

@@ -13,7 +13,7 @@ from vecgen.api._run import Common, common, run, shared_hint
 from vecgen.api.result import Result
 from vecgen.api.verb import Verb
 from vecgen.errors import VecgenError
-from vecgen.options import SHAPES, as_int, parse_colour, parse_size, parse_width
+from vecgen.options import SHAPES, as_int, check_limit, parse_colour, parse_size, parse_width
 
 #: CLIPDraw's look, for real CLIP models; perceptors may hint another (the mini models: 32 blobs, 300 steps).
 DRAW_STYLE = {"shapes": "strokes", "strokes": 256, "steps": 200}
@@ -65,7 +65,9 @@ def draw(prompt: str, *, strokes: int | None = None, segments: int = 3, width: A
         raise VecgenError(f"unknown --shapes {shapes!r} (choose auto, {', '.join(SHAPES)})")
     if strokes is not None and (as_int("--strokes", strokes) < 0 or (int(strokes) == 0 and init is None)):
         raise VecgenError("--strokes must be > 0")  # checked before any model loads
-    segments = as_int("--segments", segments, minimum=1)
+    if strokes is not None:
+        check_limit("strokes", int(strokes))
+    segments = check_limit("segments", as_int("--segments", segments, minimum=1))
     bg = parse_colour(background)
     perceptors = opts.load_perceptors()
     shapes, strokes = draw_style(perceptors, shapes, strokes)

@@ -16,7 +16,7 @@ from vecgen.api._run import Common, clip_terms, common, make_views, run
 from vecgen.api.result import Result
 from vecgen.api.verb import Verb
 from vecgen.errors import VecgenError
-from vecgen.options import INITS, as_int, check_number, check_writable, parse_size
+from vecgen.options import INITS, as_int, check_limit, check_number, check_writable, parse_size
 
 if TYPE_CHECKING:
     import torch
@@ -104,7 +104,7 @@ def generate(prompt: str | None, *, generator: Any, space: str = "w", l2: float 
         raise VecgenError(f"{save_latent}: --save-latent writes a .pt file")
     check_writable(save_latent)
     if init_name == "fusedream":
-        samples, top = as_int("--samples", samples), as_int("--top", top)
+        samples, top = check_limit("samples", as_int("--samples", samples)), check_limit("top", as_int("--top", top))
         if samples < 1:
             raise VecgenError("--samples must be >= 1")
         if not 1 <= top <= samples:
