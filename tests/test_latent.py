@@ -448,3 +448,10 @@ def test_cli_generate_unknown_space_in_config(sg2_file, tmp_path, capsys):
                "-o", str(tmp_path / "o.png")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "--space" in err
+
+
+def test_fusedream_ranking_shows_progress(sg2, tiny, capsys):
+    """Ranking the samples can take minutes: it has its own bar unless quiet."""
+    generate("a red apple", generator=sg2, init="fusedream", samples=4, top=2, steps=1, cutouts=0, device="cpu",
+             quiet=False, perceptors=tiny)
+    assert "fusedream: ranking" in capsys.readouterr().err

@@ -57,3 +57,12 @@ def test_memory_estimate_refuses_what_cannot_fit(monkeypatch):
     # the same machine runs a small job
     res = vecgen.draw("a red circle", clip=TINY, cutouts=2, steps=1, quiet=True, device="cpu", strokes=4, size=64)
     assert len(res.history) == 1
+
+
+@pytest.mark.parametrize("clip, needle", [
+    ("mini-vit:abc", "bad weight 'abc' in --clip 'mini-vit:abc'"),
+    ("mini-vit:0", "weight 0 would make that model do nothing"),
+])
+def test_bad_clip_weights_are_named_as_weights(capsys, tmp_path, clip, needle):
+    code, err = run_cli(capsys, "draw", "a red circle", "--steps", "1", "--clip", clip, "-o", str(tmp_path / "x.svg"))
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1

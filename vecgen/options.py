@@ -219,12 +219,24 @@ def split_weight(spec: str) -> tuple[str, float]:
 
 
 def parse_clip(spec: str) -> list[tuple[str, float]]:
-    """``"ViT-B-32:1,RN50@openai:0.5"`` -> ``[("ViT-B-32", 1.0), ("RN50@openai", 0.5)]``."""
+    """``"ViT-B-32:1,RN50@openai:0.5"`` -> ``[("ViT-B-32", 1.0), ("RN50@openai", 0.5)]``.
+
+    A weight must be a non-zero number (a zero-weight model would only cost time);
+    a ``:`` in the model name itself (before any ``@``) is a bad weight.
+    """
     out = []
     for part in str(spec).split(","):
         part = part.strip()
-        if part:
-            out.append(split_weight(part))
+        if not part:
+            continue
+        name, weight = split_weight(part)
+        model = name.partition("@")[0]
+        if ":" in model:
+            bad = model.rpartition(":")[2]
+            raise VecgenError(f"bad weight {bad!r} in --clip {part!r}: use MODEL:WEIGHT, e.g. {model.rpartition(':')[0]}:0.5")
+        if weight == 0:
+            raise VecgenError(f"--clip {part!r}: weight 0 would make that model do nothing; leave it out")
+        out.append((name, weight))
     if not out:
         raise VecgenError("--clip needs at least one model, e.g. --clip ViT-B-32 or --clip auto")
     return out

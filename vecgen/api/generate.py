@@ -127,7 +127,7 @@ def generate(prompt: str | None, *, generator: Any, space: str = "w", l2: float 
         def score(images: torch.Tensor) -> torch.Tensor:
             return score_images(terms, images, cutouts=cuts, generator=gen_rng)
 
-        param = Latent.fusedream(gen, score, samples=samples, top=top, **shared)
+        param = Latent.fusedream(gen, score, samples=samples, top=top, progress=not opts.quiet, **shared)
     else:
         param = Latent(gen, init=init_name, **shared)
     if l2 > 0:

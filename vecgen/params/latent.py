@@ -220,14 +220,16 @@ class Latent:
     @classmethod
     @torch.no_grad()
     def fusedream(cls, generator, score: ScoreFn, *, samples: int = 64, top: int = 4, space: str = "w",
-                  seed: int = 0, truncation: float | None = None, chunk: int = 8, **kwargs: Any) -> Latent:
+                  seed: int = 0, truncation: float | None = None, chunk: int = 8, progress: bool = False,
+                  **kwargs: Any) -> Latent:
         """FuseDream start: rank ``samples`` prior draws by ``score`` and keep the ``top`` best.
 
         Draws come in chunks of ``chunk`` (chunk ``i`` is
         ``generator.sample_latent(n, seed + 1 + i)``); each chunk is rendered
         and scored in one batch; only the best ``top`` latents are kept in
         memory. The result has ``scores`` (every sample's, in draw order),
-        ``top_indices`` (best first) and ``basis_scores``.
+        ``top_indices`` (best first) and ``basis_scores``. ``progress``: a bar
+        over the samples (ranking 128 draws takes minutes on a CPU).
         """
         samples, top, chunk = int(samples), int(top), max(1, int(chunk))
         if samples < 1:
@@ -241,6 +243,11 @@ class Latent:
         kept_s: Tensor | None = None
         kept_i: Tensor | None = None
         start = 0
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=samples, unit="sample", desc="fusedream: ranking", leave=False, dynamic_ncols=True)
         for i in range(math.ceil(samples / chunk)):
             n = min(chunk, samples - start)
             z = generator.sample_latent(n, seed + 1 + i, device=probe.device)
@@ -257,6 +264,10 @@ class Latent:
             order = torch.argsort(ss, stable=True)[:top]
             kept_x, kept_s, kept_i = xs[order], ss[order], ii[order]
             start += n
+            if bar is not None:
+                bar.update(n)
+        if bar is not None:
+            bar.close()
         param = cls(generator, space=space, seed=seed, truncation=truncation, basis=kept_x,
                     basis_scores=kept_s, **kwargs)
         param.scores = torch.cat(scores)
