@@ -169,18 +169,26 @@ def test_run_resume_and_rerun_changed_entry(tmp_path):
 
 
 def test_failing_job_is_recorded_and_batch_goes_on(tmp_path, capsys):
-    bad = TINY.replace('prompt = "a blue square"', 'prompt = "a blue square"\nsize = "huge"')
+    # A value no check can refuse up front (the file may appear before the job runs): the job fails.
+    bad = TINY.replace('prompt = "a blue square"', 'prompt = "a blue square"\nimage_prompt = ["no-such-picture.png"]')
     spec = write(tmp_path / "f.toml", bad)
     site = tmp_path / "site"
     rc = main(["gallery", "run", str(spec), "--out", str(site), "-q", "--no-build"])
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert rc == 1
     assert "3/4 done" in out and "1 failed" in out
     m = manifest(site)
     recs = [m["jobs"][j] for j in m["order"]]
     assert [r["status"] for r in recs] == ["done", "done", "failed", "done"]
     bad = recs[2]
-    assert "bad size 'huge'" in bad["error"] and bad["files"] == {} and bad["loss"] is None
+    assert "no-such-picture.png" in bad["error"] and bad["files"] == {} and bad["loss"] is None
+    # Why it failed, and where the whole error is, on stderr: one line for the job, one for the manifest.
+    err = captured.err.strip().splitlines()
+    assert len(err) == 2 and "internal error" not in captured.err, captured.err
+    assert bad["id"] in err[0] and '"a blue square"' in err[0] and "seed 0" in err[0]
+    assert "no-such-picture.png" in err[0]
+    assert str(site / "manifest.json") in err[1] and "1 of 4" in err[1]
     assert m["last_run"]["failed"] == 1
     before = mtimes(site)
     # A re-run retries the failed job only.
@@ -491,3 +499,254 @@ def test_unreadable_picture_is_skipped(tmp_path):
     idx = ImageIndex(folder, "vecgen-tiny-vit@random", warn=warnings.append).refresh()
     assert "broken.png" not in idx.paths and len(idx.paths) == 4
     assert idx.stats["skipped"] == 1 and any("broken.png" in w for w in warnings)
+
+
+# ----------------------------------------------------------------------------- checks before the first job
+def one_error_line(err: str) -> str:
+    """The single ``vecgen: error:`` line a refused command prints (asserting there is exactly one)."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vecgen: error: "), err
+    assert "internal error" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize("table,value,words", [
+    ("entry", "steps = -3", "steps must be >= 1, got -3"),
+    ("entry", "seed = 1.5", "use seeds = [...]"),
+    ("entry", "seeds = [1.5]", "seeds must be a non-empty list of whole numbers"),
+    ("entry", "seeds = [9223372036854775808]", "seeds must be"),
+    ("entry", "steps = true", "steps must be a whole number, got True"),
+    ("entry", 'steps = "many"', "steps must be a whole number, got 'many'"),
+    ("entry", "steps = 2.0", "steps must be a whole number, got 2.0"),
+    ("entry", "cutouts = -1", "cutouts must be >= 0, got -1"),
+    ("entry", "stepz = 3", "unknown option 'stepz' for draw"),
+    ("entry", 'size = "huge"', "bad size 'huge'"),
+    ("entry", "size = true", "bad size True"),
+    ("entry", 'shapes = "circles"', "unknown shapes 'circles'"),
+    ("entry", "strokes = -1", "strokes must be >= 0"),
+    ("entry", 'width = ["thin", 2]', "bad width"),
+    ("entry", 'background = "puce"', "bad colour 'puce'"),
+    ("entry", 'device = "gpu"', "unknown device 'gpu'"),
+    ("entry", 'clip = ""', "clip needs at least one model"),
+    ("entry", 'views = "sideways"', "unknown views 'sideways'"),
+    ("entry", 'image_prompt = "cat.png"', "image_prompt must be a list"),
+    ("entry", "segments = nan", "segments must be a whole number"),
+    ("defaults", "steps = -3", "[defaults]: steps must be >= 1, got -3"),
+    ("defaults", "cutouts = 1.5", "[defaults]: cutouts must be a whole number, got 1.5"),
+])
+def test_bad_spec_values_are_refused_before_any_job(tmp_path, capsys, table, value, words):
+    """Every option value is checked as the API would when the spec is read: one line, exit 2, no job run."""
+    head, sep, rest = TINY.partition('[[entry]]\nprompt = "a blue square"\n')
+    assert sep
+    if table == "entry":
+        text = head + sep + value + "\n" + rest
+        line = TINY.count("\n", 0, len(head) + len(sep)) + 1
+    else:  # in place of the [defaults] line that sets the same option
+        key = value.split("=")[0].strip()
+        old = re.search(rf"^{key} = .*$", TINY, re.M)
+        text = TINY[:old.start()] + value + TINY[old.end():]
+        line = TINY.count("\n", 0, old.start()) + 1
+    spec = write(tmp_path / "s.toml", text)
+    site = tmp_path / "site"
+    rc = main(["gallery", "run", str(spec), "--out", str(site), "-q"])
+    msg = one_error_line(capsys.readouterr().err)
+    assert rc == 2 and words in msg, msg
+    assert f"spec {spec}, line {line}: " in msg, msg  # where it is: the file, the line, the table
+    assert ("[[entry]] #2" in msg) if table == "entry" else ("[defaults]" in msg)
+    assert not site.exists()  # refused before the first job: nothing written
+    # The same check when the spec is only parsed (the API, --dry-run).
+    with pytest.raises(VecgenError, match=re.escape(words)):
+        gallery.parse_spec(text, "s.toml")
+
+
+@pytest.mark.parametrize("text,words", [
+    ('[[entry]]\nfunction = "paint"\nprompt = "a"\npalette = 8\n', 'palette only applies to param = "pixels"'),
+    ('[[entry]]\nfunction = "paint"\nprompt = "a"\nparam = "pixels"\ngrid = "0x8"\n', "grid columns must be positive"),
+    ('[[entry]]\nfunction = "paint"\nprompt = "a"\nparam = "watercolour"\n', "unknown param 'watercolour'"),
+    ('[[entry]]\nfunction = "paint"\nprompt = "a"\ndecay = inf\n', "decay must be finite"),
+    ('[[entry]]\nfunction = "paint"\nprompt = "a"\nlevels = 0\n', "levels must be >= 1"),
+    ('[defaults]\nsteps = 0\n[[entry]]\nprompt = "a"\n[[entry]]\nfunction = "paint"\nprompt = "b"\n',
+     "[defaults]: steps must be >= 1, got 0 (for draw in [[entry]] #1)"),
+])
+def test_bad_values_of_other_functions(text, words):
+    if "paint" not in gallery.available_functions():
+        pytest.skip("vecgen.api.paint is not in this checkout")
+    with pytest.raises(VecgenError) as info:
+        gallery.parse_spec(text, "p.toml")
+    assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_good_values_still_parse():
+    """The checks refuse only what the API refuses: strings, lists and choices it takes pass."""
+    spec = gallery.parse_spec(TINY + '\n[[entry]]\nprompt = "x"\nsize = "48x32"\nwidth = "1,4"\n'
+                              'background = [0.1, 0.2, 0.3]\nshapes = "mixed"\nclip = "vecgen-tiny-vit@random:1"\n'
+                              'device = "CPU"\nviews = "zoom"\nstrokes = 3\nsegments = 2\n', "ok.toml")
+    assert spec.jobs[-1].options["size"] == "48x32"
+    if "paint" in gallery.available_functions():
+        gallery.parse_spec('[[entry]]\nfunction = "paint"\nprompt = "a"\nparam = "Pixels"\ngrid = 24\n'
+                           'palette = 6\npalette_mode = "throughout"\nlr = 0.02\ndecay = 2\n', "p.toml")
+
+
+def test_unwritable_site_folder_is_refused_in_one_line(tmp_path, capsys):
+    """--out on a read-only folder (as a user) or where no folder can be made (as root too): exit 2, one line."""
+    spec = write(tmp_path / "s.toml", TINY)
+    tried = 0
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o555)
+    try:
+        for site in [locked, locked / "site"]:
+            if os.access(locked, os.W_OK):
+                break  # root: the chmod does not stop writes; the cases below do
+            rc = main(["gallery", "run", str(spec), "--out", str(site), "-q"])
+            msg = one_error_line(capsys.readouterr().err)
+            assert rc == 2 and f"--out {site}: cannot" in msg, msg
+            tried += 1
+        assert list(locked.iterdir()) == []
+    finally:
+        os.chmod(locked, 0o755)
+    # Where even root cannot write: /proc takes no new entries, neither a folder in it nor a file.
+    procfs = Path("/proc/self").is_dir()
+    for site in [Path("/proc/vecgen-gallery-site"), Path("/proc")] if procfs else []:
+        rc = main(["gallery", "run", str(spec), "--out", str(site), "-q"])
+        msg = one_error_line(capsys.readouterr().err)
+        assert rc == 2 and f"--out {site}: cannot" in msg, msg
+        tried += 1
+    if not tried:
+        pytest.skip("no folder here refuses writes (root without /proc)")
+    # The API says the same, with no job run and nothing left behind.
+    calls = []
+    runner = gallery.LocalExecutor(job_runner=lambda p, c: calls.append(p) or gallery.execute_job(p, c))
+    if procfs:
+        with pytest.raises(VecgenError, match="cannot create the folder"):
+            gallery.run_gallery(spec, "/proc/vecgen-gallery-site", executor=runner, progress=False)
+        assert calls == []
+
+
+def test_each_warning_is_said_once_per_run(tmp_path, capsys, monkeypatch):
+    """A batch with clip = "auto" offline warns about the mini-vit fallback once, not once per job and page."""
+    from vecgen.backends.perceptors import clip as clip_backend
+
+    monkeypatch.setenv("VECGEN_OFFLINE", "1")
+    monkeypatch.setattr(clip_backend, "_cached_file", lambda cfg: None)  # no ViT-B-32 in any cache
+    text = ('[defaults]\nclip = "auto"\nsteps = 2\nsize = 32\ncutouts = 1\ndevice = "cpu"\nseeds = [0, 1]\n'
+            '[[entry]]\nprompts = ["a red circle", "a blue square"]\n')
+    site = tmp_path / "site"
+    rc = main(["gallery", "run", str(write(tmp_path / "auto.toml", text)), "--out", str(site), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert err.count("weights unavailable") == 1, err
+    assert len(err.strip().splitlines()) == 1
+    # And the page says what was drawn: shapes = "auto" with the mini models are filled blobs.
+    page = (site / "index.html").read_text(encoding="utf-8")
+    assert page.count('<span class="drawn">32 blobs</span>') == 4, page
+    assert "outline" not in page and "strokes</span>" not in page
+
+
+def test_cards_say_what_was_drawn(tmp_path, local_site):
+    """Each draw card names its shapes as drawn (from the settings its files record), as strokes or blobs."""
+    spec, summary = local_site
+    page = gallery.build_site(summary.out, search=False).read_text(encoding="utf-8")
+    cards = re.findall(r'<article class="card.*?</article>', page, re.S)
+    drawn = [re.search(r'<span class="drawn">([^<]*)</span>', c).group(1) for c in cards]
+    assert drawn == ["4 strokes", "4 strokes", "4 strokes", "4 blobs"]  # TINY's last entry: shapes = "blobs"
+    data = json.loads(re.search(r'id="gallery-data">(.*?)</script>', page, re.S).group(1))
+    assert [j["drawn"] for j in data["jobs"]] == drawn  # the filter box finds "blobs" too
+    # Without files the records' own options say it where they name the shapes; failed jobs drew nothing.
+    recs = [{"id": "a", "function": "draw", "status": "done", "options": {"shapes": "mixed", "strokes": 16}},
+            {"id": "b", "function": "draw", "status": "done", "options": {}},
+            {"id": "c", "function": "draw", "status": "failed", "options": {"shapes": "blobs"}}]
+    assert [gallery.drawn_text(r) for r in recs] == ["16 strokes and blobs", None, None]
+    html = gallery.render_page("t", recs, None)
+    assert "16 strokes and blobs" in html and html.count('class="drawn"') == 1
+
+
+def test_failure_lines_are_one_line_each(tmp_path):
+    s = gallery.RunSummary(out=tmp_path / "site", total=3, jobs=[
+        {"id": "a1", "function": "draw", "prompt": 'a "red" circle', "seed": 2, "status": "failed",
+         "error": "Traceback: boom\nline two"},
+        {"id": "b2", "function": "paint", "prompt": "x", "seed": 0, "status": "done"},
+        {"id": "c3", "function": "draw", "prompt": "y", "seed": 1, "status": "failed", "error": "e" * 1000}])
+    lines = s.failures()
+    assert len(lines) == 3 and all("\n" not in line for line in lines)
+    assert lines[0] == 'job a1 failed (draw "a \\"red\\" circle", seed 2): Traceback: boom …'
+    assert lines[1].startswith("job c3 failed (draw \"y\", seed 1): eee") and len(lines[1]) < 400
+    assert str(tmp_path / "site" / "manifest.json") in lines[2] and "2 of 3" in lines[2]
+    assert gallery.RunSummary(out=tmp_path, total=1, jobs=[{"status": "done"}]).failures() == []
+
+
+def test_shipped_specs_validate_offline(monkeypatch):
+    """Every gallery/*.toml parses, validates and finds its models on a machine with no network and no cache."""
+    from vecgen.backends.perceptors import clip as clip_backend
+
+    monkeypatch.setenv("VECGEN_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(clip_backend, "_cached_file", lambda cfg: None)
+    monkeypatch.setattr(clip_backend, "_network_reachable", lambda: False)
+    specs = sorted((ROOT / "gallery").glob("*.toml"))
+    assert specs
+    available = set(gallery.available_functions())
+    for path in specs:
+        text = path.read_text(encoding="utf-8")
+        if set(re.findall(r'function\s*=\s*"(\w+)"', text)) - available:
+            continue  # an example for a function this checkout does not have yet
+        spec = gallery.load_spec(path)
+        assert spec.jobs, path
+        gallery.check_models(spec.jobs, str(path))
+        gallery.check_devices([j for j in spec.jobs if j.options.get("device", "auto") in ("auto", "cpu")])
+    # What the check catches: a spec that names real CLIP weights fails on such a machine, in one line.
+    bad = gallery.parse_spec('[[entry]]\nprompt = "a"\nclip = "ViT-B-32@openai"\n', "bad.toml")
+    with pytest.raises(VecgenError, match=r"\[\[entry\]\] #1: clip 'ViT-B-32@openai': weights .* not cached"):
+        gallery.check_models(bad.jobs, "bad.toml")
+
+
+def test_run_refuses_unavailable_weights_before_any_job(tmp_path, capsys, monkeypatch):
+    from vecgen.backends.perceptors import clip as clip_backend
+
+    monkeypatch.setenv("VECGEN_OFFLINE", "1")
+    monkeypatch.setattr(clip_backend, "_cached_file", lambda cfg: None)
+    spec = write(tmp_path / "s.toml", TINY.replace('clip = "vecgen-tiny-vit@random"', 'clip = "ViT-B-32"'))
+    site = tmp_path / "site"
+    rc = main(["gallery", "run", str(spec), "--out", str(site), "-q"])
+    msg = one_error_line(capsys.readouterr().err)
+    assert rc == 2 and "clip 'ViT-B-32'" in msg and "offline" in msg, msg
+    assert not site.exists()
+
+
+@pytest.mark.parametrize("listener", ["refused", "silent"])
+def test_ray_connect_timeout_bounds_the_whole_wait(tmp_path, listener):
+    """--connect-timeout 1: the CLI gives up within about a second (plus start-up), says so in one line."""
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'vecgen[ray]')")
+    import subprocess
+    import sys
+    import time
+
+    spec = write(tmp_path / "s.toml", TINY)
+    site = tmp_path / "site"
+    server = None
+    if listener == "silent":  # accepts TCP connections (the kernel's backlog) and never answers as Ray
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        port = server.getsockname()[1]
+    else:
+        port = _closed_port()
+    try:
+        t0 = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "vecgen", "gallery", "run", str(spec), "--out", str(site), "-q",
+                               "--executor", "ray", "--address", f"127.0.0.1:{port}", "--connect-timeout", "1"],
+                              capture_output=True, text=True, timeout=120, cwd=str(ROOT),
+                              env={**os.environ, "VECGEN_DEBUG": ""})
+        wall = time.monotonic() - t0
+    finally:
+        if server is not None:
+            server.close()
+    assert proc.returncode == 2, proc.stderr
+    msg = one_error_line(proc.stderr)
+    assert not site.exists()
+    if listener == "silent":
+        m = re.search(r"did not answer as Ray within (\d+(?:\.\d+)?) s \(--connect-timeout 1\)", msg)
+        assert m and float(m.group(1)) <= 2.0, msg  # the real wait, bounded by the timeout
+    else:
+        assert "cannot reach the Ray cluster" in msg
+    assert wall < 12, f"waited {wall:.1f} s with --connect-timeout 1"  # was 15 s or more

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from vecgen.cli._common import Parser, warn
 from vecgen.errors import VecgenError
@@ -28,6 +29,8 @@ def cmd_gallery_run(args: argparse.Namespace) -> int:
     summary = gallery.run_gallery(spec, args.out, executor=args.executor, workers=args.workers,
                                   address=args.address, connect_timeout=args.connect_timeout,
                                   progress=not args.quiet, build=not args.no_build, warn=warn)
+    for line in summary.failures():  # why each failed, and where the whole error is
+        print(f"vecgen: {line}", file=sys.stderr)
     print(summary.line())
     return 1 if summary.failed else 0
 
@@ -55,7 +58,7 @@ def register(sub) -> None:
     r.add_argument("--address", help="existing Ray cluster: HOST:PORT, ray://HOST:PORT or auto (default: start a "
                                      "local Ray)")
     r.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
-                   help="seconds to wait for a Ray cluster to answer (default 10)")
+                   help="seconds to wait in all for a Ray cluster at --address to connect and answer (default 10)")
     r.add_argument("--dry-run", action="store_true", help="list the jobs and whether each is done; run nothing")
     r.add_argument("--no-build", action="store_true", help="do not rebuild OUT/index.html afterwards")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -5,7 +5,7 @@ A spec::
     title = "Shapes"                       # optional
 
     [defaults]                             # options for every entry (function default: draw)
-    clip = "ViT-B-32"
+    clip = "auto"
     steps = 200
     seeds = [0, 1]
 
@@ -18,7 +18,9 @@ A spec::
     prompts = ["a lighthouse", "a forest"]
     seeds = [7]
 
-expands to one job per prompt x seed. A job is identified by a hash of its
+expands to one job per prompt x seed. Every option value is checked as the
+API checks it when the spec is parsed, so a bad value is a one-line error
+naming its line, never a batch of failed jobs. A job is identified by a hash of its
 resolved settings (function, every option given in the spec, prompt, seed), so
 a re-run skips finished jobs and re-runs exactly the ones whose settings
 changed. ``site/manifest.json`` records every job's status, time, final loss
@@ -42,23 +44,25 @@ from vecgen.gallery.executors import (Executor, JobRunner, LocalExecutor, Percep
                                       make_executor)
 from vecgen.gallery.manifest import (FILES_DIR, FORMAT, FORMAT_VERSION, LOCK, MANIFEST, is_finished, output_stem,
                                      read_manifest, write_manifest)
-from vecgen.gallery.run import RunSummary, plan, run_gallery
-from vecgen.gallery.site import INDEX, build_site, rank_site, render_page
-from vecgen.gallery.spec import (MANAGED_OPTIONS, UNSUPPORTED_OPTIONS, Job, Spec, accepts_option, available_functions,
-                                 function_options, job_hash, load_spec, parse_spec, required_options,
-                                 resolve_function)
+from vecgen.gallery.run import RunSummary, check_devices, check_models, check_writable_site, plan, run_gallery
+from vecgen.gallery.site import INDEX, build_site, drawn_text, rank_site, render_page
+from vecgen.gallery.checks import check_options, option_types
+from vecgen.gallery.spec import (MANAGED_OPTIONS, MAX_SEED, UNSUPPORTED_OPTIONS, Job, Spec, accepts_option,
+                                 available_functions, function_options, job_hash, load_spec, parse_spec,
+                                 required_options, resolve_function)
 
 __all__ = [
     # spec
-    "MANAGED_OPTIONS", "UNSUPPORTED_OPTIONS", "Job", "Spec", "accepts_option", "available_functions",
-    "function_options", "job_hash", "load_spec", "parse_spec", "required_options", "resolve_function",
+    "MANAGED_OPTIONS", "MAX_SEED", "UNSUPPORTED_OPTIONS", "Job", "Spec", "accepts_option", "available_functions",
+    "check_options", "function_options", "job_hash", "load_spec", "option_types", "parse_spec", "required_options",
+    "resolve_function",
     # manifest
     "FILES_DIR", "FORMAT", "FORMAT_VERSION", "LOCK", "MANIFEST", "is_finished", "output_stem", "read_manifest",
     "write_manifest",
     # executors
     "Executor", "JobRunner", "LocalExecutor", "PerceptorCache", "RayExecutor", "execute_job", "make_executor",
     # site
-    "INDEX", "build_site", "rank_site", "render_page",
+    "INDEX", "build_site", "drawn_text", "rank_site", "render_page",
     # run
-    "RunSummary", "plan", "run_gallery",
+    "RunSummary", "check_devices", "check_models", "check_writable_site", "plan", "run_gallery",
 ]

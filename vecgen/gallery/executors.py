@@ -248,15 +248,19 @@ class RayExecutor:
         elif self.address:
             address = _auto_address() if self.address == "auto" else self.address
             host, port = _parse_address(address)
+            # One deadline for the whole wait: the TCP connection, then Ray's own handshake.
+            t0 = time.monotonic()
+            deadline = t0 + self.connect_timeout
             try:
                 with socket.create_connection((host, port), timeout=self.connect_timeout):
                     pass
             except OSError as e:
                 reason = e.strerror or type(e).__name__
                 if isinstance(e, socket.timeout):
-                    reason = f"no answer in {self.connect_timeout:g} s"
+                    reason = f"no answer in {time.monotonic() - t0:.1f} s"
                 raise VecgenError(f"cannot reach the Ray cluster at {address} ({reason})") from None
-            self._init_bounded(address, {k: v for k, v in common.items() if k != "include_dashboard"})
+            self._init_bounded(address, {k: v for k, v in common.items() if k != "include_dashboard"}, t0,
+                               deadline)
             self._started = True
         else:
             import torch
@@ -273,32 +277,45 @@ class RayExecutor:
         self._actor_cls = ray.remote(_RayWorker)
         self._actors = [self._new_actor() for _ in range(self.workers)]
 
-    def _init_bounded(self, address: str, kwargs: dict[str, Any]) -> None:
+    def _init_bounded(self, address: str, kwargs: dict[str, Any], t0: float, deadline: float) -> None:
+        """``ray.init(address)`` in a thread, waited on until ``deadline`` (``time.monotonic()``) at most."""
         import threading
 
         box: dict[str, Any] = {}
+        lock = threading.Lock()
 
         def connect() -> None:
             try:
                 self._ray.init(address=address, **kwargs)
             except BaseException as e:  # noqa: BLE001 - reported below
                 box["error"] = e
+                return
+            with lock:
+                if box.get("abandoned"):  # connected after the run gave up: leave no Ray session behind
+                    try:
+                        self._ray.shutdown()
+                    except Exception:  # noqa: BLE001 - best effort
+                        pass
+                else:
+                    box["connected"] = True
 
-        limit = max(3 * self.connect_timeout, 15.0)
         t = threading.Thread(target=connect, daemon=True, name="vecgen-ray-connect")
         # Ray's C++ client logs every failed retry to fd 2; keep the CLI's one-line errors one line.
         saved, sink = os.dup(2), os.open(os.devnull, os.O_WRONLY)
         os.dup2(sink, 2)
         try:
             t.start()
-            t.join(limit)
+            t.join(max(0.0, deadline - time.monotonic()))
         finally:
             os.dup2(saved, 2)
             os.close(saved)
             os.close(sink)
-        if t.is_alive():
+        with lock:
+            if "connected" not in box and "error" not in box:
+                box["abandoned"] = True
+        if box.get("abandoned"):
             raise VecgenError(f"the Ray cluster at {address} accepts connections but did not answer as Ray "
-                              f"within {limit:g} s")
+                              f"within {time.monotonic() - t0:.1f} s (--connect-timeout {self.connect_timeout:g})")
         if "error" in box:
             e = box["error"]
             first = _first_line(str(e)) if str(e) else type(e).__name__

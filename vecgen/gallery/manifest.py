@@ -103,7 +103,11 @@ class SiteLock:
         self.fd: int | None = None
 
     def __enter__(self) -> "SiteLock":
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise VecgenError(f"{self.path.parent}: cannot write the site's lock file "
+                              f"({e.strerror or type(e).__name__})") from None
         try:
             import fcntl
 

@@ -77,6 +77,44 @@ def rank_site(out: Path, records: list[dict[str, Any]], clip: str | None = None,
     return {"clip": clip, "ranks": ranks, "best": best, "count": len(index.paths)}
 
 
+#: How a card names what a draw job drew, by its resolved ``shapes`` setting.
+SHAPE_WORDS = {"strokes": "strokes", "blobs": "blobs", "mixed": "strokes and blobs"}
+
+
+def drawn_text(record: dict[str, Any], settings: dict[str, Any] | None = None) -> str | None:
+    """What a draw job's picture is made of, e.g. ``"32 blobs"``, ``"64 strokes"``, ``"16 strokes and blobs"``.
+
+    ``settings`` are those the run recorded in its files (where ``shapes="auto"`` is resolved, e.g. to blobs
+    for the mini models); without them the record's own options say it when they name the shapes. None for
+    other functions, jobs not done, and shapes left on auto with no recorded settings.
+    """
+    if record.get("function") != "draw" or record.get("status") != "done":
+        return None
+    merged = {**(record.get("options") or {}), **(settings or {})}
+    shapes = merged.get("shapes")
+    word = SHAPE_WORDS.get(shapes) if isinstance(shapes, str) else None
+    if word is None:
+        return None
+    n = merged.get("strokes")
+    return f"{n} {word}" if isinstance(n, int) and not isinstance(n, bool) else word
+
+
+def file_settings(out: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """The settings a job's run wrote into its PNG (``{}`` when it has none or the file is unreadable)."""
+    rel = _href((record.get("files") or {}).get("png"))
+    if not rel:
+        return {}
+    try:
+        from PIL import Image
+
+        with Image.open(out / rel) as im:
+            text = (getattr(im, "text", None) or {}).get("settings")
+        data = json.loads(text) if text else {}
+    except Exception:  # noqa: BLE001 - a damaged file costs its card a detail, never the page
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def build_site(out: str | Path, *, clip: str | None = None, search: bool = True, device="cpu",
                title: str | None = None, warn: Callable[[str], None] | None = None) -> Path:
     """Write ``out/index.html`` from ``out/manifest.json``; returns its path."""
@@ -95,7 +133,10 @@ def build_site(out: str | Path, *, clip: str | None = None, search: bool = True,
                 raise
             if warn is not None:
                 warn(f"no retrieval ranks on the page: {e}")
-    page = render_page(title or manifest.get("title") or "vecgen gallery", records, ranking, manifest)
+    drawn = {str(r.get("id")): text for r in records
+             if r.get("function") == "draw" and r.get("status") == "done"
+             and (text := drawn_text(r, file_settings(out, r)))}
+    page = render_page(title or manifest.get("title") or "vecgen gallery", records, ranking, manifest, drawn=drawn)
     path = out / INDEX
     atomic_write(path, page.encode("utf-8"))
     return path
@@ -149,7 +190,7 @@ _JS = """
   var empty = document.getElementById("empty");
   var text = {};
   data.jobs.forEach(function(j){
-    text[j.id] = [j.prompt, j.name || "", j.function, "seed " + j.seed, j.status,
+    text[j.id] = [j.prompt, j.name || "", j.function, j.drawn || "", "seed " + j.seed, j.status,
                   JSON.stringify(j.options)].join(" \\n ").toLowerCase();
   });
   function apply(){
@@ -181,7 +222,8 @@ def _csp_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
 
 
-def _card(r: dict[str, Any], records: list[dict[str, Any]], ranking: dict[str, Any] | None) -> str:
+def _card(r: dict[str, Any], records: list[dict[str, Any]], ranking: dict[str, Any] | None,
+          drawn: str | None = None) -> str:
     """One record's ``<article>``: thumbnail or placeholder, prompt, meta line, error, settings and links."""
     e = html.escape
     ranks = (ranking or {}).get("ranks", {})
@@ -199,6 +241,8 @@ def _card(r: dict[str, Any], records: list[dict[str, Any]], ranking: dict[str, A
     parts.append('<div class="body">')
     parts.append(f'<h2 class="prompt">{e(prompt)}</h2>')
     meta = [e(str(r.get("function", ""))), f"seed {e(str(r.get('seed', '')))}"]
+    if drawn:
+        meta.insert(1, f'<span class="drawn">{e(drawn)}</span>')
     if r.get("name"):
         meta.insert(0, e(str(r["name"])))
     if isinstance(r.get("loss"), (int, float)):
@@ -247,8 +291,12 @@ def _best_matches(ranking: dict[str, Any] | None, records: list[dict[str, Any]])
 
 
 def render_page(title: str, records: list[dict[str, Any]], ranking: dict[str, Any] | None,
-                manifest: dict[str, Any] | None = None) -> str:
-    """The gallery page as one self-contained HTML string (every user string escaped)."""
+                manifest: dict[str, Any] | None = None, *, drawn: dict[str, str] | None = None) -> str:
+    """The gallery page as one self-contained HTML string (every user string escaped).
+
+    ``drawn``: job id -> what its picture is made of (see :func:`drawn_text`; :func:`build_site` reads it from
+    the files); by default the records' own options say it where they can.
+    """
     from vecgen import __version__
 
     e = html.escape
@@ -256,10 +304,13 @@ def render_page(title: str, records: list[dict[str, Any]], ranking: dict[str, An
     n_done = sum(1 for r in records if r.get("status") == "done")
     n_failed = sum(1 for r in records if r.get("status") == "failed")
     n_pending = len(records) - n_done - n_failed
-    cards = [_card(r, records, ranking) for r in records]
+    if drawn is None:
+        drawn = {str(r.get("id")): text for r in records if (text := drawn_text(r))}
+    cards = [_card(r, records, ranking, drawn.get(str(r.get("id")))) for r in records]
     data = {"title": title, "jobs": [{"id": r.get("id"), "prompt": r.get("prompt"), "name": r.get("name"),
                                       "function": r.get("function"), "seed": r.get("seed"), "status": r.get("status"),
                                       "options": r.get("options") or {}, "loss": r.get("loss"),
+                                      "drawn": drawn.get(str(r.get("id"))),
                                       "rank": ranks.get(r.get("id")),
                                       "files": {k: h for k, v in (r.get("files") or {}).items() if (h := _href(v))}}
                                      for r in records],

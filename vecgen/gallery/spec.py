@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from vecgen.errors import VecgenError
+from vecgen.gallery.checks import _BadOption, check_options
 
 #: Options the gallery sets itself.
 MANAGED_OPTIONS = {"prompt": "use prompt = \"...\" or prompts = [...]", "seed": "use seeds = [...]",
@@ -23,6 +24,8 @@ MANAGED_OPTIONS = {"prompt": "use prompt = \"...\" or prompts = [...]", "seed": 
 #: Options that make no sense for a batch of jobs writing into one site.
 UNSUPPORTED_OPTIONS = {"snapshots", "every", "checkpoint", "resume", "save_latent", "extra_terms"}
 _ENTRY_KEYS = {"function", "prompt", "prompts", "seeds", "name"}
+#: The largest seed a job may have (the engine seeds a 64-bit generator).
+MAX_SEED = 2**63 - 1
 _DEFAULT_KEYS = {"function", "seeds"}
 
 
@@ -237,13 +240,14 @@ def parse_spec(text: str, name: str = "<spec>") -> Spec:
 
     spec = Spec(path=name, title=title)
     seen: set[str] = set()
+    several = len({f for f, _ in functions}) > 1
     for i, (entry, (fname, fn)) in enumerate(zip(entries, functions)):
         prompts = _prompts(entry, where, i)
         seeds = _seeds(entry["seeds"], where, "entry", i) if "seeds" in entry else default_seeds
         label = entry.get("name")
         if label is not None and not isinstance(label, str):
             raise where.error(f"[[entry]] #{i + 1}: name must be a string", "entry", i, "name")
-        opts = _entry_options(entry, where, i, fname, fn, default_opts)
+        opts = _entry_options(entry, where, i, fname, fn, default_opts, several)
         for pr in prompts:
             for seed in seeds:
                 job = Job(fname, pr, seed, opts, entry=i, name=label)
@@ -283,8 +287,11 @@ def _prompts(entry: dict[str, Any], where: _Where, i: int) -> list[str]:
 
 
 def _entry_options(entry: dict[str, Any], where: _Where, i: int, fname: str, fn: Callable,
-                   default_opts: dict[str, Any]) -> dict[str, Any]:
-    """The ``i``-th entry's options for ``fn``: the [defaults] it takes, then the entry's own, sorted by name."""
+                   default_opts: dict[str, Any], several_functions: bool = False) -> dict[str, Any]:
+    """The ``i``-th entry's options for ``fn``: the [defaults] it takes, then the entry's own, sorted by name.
+
+    Every value is checked as the API would check it (:func:`check_options`), so a bad value is a spec
+    error naming its line, not a failed job."""
     names, _ = function_options(fn)
     opts = {k: v for k, v in default_opts.items() if names is None or k in names}
     for key, value in entry.items():
@@ -299,6 +306,15 @@ def _entry_options(entry: dict[str, Any], where: _Where, i: int, fname: str, fn:
     missing = sorted(required_options(fn) - set(opts))
     if missing:
         raise where.error(f"[[entry]] #{i + 1}: {fname} needs option {missing[0]!r}", "entry", i)
+    # File order: the [defaults] this entry inherits, then its own options.
+    order = [k for k in default_opts if k in opts and k not in entry] + [k for k in entry if k in opts]
+    try:
+        check_options(fname, fn, opts, order)
+    except _BadOption as bad:
+        if bad.key in entry:
+            raise where.error(f"[[entry]] #{i + 1}: {bad.message}", "entry", i, bad.key) from None
+        where_used = f" (for {fname} in [[entry]] #{i + 1})" if several_functions else ""
+        raise where.error(f"[defaults]: {bad.message}{where_used}", "defaults", None, bad.key) from None
     return dict(sorted(opts.items()))
 
 
@@ -318,7 +334,9 @@ def _check_option_name(key: str, where: _Where, table: str, index: int | None) -
 
 def _seeds(value: Any, where: _Where, table: str, index: int | None) -> list[int]:
     vals = value if isinstance(value, list) else [value]
-    if not vals or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in vals):
-        raise where.error(f"{_label(table, index)}: seeds must be a non-empty list of integers >= 0, "
-                          f"e.g. seeds = [0, 1]", table, index, "seeds")
+    bad = [v for v in vals if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_SEED]
+    if not vals or bad:
+        got = f", got {bad[0]!r}" if bad else ""
+        raise where.error(f"{_label(table, index)}: seeds must be a non-empty list of whole numbers from 0 to "
+                          f"2**63-1, e.g. seeds = [0, 1]{got}", table, index, "seeds")
     return list(dict.fromkeys(vals))
