@@ -1,6 +1,7 @@
 """Tests of StyleGAN-NADA: directional loss, GeneratorWeights, ``adapt`` and ``vecgen adapt``."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,8 @@ from vecgen.errors import VecgenError
 from vecgen.losses import DirectionalClipTerm, text_distance
 from vecgen.objective import Context, Objective
 from vecgen.params.base import Parameterization
-from vecgen.params.generator_weights import GeneratorWeights
+from vecgen.backends.generators.base import Generator
+from vecgen.params.generator_weights import ADAPT_LR, GeneratorWeights, default_adapt_lr
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 TAEF2_DECODER = SHARED / "weights" / "taef2" / "taef2_decoder.pth"
@@ -202,6 +204,93 @@ def test_nada_taef2_gradient_selection(tiny):
     buf.seek(0)
     state_dict = torch.load(buf, weights_only=True)["state_dict"]
     assert set(state_dict) == set(gen.decoder.state_dict())
+
+
+# ----------------------------------------------------------------------------- default lr
+class _Toy(Generator):
+    """A weight-only generator whose conv weights have RMS ``scale`` (no adapt_lr of its own)."""
+
+    kind = "toy"
+
+    def __init__(self, scale: float = 0.05) -> None:
+        super().__init__()
+        self.latent_shape = (4, 8, 8)
+        self.decoder = torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3, padding=1), torch.nn.Conv2d(8, 3, 3, padding=1))
+        with torch.no_grad():
+            for m in self.decoder:
+                m.weight.copy_(torch.sign(torch.randn_like(m.weight)) * scale)
+                m.bias.zero_()
+        self.requires_grad_(False)
+
+    def forward(self, latent):
+        return torch.sigmoid(self.decoder(latent))
+
+
+def test_default_lr_per_generator():
+    assert GeneratorWeights(small_stylegan2()).lr == 0.002  # NADA's value for StyleGAN2, kept
+    assert GeneratorWeights(small_stylegan2()).lr_source == "stylegan2"
+    assert ADAPT_LR["taef2"] == pytest.approx(1e-4)
+    assert GeneratorWeights(small_stylegan2(), lr=0.01).lr == 0.01  # a given lr wins
+    toy = _Toy(0.05)
+    p = GeneratorWeights(toy)
+    assert p.lr == pytest.approx(0.002 * 0.05) and p.lr_source == "weight scale"
+    toy.adapt_lr = 3e-4  # a generator may declare its own
+    assert default_adapt_lr(toy) == (3e-4, "generator")
+    assert GeneratorWeights(toy).lr == 3e-4
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(VecgenError, match="--lr"):
+            GeneratorWeights(toy, lr=bad)
+
+
+def test_adapt_records_resolved_lr(tiny):
+    res = adapt("photo", "sketch", generator=small_stylegan2(), steps=1, layers_k=1, device="cpu", quiet=True,
+                perceptors=tiny)
+    assert res.settings["lr"] == 0.002
+    res = adapt("photo", "sketch", generator=_Toy(0.05), steps=1, device="cpu", quiet=True, perceptors=tiny)
+    assert res.settings["lr"] == pytest.approx(1e-4)
+
+
+def _image_stats(images: torch.Tensor) -> tuple[float, float, torch.Tensor]:
+    """Mean, mean per-image per-channel spatial std, per-channel means of ``(B, 3, H, W)``."""
+    return float(images.mean()), float(images.flatten(2).std(-1).mean()), images.mean((0, 2, 3))
+
+
+def _assert_natural(frozen: torch.Tensor, adapted: torch.Tensor, what: str) -> None:
+    """``adapted`` still looks like ``frozen``'s images: no noise burst, no flat/black/magenta collapse."""
+    f_mean, f_std, f_chan = _image_stats(frozen)
+    a_mean, a_std, a_chan = _image_stats(adapted)
+    psnr = -10 * math.log10(max(float((frozen - adapted).pow(2).mean()), 1e-12))
+    said = (f"{what}: frozen mean/std {f_mean:.3f}/{f_std:.3f}, adapted {a_mean:.3f}/{a_std:.3f}, "
+            f"channels {a_chan.tolist()} vs {f_chan.tolist()}, PSNR {psnr:.1f} dB")
+    assert 0.15 < a_mean < 0.85, said
+    assert f_std / 2 < a_std < 2 * f_std, said
+    assert float((a_chan - f_chan).abs().max()) < 0.1, said  # no colour cast
+    assert psnr > 20, said
+
+
+@needs_taef2
+def test_adapt_taef2_defaults_do_not_collapse(tiny, tmp_path):
+    """The pretrained TAEF2 decoder at adapt's defaults (issue: lr 0.002 gave magenta noise after 1 step, then
+    black/flat colour; ``vecgen generate`` with the saved .pt drew black). Small size and steps for CPU."""
+    out = tmp_path / "sketch.pt"
+    res = adapt("photo", "pencil sketch", generator=f"taef2:{TAEF2_DECODER}", steps=5, size="32x32", device="cpu",
+                quiet=True, perceptors=tiny, output=out)
+    assert res.settings["lr"] == pytest.approx(ADAPT_LR["taef2"])
+    h = [v[TERM] for v in res.history]
+    assert h[0] == pytest.approx(1.0, abs=1e-4) and min(h[1:]) < 0.9, h  # it still adapts
+    grid = res.param.grid(4, seed=12345)  # (1, 3, 2H, 4W): frozen row over adapted row
+    rows = grid[0].reshape(3, 2, 32, 4, 32).permute(1, 3, 0, 2, 4)  # (row, sample, 3, H, W)
+    frozen, adapted = rows[0], rows[1]
+    assert float((frozen - adapted).abs().max()) > 0.01  # the images moved
+    _assert_natural(frozen, adapted, "adapted grid")
+    # the saved generator draws the same natural images (the issue: `generate` with it drew black)
+    again = load_generator(f"taef2:{out}", image_size=32)
+    z = again.sample_latent(4, 7)
+    with torch.no_grad():
+        drawn, ref = again(z), res.param.trained(z)
+    assert torch.allclose(drawn, ref, atol=1e-5)
+    with torch.no_grad():
+        _assert_natural(res.param.frozen(z), drawn, "saved generator")
 
 
 # ----------------------------------------------------------------------------- CLI

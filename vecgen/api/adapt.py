@@ -28,7 +28,7 @@ def default_grid(output: str | Path, grid: str | Path | None = None) -> str:
 
 
 def adapt(source: str, target: str, *, generator: Any, steps: int = 200, layers_k: int | None = None,
-          batch: int = 2, lr: float = 0.002, truncation: float = 1.0, size: Any = None, clip: str = "auto",
+          batch: int = 2, lr: float | None = None, truncation: float = 1.0, size: Any = None, clip: str = "auto",
           seed: int = 0, device: str | None = "auto", quiet: bool = False, output: str | Path | None = None,
           grid: str | Path | None = None, grid_samples: int = 4, probe_steps: int = 1,
           snapshots: str | Path | None = None, every: int = 10, checkpoint: str | Path | None = None,
@@ -38,7 +38,10 @@ def adapt(source: str, target: str, *, generator: Any, steps: int = 200, layers_
 
     Trains ``layers_k`` adaptively chosen layers per step (see
     :mod:`vecgen.params.generator_weights`) on ``batch`` fresh latents per
-    step, ``steps`` steps, Adam ``lr``. Writes the adapted generator to
+    step, ``steps`` steps, Adam ``lr`` (``None``: the generator's default,
+    StyleGAN2 0.002 as in NADA, TAEF2 1e-4; see
+    :func:`vecgen.params.generator_weights.default_adapt_lr`; the lr used is
+    recorded in ``settings["lr"]``). Writes the adapted generator to
     ``output`` (``.pt``) and the frozen-vs-adapted grid of ``grid_samples``
     shared latents to ``grid`` (``.png``) when given. The result's image is the
     grid; ``res.save("x.pt")`` writes the generator (``torch.save``, loadable
@@ -74,11 +77,12 @@ def adapt(source: str, target: str, *, generator: Any, steps: int = 200, layers_
         return sum(w * text_distance(p, target_texts, images) for p, w in perceptors)
 
     param = GeneratorWeights(gen, probe=probe, layers_k=layers_k, batch=int(batch), seed=opts.seed,
-                             truncation=float(truncation), lr=float(lr), probe_steps=int(probe_steps))
+                             truncation=float(truncation), lr=None if lr is None else float(lr),
+                             probe_steps=int(probe_steps))
     terms = [DirectionalClipTerm(p, str(source).strip(), target_texts, reference=lambda: param.frozen_image,
                                  weight=w) for p, w in perceptors]
     settings = {"function": "adapt", "source": source, "target": target, "generator": spec_text(generator),
-                "steps": opts.steps, "layers_k": param.layers_k, "batch": int(batch), "lr": float(lr),
+                "steps": opts.steps, "layers_k": param.layers_k, "batch": int(batch), "lr": param.lr,
                 "truncation": float(truncation), "clip": clip, "seed": opts.seed,
                 "size": None if size is None else list(parse_size(size))}
     opts.cutouts = 0

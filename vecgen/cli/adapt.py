@@ -24,7 +24,8 @@ def add_arguments(p: argparse.ArgumentParser, verb: Verb) -> None:
     p.add_argument("--target", help='what it should make, e.g. "pencil sketch"')
     p.add_argument("--layers-k", dest="layers_k", type=int, help="layers trained per step (default: half)")
     p.add_argument("--batch", type=int, help=f"latents per step (default {d('batch')})")
-    p.add_argument("--lr", type=float, help=f"Adam learning rate of the weights (default {d('lr')})")
+    p.add_argument("--lr", type=float, help="Adam learning rate of the weights (default: the generator's own; "
+                   "stylegan2 0.002, taef2 0.0001)")
     p.add_argument("--truncation", type=float, metavar="PSI",
                    help=f"truncation of the sampled latents (default {d('truncation')})")
     p.add_argument("--probe-steps", dest="probe_steps", type=int,

@@ -27,6 +27,15 @@ the global CLIP distance to the target text):
 
 Only the selected layers have ``requires_grad`` on during the training
 step, so the others get no gradient and Adam leaves them untouched.
+
+Learning rate (``lr=None``, see :func:`default_adapt_lr`): Adam's steps are
+about ``lr`` per weight whatever the gradient's size (with NADA's
+``beta1 = 0`` the first step is exactly ``lr * sign(grad)`` on every weight),
+so what matters is ``lr`` relative to the weights' own scale. NADA's 0.002
+is 0.2% of StyleGAN2's stored weights (equalized lr keeps them ~N(0, 1));
+TAEF2's plain convolutions have weights of RMS 0.01-0.09, where 0.002 is
+2-20% per step and the decoder collapses within one to five steps (saturated
+noise, then noise or one flat colour). Each generator therefore gets its own default.
 """
 from __future__ import annotations
 
@@ -44,6 +53,48 @@ from vecgen.io import atomic_write, save_png, torch_bytes
 
 #: ``images (B, 3, H, W) -> (B,)``: the loss the layer-selection probe lowers.
 ProbeFn = Callable[[Tensor], Tensor]
+
+#: Default Adam lr of the weights per generator kind, used when the generator
+#: declares no ``adapt_lr`` of its own. StyleGAN2: NADA's 0.002. TAEF2: 1e-4
+#: (0.002 times its conv weights' median RMS, ~0.05); at 0.002 the pretrained
+#: decoder collapses in 1-5 steps, at 1e-4 200-300 steps keep its images natural.
+ADAPT_LR: dict[str, float] = {"stylegan2": 0.002, "taef2": 1e-4}
+#: For any other generator: this fraction of the median RMS of its trainable
+#: weight matrices/kernels (the step StyleGAN2's 0.002 is relative to its ~1 weights).
+RELATIVE_LR = 0.002
+
+
+def _positive(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if v > 0 and math.isfinite(v) else None
+
+
+def weight_scale(params: list[Tensor]) -> float:
+    """Median RMS of the weight tensors with >= 2 dims (all tensors if none; 1.0 if all are zero)."""
+    mats = [p for p in params if p.dim() >= 2] or list(params)
+    rms = sorted(float(p.detach().double().pow(2).mean().sqrt()) for p in mats if p.numel())
+    rms = [r for r in rms if r > 0 and math.isfinite(r)]
+    return rms[len(rms) // 2] if rms else 1.0
+
+
+def default_adapt_lr(generator, params: list[Tensor] | None = None) -> tuple[float, str]:
+    """The Adam lr ``adapt`` uses when none is given, and where it came from.
+
+    In order: the generator's own ``adapt_lr`` attribute (a positive number);
+    :data:`ADAPT_LR` for its ``kind``; else :data:`RELATIVE_LR` times
+    :func:`weight_scale` of ``params`` (default: all of its parameters).
+    """
+    own = _positive(getattr(generator, "adapt_lr", None))
+    if own is not None:
+        return own, "generator"
+    kind = str(getattr(generator, "kind", ""))
+    if kind in ADAPT_LR:
+        return ADAPT_LR[kind], kind
+    ps = list(generator.parameters()) if params is None else list(params)
+    return RELATIVE_LR * weight_scale(ps), "weight scale"
 
 
 def _stylegan2_table(gen) -> list[tuple[str, list[nn.Module]]]:
@@ -102,7 +153,10 @@ class GeneratorWeights:
         batch: latents per step (NADA: 2).
         seed: seeds the latent batches (step ``i`` draws with ``seed``-derived seed).
         truncation: psi applied to the sampled ``w`` (1 = none).
-        lr: Adam lr of the weights (NADA: 0.002), betas (0, 0.99) as in NADA.
+        lr: Adam lr of the weights, betas (0, 0.99) as in NADA; ``None`` = the
+            generator's default (:func:`default_adapt_lr`: StyleGAN2 0.002 as in
+            NADA, TAEF2 1e-4). ``lr_source`` says which ("given", "generator",
+            the kind, or "weight scale").
         probe_steps, probe_lr: the W+ probe's SGD steps and step size.
         select_every: re-select layers every this many steps.
     """
@@ -111,11 +165,11 @@ class GeneratorWeights:
     name = "generator_weights"
 
     def __init__(self, generator, *, probe: ProbeFn | None = None, layers_k: int | None = None, batch: int = 2,
-                 seed: int = 0, truncation: float = 1.0, lr: float = 0.002, probe_steps: int = 1,
+                 seed: int = 0, truncation: float = 1.0, lr: float | None = None, probe_steps: int = 1,
                  probe_lr: float = 0.01, select_every: int = 1) -> None:
         if batch < 1:
             raise VecgenError("--batch must be >= 1")
-        if not (lr > 0 and math.isfinite(lr)):
+        if lr is not None and _positive(lr) is None:
             raise VecgenError(f"--lr must be > 0, got {lr!r}")
         if probe_steps < 1 or select_every < 1:
             raise VecgenError("probe_steps and select_every must be >= 1")
@@ -125,7 +179,7 @@ class GeneratorWeights:
         self.trained = copy.deepcopy(generator).eval().requires_grad_(False)
         self.device = generator.device
         self.probe = probe
-        self.batch, self.seed, self.truncation, self.lr = int(batch), int(seed), float(truncation), float(lr)
+        self.batch, self.seed, self.truncation = int(batch), int(seed), float(truncation)
         self.probe_steps, self.probe_lr, self.select_every = int(probe_steps), float(probe_lr), int(select_every)
         self.mode = "wplus" if getattr(generator, "has_mapping", False) and hasattr(generator, "to_rgbs") else "grad"
         table = _stylegan2_table(self.trained) if self.mode == "wplus" else _block_table(self.trained)
@@ -140,6 +194,10 @@ class GeneratorWeights:
                         seen.add(id(p))
                         ps.append(p)
             self._layer_params.append(ps)
+        if lr is None:
+            self.lr, self.lr_source = default_adapt_lr(generator, [p for ps in self._layer_params for p in ps])
+        else:
+            self.lr, self.lr_source = float(lr), "given"
         n = len(self.layer_names)
         k = max(1, n // 2) if layers_k is None else int(layers_k)
         if k < 1:
