@@ -66,3 +66,12 @@ def test_memory_estimate_refuses_what_cannot_fit(monkeypatch):
 def test_bad_clip_weights_are_named_as_weights(capsys, tmp_path, clip, needle):
     code, err = run_cli(capsys, "draw", "a red circle", "--steps", "1", "--clip", clip, "-o", str(tmp_path / "x.svg"))
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_adapt_batch_and_grid_limits(capsys, tmp_path):
+    for flag, value, needle in (("--batch", "1000", "--batch 1000 is above the limit of 64"),
+                                ("--grid-samples", "500", "--grid-samples 500 is above the limit of 64"),
+                                ("--batch", "0", "--batch must be >= 1")):
+        code, err = run_cli(capsys, "adapt", "--generator", "taef2", "--source", "photo", "--target", "sketch",
+                            "--clip", TINY, flag, value, "-o", str(tmp_path / "a.pt"))
+        assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err

@@ -17,7 +17,7 @@ from vecgen.api.generate import load_generator_for, spec_text
 from vecgen.api.result import Result
 from vecgen.api.verb import Verb
 from vecgen.errors import VecgenError
-from vecgen.options import as_int, check_suffix, check_writable, parse_size
+from vecgen.options import as_int, check_limit, check_suffix, check_writable, parse_size
 
 GENERATOR_SUFFIXES = (".pt", ".pth")
 
@@ -63,8 +63,10 @@ def adapt(source: str, target: str, *, generator: Any, steps: int = 200, layers_
         raise VecgenError("--steps must be > 0")
     if layers_k is not None and as_int("--layers-k", layers_k) < 1:
         raise VecgenError(f"--layers-k must be >= 1, got {layers_k}")
-    if as_int("--grid-samples", grid_samples) < 1:
+    if check_limit("grid_samples", as_int("--grid-samples", grid_samples)) < 1:
         raise VecgenError("--grid-samples must be >= 1")
+    batch = check_limit("batch", as_int("--batch", batch, minimum=1))
+    probe_steps = as_int("--probe-steps", probe_steps, minimum=1)
     check_suffix(output, GENERATOR_SUFFIXES, "the adapted generator")
     check_suffix(grid, (".png",), "the grid")
     check_writable(output)
