@@ -75,3 +75,28 @@ def test_adapt_batch_and_grid_limits(capsys, tmp_path):
         code, err = run_cli(capsys, "adapt", "--generator", "taef2", "--source", "photo", "--target", "sketch",
                             "--clip", TINY, flag, value, "-o", str(tmp_path / "a.pt"))
         assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_image_prompts_and_clip_spec_checked_before_models_load(tmp_path):
+    """A missing image prompt or a bad --clip is refused before any perceptor or generator loads."""
+    import vecgen
+    from vecgen.api import _run
+
+    loads = []
+    real = _run.load_perceptors
+
+    def counting(*a, **k):
+        loads.append(a)
+        return real(*a, **k)
+
+    _run.load_perceptors = counting
+    try:
+        with pytest.raises(VecgenError, match="not found"):
+            vecgen.draw("a red circle", image_prompt=str(tmp_path / "missing.png"), clip=TINY, steps=1, quiet=True)
+        with pytest.raises(VecgenError, match="bad weight"):
+            vecgen.generate("a red apple", generator="taef2:/nonexistent.pth", clip="mini-vit:x", steps=1, quiet=True)
+        with pytest.raises(VecgenError, match="prompt must be text"):
+            vecgen.draw(42, clip=TINY, steps=1, quiet=True)
+    finally:
+        _run.load_perceptors = real
+    assert loads == []

@@ -48,6 +48,7 @@ class Common:
     callbacks: list[Callable] = field(default_factory=list)
     perceptors: list | None = None
     resume_state: dict | None = field(default=None, repr=False)  # the checkpoint, read up front
+    images: list = field(default_factory=list, repr=False)  # the image prompts, loaded up front
 
     def load_perceptors(self) -> list:
         """The ``clip`` spec's ``(perceptor, weight)`` pairs, loaded once."""
@@ -64,6 +65,8 @@ def common(values: dict[str, Any], *, uses_prompt: bool = True) -> Common:
     """
     get = values.get
     prompt = get("prompt") if uses_prompt else None
+    if prompt is not None and not isinstance(prompt, str):
+        raise VecgenError(f"the prompt must be text, got {type(prompt).__name__}")
     if prompt is None or not str(prompt).strip():
         if get("image_prompt") or get("extra_terms") or not uses_prompt:
             prompt = None
@@ -85,6 +88,12 @@ def common(values: dict[str, Any], *, uses_prompt: bool = True) -> Common:
     snapshots = get("snapshots")
     if snapshots is not None:
         check_folder(snapshots)
+    clip = str(get("clip") or "auto")
+    parse_clip(clip)  # a bad spec is refused before anything loads
+    image_prompt = get("image_prompt") or []
+    if isinstance(image_prompt, (str, Path)):
+        image_prompt = [image_prompt]
+    images = parse_image_prompts(image_prompt)
     resume = get("resume")
     resume_state = None
     if resume is not None:
@@ -94,10 +103,11 @@ def common(values: dict[str, Any], *, uses_prompt: bool = True) -> Common:
     return Common(prompt=prompt, prompts=prompts, steps=None if steps is None else check_steps(steps),
                   cutouts=check_cutouts(get("cutouts", 8)), views=views or "auto",
                   seed=check_seed(get("seed", 0)), device=resolve_device(get("device")),
-                  clip=str(get("clip") or "auto"), image_prompt=[str(s) for s in get("image_prompt") or []],
-                  snapshots=get("snapshots"), every=check_limit("every", max(1, as_int("--every", get("every", 10)))),
+                  clip=clip, image_prompt=[str(s) for s in image_prompt],
+                  snapshots=snapshots, every=check_limit("every", max(1, as_int("--every", get("every", 10)))),
                   checkpoint=get("checkpoint"), resume=get("resume"), quiet=bool(get("quiet")), warn=get("warn"),
-                  callbacks=list(callbacks), perceptors=get("perceptors"), resume_state=resume_state)
+                  callbacks=list(callbacks), perceptors=get("perceptors"), resume_state=resume_state,
+                  images=images)
 
 
 # ----------------------------------------------------------------------------- perceptors
@@ -148,7 +158,7 @@ def clip_terms(opts: Common, images: list | None = None) -> list:
     """One :class:`~vecgen.losses.ClipTerm` per perceptor of ``opts`` (none without prompts or images)."""
     from vecgen.losses import ClipTerm
 
-    images = parse_image_prompts(opts.image_prompt) if images is None else images
+    images = opts.images if images is None else images
     if not (opts.prompts or images):
         return []
     return [ClipTerm(p, opts.prompts, images, weight=w) for p, w in opts.load_perceptors()]
