@@ -9,8 +9,12 @@ the forward+backward time of CLIP ViT-B-32 (random weights) on 4 cutouts of
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import re
 import sys
+import tempfile
 
 import torch
 
@@ -51,14 +55,41 @@ def bench_scene(name: str, device: str, repeat: int) -> dict:
     return out
 
 
+# Kineto, the profiler's C++ core, logs every start and stop ("USDT: ... profiler_start") and, on a
+# machine without a GPU, its CUDA probe failing ("ERROR: ... gpuGetDeviceCount failed with code 35")
+# straight to file descriptor 2, whatever Python's warning or logging settings: these lines only.
+_KINETO_NOISE = re.compile(r"\] (profiler_start|profiler_stop)$|\] gpuGetDeviceCount failed")
+
+
+@contextlib.contextmanager
+def _quiet_kineto():
+    """Catch fd 2 while profiling; pass on every line but kineto's start/stop and CUDA-probe noise."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            for line in caught.read().decode("utf-8", "replace").splitlines():
+                if not _KINETO_NOISE.search(line):
+                    print(line, file=sys.stderr)
+
+
 def _cpu_peak_mb(fn) -> float:
     """Peak extra memory of ``fn`` measured by the CPU allocator's profiler."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
+    with _quiet_kineto():
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            fn()
+        events = [e for e in prof.events() if e.cpu_memory_usage]
     cur = peak = 0
-    events = sorted((e for e in prof.events() if e.cpu_memory_usage), key=lambda e: e.time_range.start)
+    events = sorted(events, key=lambda e: e.time_range.start)
     for e in events:
         cur += e.cpu_memory_usage
         peak = max(peak, cur)

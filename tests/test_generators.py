@@ -131,7 +131,7 @@ def test_taef2_generator_interface(taef2):
 @needs_taef2
 def test_taef2_spec_and_size_suffix():
     gen = load_generator(f"taef2:{TAEF2_DIR / 'taef2_decoder.pth'}:128x64")
-    assert isinstance(gen, TAEF2Generator) and gen.latent_shape == (32, 16, 8)
+    assert isinstance(gen, TAEF2Generator) and gen.latent_shape == (32, 8, 16)  # 128 wide, 64 tall (WxH)
     assert not gen.training
     gen = load_generator("taef2", image_size=64)  # default shared path
     assert gen.latent_shape == (32, 8, 8)

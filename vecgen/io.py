@@ -122,8 +122,29 @@ def tensor_to_pil(image: "torch.Tensor") -> "Image.Image":
 
 
 # ----------------------------------------------------------------------------- reading images
+#: Largest image vecgen opens (an image prompt, an init image, a picture to search): 8192x8192,
+#: 67 megapixels (about 200 MB as RGB). Bigger files are refused in one line before they are
+#: decoded: downscale them first. PIL's own decompression-bomb limit (89 megapixels, a warning;
+#: twice that, an error) lies above, so its warning never reaches the user.
+MAX_IMAGE_PIXELS = 8192 * 8192
+
+
+def _too_large(what: str, p: Path, size: tuple[int, int] | None = None, pixels: int | None = None) -> VecgenError:
+    if size:
+        got = f"{size[0]}x{size[1]} = {size[0] * size[1] / 1e6:.1f} megapixels"
+    else:
+        got = f"{pixels / 1e6:.1f} megapixels" if pixels else "its size"
+    return VecgenError(f"{what} {p} is too large: {got} is over vecgen's limit of "
+                       f"{MAX_IMAGE_PIXELS / 1e6:.1f} megapixels (8192x8192); downscale it first")
+
+
 def open_image(path: str | os.PathLike, what: str = "image") -> "Image.Image":
-    """Open an image file fully (EXIF rotation applied); one-line error for anything unreadable."""
+    """Open an image file fully (EXIF rotation applied); one-line error for anything unreadable.
+
+    Images over :data:`MAX_IMAGE_PIXELS` are refused from their header, before decoding.
+    """
+    import warnings
+
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     p = Path(path)
@@ -132,14 +153,22 @@ def open_image(path: str | os.PathLike, what: str = "image") -> "Image.Image":
     if p.is_dir():
         raise VecgenError(f"{what} is a directory, not an image file: {p}")
     try:
-        with Image.open(p) as img:
+        with warnings.catch_warnings():  # PIL warns from the header; the limit below is lower
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(p)
+        with img:
+            if img.width * img.height > MAX_IMAGE_PIXELS:
+                raise _too_large(what, p, img.size)
             img.load()
             img = ImageOps.exif_transpose(img)
             return img.copy()
     except UnidentifiedImageError:
         raise VecgenError(f"cannot read {what} {p}: not a recognised image file") from None
-    except Image.DecompressionBombError as err:
-        raise VecgenError(f"{what} {p} is too large: {one_line(err)}") from None
+    except Image.DecompressionBombError as err:  # over twice PIL's limit: refused by Image.open itself
+        import re
+
+        m = re.search(r"\((\d+) pixels\)", str(err))
+        raise _too_large(what, p, pixels=int(m.group(1)) if m else None) from None
     except (OSError, ValueError, SyntaxError) as err:
         raise VecgenError(f"cannot read {what} {p}: {one_line(err)}") from None
 
@@ -148,7 +177,11 @@ def load_image(path: str | os.PathLike, size: tuple[int, int] | None = None) -> 
     """Image file -> ``(1, 3, H, W)`` float32 in ``[0, 1]`` (EXIF rotation applied; bicubic to ``size=(W, H)``)."""
     from PIL import Image
 
-    im = open_image(path).convert("RGB")
+    im = open_image(path)
+    if im.mode == "P" and "transparency" in im.info:
+        # The same colours as convert("RGB") gives, without PIL's warning about palette transparency.
+        im = im.convert("RGBA")
+    im = im.convert("RGB")
     if size is not None:
         im = im.resize(size, Image.BICUBIC)
     return pil_to_tensor(im)

@@ -70,6 +70,15 @@ def text_embedding(perceptors, query: str):
     return out
 
 
+def check_query(query: str) -> None:
+    """Refuse an empty query in search's own words (the prompt parser's message is about drawing)."""
+    from vecgen.prompts import parse_prompts
+
+    if query is None or not any(part.strip() for part in str(query).split("|")):
+        raise VecgenError('empty query: say what to look for, e.g. vecgen search DIR "a red circle"')
+    parse_prompts(query)
+
+
 # ----------------------------------------------------------------------------- files
 def list_images(folder: str | Path) -> list[str]:
     """Relative POSIX paths of the pictures under ``folder`` (recursive, hidden entries skipped), sorted."""
@@ -253,6 +262,7 @@ class ImageIndex:
         """Cosine similarity of every indexed picture to ``query`` (perceptor weights applied) -> ``(N,)``."""
         import torch
 
+        check_query(query)
         total = torch.zeros(len(self.paths))
         wsum = 0.0
         texts = text_embedding(self.perceptors, query)
@@ -278,9 +288,7 @@ def search(folder: str | Path, query: str, k: int = 10, *, clip: str = "auto", d
     """Rank the pictures under ``folder`` by CLIP similarity to ``query``; see the module docstring."""
     if k is None or int(k) <= 0:
         raise VecgenError("-k must be > 0")
-    from vecgen.prompts import parse_prompts
-
-    parse_prompts(query)
+    check_query(query)
     index = ImageIndex(folder, clip, device=device, perceptors=perceptors, warn=warn, cache=cache)
     if not list_images(index.folder):
         raise VecgenError(f"{folder}: no pictures found ({', '.join(s.lstrip('.') for s in IMAGE_SUFFIXES)})")

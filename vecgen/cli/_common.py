@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from vecgen.api import Verb
 from vecgen.api._run import VIEW_CHOICES
 from vecgen.errors import VecgenError
+from vecgen.io import one_line
 from vecgen.options import check_suffix, check_writable
 
 
@@ -35,25 +37,156 @@ def default_text(verb: Verb, name: str) -> str:
 
 
 # ----------------------------------------------------------------------------- config files
-def load_config(path: str | Path, allowed: set[str]) -> dict[str, Any]:
-    """TOML file of options (dash or underscore names); unknown keys are errors."""
+#: Largest config file read: an options file is a few lines (this refuses ``--config /dev/zero`` too).
+MAX_CONFIG_BYTES = 1024 * 1024
+
+#: Text flags whose option the API also takes as numbers, so a config may give either:
+#: ``size = 224``, ``size = [320, 192]`` or ``size = "320x192"``; ``grid = 32`` or ``"32x24"``;
+#: ``width = 4``, ``[1, 8]`` or ``"1,8"``.
+NUMBER_OR_TEXT = frozenset({"size", "grid", "width"})
+
+#: What each kind of option takes in a config file, as the error says it.
+_EXPECTED = {
+    "bool": "true or false",
+    "int": "a whole number",
+    "number": "a number",
+    "text": "a string",
+    "list": "a list of strings",
+    "number-or-text": "a number, a list of numbers or a string",
+}
+
+
+def _kind_of_action(action: argparse.Action) -> str | tuple[str, ...]:
+    """The kind of value a flag gives its option: what the same option must be in a config file."""
+    if action.nargs == 0:  # store_true
+        return "bool"
+    if isinstance(action, argparse._AppendAction):
+        return "list"
+    if action.type is int:
+        return "int"
+    if action.type is float:
+        return "number"
+    if action.choices:
+        return tuple(str(c) for c in action.choices)
+    return "number-or-text" if action.dest in NUMBER_OR_TEXT else "text"
+
+
+def _kind_of_default(name: str, default: Any) -> str | None:
+    """The kind of an option from its API default (None: a default of None, anything the API parses)."""
+    if name in NUMBER_OR_TEXT:
+        return "number-or-text"
+    if isinstance(default, bool):
+        return "bool"
+    if isinstance(default, int):
+        return "int"
+    if isinstance(default, float):
+        return "number"
+    if isinstance(default, str):
+        return "text"
+    return None
+
+
+def option_kinds(verb: Verb, names: set[str]) -> dict[str, str | tuple[str, ...]]:
+    """``{option: kind}`` for a config of ``verb``: from the verb's command-line flag, else its API default.
+
+    A kind is ``"bool"``, ``"int"``, ``"number"``, ``"text"``, ``"list"`` (of strings),
+    ``"number-or-text"`` (:data:`NUMBER_OR_TEXT`) or a tuple of choices.
+    """
+    import importlib
+
+    actions: dict[str, argparse.Action] = {}
+    try:  # the verb's own flags, built as vecgen.cli builds them: their types, actions and choices
+        parser = Parser(prog=f"vecgen {verb.name}")
+        importlib.import_module(f"vecgen.cli.{verb.name}").add_arguments(parser, verb)
+        actions = {a.dest: a for a in parser._actions}
+    except (ImportError, AttributeError):  # a verb without a CLI module: its API defaults decide
+        actions = {}
+    defaults = verb.defaults()
+    kinds: dict[str, str | tuple[str, ...]] = {}
+    for name in names:
+        action = actions.get(name)
+        kind = _kind_of_action(action) if action is not None else _kind_of_default(name, defaults.get(name))
+        if kind is not None:
+            kinds[name] = kind
+    return kinds
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a table"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_config_value(path: str | Path, key: str, value: Any, kind: str | tuple[str, ...] | None) -> Any:
+    """``value`` if a config may give it to an option of ``kind`` (a lone string for a list becomes one item).
+
+    Numbers must be finite (TOML has ``nan`` and ``inf``); anything else raises
+    a one-line :class:`VecgenError` naming the file, the option and what it takes.
+    """
+    name = "--" + key.replace("_", "-")  # named as its flag, as the API's own messages do
+    numbers = value if isinstance(value, list) else [value]
+    if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+        raise VecgenError(f"config {path}: {name} must be finite, got {_shown(value)}")
+    if kind is None:
+        return value
+    if isinstance(kind, tuple):
+        if isinstance(value, str) and value in kind:
+            return value
+        raise VecgenError(f"config {path}: {name} must be one of {', '.join(kind)}, got {_shown(value)}")
+    if kind == "list" and isinstance(value, str):
+        return [value]
+    ok = {
+        "bool": lambda v: isinstance(v, bool),
+        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "number": _is_number,
+        "text": lambda v: isinstance(v, str),
+        "list": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+        "number-or-text": lambda v: isinstance(v, str) or _is_number(v)
+        or (isinstance(v, list) and bool(v) and all(_is_number(x) for x in v)),
+    }[kind](value)
+    if not ok:
+        raise VecgenError(f"config {path}: {name} must be {_EXPECTED[kind]}, got {_shown(value)}")
+    return value
+
+
+def load_config(path: str | Path, allowed: set[str],
+                types: dict[str, str | tuple[str, ...]] | None = None) -> dict[str, Any]:
+    """TOML file of options (dash or underscore names); unknown keys are errors.
+
+    ``types`` (``{option: kind}``, see :func:`option_kinds`) checks each value's
+    type too. A file that is not TOML text (binary, not UTF-8, over
+    :data:`MAX_CONFIG_BYTES`) is refused in one line.
+    """
     import tomllib
 
     try:
         with open(path, "rb") as f:
-            data = tomllib.load(f)
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise VecgenError(f"config {path}: no such file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise VecgenError(f"config {path}: {e}") from None
     except OSError as e:
-        raise VecgenError(f"config {path}: cannot read ({e.strerror})") from None
+        raise VecgenError(f"config {path}: cannot read ({e.strerror or type(e).__name__})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise VecgenError(f"config {path}: larger than {MAX_CONFIG_BYTES // 1024} KB; not an options file")
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise VecgenError(f"config {path}: not a TOML text file (byte {e.start} is not UTF-8)") from None
+    except tomllib.TOMLDecodeError as e:
+        raise VecgenError(f"config {path}: {one_line(e)}") from None
+    except RecursionError:
+        raise VecgenError(f"config {path}: values nested too deeply") from None
     out = {}
     for key, value in data.items():
         k = key.replace("-", "_")
         if k not in allowed:
             raise VecgenError(f"config {path}: unknown option {key!r}")
-        out[k] = value
+        out[k] = check_config_value(path, key, value, types.get(k)) if types is not None else value
     return out
 
 
@@ -62,7 +195,8 @@ def merge_options(args: argparse.Namespace, verb: Verb, skip: set[str] = frozens
 
     ``output`` defaults to the verb's ``default_output``. Returns keyword
     options for the verb's function (positional arguments such as the prompt
-    are in ``skip``).
+    are in ``skip``). Config values must have the type the flag takes
+    (:func:`option_kinds`): ``steps = "many"`` is refused here, in one line.
     """
     skip = set(skip) | {"func", "command", "config", "interrupted"}
     flags = {k: v for k, v in vars(args).items() if k not in skip}
@@ -70,7 +204,7 @@ def merge_options(args: argparse.Namespace, verb: Verb, skip: set[str] = frozens
     opts = {k: api[k] for k in flags if k in api}
     opts["output"] = verb.default_output
     if getattr(args, "config", None):
-        opts.update(load_config(args.config, set(flags)))
+        opts.update(load_config(args.config, set(flags), option_kinds(verb, set(flags))))
     opts.update({k: v for k, v in flags.items() if v is not None})
     return opts
 

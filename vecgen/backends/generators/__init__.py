@@ -5,8 +5,9 @@
     taef2                         the shared TAEF2 decoder (../shared/weights/taef2)
     taef2:/path/taef2_decoder.pth TAEF2 decoder file (taef2_encoder.pth beside it
                                   is picked up for encode())
-    taef2:/path/dec.pth:512       ... with output size 512x512 (or :HxW, e.g. :384x512);
-                                  sets latent_shape = (32, H/8, W/8); default 256
+    taef2:/path/dec.pth:512       ... with output size 512x512, or :WxH as --size writes it
+                                  (:384x512 is 384 wide, 512 tall); sets
+                                  latent_shape = (32, H/8, W/8); default 256; --size wins
     stylegan2:/path/ckpt.pt       StyleGAN2, rosinality layout: a state dict or a
                                   dict with "g_ema" (and optionally "latent_avg")
     script:/path/gen.pt           a TorchScript module with a latent_shape attribute
@@ -145,14 +146,23 @@ def load_generator(spec: str, device: torch.device | str = "cpu", **options: Any
 
 
 # ------------------------------------------------------------------ built-ins
-def _parse_hw(text: str) -> tuple[int, int]:
-    parts = [int(v) for v in re.split(r"[x,]", text)]
-    return (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+def _parse_wh(text: str) -> tuple[int, int]:
+    """A size suffix ``"512"``, ``"384x512"`` or ``"384,512"`` -> ``(W, H)``: width first, as ``--size``.
+
+    The same limits as ``--size`` (:func:`vecgen.options.parse_size`: positive, at most 4096 per side).
+    """
+    from vecgen.options import parse_size
+
+    return parse_size(text.replace(",", "x"))
 
 
 def _taef2_loader(path: str | None, suffix: str | None, device: Any, **options: Any) -> Generator:
     if suffix is not None:
-        options.setdefault("image_size", _parse_hw(suffix))
+        try:
+            w, h = _parse_wh(suffix)
+        except VecgenError as exc:
+            raise VecgenError(f"generator taef2: size :{suffix}: {exc}") from None
+        options.setdefault("image_size", (h, w))  # the Python API's image_size is (H, W)
     return load_taef2(path, device=device, **options)
 
 
@@ -168,8 +178,8 @@ def _script_loader(path: str | None, suffix: str | None, device: Any, **options:
 
 
 register_generator(
-    "taef2", _taef2_loader, option_pattern=r"\d+([x,]\d+)?", needs_path=False,
-    help="TAEF2 latent decoder: taef2[:/path/taef2_decoder.pth[:SIZE|HxW]]",
+    "taef2", _taef2_loader, option_pattern=r"\d+([xX,]\d+)?", needs_path=False,
+    help="TAEF2 latent decoder: taef2[:/path/taef2_decoder.pth[:SIZE|WxH]] (WxH as --size: width first)",
 )
 register_generator(
     "stylegan2", _stylegan2_loader,

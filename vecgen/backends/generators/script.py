@@ -8,6 +8,7 @@ from the spec (``script:/path.pt:C,H,W``) or, failing that, from a
 """
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -21,6 +22,9 @@ from .base import Generator
 
 __all__ = ["ScriptGenerator", "load_script"]
 
+#: Most entries in one latent (a 64 MB float32 tensor): a typo such as ``:4,8,88888888`` is refused, not allocated.
+MAX_LATENT_NUMEL = 2**24
+
 
 def _as_shape(value: object, what: str) -> tuple[int, ...]:
     try:
@@ -29,6 +33,8 @@ def _as_shape(value: object, what: str) -> tuple[int, ...]:
         raise VecgenError(f"{what}: latent shape must be a list of ints, got {value!r}") from None
     if not shape or any(s <= 0 for s in shape):
         raise VecgenError(f"{what}: latent shape must be positive ints, got {shape}")
+    if math.prod(shape) > MAX_LATENT_NUMEL:
+        raise VecgenError(f"{what}: latent shape {shape} has more than {MAX_LATENT_NUMEL:,} entries (vecgen's limit)")
     return shape
 
 
@@ -54,6 +60,26 @@ class ScriptGenerator(Generator):
         return out.clamp(0.0, 1.0)
 
 
+def _check_archive(p: Path) -> None:
+    """Refuse, in words, a file torch.jit.load would call corrupt: not a zip, damaged, or a torch.save checkpoint."""
+    import zipfile
+
+    from .base import file_format
+
+    try:
+        kind = file_format(p)
+        names = zipfile.ZipFile(p).namelist() if kind == "zip" else []
+    except zipfile.BadZipFile:
+        raise VecgenError(f"cannot load TorchScript generator {p}: the file is damaged or truncated") from None
+    except OSError as exc:
+        raise VecgenError(f"cannot read TorchScript generator {p}: {exc.strerror or type(exc).__name__}") from None
+    if kind != "zip":
+        raise VecgenError(f"{p} is not a TorchScript generator: not a file written by torch.jit.save")
+    if not any(n.endswith("constants.pkl") for n in names):
+        raise VecgenError(f"{p} is a torch.save checkpoint, not a TorchScript module: load checkpoints with "
+                          f"stylegan2:PATH or taef2:PATH, or save the module with torch.jit.save")
+
+
 def load_script(
     path: str | Path,
     latent_shape: Sequence[int] | None = None,
@@ -63,6 +89,7 @@ def load_script(
     p = Path(path).expanduser()
     if not p.is_file():
         raise VecgenError(f"TorchScript generator not found: {p}")
+    _check_archive(p)
     try:
         with warnings.catch_warnings():  # torch>=2.9 flags jit.load as deprecated
             warnings.simplefilter("ignore", FutureWarning)

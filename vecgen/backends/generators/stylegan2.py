@@ -551,8 +551,8 @@ def load_stylegan2(
     Architecture is inferred from the keys and shapes. Returns the generator
     in eval mode with frozen weights, on ``device``.
     """
-    src = f"stylegan2 checkpoint {Path(path).name}"
-    ckpt = read_checkpoint(path, "stylegan2 checkpoint")
+    src = f"StyleGAN2 checkpoint {Path(path).name}"
+    ckpt = read_checkpoint(path, "StyleGAN2 checkpoint")
     if not isinstance(ckpt, Mapping):
         raise VecgenError(f"{src}: expected a state dict or a dict with 'g_ema', got {type(ckpt).__name__}")
     latent_avg = None

@@ -143,10 +143,15 @@ def _load_module(module: nn.Module, path: str | Path, what: str) -> nn.Module:
 
 
 def _size_hw(image_size: int | tuple[int, int]) -> tuple[int, int]:
+    """``image_size`` (an int, or ``(H, W)``: height first, unlike ``--size`` and the spec's ``:WxH``) -> ``(H, W)``."""
+    from vecgen.options import MAX_SIDE
+
     h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
     h, w = int(h), int(w)
     if h <= 0 or w <= 0 or h % SCALE or w % SCALE:
-        raise VecgenError(f"taef2: image size must be positive multiples of {SCALE}, got {h}x{w}")
+        raise VecgenError(f"taef2: image size must be positive multiples of {SCALE}, got {w}x{h} (WxH)")
+    if h > MAX_SIDE or w > MAX_SIDE:
+        raise VecgenError(f"taef2: image size {w}x{h} (WxH) is above the limit of {MAX_SIDE} px per side")
     return h, w
 
 
@@ -177,7 +182,11 @@ class TAEF2Generator(Generator):
         self.set_image_size(image_size)
 
     def set_image_size(self, image_size: int | tuple[int, int]) -> None:
-        """Set the output size ``(H, W)`` (multiples of 8); updates ``latent_shape``."""
+        """Set the output size ``(H, W)``, height first (multiples of 8); updates ``latent_shape``.
+
+        The spec string writes sizes width first, as ``--size`` does:
+        ``taef2:FILE:384x512`` is ``image_size=(512, 384)``.
+        """
         h, w = _size_hw(image_size)
         self.image_size = (h, w)
         self.latent_shape = (LATENT_CHANNELS, h // SCALE, w // SCALE)
@@ -226,6 +235,8 @@ def load_taef2(
     ``decoder_path`` defaults to ``default_taef2_dir() / "taef2_decoder.pth"``.
     ``encoder_path`` defaults to ``taef2_encoder.pth`` beside the decoder
     when that file exists (it is loaded on the first ``encode`` call).
+    ``image_size`` is an int or ``(H, W)``, height first (``taef2:FILE:WxH`` and
+    ``--size WxH`` give width first and are turned into this).
     Returns the generator in eval mode with frozen weights.
     """
     dec_path = Path(decoder_path).expanduser() if decoder_path else default_taef2_dir() / "taef2_decoder.pth"

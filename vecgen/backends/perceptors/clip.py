@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,8 +132,7 @@ def _resolve(spec: PerceptorSpec, probe: bool = True) -> tuple[str | None, dict]
         return tag, {}
     cfg = oc_pre.get_pretrained_cfg(spec.model, tag)
     if not cfg:
-        known = ", ".join(open_clip.list_pretrained_tags_by_model(spec.model)) or "none"
-        raise VecgenError(f"unknown pretrained tag {tag!r} for {spec.model} (known: {known})")
+        raise VecgenError(_unknown_tag(spec.model, tag, open_clip.list_pretrained_tags_by_model(spec.model)))
     cached = _cached_file(cfg)
     if cached:
         return cached, cfg
@@ -142,6 +143,105 @@ def _resolve(spec: PerceptorSpec, probe: bool = True) -> tuple[str | None, dict]
         f"pass a local file as --clip {spec.model}@/path/to/open_clip_model.safetensors "
         f"or fill the Hugging Face cache (~/.cache/huggingface) on a connected machine"
     )
+
+
+def _unknown_tag(model: str, tag: str, tags) -> str:
+    """Say which tags ``model`` knows, and that weights vecgen ships load with the bare name."""
+    tags = list(tags)
+    known = f"known tags: {', '.join(tags)}" if tags else f"{model} has no open_clip pretrained tags"
+    if (WEIGHTS_DIR / f"{model}.safetensors").exists():
+        known += f"; vecgen ships {model}'s weights, which load with the bare name ({model}, no @)"
+    return f"unknown pretrained tag {tag!r} for {model} ({known}; also {model}@/path/to/checkpoint or {model}@random)"
+
+
+#: torch's weights-only unpickler warns about checkpoints pickled with protocol 3+ (they load fine).
+_PROTOCOL_WARNING = r"Detected pickle protocol \d+ in the checkpoint"
+
+
+def _mismatch_from_error(text: str) -> str | None:
+    """The first bad keys of a ``load_state_dict`` error (its first line says only "Error(s) in loading ...")."""
+    parts = []
+    for line in text.splitlines():
+        line = line.strip()
+        keys = re.findall(r'"([^"]+)"', line)
+        for label, start in (("missing key", "Missing key(s)"), ("unexpected key", "Unexpected key(s)")):
+            if line.startswith(start) and keys:
+                more = f" (and {len(keys) - 1} more)" if len(keys) > 1 else ""
+                parts.append(f"{label} '{keys[0]}'{more}")
+        m = re.match(r"size mismatch for ([^:]+): copying a param with shape (.+?) from checkpoint, "
+                     r"the shape in current model is (.+?)\.?$", line)
+        if m and not any(p.startswith("shape mismatch") for p in parts):
+            got, want = _shape(m.group(2)), _shape(m.group(3))
+            parts.append(f"shape mismatch for '{m.group(1)}': checkpoint {got} vs model {want}")
+    return "; ".join(parts) or None
+
+
+def _shape(text: str) -> str:
+    """``torch.Size([2, 3])`` -> ``(2, 3)``."""
+    m = re.fullmatch(r"torch\.Size\(\[(.*)\]\)", text.strip())
+    return f"({m.group(1)})" if m else text
+
+
+def _mismatch_from_files(model: nn.Module, path: str) -> str | None:
+    """Compare a checkpoint's keys and shapes with ``model``'s (for failures open_clip words as bare asserts)."""
+    from vecgen.backends.generators.base import read_checkpoint
+
+    try:
+        state = read_checkpoint(path, "CLIP checkpoint")
+    except VecgenError as e:
+        return str(e)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not state:
+        return f"expected a state dict, got {type(state).__name__}"
+    if all(str(k).startswith("module.") for k in state):
+        state = {str(k)[len("module."):]: v for k, v in state.items()}
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    parts = []
+    if missing:
+        parts.append(f"missing key '{missing[0]}'" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    if unexpected:
+        parts.append(f"unexpected key '{unexpected[0]}'"
+                     + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""))
+    for k, ref in expected.items():
+        got = state.get(k)
+        if isinstance(got, Tensor) and tuple(got.shape) != tuple(ref.shape):
+            parts.append(f"shape mismatch for '{k}': checkpoint {tuple(got.shape)} vs model {tuple(ref.shape)}")
+            break
+    return "; ".join(parts) or None
+
+
+def _checkpoint_error(spec: str, model_name: str, path: str, exc: BaseException, kwargs: dict) -> VecgenError:
+    """One line for a local checkpoint open_clip could not load: the first bad key, or why the file is refused."""
+    from vecgen.backends.generators.base import describe_load_error, file_format
+
+    text = str(exc)
+    why = None
+    if "Error(s) in loading state_dict" in text:
+        why = _mismatch_from_error(text)
+    elif "Weights only load failed" in text or "PytorchStreamReader" in text:
+        why = describe_load_error(exc)
+    else:
+        try:
+            kind = file_format(Path(path))
+        except OSError:
+            kind = "unreadable"
+        if kind in ("other", "empty"):
+            why = "not a file written by torch.save or safetensors"
+        else:
+            import open_clip
+
+            with torch.random.fork_rng(devices=[]):  # a throwaway model to compare with: global RNG untouched
+                model = open_clip.create_model(model_name, pretrained=None, device="cpu", **kwargs)
+            why = _mismatch_from_files(model, path)
+    if why and why.startswith(("missing key", "unexpected key", "shape mismatch")):
+        return VecgenError(f"could not load CLIP {spec!r}: {path} does not match {model_name} ({why}); "
+                           f"is it a checkpoint of another model? (`vecgen models` lists them)")
+    if why:
+        return VecgenError(f"could not load CLIP {spec!r}: {path}: {why}")
+    return VecgenError(f"could not load CLIP {spec!r}: {type(exc).__name__}: {' '.join(text.split())[:200]}")
 
 
 class ClipPerceptor(nn.Module):
@@ -201,20 +301,26 @@ def load_perceptor(spec: str, device: str | torch.device = "cpu") -> ClipPercept
     logger = logging.getLogger()
     level = logger.level
     logger.setLevel(logging.ERROR)  # open_clip warns loudly about random init
+    local = pre is not None and not shipped and os.path.isfile(pre)
     try:
-        if shipped:
-            model = open_clip.create_model(ps.model, pretrained=None, device="cpu", **kwargs)
-            _load_safetensors(model, pre)
-        elif pre is None:  # @random: the same random weights every time, global RNG untouched
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(0)
+        with warnings.catch_warnings():  # only torch's pickle-protocol note on loading a checkpoint
+            warnings.filterwarnings("ignore", message=_PROTOCOL_WARNING, category=UserWarning)
+            if shipped:
                 model = open_clip.create_model(ps.model, pretrained=None, device="cpu", **kwargs)
-        else:
-            model = open_clip.create_model(ps.model, pretrained=pre, device="cpu", **kwargs)
+                _load_safetensors(model, pre)
+            elif pre is None:  # @random: the same random weights every time, global RNG untouched
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(0)
+                    model = open_clip.create_model(ps.model, pretrained=None, device="cpu", **kwargs)
+            else:
+                model = open_clip.create_model(ps.model, pretrained=pre, device="cpu", **kwargs)
     except VecgenError:
         raise
     except Exception as e:  # bad checkpoint files, hub errors
-        raise VecgenError(f"could not load CLIP {spec!r}: {str(e).splitlines()[0][:200]}") from None
+        if local:  # name the first bad key, or why the file is refused (read_checkpoint's words)
+            raise _checkpoint_error(spec, ps.model, pre, e, kwargs) from None
+        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+        raise VecgenError(f"could not load CLIP {spec!r}: {first[:200]}") from None
     finally:
         logger.setLevel(level)
     mean = cfg.get("mean") or getattr(model.visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN
