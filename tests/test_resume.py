@@ -59,7 +59,7 @@ def test_resume_refuses_other_settings_and_other_verbs(tmp_path):
 def test_unreadable_or_unwritable_checkpoint_is_refused_before_any_work(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     calls = []
-    with pytest.raises(VecgenError, match="unreadable"):
+    with pytest.raises(VecgenError, match="junk.pt is not a checkpoint"):
         vecgen.draw("a red circle", resume=tmp_path / "junk.pt", callbacks=[lambda *a: calls.append(1)], **OPTS)
     with pytest.raises(VecgenError, match="does not exist"):
         vecgen.draw("a red circle", checkpoint=tmp_path / "no" / "ck.pt", **OPTS)

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import torch
 
 from vecgen.errors import VecgenError
-from vecgen.io import atomic_write, torch_bytes
+from vecgen.io import atomic_write, read_checkpoint, torch_bytes
 from vecgen.objective import Objective
 from vecgen.params.base import Parameterization
 
@@ -88,12 +88,11 @@ def save_checkpoint(path: str | Path, param: Parameterization, opt: torch.optim.
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise VecgenError(f"checkpoint {path} not found") from None
-    except Exception as e:
-        raise VecgenError(f"checkpoint {path} is unreadable ({type(e).__name__})") from None
+    """A checkpoint written by :func:`save_checkpoint` (tensors and plain containers only)."""
+    state = read_checkpoint(path, "checkpoint")
+    if not isinstance(state, dict) or "param" not in state or "step" not in state:
+        raise VecgenError(f"{path} is not a vecgen checkpoint (no parameterization state)")
+    return state
 
 
 def _finite(param: Parameterization) -> bool:

@@ -20,15 +20,13 @@ weight; call ``requires_grad_(True)`` to fine-tune (StyleGAN-NADA).
 """
 from __future__ import annotations
 
-import argparse
-import re
-from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 from torch import Tensor, nn
 
 from vecgen.errors import VecgenError
+from vecgen.io import describe_load_error, read_checkpoint  # noqa: F401  (re-exported)
 
 __all__ = ["Generator", "read_checkpoint", "describe_load_error", "check_state_dict", "load_weights"]
 
@@ -124,96 +122,6 @@ class Generator(nn.Module):
 
     def extra_repr(self) -> str:
         return f"kind={self.kind}, latent_shape={tuple(self.latent_shape)}, n_latent={self.n_latent}"
-
-
-# ---------------------------------------------------------------------- I/O
-#: torch's weights-only unpickler warns about any pickle protocol but 2 (protocol 3 files load fine):
-#: not the user's concern, so that one warning is silenced around the load.
-_PROTOCOL_WARNING = r"Detected pickle protocol \d+ in the checkpoint"
-#: torch.load warns before refusing a TorchScript archive; the error below says what to do instead.
-_TORCHSCRIPT_WARNING = r"'torch\.load' received a zip file that looks like a TorchScript archive"
-
-_CONVERT_HINT = ("If you trust the file, convert it to plain tensors: "
-                 "torch.save(model.state_dict(), 'weights.pt') or "
-                 "safetensors.torch.save_file(model.state_dict(), 'weights.safetensors')")
-
-
-def file_format(p: Path) -> str:
-    """``"zip"`` (torch.save), ``"legacy"`` (old torch.save), ``"safetensors"``, ``"empty"`` or ``"other"``."""
-    with open(p, "rb") as f:
-        head = f.read(16)
-    if not head:
-        return "empty"
-    if head.startswith(b"PK\x03\x04"):
-        return "zip"
-    if p.suffix.lower() == ".safetensors" or (len(head) > 8 and head[8:9] == b"{"):
-        return "safetensors"
-    if head[:1] == b"\x80":  # a pickle (protocol 2+): torch.save's pre-1.6 format
-        return "legacy"
-    return "other"
-
-
-def describe_load_error(exc: BaseException) -> str:
-    """One line for what ``torch.load(..., weights_only=True)`` raised, without torch's advice to unpickle unsafely."""
-    text = " ".join(str(exc).split())
-    if "Weights only load failed" in text:
-        glob = re.search(r"GLOBAL ([\w.]+)", text)
-        if glob:
-            return (f"refused for safety: it holds a Python object ({glob.group(1)}), and unpickling objects can "
-                    f"run code; vecgen reads only tensors and plain containers. {_CONVERT_HINT}")
-        op = re.search(r"Unsupported operand (\d+)", text)
-        if op:
-            return (f"it was pickled with instructions the safe loader does not read (opcode {op.group(1)}; "
-                    f"pickle protocol 4 or newer); re-save it with torch.save's default protocol "
-                    f"(torch.save(obj, 'weights.pt')) or as safetensors")
-        return f"refused for safety: it holds more than tensors and plain containers. {_CONVERT_HINT}"
-    if "TorchScript" in text:
-        return "it is a TorchScript archive (torch.jit.save), not a checkpoint: load it with script:PATH"
-    if "PytorchStreamReader" in text:  # a damaged zip; torch's own text goes on about miniz internals
-        return f"the file is damaged or truncated ({text.split('. ')[0]})"
-    text = f"{type(exc).__name__}: {text}"
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def read_checkpoint(path: str | Path, what: str = "checkpoint") -> Any:
-    """``torch.load(path, map_location="cpu", weights_only=True)`` with one-line errors; safetensors files too.
-
-    ``argparse.Namespace`` is allowed as well, because training checkpoints
-    (e.g. rosinality's StyleGAN2) store their command-line arguments in one;
-    it only carries plain attributes. A file that holds other objects is
-    refused for safety (the message says how to convert it); a file that is
-    neither torch.save's nor safetensors' is named as not a ``what``.
-    """
-    import warnings
-
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise VecgenError(f"{what} not found: {p}")
-    if not p.is_file():
-        raise VecgenError(f"{what} is not a file: {p}")
-    try:
-        kind = file_format(p)
-    except OSError as exc:
-        raise VecgenError(f"cannot read {what} {p}: {exc.strerror or type(exc).__name__}") from None
-    if kind == "empty":
-        raise VecgenError(f"{p} is not a {what}: the file is empty")
-    if kind == "other":
-        raise VecgenError(f"{p} is not a {what}: not a file written by torch.save or safetensors")
-    if kind == "safetensors":
-        try:
-            from safetensors.torch import load_file
-
-            return load_file(str(p), device="cpu")
-        except Exception as exc:  # noqa: BLE001 - a damaged header or a truncated file
-            why = describe_load_error(exc)
-            raise VecgenError(f"cannot read {what} {p}: not a valid safetensors file ({why})") from None
-    try:
-        with warnings.catch_warnings(), torch.serialization.safe_globals([argparse.Namespace]):
-            warnings.filterwarnings("ignore", message=_PROTOCOL_WARNING, category=UserWarning)
-            warnings.filterwarnings("ignore", message=_TORCHSCRIPT_WARNING, category=UserWarning)
-            return torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt/truncated/unsafe pickle: all user-facing
-        raise VecgenError(f"cannot read {what} {p}: {describe_load_error(exc)}") from None
 
 
 def check_state_dict(

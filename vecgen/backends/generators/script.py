@@ -64,7 +64,7 @@ def _check_archive(p: Path) -> None:
     """Refuse, in words, a file torch.jit.load would call corrupt: not a zip, damaged, or a torch.save checkpoint."""
     import zipfile
 
-    from .base import file_format
+    from vecgen.io import file_format
 
     try:
         kind = file_format(p)

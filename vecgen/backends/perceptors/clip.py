@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vecgen.errors import VecgenError
+from vecgen.io import PROTOCOL_WARNING
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -155,7 +156,6 @@ def _unknown_tag(model: str, tag: str, tags) -> str:
 
 
 #: torch's weights-only unpickler warns about checkpoints pickled with protocol 3+ (they load fine).
-_PROTOCOL_WARNING = r"Detected pickle protocol \d+ in the checkpoint"
 
 
 def _mismatch_from_error(text: str) -> str | None:
@@ -184,7 +184,7 @@ def _shape(text: str) -> str:
 
 def _mismatch_from_files(model: nn.Module, path: str) -> str | None:
     """Compare a checkpoint's keys and shapes with ``model``'s (for failures open_clip words as bare asserts)."""
-    from vecgen.backends.generators.base import read_checkpoint
+    from vecgen.io import read_checkpoint
 
     try:
         state = read_checkpoint(path, "CLIP checkpoint")
@@ -215,7 +215,7 @@ def _mismatch_from_files(model: nn.Module, path: str) -> str | None:
 
 def _checkpoint_error(spec: str, model_name: str, path: str, exc: BaseException, kwargs: dict) -> VecgenError:
     """One line for a local checkpoint open_clip could not load: the first bad key, or why the file is refused."""
-    from vecgen.backends.generators.base import describe_load_error, file_format
+    from vecgen.io import describe_load_error, file_format
 
     text = str(exc)
     why = None
@@ -304,7 +304,7 @@ def load_perceptor(spec: str, device: str | torch.device = "cpu") -> ClipPercept
     local = pre is not None and not shipped and os.path.isfile(pre)
     try:
         with warnings.catch_warnings():  # only torch's pickle-protocol note on loading a checkpoint
-            warnings.filterwarnings("ignore", message=_PROTOCOL_WARNING, category=UserWarning)
+            warnings.filterwarnings("ignore", message=PROTOCOL_WARNING, category=UserWarning)
             if shipped:
                 model = open_clip.create_model(ps.model, pretrained=None, device="cpu", **kwargs)
                 _load_safetensors(model, pre)
