@@ -100,3 +100,18 @@ def test_image_prompts_and_clip_spec_checked_before_models_load(tmp_path):
     finally:
         _run.load_perceptors = real
     assert loads == []
+
+
+def test_models_lists_shipped_models_once_and_truthfully(capsys):
+    """`vecgen models` (over vecgen.list_models): shipped mini models are not called "random weights only"."""
+    import vecgen
+
+    code, _ = run_cli(capsys, "models")
+    assert code == 0
+    models = {m["name"]: m for m in vecgen.list_models()}
+    assert models["mini-vit"]["shipped"] and models["mini-rn"]["shipped"]
+    code = main(["models"])
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.startswith("mini-vit:"))
+    assert "shipped weights" in line and "random weights only" not in line
+    assert out.splitlines()[0].startswith("built in (shipped weights): ") and "mini-vit" in out.splitlines()[0]
