@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from conftest import TINY
-from vecgen import svg
+from vecgen import svg, svg_read
 from vecgen.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,7 +117,7 @@ def test_walk_keeps_document_order_and_inherited_paint(tmp_path):
     ("MAX_SVG_POINTS", 100, '<path d="M 0 0' + " L 1 1" * 40 + '"/>', "more than 100 control points"),
 ])
 def test_render_refuses_too_many_elements_paths_points(tmp_path, capsys, monkeypatch, limit, value, body, needle):
-    monkeypatch.setattr(svg, limit, value)
+    monkeypatch.setattr(svg_read, limit, value)  # the reader reads its limits from its own module
     f = write_svg(tmp_path / "many.svg", body)
     code, _, err, caught = run_cli(capsys, "render", f, "-o", tmp_path / "many.png")
     assert_refused(code, err, needle, caught)
