@@ -146,3 +146,13 @@ def test_choice_lists_match_what_implements_them():
     from vecgen.params.latent import _check_space
 
     assert tuple(_check_space(s) for s in options.SPACES) == options.SPACES
+
+
+def test_cli_parser_and_registry_load_without_torch():
+    """`vecgen --help` and `import vecgen.api` stay fast: torch loads only when a verb runs."""
+    import subprocess
+    import sys
+
+    code = ("import sys, vecgen.cli, vecgen.api; vecgen.cli.build_parser(); "
+            "sys.exit(1 if 'torch' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60).returncode == 0
