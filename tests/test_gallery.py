@@ -750,3 +750,12 @@ def test_ray_connect_timeout_bounds_the_whole_wait(tmp_path, listener):
     else:
         assert "cannot reach the Ray cluster" in msg
     assert wall < 12, f"waited {wall:.1f} s with --connect-timeout 1"  # was 15 s or more
+
+
+def test_spec_values_over_the_api_limits_are_refused_up_front():
+    """The API's hard bounds (vecgen.options.LIMITS) hold for gallery jobs too, before any job runs."""
+    for line, needle in (("cutouts = 100000", "--cutouts 100000 is above the limit of 256"),
+                         ("strokes = 20000", "--strokes 20000 is above the limit"),
+                         ("steps = 5000000", "--steps 5000000 is above the limit")):
+        with pytest.raises(VecgenError, match=needle):
+            gallery.parse_spec(f'[defaults]\n{line}\n[[entry]]\nprompt = "a red circle"\n')

@@ -10,6 +10,7 @@ import re
 from typing import Any, Callable
 
 from vecgen.errors import VecgenError
+from vecgen.options import LIMITS, check_limit
 
 class _BadOption(VecgenError):
     """A bad option value: ``key`` names the option, ``message`` says what is wrong (one line)."""
@@ -255,6 +256,8 @@ def check_options(function: str, fn: Callable, options: dict[str, Any], order: l
                 raise VecgenError(f"{key} must be {_type_text(types)}, got {value!r}")
             if key in checks:
                 checks[key](key, value, options)
+            if key in LIMITS and isinstance(value, int) and not isinstance(value, bool):
+                check_limit(key, value)  # the API's hard bounds (README, Limits)
             elif isinstance(value, float):
                 _number()(key, value, options)  # no inf or nan where the API takes a number
         except _BadOption:
