@@ -430,7 +430,8 @@ def _pictures(folder: Path) -> None:
 
 
 def test_search_caches_embeddings_and_refreshes_on_change(tmp_path):
-    from vecgen.search import ImageIndex, cache_path, list_images, load_perceptors_seeded, search
+    from vecgen.api import load_perceptors as load_perceptors_seeded  # every load is seeded
+    from vecgen.search import ImageIndex, cache_path, list_images, search
 
     clip = "vecgen-tiny-vit@random"
     folder = tmp_path / "pics"

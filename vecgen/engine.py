@@ -53,8 +53,6 @@ class Schedule:
                 f = k
         return f
 
-    factor = __call__
-
 
 @dataclass
 class RunState:

@@ -242,12 +242,6 @@ def parse_clip(spec: str) -> list[tuple[str, float]]:
     return out
 
 
-def check_choice(label: str, value: Any, choices: tuple[str, ...] | list[str]) -> str:
-    if value not in choices:
-        raise VecgenError(f"unknown {label} {value!r} (choose {', '.join(choices)})")
-    return str(value)
-
-
 # ----------------------------------------------------------------------------- device, files
 def resolve_device(device: "str | torch.device | None") -> "torch.device":
     """``auto`` -> CUDA, else MPS, else CPU; a named device must exist."""

@@ -37,23 +37,6 @@ class Hit:
 
 
 # ----------------------------------------------------------------------------- perceptors
-def load_perceptors_seeded(clip: str, device, warn: Callable[[str], None] | None = None):
-    """:func:`vecgen.api.load_perceptors` under a fixed RNG seed.
-
-    ``MODEL@random`` weights come from torch's global RNG; loading them under
-    a fixed seed makes the same spec the same model in every process (cached
-    embeddings stay valid, every worker of a batch sees the same perceptor),
-    and leaves the caller's RNG state untouched.
-    """
-    import torch
-
-    from vecgen.api import load_perceptors
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        return load_perceptors(clip, device, warn)
-
-
 def text_embedding(perceptors, query: str):
     """Weighted, normalized text embedding of a prompt (``"a:1 | b:-0.5"`` syntax) per perceptor."""
     import torch
@@ -182,7 +165,9 @@ class ImageIndex:
     @property
     def perceptors(self):
         if self._perceptors is None:
-            self._perceptors = load_perceptors_seeded(self.clip, self.device, self.warn)
+            from vecgen.api import load_perceptors
+
+            self._perceptors = load_perceptors(self.clip, self.device, self.warn)
         return self._perceptors
 
     def refresh(self, paths: Iterable[str] | None = None) -> "ImageIndex":

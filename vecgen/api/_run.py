@@ -57,11 +57,12 @@ class Common:
         return self.perceptors
 
 
-def common(values: dict[str, Any], *, uses_prompt: bool = True) -> Common:
+def common(values: dict[str, Any], *, uses_prompt: bool = True, steps_auto: bool = False) -> Common:
     """Check the shared options in a verb's ``locals()`` before any model loads.
 
     The prompt may be left empty only when image prompts (or extra terms) give
     the objective something to aim at; ``uses_prompt=False``: the verb takes none.
+    ``steps_auto``: ``steps=None`` is allowed (the verb resolves it before :func:`run`).
     """
     get = values.get
     prompt = get("prompt") if uses_prompt else None
@@ -79,6 +80,8 @@ def common(values: dict[str, Any], *, uses_prompt: bool = True) -> Common:
     if views not in (None, *VIEW_CHOICES):
         raise VecgenError(f"unknown --views {views!r} (choose {', '.join(VIEW_CHOICES)})")
     steps = get("steps")
+    if steps is None and not steps_auto:
+        raise VecgenError("--steps must be > 0")
     callbacks = get("callbacks") or []
     if callable(callbacks):
         callbacks = [callbacks]
@@ -192,14 +195,14 @@ def _snapshot_callback(folder: str | Path, every: int) -> Callable:
     return snapshot
 
 
-def check_memory(opts: Common, terms: list, images_per_step: int = 1) -> None:
+def check_memory(opts: Common, terms: list) -> None:
     """Refuse, before the first step, a run whose perceptor views cannot fit in the free memory.
 
     Estimate: each view costs :data:`~vecgen.options.BYTES_PER_VIEW_PIXEL` per
     input pixel of each perceptor that sees it (forward + backward).
     """
     sizes = [t.perceptor.input_size for t in terms if getattr(t, "needs_views", False)]
-    views = max(1, opts.cutouts) * images_per_step
+    views = max(1, opts.cutouts)
     need = views * BYTES_PER_VIEW_PIXEL * sum(s * s for s in sizes)
     free = available_memory(opts.device)
     if free is not None and need > free:
@@ -209,8 +212,6 @@ def check_memory(opts: Common, terms: list, images_per_step: int = 1) -> None:
 
 def check_resume(checkpoint: dict, settings: dict[str, Any], path: Any) -> None:
     """Refuse to resume a checkpoint made by another verb or with other settings (``steps`` may grow)."""
-    import json
-
     meta = checkpoint.get("meta") if isinstance(checkpoint, dict) else None
     try:
         saved = json.loads(meta["settings"])
@@ -254,8 +255,6 @@ def run(param, opts: Common | None = None, settings: dict[str, Any] | None = Non
     from vecgen.io import tensor_to_pil
     from vecgen.objective import Objective
 
-    if opts.steps is None:
-        raise VecgenError("--steps must be > 0")
     terms = clip_terms(opts) if terms is None else list(terms)
     terms += list(extra_terms or [])
     if not terms:
@@ -273,6 +272,8 @@ def run(param, opts: Common | None = None, settings: dict[str, Any] | None = Non
                      resume=ck, meta={"settings": json.dumps(settings, default=str)}, progress=not opts.quiet)
     if state.interrupted:
         settings["steps_done"] = state.step  # the files say how far the run got
+    if hasattr(param, "finalize"):  # optional: e.g. pixel art snaps to its palette, so PNG and SVG agree
+        param.finalize()
     with torch.no_grad():
         final = param.render()
     result = Result(image=tensor_to_pil(final[:1]), history=state.history, settings=settings,

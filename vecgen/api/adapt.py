@@ -59,12 +59,9 @@ def adapt(source: str, target: str, *, generator: Any, steps: int = 200, layers_
         raise VecgenError("--source and --target are the same text; nothing to adapt")
     views = "crops"  # no cutouts: the directional term sees whole renders (recorded as before)
     opts: Common = common(locals(), uses_prompt=False)
-    if opts.steps is None:
-        raise VecgenError("--steps must be > 0")
-    if layers_k is not None and as_int("--layers-k", layers_k) < 1:
-        raise VecgenError(f"--layers-k must be >= 1, got {layers_k}")
-    if check_limit("grid_samples", as_int("--grid-samples", grid_samples)) < 1:
-        raise VecgenError("--grid-samples must be >= 1")
+    if layers_k is not None:
+        layers_k = as_int("--layers-k", layers_k, minimum=1)
+    grid_samples = check_limit("grid_samples", as_int("--grid-samples", grid_samples, minimum=1))
     batch = check_limit("batch", as_int("--batch", batch, minimum=1))
     probe_steps = as_int("--probe-steps", probe_steps, minimum=1)
     check_suffix(output, GENERATOR_SUFFIXES, "the adapted generator")
@@ -78,18 +75,18 @@ def adapt(source: str, target: str, *, generator: Any, steps: int = 200, layers_
     def probe(images):
         return sum(w * text_distance(p, target_texts, images) for p, w in perceptors)
 
-    param = GeneratorWeights(gen, probe=probe, layers_k=layers_k, batch=int(batch), seed=opts.seed,
+    param = GeneratorWeights(gen, probe=probe, layers_k=layers_k, batch=batch, seed=opts.seed,
                              truncation=float(truncation), lr=None if lr is None else float(lr),
-                             probe_steps=int(probe_steps))
+                             probe_steps=probe_steps)
     terms = [DirectionalClipTerm(p, str(source).strip(), target_texts, reference=lambda: param.frozen_image,
                                  weight=w) for p, w in perceptors]
     settings = {"function": "adapt", "source": source, "target": target, "generator": spec_text(generator),
-                "steps": opts.steps, "layers_k": param.layers_k, "batch": int(batch), "lr": param.lr,
+                "steps": opts.steps, "layers_k": param.layers_k, "batch": batch, "lr": param.lr,
                 "truncation": float(truncation), "clip": clip, "seed": opts.seed,
                 "size": None if size is None else list(parse_size(size))}
     opts.cutouts = 0
     res = run(param, opts, settings, terms=terms, headline=("source", "target"))
-    res.image = tensor_to_pil(param.grid(int(grid_samples), seed=opts.seed + 12345))
+    res.image = tensor_to_pil(param.grid(grid_samples, seed=opts.seed + 12345))
     meta = {"source": source, "target": target, "generator": settings["generator"], "steps": len(res.history)}
     res.writers.update({s: (lambda p: param.save_generator(p, meta=meta)) for s in GENERATOR_SUFFIXES})
     res.extras.update(generator=param.trained, frozen=param.frozen)

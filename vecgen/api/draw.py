@@ -58,7 +58,7 @@ def draw(prompt: str, *, strokes: int | None = None, segments: int = 3, width: A
     """
     from vecgen.params.strokes import Strokes
 
-    opts: Common = common(locals())
+    opts: Common = common(locals(), steps_auto=True)  # None: the models' hint decides (draw_steps)
     wh = parse_size(size)
     wrange = parse_width(width)
     if shapes != "auto" and shapes not in SHAPES:

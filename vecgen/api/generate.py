@@ -16,7 +16,7 @@ from vecgen.api._run import Common, clip_terms, common, make_views, run
 from vecgen.api.result import Result
 from vecgen.api.verb import Verb
 from vecgen.errors import VecgenError
-from vecgen.options import INITS, as_int, check_limit, check_number, check_writable, parse_size
+from vecgen.options import INITS, check_number, check_suffix, check_writable, parse_size
 
 if TYPE_CHECKING:
     import torch
@@ -88,7 +88,7 @@ def generate(prompt: str | None, *, generator: Any, space: str = "w", l2: float 
     import torch
 
     from vecgen.losses import LatentL2, score_images
-    from vecgen.params.latent import Latent, _check_space, _check_truncation
+    from vecgen.params.latent import Latent, _check_space, _check_truncation, check_fusedream
 
     space = _check_space(space)
     init_name = "random" if init is None else str(init).strip().lower()
@@ -98,17 +98,10 @@ def generate(prompt: str | None, *, generator: Any, space: str = "w", l2: float 
     if truncation is not None:
         truncation = _check_truncation(truncation)
     opts: Common = common(locals())
-    if opts.steps is None:
-        raise VecgenError("--steps must be > 0")
-    if save_latent is not None and Path(save_latent).suffix.lower() not in (".pt", ".pth"):
-        raise VecgenError(f"{save_latent}: --save-latent writes a .pt file")
+    check_suffix(save_latent, (".pt", ".pth"), "--save-latent")
     check_writable(save_latent)
     if init_name == "fusedream":
-        samples, top = check_limit("samples", as_int("--samples", samples)), check_limit("top", as_int("--top", top))
-        if samples < 1:
-            raise VecgenError("--samples must be >= 1")
-        if not 1 <= top <= samples:
-            raise VecgenError(f"--top must be between 1 and --samples ({samples}), got {top}")
+        samples, top = check_fusedream(samples, top)  # before the generator loads
     gen = load_generator_for(generator, opts.device, size)
     settings = {"function": "generate", "prompt": prompt, "generator": spec_text(generator), "space": space,
                 "l2": l2, "init": init_name, "samples": samples if init_name == "fusedream" else None,

@@ -90,14 +90,8 @@ def paint(prompt: str | None, *, param: str = "fft", size: Any = 224, steps: int
     ``prompt`` may be None when ``image_prompt`` is given. The other options
     are those of :func:`vecgen.draw`.
     """
-    import torch
-
-    from vecgen.io import tensor_to_pil
-
     name = _check_param(param)
     opts: Common = common(locals())
-    if opts.steps is None:
-        raise VecgenError("--steps must be > 0")
     wh = parse_size(size)
     palette_k = None
     if palette is not None:
@@ -122,13 +116,7 @@ def paint(prompt: str | None, *, param: str = "fft", size: Any = 224, steps: int
         settings["levels"] = p.levels  # what the size allowed
     if name == "pixels":
         settings["grid"] = f"{p.cols}x{p.rows}"
-    result = run(p, opts, settings)
-    if name == "pixels":
-        p.finalize()  # palette snap / hardening: the PNG then shows what the SVG holds
-        with torch.no_grad():
-            result.image = tensor_to_pil(p.render())
-        result.svg = p.svg(result.metadata)
-    return result
+    return run(p, opts, settings)
 
 
 VERB = Verb("paint", paint, "optimize a raster image (Fourier, wavelet or pixel art) to a prompt; writes PNG",

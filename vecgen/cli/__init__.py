@@ -22,7 +22,9 @@ def _add_verb(sub, verb) -> None:
     p = sub.add_parser(verb.name, help=verb.summary, description=getattr(mod, "DESCRIPTION", None))
     mod.add_arguments(p, verb)
     # a verb's run catches Ctrl-C once steps run (and saves): one reaching main() came before
-    p.set_defaults(func=lambda args: mod.run(args, verb), interrupted="before the first step; nothing was written")
+    # flag_actions: merge_options checks config values against these flags' types
+    p.set_defaults(func=lambda args: mod.run(args, verb), interrupted="before the first step; nothing was written",
+                   flag_actions=p._actions)
 
 
 def build_parser() -> Parser:

@@ -36,6 +36,10 @@ def default_text(verb: Verb, name: str) -> str:
     return "auto" if value is None else str(value)
 
 
+#: What the CLI itself puts in a verb's parsed arguments (never options of the verb).
+INTERNAL_KEYS = frozenset({"func", "command", "config", "interrupted", "flag_actions"})
+
+
 # ----------------------------------------------------------------------------- config files
 #: Largest config file read: an options file is a few lines (this refuses ``--config /dev/zero`` too).
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -71,44 +75,21 @@ def _kind_of_action(action: argparse.Action) -> str | tuple[str, ...]:
     return "number-or-text" if action.dest in NUMBER_OR_TEXT else "text"
 
 
-def _kind_of_default(name: str, default: Any) -> str | None:
-    """The kind of an option from its API default (None: a default of None, anything the API parses)."""
-    if name in NUMBER_OR_TEXT:
-        return "number-or-text"
-    if isinstance(default, bool):
-        return "bool"
-    if isinstance(default, int):
-        return "int"
-    if isinstance(default, float):
-        return "number"
-    if isinstance(default, str):
-        return "text"
-    return None
+def option_kinds(verb: Verb, names: set[str], actions: list[argparse.Action] | None = None) -> dict[str, Any]:
+    """``{option: kind}`` for a config of ``verb``, read from its command-line flags.
 
-
-def option_kinds(verb: Verb, names: set[str]) -> dict[str, str | tuple[str, ...]]:
-    """``{option: kind}`` for a config of ``verb``: from the verb's command-line flag, else its API default.
-
-    A kind is ``"bool"``, ``"int"``, ``"number"``, ``"text"``, ``"list"`` (of strings),
-    ``"number-or-text"`` (:data:`NUMBER_OR_TEXT`) or a tuple of choices.
+    ``actions``: the flags of the parser that parsed the command line (default:
+    built again from ``vecgen/cli/NAME.py``). A kind is ``"bool"``, ``"int"``,
+    ``"number"``, ``"text"``, ``"list"`` (of strings), ``"number-or-text"``
+    (:data:`NUMBER_OR_TEXT`) or a tuple of choices.
     """
-    import importlib
+    if actions is None:
+        import importlib
 
-    actions: dict[str, argparse.Action] = {}
-    try:  # the verb's own flags, built as vecgen.cli builds them: their types, actions and choices
         parser = Parser(prog=f"vecgen {verb.name}")
         importlib.import_module(f"vecgen.cli.{verb.name}").add_arguments(parser, verb)
-        actions = {a.dest: a for a in parser._actions}
-    except (ImportError, AttributeError):  # a verb without a CLI module: its API defaults decide
-        actions = {}
-    defaults = verb.defaults()
-    kinds: dict[str, str | tuple[str, ...]] = {}
-    for name in names:
-        action = actions.get(name)
-        kind = _kind_of_action(action) if action is not None else _kind_of_default(name, defaults.get(name))
-        if kind is not None:
-            kinds[name] = kind
-    return kinds
+        actions = parser._actions
+    return {a.dest: _kind_of_action(a) for a in actions if a.dest in names}
 
 
 def _shown(value: Any) -> str:
@@ -198,13 +179,14 @@ def merge_options(args: argparse.Namespace, verb: Verb, skip: set[str] = frozens
     are in ``skip``). Config values must have the type the flag takes
     (:func:`option_kinds`): ``steps = "many"`` is refused here, in one line.
     """
-    skip = set(skip) | {"func", "command", "config", "interrupted"}
+    skip = set(skip) | INTERNAL_KEYS
     flags = {k: v for k, v in vars(args).items() if k not in skip}
     api = verb.defaults()
     opts = {k: api[k] for k in flags if k in api}
     opts["output"] = verb.default_output
     if getattr(args, "config", None):
-        opts.update(load_config(args.config, set(flags), option_kinds(verb, set(flags))))
+        kinds = option_kinds(verb, set(flags), getattr(args, "flag_actions", None))
+        opts.update(load_config(args.config, set(flags), kinds))
     opts.update({k: v for k, v in flags.items() if v is not None})
     return opts
 

@@ -37,9 +37,9 @@ class PerceptorCache:
     def get(self, clip: str, device, warn: Callable[[str], None] | None = None):
         key = (str(clip), str(device))
         if key not in self._cache:
-            from vecgen.search import load_perceptors_seeded
+            from vecgen.api import load_perceptors
 
-            self._cache[key] = load_perceptors_seeded(clip, device, warn)
+            self._cache[key] = load_perceptors(clip, device, warn)
             self.loads += 1
         return self._cache[key]
 

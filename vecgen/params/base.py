@@ -33,6 +33,9 @@ class Parameterization(Protocol):
         """Clamp/repair after an optimizer step (in place, no grad)."""
         ...
 
+    # Optional: ``finalize()`` -- called once after the last step, before the result is
+    # rendered and exported (pixel art snaps its colours to the palette there).
+
     def export(self, path: str | Path) -> None:
         """Write the natural file format (SVG for vector, PNG for raster)."""
         ...

@@ -42,7 +42,7 @@ import torch
 from torch import Tensor
 
 from vecgen.errors import VecgenError
-from vecgen.options import SPACES, check_number
+from vecgen.options import SPACES, as_int, check_limit, check_number
 from vecgen.io import atomic_write, save_png, tensor_to_pil, torch_bytes
 
 
@@ -78,6 +78,15 @@ def _check_space(space: str) -> str:
 def _check_truncation(truncation: float) -> float:
     # psi > 1 pushes latents away from the mean; past 2 the generator's images fall apart
     return check_number("--truncation", truncation, nonnegative=True, maximum=2.0)
+
+
+def check_fusedream(samples: Any, top: Any) -> tuple[int, int]:
+    """FuseDream's counts: ``1 <= top <= samples``, both within vecgen's limits."""
+    samples = check_limit("samples", as_int("--samples", samples, minimum=1))
+    top = check_limit("top", as_int("--top", top))
+    if not 1 <= top <= samples:
+        raise VecgenError(f"--top must be between 1 and --samples ({samples}), got {top}")
+    return samples, top
 
 
 class Latent:
@@ -231,11 +240,8 @@ class Latent:
         ``top_indices`` (best first) and ``basis_scores``. ``progress``: a bar
         over the samples (ranking 128 draws takes minutes on a CPU).
         """
-        samples, top, chunk = int(samples), int(top), max(1, int(chunk))
-        if samples < 1:
-            raise VecgenError("--samples must be >= 1")
-        if not 1 <= top <= samples:
-            raise VecgenError(f"--top must be between 1 and --samples ({samples}), got {top}")
+        samples, top = check_fusedream(samples, top)
+        chunk = max(1, int(chunk))
         probe = cls(generator, space=space, seed=seed, truncation=truncation, init="mean",
                     **{k: v for k, v in kwargs.items() if k in ("lr", "steps", "rampup", "rampdown")})
         scores: list[Tensor] = []

@@ -303,17 +303,14 @@ def load_perceptor(spec: str, device: str | torch.device = "cpu") -> ClipPercept
     logger.setLevel(logging.ERROR)  # open_clip warns loudly about random init
     local = pre is not None and not shipped and os.path.isfile(pre)
     try:
-        with warnings.catch_warnings():  # only torch's pickle-protocol note on loading a checkpoint
-            warnings.filterwarnings("ignore", message=PROTOCOL_WARNING, category=UserWarning)
+        # Building a model draws its initial weights from torch's global RNG: a fixed seed in a fork makes
+        # @random the same model in every process and leaves the caller's RNG untouched for every spec.
+        with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+            warnings.filterwarnings("ignore", message=PROTOCOL_WARNING, category=UserWarning)  # only that note
+            torch.manual_seed(0)
+            model = open_clip.create_model(ps.model, pretrained=None if shipped else pre, device="cpu", **kwargs)
             if shipped:
-                model = open_clip.create_model(ps.model, pretrained=None, device="cpu", **kwargs)
                 _load_safetensors(model, pre)
-            elif pre is None:  # @random: the same random weights every time, global RNG untouched
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(0)
-                    model = open_clip.create_model(ps.model, pretrained=None, device="cpu", **kwargs)
-            else:
-                model = open_clip.create_model(ps.model, pretrained=pre, device="cpu", **kwargs)
     except VecgenError:
         raise
     except Exception as e:  # bad checkpoint files, hub errors
