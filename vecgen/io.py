@@ -383,3 +383,34 @@ def read_checkpoint(path: str | Path, what: str = "checkpoint") -> Any:
             return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt/truncated/unsafe pickle: all user-facing
         raise VecgenError(f"cannot read {what} {p}: {describe_load_error(exc)}") from None
+
+
+def unwrap_state_dict(state: Any) -> Any:
+    """A checkpoint's weights: ``{"state_dict": ...}`` / ``{"model": ...}`` unwrapped, ``module.`` prefixes dropped."""
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if isinstance(state, dict) and state and all(str(k).startswith("module.") for k in state):
+        state = {str(k)[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def state_mismatch(expected: dict, state: Any) -> str | None:
+    """How ``state`` differs from a model's ``expected`` state dict: the first missing/unexpected key and the
+    first shape mismatch, in one clause each; None when they match."""
+    if not isinstance(state, dict) or not state:
+        return f"expected a state dict, got {type(state).__name__}"
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    parts = []
+    if missing:
+        parts.append(f"missing key '{missing[0]}'" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    if unexpected:
+        parts.append(f"unexpected key '{unexpected[0]}'"
+                     + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""))
+    for k, ref in expected.items():
+        got = state.get(k)
+        if hasattr(got, "shape") and tuple(got.shape) != tuple(ref.shape):
+            parts.append(f"shape mismatch for '{k}': checkpoint {tuple(got.shape)} vs model {tuple(ref.shape)}")
+            break
+    return "; ".join(parts) or None

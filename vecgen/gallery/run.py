@@ -222,10 +222,10 @@ def check_models(jobs: list[Job], spec_path: str = "spec") -> None:
             if name in checked or name == "auto":
                 continue
             checked.add(name)
-            from vecgen.backends.perceptors.clip import _resolve, parse_spec
+            from vecgen.backends.perceptors import check_spec
 
             try:
-                _resolve(parse_spec(name), probe=True)
+                check_spec(name)
             except VecgenError as e:
                 raise VecgenError(f"spec {spec_path}: [[entry]] #{job.entry + 1}: clip {name!r}: {e}") from None
 

@@ -14,6 +14,7 @@ import re
 import socket
 import warnings
 from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -184,33 +185,13 @@ def _shape(text: str) -> str:
 
 def _mismatch_from_files(model: nn.Module, path: str) -> str | None:
     """Compare a checkpoint's keys and shapes with ``model``'s (for failures open_clip words as bare asserts)."""
-    from vecgen.io import read_checkpoint
+    from vecgen.io import read_checkpoint, state_mismatch, unwrap_state_dict
 
     try:
         state = read_checkpoint(path, "CLIP checkpoint")
     except VecgenError as e:
         return str(e)
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not state:
-        return f"expected a state dict, got {type(state).__name__}"
-    if all(str(k).startswith("module.") for k in state):
-        state = {str(k)[len("module."):]: v for k, v in state.items()}
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    parts = []
-    if missing:
-        parts.append(f"missing key '{missing[0]}'" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-    if unexpected:
-        parts.append(f"unexpected key '{unexpected[0]}'"
-                     + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""))
-    for k, ref in expected.items():
-        got = state.get(k)
-        if isinstance(got, Tensor) and tuple(got.shape) != tuple(ref.shape):
-            parts.append(f"shape mismatch for '{k}': checkpoint {tuple(got.shape)} vs model {tuple(ref.shape)}")
-            break
-    return "; ".join(parts) or None
+    return state_mismatch(model.state_dict(), unwrap_state_dict(state))
 
 
 def _checkpoint_error(spec: str, model_name: str, path: str, exc: BaseException, kwargs: dict) -> VecgenError:
@@ -251,7 +232,12 @@ class ClipPerceptor(nn.Module):
     encode_text: ``list[str]`` -> ``(P, D)`` unit vectors (cached per string).
     draw_hint: draw settings that suit the model's training domain (``{}`` = none);
     the API uses them where the user left ``--shapes``/``--strokes`` on auto.
+    features: ``{layer: activation}`` of the image tower; ViT layers ``block0``.. give
+    ``(N, tokens, width)``, ResNet layers ``layer1``..``layer4`` give ``(N, C, h, w)``,
+    ``embed`` the ``(N, D)`` image embedding (before normalisation).
     """
+
+    kind = "clip"
 
     def __init__(self, model: nn.Module, tokenizer, name: str, mean, std,
                  draw_hint: dict | None = None) -> None:
@@ -265,17 +251,33 @@ class ClipPerceptor(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         self._text_cache: dict[str, Tensor] = {}
+        self._taps = _tower_layers(model.visual)
+        self.feature_layers: tuple[str, ...] = (*self._taps, "embed")
+        deep = list(self._taps)
+        self.content_layers: tuple[str, ...] = tuple(deep[max(0, len(deep) // 2 - 1): len(deep) // 2 + 1])
 
     @property
     def device(self) -> torch.device:
         return self.mean.device
 
-    def encode_image(self, x: Tensor) -> Tensor:
+    def prepare(self, x: Tensor) -> Tensor:
+        """Resize to the tower's square input (antialiased when shrinking) and normalise."""
         s = self.input_size
         if x.shape[-2:] != (s, s):
             x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=x.shape[-1] > s)
-        x = (x.to(self.mean) - self.mean) / self.std
-        return F.normalize(self.model.encode_image(x).float(), dim=-1)
+        return (x.to(self.mean) - self.mean) / self.std
+
+    def encode_image(self, x: Tensor) -> Tensor:
+        return F.normalize(self.model.encode_image(self.prepare(x)).float(), dim=-1)
+
+    def features(self, x: Tensor, layers: Sequence[str] | None = None) -> dict[str, Tensor]:
+        """Intermediate activations of the image tower (see the class docstring for layer names)."""
+        from vecgen.backends.perceptors.taps import check_layers, tap
+
+        layers = check_layers(layers, self.feature_layers, self.name)
+        got: dict[str, Tensor] = {}
+        run = lambda: got.setdefault("embed", self.model.encode_image(self.prepare(x)).float())  # noqa: E731
+        return tap(self.model.visual, self._taps, layers, run, extra={"embed": lambda: got["embed"]})
 
     @torch.no_grad()
     def encode_text(self, texts: list[str]) -> Tensor:
@@ -286,6 +288,14 @@ class ClipPerceptor(nn.Module):
             for t, e in zip(missing, emb):
                 self._text_cache[t] = e
         return torch.stack([self._text_cache[t] for t in texts])
+
+
+def _tower_layers(visual: nn.Module) -> dict[str, str]:
+    """Public tap names -> submodule paths: ``block{i}`` for ViT towers, ``layer{i}`` for ResNets."""
+    blocks = getattr(getattr(visual, "transformer", None), "resblocks", None)
+    if blocks is not None:
+        return {f"block{i}": f"transformer.resblocks.{i}" for i in range(len(blocks))}
+    return {n: n for n, _ in visual.named_children() if n.startswith("layer")}
 
 
 def load_perceptor(spec: str, device: str | torch.device = "cpu") -> ClipPerceptor:
