@@ -99,6 +99,29 @@ def draw_one(row: str, cls: str, seed: int, optimize: str, steps: int | None, ou
     return path, time.perf_counter() - t
 
 
+def make_grid(records: list[dict], path: Path, judge: str, columns: int = 5, cell: int = 160) -> None:
+    """A picture of the drawings with the judge's verdict under each (README)."""
+    from PIL import Image, ImageDraw
+
+    columns = max(1, min(columns, len(records)))
+    rows = (len(records) + columns - 1) // columns
+    label_h = 34
+    grid = Image.new("RGB", (columns * cell, rows * (cell + label_h)), "white")
+    pen = ImageDraw.Draw(grid)
+    for i, r in enumerate(records):
+        img = render_output(Path(r["file"]), 224)
+        from vecgen.io import tensor_to_pil
+
+        tile = tensor_to_pil(img).resize((cell, cell))
+        x, y = (i % columns) * cell, (i // columns) * (cell + label_h)
+        grid.paste(tile, (x, y))
+        verdict = "top-1" if r["rank"] == 1 else f"rank {r['rank']}"
+        pen.text((x + 4, y + cell + 2), class_name(resolve(r["class"]))[:24], fill="black")
+        pen.text((x + 4, y + cell + 17), f"{judge}: {verdict}, p={r['p']:.2f}", fill="darkgreen" if r["rank"] <= 5
+                 else "firebrick")
+    grid.save(path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", action="store_true")
@@ -113,7 +136,14 @@ def main() -> None:
     ap.add_argument("--embedding", default=None, help="classifier embedding: probs or features (default: theirs)")
     ap.add_argument("--keep", default=None, help="folder to keep the drawings in")
     ap.add_argument("--log", default=None, help="append one JSON line per drawing here")
+    ap.add_argument("--grid", default=None, help="write a picture of the drawings with the judge's verdicts")
+    ap.add_argument("--grid-from", default=None, help="make --grid from a --log file of an earlier run (no drawing)")
     args = ap.parse_args()
+    if args.grid_from:
+        recs = [json.loads(ln) for ln in Path(args.grid_from).read_text().splitlines() if ln.strip()]
+        make_grid([r for r in recs if r["row"] == "defaults" and r["seed"] == recs[0]["seed"]] or recs,
+                  Path(args.grid or "perception_grid.png"), args.judge.replace("efficientnet-", ""))
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
