@@ -14,7 +14,10 @@ class Verb:
     and default; the CLI and the gallery read them from it). ``summary``: one
     line of help. ``outputs``: file suffixes its result saves. ``default_output``:
     the CLI's ``-o`` default. ``gallery``: a gallery job can run it (it takes a
-    prompt and a seed and makes one picture).
+    prompt and a seed and makes one picture). ``uploads``: ``(option, kind)`` pairs
+    naming the options that take an input file, for the studio's upload widgets
+    (kind ``image``, ``svg``, ``mesh`` or ``file``); options not listed are
+    inferred from the CLI flags' metavars and help (e.g. ``--init IMG``).
     """
 
     name: str
@@ -23,6 +26,7 @@ class Verb:
     outputs: tuple[str, ...]
     default_output: str
     gallery: bool = True
+    uploads: tuple[tuple[str, str], ...] = ()
 
     def defaults(self) -> dict[str, Any]:
         """Keyword options and their API defaults."""

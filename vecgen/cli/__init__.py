@@ -14,7 +14,7 @@ from vecgen.cli._common import Parser
 from vecgen.errors import VecgenError
 
 #: Subcommands that are not verbs of the registry, in the order `vecgen --help` lists them (after the verbs).
-TOOLS = ("render", "models", "gallery", "search")
+TOOLS = ("render", "models", "gallery", "search", "studio")
 
 
 def _add_verb(sub, verb) -> None:
