@@ -26,6 +26,7 @@ __all__ = [
     "TAEF2Encoder",
     "TAEF2Generator",
     "load_taef2",
+    "load_taef2_encoder",
     "default_taef2_dir",
 ]
 
@@ -142,6 +143,18 @@ def _load_module(module: nn.Module, path: str | Path, what: str) -> nn.Module:
     return module
 
 
+def load_taef2_encoder(path: str | Path | None = None, device: torch.device | str = "cpu") -> TAEF2Encoder:
+    """The pretrained TAEF2 encoder alone (default: the shared ``taef2_encoder.pth``), frozen, in eval mode.
+
+    Maps ``(B, 3, H, W)`` in ``[0, 1]`` to the decoder's ``(B, 32, H/8, W/8)`` latents
+    (encode then decode a natural 256x256 photo: ~31-34 dB PSNR).
+    """
+    p = Path(path).expanduser() if path else default_taef2_dir() / "taef2_encoder.pth"
+    enc = _load_module(TAEF2Encoder(), p, "TAEF2 encoder")
+    enc.requires_grad_(False).eval()
+    return enc.to(device)
+
+
 def _size_hw(image_size: int | tuple[int, int]) -> tuple[int, int]:
     """``image_size`` (an int, or ``(H, W)``: height first, unlike ``--size`` and the spec's ``:WxH``) -> ``(H, W)``."""
     from vecgen.options import MAX_SIDE
@@ -209,9 +222,7 @@ class TAEF2Generator(Generator):
         if self.encoder is None:
             if self._encoder_path is None:
                 raise VecgenError("taef2: no encoder weights (taef2_encoder.pth) available")
-            enc = _load_module(TAEF2Encoder(), self._encoder_path, "TAEF2 encoder")
-            enc.requires_grad_(False).eval()
-            self.encoder = enc.to(self.device)
+            self.encoder = load_taef2_encoder(self._encoder_path, self.device)
         return self.encoder
 
     def encode(self, image: Tensor) -> Tensor:

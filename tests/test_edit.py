@@ -1,0 +1,341 @@
+"""Tests of ``vecgen edit``: photo preparation, inversion, the three methods, files, CLI, gallery."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vecgen import gallery
+from vecgen.api import edit
+from vecgen.api.edit_invert import crop_box, invert, paste, prepare_photo, psnr, read_photo
+from vecgen.api.edit_mapper import train_mapper
+from vecgen.backends.generators import StyleGAN2Generator
+from vecgen.cli import main
+from vecgen.errors import VecgenError
+from vecgen.params.mapper import LatentMapper, generator_fingerprint, load_mapper
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+TAEF2_DIR = SHARED / "weights" / "taef2"
+TINY = "vecgen-tiny-vit@random"
+CPU = torch.device("cpu")
+needs_taef2 = pytest.mark.skipif(not (TAEF2_DIR / "taef2_encoder.pth").is_file(),
+                                 reason="../shared/weights/taef2 not available")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def small_stylegan2(seed: int = 0) -> StyleGAN2Generator:
+    torch.manual_seed(seed)
+    g = StyleGAN2Generator(32, style_dim=32, n_mlp=2, channels={4: 16, 8: 16, 16: 8, 32: 8})
+    return g.eval().requires_grad_(False)
+
+
+@pytest.fixture(scope="module")
+def sg2_file(tmp_path_factory) -> Path:
+    p = tmp_path_factory.mktemp("sg2") / "g.pt"
+    small_stylegan2(0).save(p)
+    return p
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from vecgen.api import load_perceptors
+
+    return load_perceptors(TINY, CPU)
+
+
+def real_photo(name: str = "chelsea", path: Path | None = None):
+    data = pytest.importorskip("skimage.data")
+    arr = getattr(data, name)()
+    if path is not None:
+        Image.fromarray(arr).save(path)
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float() / 255
+
+
+def photo_file(tmp_path: Path, name: str = "chelsea", size=(90, 60)) -> Path:
+    """A real photo, made small so the default test run stays fast."""
+    data = pytest.importorskip("skimage.data")
+    p = tmp_path / f"{name}.png"
+    Image.fromarray(getattr(data, name)()).resize(size, Image.BICUBIC).save(p)
+    return p
+
+
+# ----------------------------------------------------------------------------- photo in, edit out
+def test_crop_box_and_paste_keep_the_photo_outside_the_box():
+    assert crop_box((300, 451), (256, 256)) == (0, 75, 300, 300)  # wide photo: sides trimmed
+    assert crop_box((400, 200), (64, 64)) == (100, 0, 200, 200)
+    assert crop_box((300, 400), (48, 64)) == (0, 0, 300, 400)  # same aspect: all of it
+    photo = torch.rand(1, 3, 30, 50, generator=torch.Generator().manual_seed(0))
+    small, box = prepare_photo(photo, (16, 16))
+    assert small.shape == (1, 3, 16, 16) and box == (0, 10, 30, 30)
+    out = paste(photo, torch.zeros(1, 3, 16, 16), box)
+    assert out.shape == photo.shape
+    assert torch.equal(out[..., :, :10], photo[..., :, :10]) and torch.equal(out[..., :, 40:], photo[..., :, 40:])
+    assert float(out[..., :, 10:40].abs().max()) == 0.0
+    # an untouched edit pastes back close to the photo (only the resampling differs)
+    assert psnr(paste(photo, small, box), photo) > 10
+
+
+def test_unreadable_photo_is_one_line(tmp_path):
+    bad = tmp_path / "photo.png"
+    bad.write_text("not an image")
+    for photo in (bad, tmp_path / "missing.jpg"):
+        with pytest.raises(VecgenError) as e:
+            read_photo(photo)
+        assert "\n" not in str(e.value)
+
+
+@needs_taef2
+def test_taef2_inversion_psnr_on_a_real_photo():
+    from vecgen.backends.generators import load_taef2
+    from vecgen.backends.generators.encoders import load_encoder
+
+    gen = load_taef2(TAEF2_DIR / "taef2_decoder.pth", image_size=(96, 128))
+    enc = load_encoder(f"taef2:{TAEF2_DIR / 'taef2_encoder.pth'}")
+    target, _ = prepare_photo(real_photo("chelsea"), (96, 128))
+    inv = invert(gen, target, encoder=enc, steps=4)
+    # measured 128x96 chelsea: encoded 29.2 dB, +4 refinement steps 30.4 dB (256 px: 34.1 / 37.8 after 20);
+    # a random decoder gives ~5 dB
+    assert inv.encoded_psnr > 27.0
+    assert inv.psnr > inv.encoded_psnr + 0.3
+    assert inv.latent.shape == (1, 1, 32, 12, 16) and inv.image.shape == target.shape
+
+
+def test_inversion_by_optimization_reconstructs_a_generator_image():
+    gen = small_stylegan2(0)
+    with torch.no_grad():
+        w = gen.to_w_plus(gen.mapping(gen.sample_latent(1, seed=5)))
+        target = gen.synthesize(w)
+        mean_psnr = psnr(gen.synthesize(gen.to_w_plus(gen.mean_latent())), target)
+    inv = invert(gen, target, steps=60, lr=0.05)
+    assert inv.how == "optimize" and inv.latent.shape == (1, gen.n_latent, 32)
+    # measured: from the mean latent's 14.7 dB to 24.7 dB in 60 steps
+    assert inv.psnr > mean_psnr + 5.0
+
+
+def test_mismatched_encoder_is_refused(tmp_path):
+    from vecgen.backends.generators.encoders import ImageEncoder, check_pair
+    from vecgen.backends.generators.script import ScriptGenerator
+
+    gen = ScriptGenerator(torch.nn.Conv2d(16, 3, 1), (16, 4, 4))
+    enc = ImageEncoder(torch.nn.Conv2d(3, 8, 8, stride=8), "script", 8, 8)
+    with pytest.raises(VecgenError, match="generator/encoder mismatch: .* 8-channel .* takes 16"):
+        check_pair(enc, gen)
+    with pytest.raises(VecgenError, match="mapping network"):
+        check_pair(enc, small_stylegan2())
+
+
+# ----------------------------------------------------------------------------- method optimize
+def test_l2_keeps_the_latent_near_the_inversion(tiny):
+    photo = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(1))
+    dist = {}
+    for l2 in (0.0, 2.0):
+        res = edit("a red circle", photo=photo, generator=small_stylegan2(0), steps=12, lr=0.1, l2=l2,
+                   invert_steps=5, cutouts=2, clip=TINY, perceptors=tiny, device="cpu", quiet=True)
+        dist[l2] = res.settings["latent_l2"]
+        assert res.image.size == (40, 40)
+        assert res.settings["inversion"] == "optimize" and res.settings["inversion_steps"] == 5
+        if l2 > 0:
+            assert res.history[0]["l2"] == 0.0  # the run starts exactly at the inverted latent
+    assert dist[0.0] > 0
+    # measured 3.49 without L2, 0.19 with weight 2
+    assert dist[2.0] < 0.25 * dist[0.0]
+
+
+def test_directional_edit_and_callbacks_and_snapshots(tiny, tmp_path):
+    seen = []
+    res = edit("a red circle", source="a blue square", photo=torch.rand(1, 3, 32, 32), generator=small_stylegan2(0),
+               steps=4, invert_steps=2, clip=TINY, perceptors=tiny, device="cpu", quiet=True,
+               callbacks=[lambda step, p, v: seen.append(step)], snapshots=tmp_path / "snaps", every=2)
+    assert seen == [1, 2, 3, 4]
+    assert sorted(p.name for p in (tmp_path / "snaps").iterdir()) == ["00002.png", "00004.png"]
+    assert any(k.startswith("direction:") for k in res.history[0])
+    assert res.settings["source"] == "a blue square"
+
+
+# ----------------------------------------------------------------------------- method global
+class ColourGenerator(StyleGAN2Generator.__mro__[1]):  # the Generator base class
+    """Six latent channels, each adding a known colour to a grey 8x8 picture (channel 5 adds nothing)."""
+
+    kind = "colours"
+    COLOURS = torch.tensor([[1.0, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 2, 0], [0, 0, 0]])
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.latent_shape = (6,)
+        self.register_buffer("colours", self.COLOURS.clone())
+
+    def sample_latent(self, n, seed, device=None):
+        return super().sample_latent(n, seed, device) * 0.01  # near grey: responses are (almost) linear
+
+    def forward(self, z):
+        rgb = 0.5 + z @ self.colours  # (B, 3)
+        return rgb[:, :, None, None].expand(-1, -1, 8, 8)
+
+
+class MeanColourPerceptor(torch.nn.Module):
+    """Embeds a picture as its unit mean colour offset from grey (plus a constant); texts are colours."""
+
+    name = "mean-colour"
+    input_size = 8
+    TEXT = {"red": [1.0, 0, 0, 0], "green": [0, 1.0, 0, 0], "blue": [0, 0, 1.0, 0]}
+
+    def encode_image(self, x):
+        v = torch.cat([x.mean((2, 3)) - 0.5, torch.full((x.shape[0], 1), 0.05)], 1)
+        return torch.nn.functional.normalize(v, dim=-1)
+
+    def encode_text(self, texts):
+        return torch.tensor([self.TEXT[t] for t in texts])
+
+
+def test_global_direction_selects_channels_by_beta(tmp_path):
+    from vecgen.api.edit_global import ChannelSpace, global_direction, load_or_compute, text_step
+
+    gen, per = ColourGenerator().eval(), MeanColourPerceptor()
+    res = load_or_compute(gen, per, cache=tmp_path, samples=4)
+    assert res.responses.shape == (6, 4) and not res.cached
+    step = text_step(per, "red", "blue")  # (1, 0, -1, 0) / sqrt 2
+    expected = torch.tensor([0.707, 0.5, 0.0, -0.707, 0.316, 0.0])
+    for beta, keep in ((0.6, {0, 3}), (0.4, {0, 1, 3}), (0.2, {0, 1, 3, 4})):
+        offsets, rel = global_direction(res.responses, res.std, step, beta)
+        assert torch.allclose(rel, expected, atol=0.03)
+        assert {int(i) for i in torch.nonzero(offsets).flatten()} == keep
+    # the kept channels move the picture toward red and away from blue
+    space = ChannelSpace(gen)
+    offsets, _ = global_direction(res.responses, res.std, step, 0.4)
+    img = space.render(torch.zeros(1, 1, 6), offsets * 20)
+    r, g, b = (img.mean((0, 2, 3)) - 0.5).tolist()
+    assert r > 0.05 and b < 0 and r - b > 0.1
+    again = load_or_compute(gen, per, cache=tmp_path, samples=4)  # reused, not recomputed
+    assert again.cached and torch.equal(again.responses, res.responses)
+    assert len(list(tmp_path.glob("*.safetensors"))) == 1
+
+
+def test_global_edit_on_stylegan2_style_space(tiny, tmp_path):
+    res = edit("a red circle", photo=torch.rand(1, 3, 32, 32), generator=small_stylegan2(0), alpha=3.0, beta=0.0,
+               global_samples=1, global_cache=tmp_path, invert_steps=2, clip=TINY, perceptors=tiny, device="cpu",
+               quiet=True)
+    s = res.settings
+    assert s["method"] == "global" and s["channel_space"] == "style"
+    # style space: the input channels of the 11 modulated convs (conv1, to_rgb1, 6 convs, 3 toRGBs)
+    assert s["channels"] == 16 + 16 + (16 + 16) + (16 + 8) + (8 + 8) + 16 + 8 + 8
+    assert s["channels_kept"] == s["channels"] and s["apply_ms"] > 0
+    assert psnr(res.edit, res.inversion.image) < 60  # the direction changed the picture
+    again = edit("a red circle", photo=torch.rand(1, 3, 32, 32), generator=small_stylegan2(0), alpha=3.0,
+                 global_samples=1, global_cache=tmp_path, invert_steps=2, clip=TINY, perceptors=tiny,
+                 device="cpu", quiet=True)
+    assert again.settings["precompute_cached"] is True and again.settings["channels_kept"] < s["channels"]
+
+
+# ----------------------------------------------------------------------------- method mapper
+def test_mapper_starts_as_identity_and_round_trips(tiny, tmp_path):
+    m = LatentMapper((32,))
+    w = torch.randn(2, 5, 32)
+    assert torch.equal(m(w), torch.zeros_like(w))
+    photos = [torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    res = train_mapper("a red circle", images=photos, generator=small_stylegan2(0), steps=4, batch=2, lr=0.01,
+                       invert_steps=2, cutouts=2, clip=TINY, perceptors=tiny, device="cpu", quiet=True,
+                       output=tmp_path / "m.safetensors")
+    assert res.settings["images"] == 3 and len(res.history) == 4
+    net, meta = load_mapper(tmp_path / "m.safetensors")
+    assert meta["target"] == "a red circle" and meta["generator_kind"] == "stylegan2"
+    assert meta["generator_fingerprint"] == generator_fingerprint(small_stylegan2(0))
+    w = res.bank[:2]
+    assert torch.allclose(net(w), res.mapper(w), atol=1e-6) and float(net(w).abs().max()) > 0  # trained, saved
+    out = edit(photo=photos[0], mapper=tmp_path / "m.safetensors", generator=small_stylegan2(0), invert_steps=2,
+               device="cpu", quiet=True)
+    assert out.settings["method"] == "mapper" and out.settings["mapper_target"] == "a red circle"
+    assert out.settings["apply_ms"] > 0 and out.image.size == (32, 32)
+    with pytest.raises(VecgenError, match="mapper trained for another generator"):
+        edit(photo=photos[0], mapper=tmp_path / "m.safetensors", generator=small_stylegan2(1), invert_steps=1,
+             device="cpu", quiet=True)
+
+
+# ----------------------------------------------------------------------------- CLI and gallery
+def test_cli_edit_bad_input(sg2_file, tmp_path, capsys):
+    photo = photo_file(tmp_path)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG not really")
+    cases = [
+        ([str(bad), "x", "--generator", f"stylegan2:{sg2_file}"], "cannot read"),
+        ([str(photo), "x", "--generator", f"stylegan2:{sg2_file}", "--alpha", "2", "--method", "optimize"],
+         "--alpha applies to --method global only"),
+        ([str(photo), "x", "--generator", f"stylegan2:{sg2_file}", "--encoder", "script:/nope.pt"],
+         "TorchScript encoder not found"),
+        ([str(photo), "--generator", f"stylegan2:{sg2_file}", "--mapper", str(bad)], "cannot read mapper"),
+        ([str(photo), "x"], "--generator is required"),
+    ]
+    for args, needle in cases:
+        assert main(["edit", *args, "-o", str(tmp_path / "o.png"), "-q"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert needle in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_cli_edit_and_train_mapper_end_to_end(sg2_file, tmp_path, capsys):
+    photo = photo_file(tmp_path, size=(48, 32))
+    out = tmp_path / "edited.png"
+    args = ["--generator", f"stylegan2:{sg2_file}", "--clip", TINY, "--invert-steps", "2", "-q"]
+    assert main(["edit", str(photo), "a red circle", "--steps", "2", "--cutouts", "2", *args, "-o", str(out)]) == 0
+    im = Image.open(out)
+    assert im.size == (48, 32)  # the photo's own size
+    settings = json.loads(im.text["settings"])
+    assert settings["function"] == "edit" and settings["inversion_psnr"] > 0 and "psnr_to_photo" in settings
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("chelsea", "coffee"):
+        photo_file(folder, name, size=(32, 32))
+    mapper = tmp_path / "m.safetensors"
+    assert main(["edit", "--train-mapper", "a red circle", "--images", str(folder), "--steps", "2", "--cutouts",
+                 "2", *args, "-o", str(mapper)]) == 0
+    assert mapper.is_file() and mapper.with_suffix(".png").is_file()
+    assert main(["edit", str(photo), "--mapper", str(mapper), *args, "-o", str(out)]) == 0
+    assert json.loads(Image.open(out).text["settings"])["method"] == "mapper"
+    capsys.readouterr()
+    # the mapper refuses another generator
+    other = tmp_path / "g1.pt"
+    small_stylegan2(1).save(other)
+    assert main(["edit", str(photo), "--mapper", str(mapper), "--generator", f"stylegan2:{other}", "-q",
+                 "-o", str(out)]) == 2
+    assert "mapper trained for another generator" in capsys.readouterr().err
+
+
+def test_gallery_runs_edit_jobs(sg2_file, tmp_path):
+    photo = photo_file(tmp_path, size=(32, 32))
+    spec = tmp_path / "edit.toml"
+    spec.write_text(f'[defaults]\nclip = "{TINY}"\nsteps = 2\ncutouts = 2\n\n[[entry]]\nfunction = "edit"\n'
+                    f'prompt = "a red circle"\nphoto = "{photo}"\ngenerator = "stylegan2:{sg2_file}"\n'
+                    f'invert_steps = 2\n')
+    s = gallery.run_gallery(spec, tmp_path / "site", progress=False, build=False)
+    assert s.done == 1 and set(s.jobs[0]["files"]) == {"png"}
+    with pytest.raises(VecgenError, match="edit needs option 'photo'"):
+        gallery.parse_spec('[[entry]]\nfunction = "edit"\nprompt = "x"\ngenerator = "taef2"\n', "g.toml")
+
+
+@needs_taef2
+def test_cli_taef2_edit_with_encoder_and_mismatch(tmp_path, capsys):
+    photo = photo_file(tmp_path, size=(64, 48))
+    out = tmp_path / "o.png"
+    assert main(["edit", str(photo), "a red circle", "--generator", "taef2", "--encoder", "taef2", "--clip", TINY,
+                 "--steps", "1", "--cutouts", "1", "--size", "32x24", "--invert-steps", "1", "-q",
+                 "-o", str(out)]) == 0
+    s = json.loads(Image.open(out).text["settings"])
+    assert Image.open(out).size == (64, 48) and s["inversion"] == "encoder" and s["encoded_psnr"] > 15
+    # a TorchScript generator with 16-channel latents cannot take the TAEF2 encoder's 32 channels
+    mod = torch.jit.script(torch.nn.Sequential(torch.nn.Upsample(scale_factor=8.0), torch.nn.Conv2d(16, 3, 1)))
+    mod.save(str(tmp_path / "g16.pt"))
+    capsys.readouterr()
+    assert main(["edit", str(photo), "x", "--generator", f"script:{tmp_path / 'g16.pt'}:16,6,8", "--encoder",
+                 "taef2", "-q", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "generator/encoder mismatch" in err and len(err.strip().splitlines()) == 1

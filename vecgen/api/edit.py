@@ -1,0 +1,205 @@
+"""``edit``: a real photo edited by text through a frozen generator (StyleCLIP's three methods).
+
+    >>> from vecgen.api import edit
+    >>> res = edit("a leopard", photo="cat.jpg", generator="taef2", encoder="taef2", clip="efficientnet-lite0")
+    >>> res.save("leopard.png"); res.settings["inversion_psnr"], res.settings["psnr_to_photo"]
+
+Every method first inverts the photo (:mod:`vecgen.api.edit_invert`: encoder +
+refinement, or optimization), then:
+
+* ``optimize`` -- the one engine loop from the inverted latent: CLIP/classifier
+  terms toward the prompt (directional against ``source`` when given) plus
+  ``l2`` times the squared distance to the inversion (StyleCLIP: 0.008);
+* ``global`` -- a precomputed global direction (:mod:`vecgen.api.edit_global`),
+  one render;
+* ``mapper`` -- a trained latent mapper (:mod:`vecgen.api.edit_mapper`), one
+  forward pass.
+
+The edit is pasted back into the photo at the photo's own size (only the
+centred box that matches the generator's aspect changes).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from vecgen.api._run import Common, clip_terms, common, make_views, run
+from vecgen.api.generate import load_generator_for, spec_text
+from vecgen.api.result import Result
+from vecgen.api.verb import Verb
+from vecgen.errors import VecgenError
+from vecgen.options import as_int, check_number, parse_size
+
+METHODS = ("auto", "optimize", "global", "mapper")
+#: Default ``--l2`` (weight of the squared L2 distance to the inverted latent, summed over its entries):
+#: StyleCLIP's 0.008 for generators with a mapping network (its W+ has 18 x 512 entries); 0.0005 for the
+#: others, measured on TAEF2 (a 256x168 latent has 21,504 entries): chelsea -> "leopard", Lite0, 30 steps,
+#: Lite2 judging: at 0.008 the edit barely moves (rank 219 -> 161, 30.8 dB; Lite0's "probs" embedding),
+#: at 0.0005 Lite2 ranks it first (24.8 dB "probs", 26.6 dB "features"; benchmarks/edit.py).
+L2 = {"mapping": 0.008, "other": 0.0005}
+
+
+#: Default ``--alpha`` of ``--method global`` (in standard deviations of the most relevant channel):
+#: StyleCLIP's scale for style space; 0.5 for latent channels (TAEF2: 0.5 keeps ~19-22 dB, 1 ~15 dB).
+ALPHA = {"mapping": 4.0, "other": 0.5}
+
+
+def default_l2(gen) -> float:
+    return L2["mapping" if getattr(gen, "has_mapping", False) else "other"]
+
+
+def resolve_method(method: str | None, alpha: Any, mapper: Any) -> str:
+    """``auto`` -> ``mapper`` with a mapper file, ``global`` with ``alpha``, else ``optimize``; checks the mix."""
+    m = str(method or "auto").strip().lower()
+    if m not in METHODS:
+        raise VecgenError(f"unknown --method {method!r} (choose {', '.join(METHODS)})")
+    if m == "auto":
+        m = "mapper" if mapper is not None else "global" if alpha is not None else "optimize"
+    if alpha is not None and m != "global":
+        raise VecgenError("--alpha applies to --method global only")
+    if mapper is not None and m != "mapper":
+        raise VecgenError("--mapper applies to --method mapper only")
+    if m == "mapper" and mapper is None:
+        raise VecgenError("--method mapper needs --mapper FILE.safetensors (train one with --train-mapper)")
+    return m
+
+
+def setup(photo: Any, generator: Any, encoder: Any, size: Any, device) -> tuple[Any, Any, Any, Any, tuple]:
+    """Read the photo, load generator and encoder, check they pair -> ``(photo, gen, enc, native, box)``."""
+    from vecgen.api.edit_invert import load_encoder_for, native_size, prepare_photo, read_photo
+
+    pic = read_photo(photo)  # an unreadable photo is refused before any model loads
+    if size is not None:
+        parse_size(size)
+    gen = load_generator_for(generator, device, None)
+    enc = load_encoder_for(encoder, device)
+    if enc is not None:
+        from vecgen.backends.generators.encoders import check_pair
+
+        check_pair(enc, gen)
+    hw = native_size(gen, tuple(pic.shape[-2:]), size)
+    if size is not None and getattr(gen, "kind", "") != "taef2" and parse_size(size) != (hw[1], hw[0]):
+        raise VecgenError(f"{gen.kind} generator renders {hw[1]}x{hw[0]}; --size cannot change that")
+    target, box = prepare_photo(pic, hw)
+    return pic, gen, enc, target.to(gen.device), box
+
+
+def finish(res: Result, photo, inv, edited, box, gen, settings: dict, t0: float) -> Result:
+    """Paste the edit into the photo; record PSNRs and timings; the result's image is the photo-sized edit."""
+    import torch
+
+    from vecgen.api.edit_invert import paste, psnr
+    from vecgen.io import tensor_to_pil
+
+    with torch.no_grad():
+        full = paste(photo, edited[:1], box)
+    settings.update(inv.info())
+    settings["psnr_to_photo"] = round(psnr(full, photo.to(full.device)), 2)
+    settings["psnr_to_inversion"] = round(psnr(edited[:1], inv.image), 2)
+    settings["photo_size"] = [int(photo.shape[-1]), int(photo.shape[-2])]
+    settings["box"] = [int(v) for v in box]
+    settings["seconds"] = round(time.perf_counter() - t0, 2)
+    res.image = tensor_to_pil(full)
+    res.extras.update(edit=edited[:1].detach(), inversion=inv, photo=photo, box=box, generator=gen)
+    return res
+
+
+def edit(prompt: str | None = None, *, photo: Any, generator: Any, method: str = "auto", source: str | None = None,
+         encoder: Any = None, mapper: str | Path | None = None, l2: float | None = None, alpha: float | None = None,
+         beta: float = 0.15, global_samples: int = 8, global_cache: str | Path | None = None,
+         invert_steps: int | None = None, invert_lr: float | None = None, perceptual: float | None = None,
+         space: str = "wplus", lr: float = 0.1, steps: int = 100, size: Any = None, clip: str = "auto",
+         cutouts: int = 8, seed: int = 0, device: str | None = "auto", image_prompt=None,
+         snapshots: str | Path | None = None, every: int = 10, checkpoint: str | Path | None = None,
+         resume: str | Path | None = None, quiet: bool = False, perceptors=None, extra_terms=None,
+         warn: Callable[[str], None] | None = None, views: str = "auto", callbacks=None) -> Result:
+    """Edit ``photo`` toward ``prompt``; returns a :class:`vecgen.api.Result` (PNG at the photo's size).
+
+    ``generator``: a spec (``taef2``, ``stylegan2:ckpt.pt``, ``script:gen.pt``) or a loaded
+    Generator; ``encoder``: ``taef2[:FILE]`` / ``script:FILE`` (inversion by encoding), else by
+    optimization (``invert_steps``, ``invert_lr``; ``perceptual``: weight of the feature term
+    over the first perceptor with ``features()``). ``method``: ``optimize`` (``steps``, ``lr``,
+    ``l2`` (None: 0.008 with a mapping network as StyleCLIP, 0.0005 for TAEF2 and others; see
+    :data:`L2`), ``space`` and the options of :func:`vecgen.generate`), ``global`` (``alpha``,
+    ``beta``; responses over ``global_samples`` latents cached in ``global_cache``, a file or a
+    folder), ``mapper`` (``mapper``: a file from :func:`vecgen.api.edit_mapper.train_mapper`);
+    ``auto`` picks by which of ``mapper`` / ``alpha`` is given. ``source``: the text the photo
+    is now (directional terms). Settings record ``inversion_psnr``, ``psnr_to_photo`` (the
+    pasted edit vs the photo) and the method's timings (``apply_ms``...).
+    """
+    import torch
+
+    from vecgen.api.edit_invert import invert
+    from vecgen.losses import DirectionalClipTerm, LatentL2
+    from vecgen.params.latent import Latent, _check_space
+
+    t0 = time.perf_counter()
+    method = resolve_method(method, alpha, mapper)
+    space = _check_space(space)
+    if l2 is not None:
+        l2 = check_number("--l2", l2, nonnegative=True)
+    beta = check_number("--beta", beta, nonnegative=True, maximum=1.0)
+    if alpha is not None:
+        alpha = check_number("--alpha", alpha)
+    if source is not None and not str(source).strip():
+        source = None
+    global_samples = as_int("--global-samples", global_samples, minimum=1)
+    if invert_steps is not None:
+        invert_steps = as_int("--invert-steps", invert_steps, minimum=0)
+    opts: Common = common(locals(), uses_prompt=method != "mapper")
+    if method != "optimize" and opts.resume_state is not None:
+        raise VecgenError(f"--resume applies to --method optimize only ({method} takes no steps)")
+    pic, gen, enc, target, box = setup(photo, generator, encoder, size, opts.device)
+    perceptors = opts.load_perceptors() if (method != "mapper" or perceptual) else []
+    settings: dict[str, Any] = {
+        "function": "edit", "prompt": prompt, "method": method, "source": source, "photo": _name(photo),
+        "generator": spec_text(generator), "encoder": None if encoder is None else _name(encoder),
+        "space": space, "clip": clip, "seed": opts.seed, "steps": opts.steps if method == "optimize" else None,
+        "size": None if size is None else list(parse_size(size))}
+    inv = invert(gen, target, encoder=enc, space=space if gen.has_mapping else "wplus", steps=invert_steps,
+                 lr=invert_lr, perceptors=perceptors, perceptual=perceptual, seed=opts.seed, quiet=opts.quiet)
+    if method == "global":
+        from vecgen.api.edit_global import global_edit
+
+        if alpha is None:  # measured on TAEF2: alpha 4 drops PSNR to ~9 dB (README, Editing photos)
+            alpha = ALPHA["mapping" if gen.has_mapping else "other"]
+        res, edited = global_edit(gen, inv, opts, prompt, source, alpha=alpha,
+                                  beta=beta, samples=global_samples, cache=global_cache, settings=settings)
+        return finish(res, pic, inv, edited, box, gen, settings, t0)
+    if method == "mapper":
+        from vecgen.api.edit_mapper import mapper_edit
+
+        res, edited = mapper_edit(gen, inv, mapper, opts, settings)
+        return finish(res, pic, inv, edited, box, gen, settings, t0)
+    l2 = default_l2(gen) if l2 is None else l2
+    settings.update(l2=l2, lr=float(lr), cutouts=opts.cutouts)
+    param = Latent(gen, space=inv.space, init=inv.latent, lr=float(lr), steps=opts.steps, truncation=1.0,
+                   seed=opts.seed)
+    if source is not None:  # directional: the step from the inverted photo must follow source -> prompt
+        reference = inv.image.detach()
+        terms = [DirectionalClipTerm(p, str(source).strip(), [q.text for q in opts.prompts if q.weight > 0],
+                                     reference=lambda: reference, weight=w) for p, w in perceptors]
+        if opts.images:  # image prompts still pull globally
+            opts.prompts = []
+            terms += clip_terms(opts)
+    else:
+        terms = clip_terms(opts)
+    terms += list(extra_terms or [])
+    if l2 > 0:
+        terms.append(LatentL2(param, l2))
+    res = run(param, opts, settings, terms=terms, views=make_views(opts))
+    with torch.no_grad():
+        edited = param.render().detach()
+        settings["latent_l2"] = round(float(param.l2_to_init()), 4)
+    return finish(res, pic, inv, edited, box, gen, settings, t0)
+
+
+def _name(obj: Any) -> str:
+    return str(obj) if isinstance(obj, (str, Path)) else f"<{type(obj).__name__}>"
+
+
+VERB = Verb("edit", edit,
+            "edit a photo by text through a generator (StyleCLIP: optimize, global, mapper); writes PNG",
+            outputs=(".png",), default_output="edited.png")
