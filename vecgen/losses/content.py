@@ -1,0 +1,62 @@
+"""Content loss: how far the output's deep features are from the content image's.
+
+CLIPstyler uses VGG19's conv4_2 and conv5_2; here any perceptor's feature taps
+(``perceptor.features(x, layers)``) stand in: a pretrained ImageNet classifier's
+when one is installed, else a CLIP image tower's. Each layer's squared error is
+divided by the mean square of the content's own features, so layers of
+different scales (and perceptors) weigh alike and the loss is a relative error:
+0 for the content image itself, about 1 for features of unrelated magnitude.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from vecgen.errors import VecgenError
+from vecgen.objective import Context
+
+
+class ContentTerm:
+    """Relative squared feature error of the output ``ctx.image`` against ``content()`` (same shape).
+
+    ``layers``: the perceptor's tap names (default: its ``content_layers``).
+    The content's features are computed once per content batch (no grad).
+    """
+
+    def __init__(self, perceptor, content: Callable[[], Tensor], layers: Sequence[str] | None = None,
+                 weight: float = 1.0, name: str | None = None) -> None:
+        if not hasattr(perceptor, "features"):
+            raise VecgenError(f"perceptor {getattr(perceptor, 'name', perceptor)!r} has no feature taps for a "
+                              f"content loss")
+        known = tuple(getattr(perceptor, "feature_layers", ()))
+        layers = tuple(layers) if layers else tuple(getattr(perceptor, "content_layers", ()))
+        if not layers:
+            raise VecgenError(f"perceptor {perceptor.name!r} names no content layers")
+        bad = [n for n in layers if known and n not in known]
+        if bad:
+            raise VecgenError(f"unknown content layer {bad[0]!r} of {perceptor.name} (has: {', '.join(known)})")
+        self.perceptor, self.content, self.layers = perceptor, content, layers
+        self.weight = float(weight)
+        self.name = name or f"content:{perceptor.name}"
+        self._seen: Tensor | None = None
+        self._target: dict[str, Tensor] = {}
+
+    def target(self) -> dict[str, Tensor]:
+        x = self.content()
+        if x is not self._seen:
+            with torch.no_grad():
+                feats = self.perceptor.features(x.to(self.perceptor.device), self.layers)
+            self._target = {k: feats[k].detach() for k in self.layers}
+            self._seen = x
+        return self._target
+
+    def __call__(self, ctx: Context) -> Tensor:
+        want = self.target()
+        got = self.perceptor.features(ctx.image, self.layers)
+        total = ctx.image.new_zeros(())
+        for k in self.layers:
+            t = want[k]
+            total = total + (got[k] - t).pow(2).mean() / (t.pow(2).mean() + 1e-8)
+        return total / len(self.layers)
