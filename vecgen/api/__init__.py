@@ -13,9 +13,13 @@ gallery's ``function = "NAME"`` all come from here.
 from __future__ import annotations
 
 from vecgen.api import adapt as _adapt
+from vecgen.api import classify3d as _classify3d
 from vecgen.api import draw as _draw
+from vecgen.api import edit as _edit
 from vecgen.api import generate as _generate
+from vecgen.api import mesh as _mesh
 from vecgen.api import paint as _paint
+from vecgen.api import style as _style
 from vecgen.api._run import Common, load_perceptors, parse_image_prompts, run, view_style
 from vecgen.api.draw import draw_steps, draw_style
 from vecgen.api.generate import load_generator_for
@@ -26,7 +30,7 @@ from vecgen.io import load_image, pil_to_tensor, tensor_to_pil
 from vecgen.options import check_writable, parse_clip, parse_colour, parse_size, parse_width, resolve_device
 
 #: Every verb, by name, in the order the CLI lists them.
-VERBS: dict[str, Verb] = {m.VERB.name: m.VERB for m in (_draw, _paint, _generate, _adapt)}
+VERBS: dict[str, Verb] = {m.VERB.name: m.VERB for m in (_draw, _paint, _generate, _adapt, _edit, _style, _classify3d, _mesh)}
 
 # Each verb's function under its name (``vecgen.api.draw`` is the function, not its module).
 globals().update({name: verb.function for name, verb in VERBS.items()})

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from vecgen.minis import shapes3d
 from vecgen.minis.scenes import (
     _CELL,
     _INVERSE,
@@ -178,6 +179,8 @@ def render_caption(attrs: dict, plan: CaptionPlan) -> str:
 def caption_scene(attrs: dict, rng_or_seed, templates: str = "all") -> tuple[str, CaptionPlan]:
     """A random caption for a scene -> (text, plan); the plan makes hard negatives."""
     rng = _rng(rng_or_seed)
+    if attrs["kind"] in shapes3d.KINDS:  # 3-D primitives (depth maps, shaded views) caption themselves
+        return shapes3d.caption3d(attrs, rng)
     plan = plan_caption(attrs["kind"], rng, templates)
     return render_caption(attrs, plan), plan
 
@@ -259,6 +262,8 @@ def negatives(attrs: dict, plan: CaptionPlan, rng_or_seed, k: int = 3,
     :data:`NEGATIVE_WEIGHTS`), so one attribute may appear with several wrong values.
     """
     rng = _rng(rng_or_seed)
+    if attrs["kind"] in shapes3d.KINDS:
+        return shapes3d.negatives3d(attrs, plan, rng, k)
     weights = NEGATIVE_WEIGHTS if weights is None else weights
     slots = mutable_slots(attrs, plan)
     w = [weights.get(a, 1.0) for a, _ in slots]
@@ -295,7 +300,8 @@ _PARTIAL_FORMS = {
     "size": ("{article} {size} shape", "{size}", "something {size}"),
     "count": ("{count} shapes", "{count} objects", "{count} things"),
 }
-PARTIAL_ATTRIBUTES = {"single": ("shape", "colour", "position", "size"), "count": ("count", "shape", "colour")}
+PARTIAL_ATTRIBUTES = {"single": ("shape", "colour", "position", "size"), "count": ("count", "shape", "colour"),
+                      **{k: ("solid",) for k in shapes3d.KINDS}}
 
 
 def partial_captions(attrs: dict, attribute: str, rng_or_seed) -> list[str]:
@@ -305,6 +311,8 @@ def partial_captions(attrs: dict, attribute: str, rng_or_seed) -> list[str]:
     only in the attribute's words. Only for ``single`` and ``count`` scenes.
     """
     rng = _rng(rng_or_seed)
+    if attribute == "solid":
+        return shapes3d.partial3d(attrs, rng)
     u = [rng.random() for _ in range(3)]
     form = _PARTIAL_FORMS[attribute][int(u[0] * len(_PARTIAL_FORMS[attribute]))]
     o = attrs["objects"][0]

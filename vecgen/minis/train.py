@@ -33,13 +33,14 @@ import torch.nn.functional as F
 
 from vecgen.backends.perceptors.clip import ClipPerceptor, _load_safetensors, _register_configs
 from vecgen.io import atomic_write, torch_bytes
+from vecgen.minis import shapes3d
 from vecgen.minis.probes import run_probes
 from vecgen.minis.captions import PARTIAL_ATTRIBUTES, caption_scene, negatives, partial_captions
 from vecgen.minis.scenes import (COLOURS, GENERATOR_VERSION, POSITIONS, SHAPES, SIZES, STYLES, render_batch,
                                  sample_scene)
 
 ARCHS = {"vit": ("mini-vit", "a"), "rn": ("mini-rn", "b")}  # arch -> (model config, caption template set)
-PARTIAL_WEIGHTS = {"shape": 1.0, "position": 1.0, "colour": 0.5, "size": 0.5, "count": 1.0}  # attribute-loss weights
+PARTIAL_WEIGHTS = {"shape": 1.0, "position": 1.0, "colour": 0.5, "size": 0.5, "count": 1.0, "solid": 1.0}  # loss
 DEFAULT_MIX = {"single": 0.55, "count": 0.2, "relation": 0.15, "list": 0.1}
 DEFAULT_CACHE = Path(os.environ.get("TMPDIR", "/tmp")) / "vecgen-scenes"
 
@@ -172,9 +173,13 @@ _PRESENT = {"shapes": list(SHAPES), "colours": list(COLOURS)}
 
 def attribute_labels(attrs: list[dict]) -> dict[str, torch.Tensor]:
     """Per-scene targets: class index (-100 = not applicable) or multi-hot presence vectors."""
-    out = {k: torch.full((len(attrs),), -100, dtype=torch.long) for k in [*_SINGLE, "count"]}
+    out = {k: torch.full((len(attrs),), -100, dtype=torch.long) for k in [*_SINGLE, "count", "solid"]}
     out.update({k: torch.zeros(len(attrs), len(v)) for k, v in _PRESENT.items()})
     for i, a in enumerate(attrs):
+        if a["kind"] in shapes3d.KINDS:  # a 3-D primitive: only which solid it is (and, shaded, its colour)
+            out["solid"][i] = list(shapes3d.SOLIDS).index(a["solid"])
+            out["colour"][i] = _SINGLE["colour"].index(a["colour"]) if "colour" in a else -100
+            continue
         objs = a["objects"]
         out["count"][i] = len(objs) - 1
         for o in objs:
@@ -192,9 +197,10 @@ def attribute_labels(attrs: list[dict]) -> dict[str, torch.Tensor]:
 class AttributeHeads(torch.nn.Module):
     """``(B, D)`` image embeddings -> one logit vector per attribute."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, solids: bool = False):  # solids: a last head for the 3-D mix (off: as before)
         super().__init__()
-        sizes = {**{k: len(v) for k, v in _SINGLE.items()}, "count": 3, **{k: len(v) for k, v in _PRESENT.items()}}
+        sizes = {**{k: len(v) for k, v in _SINGLE.items()}, "count": 3, **{k: len(v) for k, v in _PRESENT.items()},
+                 **({"solid": len(shapes3d.SOLIDS)} if solids else {})}
         self.heads = torch.nn.ModuleDict({k: torch.nn.Linear(dim, n) for k, n in sizes.items()})
 
     def loss(self, emb: torch.Tensor, labels: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -353,6 +359,7 @@ def train(args: argparse.Namespace) -> dict:
 
     cache_dir = None if args.cache_dir in ("", "none") else Path(args.cache_dir)
     images, attrs = scene_cache(args.data_seed0, args.scenes, args.size, cache_dir)
+    images, attrs = shapes3d.mix_in(images, attrs, args.data_seed0, args.scenes3d, args.size, cache_dir)
 
     bgs = pool = None
     if args.clutter > 0:
@@ -375,13 +382,16 @@ def train(args: argparse.Namespace) -> dict:
         f"{args.negatives} hard negatives per image, templates {templates!r}, {args.threads} threads")
 
     # Sampling weights per scene kind: the attribute probes live mostly in single-object scenes.
-    mix = dict(DEFAULT_MIX, **{k: float(v) for k, v in (kv.split("=") for kv in args.mix.split(",") if kv)})
+    mix = {**DEFAULT_MIX, **(shapes3d.DEFAULT_MIX if args.scenes3d else {}),
+           **{k: float(v) for k, v in (kv.split("=") for kv in args.mix.split(",") if kv)}}
     counts = {k: sum(a["kind"] == k for a in attrs) for k in mix}
     kind_weights = torch.tensor([mix[a["kind"]] / max(1, counts[a["kind"]]) for a in attrs])
     heads = labels = None
     if args.aux > 0 or args.pretrain_steps > 0:
         labels = attribute_labels(attrs)
-        heads = AttributeHeads(int(model.text_projection.shape[1]))
+        heads = AttributeHeads(int(model.text_projection.shape[1]), solids=bool(args.scenes3d))
+        if args.scenes3d:  # the solid head = frozen text of "point cloud depth map of a X.": cheap zero-shot steps
+            shapes3d.anchor_head(heads.heads["solid"], model, tokenizer, images, mean, std)
         opt.add_param_group({"params": list(heads.parameters()), "weight_decay": 0.0, "lr_mult": 1.0})
     out = Path(args.out)
     ckpt = out / f"{name}.ckpt.pt"
@@ -476,6 +486,7 @@ def train(args: argparse.Namespace) -> dict:
         "pretrain_steps": args.pretrain_steps, "aux_weight": args.aux, "clutter": args.clutter, "adv": args.adv,
         "adv_steps": args.adv_steps, "lr": args.lr, "weight_decay": args.wd,
         "templates": templates, "scenes": args.scenes, "kind_mix": mix,
+        **({"scenes3d": args.scenes3d} if args.scenes3d else {}),
         "scene_seeds": [args.data_seed0, args.data_seed0 + args.scenes],
         "image_size": args.size, "params": n_params, "train_seconds": round(train_s, 1), "threads": args.threads,
         "final_loss": round(sum(h[0] for h in hist[-20:]) / max(1, len(hist[-20:])), 4),
@@ -489,6 +500,8 @@ def train(args: argparse.Namespace) -> dict:
         perceptor = load_trained(name, weights, config)
         metrics["probes"] = run_probes(perceptor, n=args.probe_n)
         metrics["probe_scenes"] = args.probe_n
+        if args.scenes3d:  # zero-shot solids on held-out depth maps ("point cloud depth map of a cone.")
+            metrics["probe3d"] = shapes3d.probe3d(perceptor, n=300)
         log(f"probes ({args.probe_n} held-out scenes each, {time.time() - t1:.0f}s): "
             + ", ".join(f"{k} {v['accuracy']:.3f}" for k, v in metrics["probes"].items()))
     mpath = out / "metrics.json"
@@ -548,6 +561,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--adv-steps", type=int, default=2, help="PGD steps per batch with --adv")
     p.add_argument("--noise", type=float, default=0.04, help="max std of Gaussian noise on half the images")
     p.add_argument("--scenes", type=int, default=60_000, help="distinct training scenes (pre-rendered once)")
+    p.add_argument("--scenes3d", type=int, default=0, help="3-D primitive scenes mixed in (depth maps, shaded views)")
     p.add_argument("--data-seed0", type=int, default=0, help="first scene seed (probes use seeds >= 10**9)")
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--mix", default="", help="batch share per scene kind, e.g. single=0.55,count=0.2 "
