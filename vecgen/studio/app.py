@@ -99,12 +99,18 @@ class Studio:
         steps = values.get("steps")
         try:
             yield None, status_html(f"{what}: starting"), None, command, None, ""
+            told_stop = False
             while True:
                 done = job.wait(0.15)
                 frame = job.take_frame()
-                if frame is not None:
-                    yield (frame.image if frame.image is not None else skip,
-                           status_html(f"{what}: {progress_text(frame.step, frame.values, steps)}", step=frame.step),
+                if frame is not None or (job.stop.is_set() and not told_stop):
+                    # Only this stream writes the status: a Stop reply arriving after the final state would hide it.
+                    told_stop = told_stop or job.stop.is_set()
+                    text = progress_text(job.step, job.values, steps) if frame is None else \
+                        progress_text(frame.step, frame.values, steps)
+                    yield (frame.image if frame is not None and frame.image is not None else skip,
+                           status_html(f"{what}: {'stopping · ' if job.stop.is_set() else ''}{text}",
+                                       step=job.step if frame is None else frame.step),
                            skip, skip, skip, skip)
                 if done:
                     break
@@ -125,12 +131,13 @@ class Studio:
         yield (final_picture(job) or skip, shown,
                [str(p) for p in job.files()], command, job.metadata(), log)
 
-    def stop(self, session: str) -> str:
+    def stop(self, session: str) -> bool:
+        """Ask this session's run to stop; True when one was running (its own stream reports the rest)."""
         job = self.running.get(session)
         if job is None:
-            return status_html("nothing is running in this tab")
+            return False
         job.stop.set()
-        return status_html(f"stopping {job.verb} at step {job.step}...")
+        return True
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Stop every running job: one that has taken steps keeps what it has (its next step saves it);
@@ -277,12 +284,12 @@ def verb_tab(studio: Studio, name: str) -> None:
                   concurrency_limit=1, concurrency_id="vecgen-run", show_progress="minimal")
 
     def stop(request=None):
-        return studio.stop(getattr(request, "session_hash", None) or "api")
+        studio.stop(getattr(request, "session_hash", None) or "api")
 
     stop.__annotations__ = {"request": gr.Request}  # an object, not a string: Gradio fills it in
 
     # queued (so Gradio gives it the page's session) but never waiting: no limit of its own
-    stop_btn.click(stop, inputs=None, outputs=status, api_name=f"stop_{name}", concurrency_limit=None,
+    stop_btn.click(stop, inputs=None, outputs=None, api_name=f"stop_{name}", concurrency_limit=None,
                    concurrency_id="vecgen-stop", show_progress="hidden")
 
 
