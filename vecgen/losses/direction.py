@@ -18,7 +18,7 @@ from vecgen.objective import Context
 DIRECTION_FLOOR = 1e-2
 
 
-def _mean_text(perceptor, texts: Sequence[str]) -> Tensor:
+def mean_text(perceptor, texts: Sequence[str]) -> Tensor:
     """Unit mean embedding ``(D,)`` of one or more texts."""
     emb = perceptor.encode_text(list(texts)).detach()
     return F.normalize(emb.mean(0), dim=-1)
@@ -52,7 +52,7 @@ class DirectionalClipTerm:
     def text_direction(self) -> Tensor:
         """Unit ``(D,)`` step from the source text(s) to the target text(s)."""
         if self._direction is None:
-            d = _mean_text(self.perceptor, self.target) - _mean_text(self.perceptor, self.source)
+            d = mean_text(self.perceptor, self.target) - mean_text(self.perceptor, self.source)
             if float(d.norm()) < 1e-6:
                 raise VecgenError("--source and --target mean the same to this CLIP model; pick distinct texts")
             self._direction = F.normalize(d, dim=-1)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vecgen.errors import VecgenError
-from vecgen.losses.direction import DIRECTION_FLOOR
+from vecgen.losses.direction import DIRECTION_FLOOR, mean_text
 from vecgen.objective import Context
 
 #: CLIPstyler's patch threshold tau.
@@ -51,9 +51,6 @@ class StyleDirection:
         self._direction: Tensor | None = None
         self._target: Tensor | None = None
 
-    def _mean_text(self, texts: list[str]) -> Tensor:
-        return F.normalize(self.perceptor.encode_text(texts).detach().mean(0), dim=-1)
-
     def _update(self) -> None:
         x = self.content()
         if x is self._seen:
@@ -61,9 +58,9 @@ class StyleDirection:
         with torch.no_grad():
             emb = self.perceptor.encode_image(x.to(self.perceptor.device)).detach()
         if self._target is None:
-            self._target = self._mean_text(self.target)
+            self._target = mean_text(self.perceptor, self.target)
         if self.uses_source_text:
-            d = (self._target - self._mean_text(self.source)).expand_as(emb)
+            d = (self._target - mean_text(self.perceptor, self.source)).expand_as(emb)
         else:
             d = self._target.expand_as(emb) - emb  # classifiers: from the image itself to the target class
         if float(d.norm(dim=-1).min()) < 1e-6:

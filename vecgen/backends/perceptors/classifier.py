@@ -283,9 +283,10 @@ def load_classifier(model: str, pretrained: str | None, device: str | torch.devi
         mean, std, size = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 224
         layers = _torchvision_layers(net)
     names = list(layers)
-    content = names[len(names) // 2 - 1: len(names) // 2 + 1] if len(names) >= 2 else names
     if known is not None:
         content = ["blocks.2", "blocks.4"]  # /8 and /16: layout and parts, not texture (README, Feature taps)
+    else:  # the two middle stages
+        content = names[len(names) // 2 - 1: len(names) // 2 + 1] if len(names) >= 2 else names
     return ClassifierPerceptor(net, spec, size, mean, std, layers, content, CLASSIFIER_DRAW_HINT).to(device)
 
 
