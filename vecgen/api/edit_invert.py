@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vecgen.errors import VecgenError
+from vecgen.params.raster_base import psnr
 
 #: Long side of a TAEF2 edit when ``--size`` is not given (the photo's aspect is kept).
 TAEF2_SIDE = 256
@@ -31,12 +31,6 @@ ENCODER_STEPS, OPTIMIZE_STEPS = 10, 200
 ENCODER_LR, OPTIMIZE_LR = 0.01, 0.05
 #: Weight of the perceptual term without an encoder (MSE is ~1e-3 near 30 dB; the relative feature error ~0.1).
 PERCEPTUAL = 0.1
-
-
-def psnr(a: Tensor, b: Tensor) -> float:
-    """Peak signal-to-noise ratio in dB of two images in ``[0, 1]`` of the same shape."""
-    mse = F.mse_loss(a.detach().float(), b.detach().float().to(a.device)).item()
-    return 10.0 * math.log10(1.0 / max(mse, 1e-12))
 
 
 def read_photo(photo: Any) -> Tensor:

@@ -116,11 +116,9 @@ def unsquash(y: Tensor, name: str, eps: float = DEFAULT_INIT_EPS) -> Tensor:
 
 
 def psnr(a: Tensor, b: Tensor, peak: float = 1.0) -> float:
-    """Peak signal-to-noise ratio in dB between two images in ``[0, peak]``."""
+    """Peak signal-to-noise ratio in dB between two images in ``[0, peak]`` (capped at 120 dB: finite in metadata)."""
     mse = torch.mean((a.detach().double() - b.detach().double().to(a.device)) ** 2).item()
-    if mse <= 0.0:
-        return float("inf")
-    return 10.0 * math.log10(peak * peak / mse)
+    return 10.0 * math.log10(peak * peak / max(mse, 1e-12))
 
 
 # --------------------------------------------------------------------------
