@@ -15,6 +15,8 @@ from vecgen.errors import VecgenError
 
 #: Subcommands that are not verbs of the registry, in the order `vecgen --help` lists them (after the verbs).
 TOOLS = ("render", "models", "gallery", "search", "studio")
+#: What Ctrl-C means before a run's first step (also before the flags are parsed: imports take time).
+NOTHING_RAN = "before the first step; nothing was written"
 
 
 def _add_verb(sub, verb) -> None:
@@ -23,7 +25,7 @@ def _add_verb(sub, verb) -> None:
     mod.add_arguments(p, verb)
     # a verb's run catches Ctrl-C once steps run (and saves): one reaching main() came before
     # flag_actions: merge_options checks config values against these flags' types
-    p.set_defaults(func=lambda args: mod.run(args, verb), interrupted="before the first step; nothing was written",
+    p.set_defaults(func=lambda args: mod.run(args, verb), interrupted=NOTHING_RAN,
                    flag_actions=p._actions)
 
 
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vecgen: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        note = getattr(args, "interrupted", None)
+        note = getattr(args, "interrupted", None) if args is not None else NOTHING_RAN
         print("vecgen: interrupted" + (f" {note}" if note else ""), file=sys.stderr)
         return 130
     except Exception as e:  # a bug: still one line unless asked for the traceback
