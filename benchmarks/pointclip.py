@@ -12,7 +12,10 @@ any rotation), sampled with ``trimesh.sample``, with other point counts
 Reports: zero-shot accuracy per view count (1, 4, 6, 8, 10; default template),
 few-shot accuracy with the inter-view adapter for 1, 2, 4, 8, 16 shots per class
 (trained on clouds from the same sampler with another seed: held-out variants),
-ms per cloud (1,024 points, 6 views, one at a time) and clouds/s in --eval batches.
+ms per cloud (1,024 points, 6 views, one at a time) and clouds/s in --eval batches, and
+shape prompts on shaded meshes (``--shaded``): the same posed primitive meshes drawn by
+vecgen's own triangle renderer in one colour, 4 side views, the solid picked among
+"a COLOUR shaded SOLID" -- what ``vecgen mesh`` shape prompts need the model to see.
 """
 from __future__ import annotations
 
@@ -100,6 +103,50 @@ def write_h5(path: Path, clouds: list, labels: np.ndarray, points: int = 1024) -
     return path
 
 
+def posed_mesh(label: str, rng: np.random.Generator):
+    """A primitive mesh with the test sampler's proportions, stretch and pose."""
+    import trimesh
+
+    mesh = primitive_mesh(label, rng)
+    mesh.apply_scale(rng.uniform(0.85, 1.2, 3) if label != "cube" else rng.uniform(0.9, 1.1, 3))
+    if rng.random() < 0.5:
+        mesh.apply_transform(trimesh.transformations.random_rotation_matrix(rng.random(3)))
+    else:
+        mesh.apply_transform(trimesh.transformations.rotation_matrix(rng.uniform(0, 2 * math.pi), [0, 1, 0]) @
+                             trimesh.transformations.rotation_matrix(-math.pi / 2, [1, 0, 0]))
+    return mesh
+
+
+@torch.no_grad()
+def shaded_accuracy(perceptor, per_class: int, seed: int, views: int = 4) -> float:
+    """Shape prompts on real renders: meshes drawn by vecgen's triangle renderer in one colour on white,
+    ``views`` side views; the solid is picked among "a {colour} shaded {solid}" (the colour is given)."""
+    from vecgen.backends.mesh.camera import normalize_vertices
+    from vecgen.backends.mesh.render import MeshRenderer
+    from vecgen.minis.scenes import COLOURS
+
+    rng = np.random.default_rng(seed)
+    size = int(perceptor.input_size)
+    renderer = MeshRenderer((size, size))
+    az = torch.arange(views) * (360.0 / views) + 20.0
+    el = torch.full((views,), 20.0)
+    names = [c for c in COLOURS if c not in ("white",)]
+    correct = total = 0
+    for _ in range(per_class):
+        for c, lab in enumerate(LABELS):
+            mesh = posed_mesh(lab, rng)
+            colour = names[int(rng.integers(len(names)))]
+            v = normalize_vertices(torch.as_tensor(mesh.vertices, dtype=torch.float32))[0]
+            f = torch.as_tensor(mesh.faces, dtype=torch.int64)
+            col = torch.tensor(COLOURS[colour][0]).expand(len(v), 3)
+            img = renderer.render_orbit(v, f, col, az, el)
+            txt = perceptor.encode_text([f"a {colour} shaded {s}" for s in LABELS])
+            pred = int((perceptor.encode_image(img) @ txt.T).sum(0).argmax())
+            correct += int(pred == c)
+            total += 1
+    return correct / total
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clip", default="mini-vit")
@@ -108,6 +155,8 @@ def main() -> None:
     ap.add_argument("--shots", default="1,2,4,8,16")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=12345, help="test sampler seed (training shots use seed + 1)")
+    ap.add_argument("--shaded", type=int, default=10, help="shaded meshes per class for the shape-prompt row (0 = off)")
+    ap.add_argument("--keep-outliers", action="store_true", help="project every point (classify3d --keep-outliers)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -119,10 +168,11 @@ def main() -> None:
     perceptors = [(load_perceptor(args.clip), 1.0)]
     clouds, target = test_set(args.n, args.seed)
     target = torch.as_tensor(target)
-    out: dict = {"clip": args.clip, "n": len(clouds), "template": DEFAULT_TEMPLATE, "zero_shot": {}, "few_shot": {}}
+    out: dict = {"clip": args.clip, "n": len(clouds), "template": DEFAULT_TEMPLATE, "keep_outliers": args.keep_outliers,
+                 "zero_shot": {}, "few_shot": {}}
     feats6 = None
     for v in [int(x) for x in args.views.split(",")]:
-        enc = Encoder(perceptors, v, None, 1.5)
+        enc = Encoder(perceptors, v, None, 1.5, clean=not args.keep_outliers)
         text = enc.text(texts_for(LABELS, DEFAULT_TEMPLATE))
         t = time.perf_counter()
         feats = enc.features(clouds, 32)
@@ -156,12 +206,17 @@ def main() -> None:
             enc6.features([one], 1) @ text6.T
             times.append(time.perf_counter() - t)
         out["ms_per_cloud"] = 1000 * sorted(times)[3]
+    if args.shaded > 0:
+        out["shaded_meshes"] = {"accuracy": shaded_accuracy(perceptors[0][0], args.shaded, args.seed + 2),
+                                "n": args.shaded * len(LABELS)}
+        if not args.json:
+            print(f"shaded meshes: {out['shaded_meshes']['accuracy']:.3f}", file=sys.stderr)
         out["eval_clouds_per_s"] = out["zero_shot"][6]["clouds_per_s"]
     if args.json:
         print(json.dumps(out, indent=1))
         return
     print(f"PointCLIP on six primitives (independent sampler), {args.clip}, {len(clouds)} test clouds, "
-          f"{args.threads} thread(s)")
+          f"{args.threads} thread(s), stray points {'kept' if args.keep_outliers else 'dropped'}")
     print("| views | zero-shot | with searched view weights | clouds/s |\n| --- | --- | --- | --- |")
     for v, r in out["zero_shot"].items():
         print(f"| {v} | {r['accuracy']:.3f} | {r['searched_weights_accuracy']:.3f} | {r['clouds_per_s']:.1f} |")
@@ -171,6 +226,9 @@ def main() -> None:
             print(f"| {k} | {r['accuracy']:.3f} |")
         print(f"\nms per cloud (1,024 points, 6 views): {out['ms_per_cloud']:.1f}; "
               f"--eval batches: {out['eval_clouds_per_s']:.1f} clouds/s")
+    if "shaded_meshes" in out:
+        print(f"shape prompts on {out['shaded_meshes']['n']} shaded meshes (vecgen's renderer, 4 views, "
+              f"\"a COLOUR shaded SOLID\"): {out['shaded_meshes']['accuracy']:.3f}")
 
 
 if __name__ == "__main__":

@@ -77,6 +77,24 @@ def test_near_is_bright_and_background_is_black():
     assert float(rim.mean()) < float(m[31:33, 31:33].mean()) - 0.15  # the silhouette's edge lies farther
 
 
+def test_stray_points_are_dropped_before_projection():
+    from vecgen.backends.mesh.points import drop_outliers
+
+    rng = np.random.default_rng(3)
+    sphere = rng.normal(size=(2000, 3))
+    sphere /= np.linalg.norm(sphere, axis=1, keepdims=True)
+    stray = rng.uniform(-3, 3, (20, 3))
+    stray *= (2.0 / np.linalg.norm(stray, axis=1, keepdims=True)).clip(1.0)  # all well off the surface
+    cloud = torch.as_tensor(np.concatenate([sphere, stray]), dtype=torch.float32)
+    kept = drop_outliers(cloud)
+    assert len(kept) >= 1990 and (kept.norm(dim=1) < 1.05).all()  # every stray point gone, the sphere kept
+    assert torch.equal(drop_outliers(cloud[:2000]), cloud[:2000])  # a clean cloud loses nothing
+    clean = depth_maps(sphere, 1, 64)[0, 0]
+    # far strays rescale the cloud: the sphere shrinks and dims; dropping them restores the clean picture
+    assert float((depth_maps(cloud, 1, 64)[0, 0] > 0).float().mean()) < 0.8 * float((clean > 0).float().mean())
+    assert float((depth_maps(cloud, 1, 64, clean=True)[0, 0] - clean).abs().mean()) < 0.01
+
+
 def test_view_sets_and_custom_views():
     for count in (1, 4, 6, 8, 10):
         az, el = view_angles(count)
@@ -118,17 +136,14 @@ def test_real_meshes_from_shared_classify(mini):
 
 # ----------------------------------------------------------------------------- classification
 def test_zero_shot_beats_chance_on_primitives_from_the_independent_sampler(mini, sampler):
-    from vecgen.backends.perceptors.clip import WEIGHTS_DIR
-
-    if "probe3d" not in json.loads((WEIGHTS_DIR / "metrics.json").read_text()).get("mini-vit", {}):
-        pytest.skip("the shipped mini-vit was not trained on 3-D shapes (no probe3d in metrics.json)")
     from vecgen.api.classify3d import classify3d
 
-    clouds, target = sampler.test_set(3, seed=99)
+    clouds, target = sampler.test_set(5, seed=99)  # 30 clouds the shipped mini-vit never saw the like of
     res = classify3d(clouds, labels=LABELS, perceptors=mini)
-    pred = res.scores.argmax(1).numpy()
-    acc = float((pred == target).mean())
-    assert acc >= 0.5, acc  # chance is 1/6
+    acc = float((res.scores.argmax(1).numpy() == target).mean())
+    assert acc >= 0.8, acc  # chance is 1/6; the benchmark's 240 clouds: see README
+    kept = classify3d(clouds, labels=LABELS, perceptors=mini, keep_outliers=True)  # the 1% stray points hurt
+    assert float((kept.scores.argmax(1).numpy() == target).mean()) < acc
 
 
 def test_fit_and_eval_through_the_cli(tmp_path, capsys, mini, monkeypatch, sampler):
@@ -149,7 +164,7 @@ def test_fit_and_eval_through_the_cli(tmp_path, capsys, mini, monkeypatch, sampl
                              "--json", "--clip", "mini-vit")
     assert code == 0, err
     rep = json.loads(out)
-    # the adapter learns the solids even from features of a model that never saw a depth map (chance: 1/6)
+    # 8 shots per solid, 18 held-out clouds (chance: 1/6)
     assert rep["n"] == 18 and rep["accuracy"] >= 0.35, rep["accuracy"]
     assert np.asarray(rep["confusion"]).sum() == 18 and set(rep["per_class"]) == set(LABELS)
     code, out, err = run_cli(capsys, "classify3d", "--eval", test, "--labels-file", labels, "--clip", "mini-vit")
@@ -270,3 +285,22 @@ def test_the_3d_mix_off_leaves_the_2d_training_set_alone():
     assert more_img.shape[0] == 7 and [a["kind"] in shapes3d.KINDS for a in more] == [False] * 4 + [True] * 3
     labels = train.attribute_labels([a for a in more[4:]])
     assert (labels["solid"] >= 0).all() and (labels["shape"] == -100).all()
+
+
+def test_finetune3d_moves_only_the_image_tower(tmp_path):
+    pytest.importorskip("open_clip")
+    from safetensors.torch import load_file
+
+    from vecgen.backends.perceptors.clip import WEIGHTS_DIR
+    from vecgen.minis import finetune3d
+
+    init = WEIGHTS_DIR / "mini-vit.safetensors"
+    m = finetune3d.finetune(finetune3d.parse_args([
+        "--init", str(init), "--steps", "3", "--scenes", "128", "--scenes3d", "48", "--batch2", "8", "--batch3", "8",
+        "--cache-dir", "none", "--probe-n", "0", "--lr", "1e-3", "--warmup", "1", "--out", str(tmp_path)]))
+    before, after = load_file(str(init)), load_file(str(tmp_path / "mini-vit.safetensors"))
+    assert before.keys() == after.keys()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith("visual.") for k in moved)  # the text tower (every caption) is untouched
+    assert m["steps"] == 3 and 0.0 <= m["final_3d_acc"] <= 1.0 and m["final_2d_drift"] >= 0.0
+    assert "finetune3d" in json.loads((tmp_path / "metrics.json").read_text())["mini-vit"]

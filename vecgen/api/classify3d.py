@@ -127,7 +127,8 @@ def load_clouds(points: Any, mesh_points: int = 1024) -> tuple[list, list[str]]:
 def classify3d(points: Any = None, *, labels: Any = None, labels_file: str | Path | None = None,
                template: str = DEFAULT_TEMPLATE, views: Any = 6, view_weights: Any = None,
                search_weights: bool = False, clip: str = "auto", size: int | None = None, splat: float = 1.5,
-               mesh_points: int = 1024, adapter: str | Path | None = None, eval: str | Path | None = None,
+               keep_outliers: bool | None = None, mesh_points: int = 1024, adapter: str | Path | None = None,
+               eval: str | Path | None = None,
                fit: str | Path | None = None, shots: int = 16, epochs: int = 300, ratio: float = 0.6,
                batch: int = 32, seed: int = 0, device: str | None = "auto", quiet: bool = False,
                perceptors=None, warn: Callable[[str], None] | None = None) -> Result:
@@ -136,8 +137,9 @@ def classify3d(points: Any = None, *, labels: Any = None, labels_file: str | Pat
     points: a file (PLY/XYZ/TXT/NPY or a mesh), an ``(N, 3)`` array, or a list of
     either. ``eval``: a labelled set (ModelNet40 ``.h5`` or a folder per class) to
     score instead; ``fit``: a labelled set to train the inter-view adapter on
-    (``shots`` per class, ``ratio`` residual). The result: ``res.scores`` ``(B, L)``
-    probabilities, ``res.ranked`` per cloud ``[(label, prob), ...]``, ``res.report``
+    (``shots`` per class, ``ratio`` residual). Isolated stray points are dropped before
+    projection unless ``keep_outliers`` (default: off, or the adapter's setting).
+    The result: ``res.scores`` ``(B, L)`` probabilities, ``res.ranked`` per cloud ``[(label, prob), ...]``, ``res.report``
     (eval/fit: accuracy, per-class accuracy, confusion matrix), ``res.image`` the depth
     maps of the first cloud; ``res.save("x.json")`` writes scores/report,
     ``res.save("a.safetensors")`` the fitted adapter.
@@ -188,11 +190,14 @@ def classify3d(points: Any = None, *, labels: Any = None, labels_file: str | Pat
             raise VecgenError(f"{adapter}: the adapter was trained with views {ad_settings.get('views')!r}, "
                               f"not {_views_text(views)!r}")
         template = ad_settings.get("template", template)
+        if keep_outliers is None:
+            keep_outliers = bool(ad_settings.get("keep_outliers", False))
         if view_weights is None and ad_settings.get("view_weights") is not None:
             view_weights = ad_settings["view_weights"]
     if label_list is None:
         raise VecgenError("give the class names: --labels a,b,c or --labels-file FILE")
     weights = parse_view_weights(view_weights, n_views)
+    keep_outliers = bool(keep_outliers)
     dev = resolve_device(device)
 
     clouds, names = load_clouds(points, mesh_points)
@@ -205,14 +210,15 @@ def classify3d(points: Any = None, *, labels: Any = None, labels_file: str | Pat
         from vecgen.api._run import load_perceptors
 
         perceptors = load_perceptors(str(clip), dev, warn)
-    enc = Encoder(perceptors, views, size, float(splat))
+    enc = Encoder(perceptors, views, size, float(splat), clean=not keep_outliers)
     text = enc.text(texts_for(label_list, template))
     if ad is not None and ad.dim != text.shape[-1]:
         raise VecgenError(f"{adapter}: the adapter was trained on {ad.dim}-d features of --clip "
                           f"{ad_settings.get('clip')!r}; --clip {clip} gives {text.shape[-1]}-d ones")
     settings: dict[str, Any] = {"function": "classify3d", "labels": label_list, "template": template,
                                 "views": _views_text(views), "view_weights": weights.tolist(), "clip": str(clip),
-                                "size": enc.size, "splat": float(splat), "seed": seed}
+                                "size": enc.size, "splat": float(splat), "keep_outliers": bool(keep_outliers),
+                                "seed": seed}
     if adapter is not None:
         settings["adapter"] = str(adapter)
     extras: dict[str, Any] = {}
@@ -252,7 +258,7 @@ def classify3d(points: Any = None, *, labels: Any = None, labels_file: str | Pat
             rep = fitting.report(pred, tgt, label_list)
             rep["fit_seconds"] = time.perf_counter() - t0
             meta = {k: settings[k] for k in ("labels", "template", "views", "view_weights", "clip", "size", "splat",
-                                             "shots", "ratio", "epochs", "seed", "train_set")}
+                                             "keep_outliers", "shots", "ratio", "epochs", "seed", "train_set")}
             writers[".safetensors"] = lambda path, ad=ad, meta=meta: fitting.save_adapter(ad, path, meta)
             extras["adapter"] = ad
         else:

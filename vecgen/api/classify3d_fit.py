@@ -254,8 +254,9 @@ class Encoder:
     concatenated, so one dot product is the weighted sum of the ensemble's cosines.
     """
 
-    def __init__(self, perceptors: list, views, size: int | None, splat: float):
+    def __init__(self, perceptors: list, views, size: int | None, splat: float, clean: bool = True):
         self.perceptors = perceptors
+        self.clean = clean
         self.views = views
         self.size = int(size or max(p.input_size for p, _ in perceptors))
         self.splat = splat
@@ -266,7 +267,7 @@ class Encoder:
     def maps(self, cloud) -> Tensor:
         from vecgen.backends.mesh.points import depth_maps
 
-        return depth_maps(cloud, self.views, self.size, splat_scale=self.splat)
+        return depth_maps(cloud, self.views, self.size, splat_scale=self.splat, clean=self.clean)
 
     @torch.no_grad()
     def text(self, texts: list[str]) -> Tensor:

@@ -31,6 +31,8 @@ def add_arguments(p: argparse.ArgumentParser, verb: Verb) -> None:
     p.add_argument("--clip", help="auto, or MODEL[@PRETRAINED|@PATH][:WEIGHT],... (the ensemble)")
     p.add_argument("--size", type=int, help="depth-map side in pixels (default: the perceptors' input size)")
     p.add_argument("--splat", type=float, help=f"point splat size, x the point spacing (default {d('splat')})")
+    p.add_argument("--keep-outliers", dest="keep_outliers", action="store_true", default=None,
+                   help="project every point (default: drop isolated stray points first)")
     p.add_argument("--mesh-points", dest="mesh_points", type=int,
                    help=f"points sampled from a mesh file (default {d('mesh_points')})")
     p.add_argument("--adapter", metavar="FILE", help="few-shot adapter from --fit")

@@ -4,10 +4,11 @@ Six solids (cube, sphere, cylinder, cone, torus, square pyramid), each with rand
 proportions and a random pose, sampled as surface points with normals. A scene is
 one picture of one solid, of one of two kinds:
 
-- ``depth``: a point cloud (512-4096 points, a little noise) projected to a depth
-  map by :func:`vecgen.backends.mesh.points.depth_maps` from one of classify3d's
-  view directions -- exactly what ``vecgen classify3d`` shows the model;
-  captions such as "point cloud depth map of a cone."
+- ``depth``: a point cloud (about 360-5000 points; per-axis noise, sometimes a
+  stretch along the world axes and a spray of up to 2% stray points, as scans have)
+  projected to a depth map by :func:`vecgen.backends.mesh.points.depth_maps` from
+  one of classify3d's view directions, stray points dropped first -- exactly what
+  ``vecgen classify3d`` shows the model; captions such as "point cloud depth map of a cone."
 - ``shaded``: a dense cloud splatted with Lambert shading in one of the scene
   generator's colours on one of its backgrounds; captions such as "a red shaded cube".
 
@@ -30,7 +31,7 @@ from vecgen.backends.mesh.points import VIEW_SETS, cameras, depth_maps, normaliz
 from vecgen.backends.mesh.camera import project
 from vecgen.minis.scenes import BACKGROUNDS, COLOURS
 
-GENERATOR_VERSION = 1  # bump when sampling or drawing changes (invalidates caches)
+GENERATOR_VERSION = 2  # bump when sampling or drawing changes (invalidates caches)
 #: solid -> words (the first is canonical; it is the label classify3d uses)
 SOLIDS: dict[str, tuple[str, ...]] = {
     "cube": ("cube",), "sphere": ("sphere", "ball"), "cylinder": ("cylinder",), "cone": ("cone",),
@@ -171,7 +172,9 @@ def sample_scene3d(rng_or_seed, kind: str | None = None, solid: str | None = Non
              "view": list(rng.choice(_ALL_VIEWS)), "jitter": [rng.uniform(-12, 12), rng.uniform(-12, 12)],
              "point_seed": rng.randrange(2**31)}
     if kind == "depth":
-        attrs.update(points=int(2 ** rng.uniform(9, 12)), noise=rng.uniform(0.0, 0.015), splat=rng.uniform(1.2, 1.9),
+        attrs.update(points=int(2 ** rng.uniform(8.5, 12.3)), noise=[rng.uniform(0.0, 0.015) for _ in range(3)],
+                     stretch=[rng.uniform(0.85, 1.18) for _ in range(3)] if rng.random() < 0.5 else [1.0] * 3,
+                     outliers=rng.choice((0.0, 0.0, rng.uniform(0.002, 0.02))), splat=rng.uniform(1.2, 1.9),
                      bg="black", bg_rgb=(0.0, 0.0, 0.0))
     else:
         bg = rng.choices(list(BACKGROUNDS), weights=(0.5, 0.1, 0.1, 0.1, 0.1, 0.1))[0]
@@ -194,8 +197,13 @@ def render_scene3d(attrs: dict, size: int = 64) -> Tensor:
     az, el = attrs["view"][0] + attrs["jitter"][0], attrs["view"][1] + attrs["jitter"][1]
     if attrs["kind"] == "depth":
         pts, _ = scene_points(attrs, attrs["points"])
-        pts = pts + np.random.default_rng(attrs["point_seed"] + 1).normal(scale=attrs["noise"], size=pts.shape)
-        return depth_maps(pts.astype(np.float32), [(az, el)], size, splat_scale=attrs["splat"])[0]
+        rng = np.random.default_rng(attrs["point_seed"] + 1)
+        pts = pts * np.asarray(attrs["stretch"]) + rng.normal(size=pts.shape) * np.asarray(attrs["noise"])
+        stray = int(round(attrs["outliers"] * len(pts)))
+        if stray:  # spray inside the bounding box, as a scanner's stray returns
+            lo, hi = pts.min(0), pts.max(0)
+            pts[rng.choice(len(pts), stray, replace=False)] = rng.uniform(lo, hi, (stray, 3))
+        return depth_maps(pts.astype(np.float32), [(az, el)], size, splat_scale=attrs["splat"], clean=True)[0]
     pts, nrm = scene_points(attrs, 9000)
     p = normalize(torch.as_tensor(pts, dtype=torch.float32))
     view = cameras(torch.tensor([az]), torch.tensor([el]))

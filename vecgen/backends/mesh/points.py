@@ -251,16 +251,44 @@ def splat(pixels: Tensor, depth: Tensor, size: int, radius: int) -> Tensor:
     return torch.where(buf == big, torch.full_like(buf, -1), buf % n).view(v, size, size)
 
 
+def drop_outliers(points: Tensor, k: int = 8, spread: float = 5.0, reference: int = 2048) -> Tensor:
+    """A cloud ``(N, 3)`` without its isolated points (scanner spray, stray returns): ``(M, 3)``, ``M <= N``.
+
+    A point goes when its mean distance to its ``k`` nearest neighbours is more than
+    ``spread`` robust deviations (1.4826 MAD) above the median; one far outlier would
+    otherwise shrink the whole shape when the cloud is scaled into the unit sphere.
+    Neighbours are looked up among at most ``reference`` points (a fixed subsample),
+    which keeps big clouds cheap. Clouds of fewer than ``4 k`` points are kept whole.
+    """
+    n = points.shape[0]
+    if n < 4 * k:
+        return points
+    ref = points
+    if n > reference:
+        ref = points[torch.randperm(n, generator=torch.Generator().manual_seed(0))[:reference]]
+    d = torch.cat([torch.cdist(points[s:s + 4096], ref) for s in range(0, n, 4096)])
+    d = d.masked_fill(d <= 1e-12, float("inf"))  # a point is not its own neighbour (nor its duplicates)
+    near = d.topk(k, dim=1, largest=False).values
+    near = torch.where(torch.isfinite(near), near, torch.zeros(())).mean(1)
+    med = near.median()
+    keep = near <= med + spread * 1.4826 * (near - med).abs().median()
+    return points[keep] if int(keep.sum()) >= 2 else points
+
+
 def depth_maps(points, views: int | str | list = 6, size: int = 64, *, splat_scale: float = 1.5,
-               distance: float = DEFAULT_DISTANCE, fov: float = DEFAULT_FOV, normalise: bool = True) -> Tensor:
+               distance: float = DEFAULT_DISTANCE, fov: float = DEFAULT_FOV, normalise: bool = True,
+               clean: bool = False) -> Tensor:
     """Project a cloud ``(N, 3)`` to depth maps ``(V, 3, size, size)`` in [0, 1] (near = bright, empty = 0).
 
     views: see :func:`view_angles`. The cloud is normalised into the unit sphere first
     (``normalise``), so every cloud fills the frame the same way; depth is shaded
     linearly from :data:`NEAR_SHADE` at the sphere's near side to :data:`FAR_SHADE` half a radius behind
     its centre (clamped at 0.1 beyond), so a point is never as dark as the background.
+    ``clean``: first :func:`drop_outliers` (what ``vecgen classify3d`` does unless ``--keep-outliers``).
     """
     pts = torch.as_tensor(check_points(points) if not isinstance(points, Tensor) else points, dtype=torch.float32)
+    if clean:
+        pts = drop_outliers(pts)
     if normalise:
         pts = normalize(pts)
     az, el = view_angles(views)
@@ -279,4 +307,4 @@ def batch_depth_maps(clouds: list, views: int | str | list = 6, size: int = 64, 
 
 
 __all__ = ["VIEW_SETS", "POINT_SUFFIXES", "MESH_SUFFIXES", "view_angles", "cameras", "check_points", "load_points",
-           "sample_mesh", "normalize", "splat_radius", "splat", "depth_maps", "batch_depth_maps"]
+           "sample_mesh", "drop_outliers", "normalize", "splat_radius", "splat", "depth_maps", "batch_depth_maps"]
