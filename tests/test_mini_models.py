@@ -253,11 +253,15 @@ def test_view_style_follows_the_models():
 
 
 @needs_weights
-def test_mini_models_draw_filled_blobs_by_default():
+def test_mini_models_draw_filled_blobs_by_default(tmp_path):
     res = vecgen.draw("a red circle", clip="mini-vit", steps=2, size=48, cutouts=0, device="cpu", quiet=True)
     assert res.settings["shapes"] == "blobs" and res.settings["strokes"] == 32 and res.settings["views"] == "zoom"
     assert res.svg.count("<path") == 32 and res.svg.count('fill="none"') == 0
     assert vecgen.load_perceptor("mini-vit@random").draw_hint == {}  # random weights know no domain
+    import shutil
+
+    own = shutil.copy(WEIGHTS / "mini-vit.safetensors", tmp_path / "my-mini-vit.safetensors")
+    assert vecgen.load_perceptor(f"mini-vit@{own}").draw_hint == clip_mod.MINI_DRAW_HINT  # a user's fine-tune
     res = vecgen.draw("a red circle", clip="mini-vit", shapes="strokes", steps=2, size=48, cutouts=0,
                       device="cpu", quiet=True)
     assert res.settings["shapes"] == "strokes" and res.settings["strokes"] == 256

@@ -333,7 +333,10 @@ def load_perceptor(spec: str, device: str | torch.device = "cpu") -> ClipPercept
     mean = cfg.get("mean") or getattr(model.visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN
     std = cfg.get("std") or getattr(model.visual, "image_std", None) or open_clip.OPENAI_DATASET_STD
     tok = open_clip.get_tokenizer(ps.model)
-    return ClipPerceptor(model, tok, spec, mean, std, MINI_DRAW_HINT if shipped else None).to(device)
+    # The mini models' draw settings follow their training domain: the shipped weights, and a user's own
+    # weights for a mini config (a fine-tune of them, measured the same way); random weights know no domain.
+    mini = shipped or (local and ps.model in MINI_CONFIGS)
+    return ClipPerceptor(model, tok, spec, mean, std, MINI_DRAW_HINT if mini else None).to(device)
 
 
 def _load_safetensors(model: nn.Module, path: str) -> None:
@@ -351,6 +354,7 @@ def _load_safetensors(model: nn.Module, path: str) -> None:
 # (benchmarks/quality.py: judge top-1 0.47 with strokes, 0.67 with 32 blobs). Their scenes
 # are whole pictures, so views that zoom out onto the background suit them (vecgen.augment.VIEWS);
 # with those views 300 steps beat 200 (README, Quality).
+MINI_CONFIGS = ("mini-vit", "mini-rn")  # the configs the project trains (and ships) on its own scenes
 MINI_DRAW_HINT = {"shapes": "blobs", "strokes": 32, "views": "zoom", "steps": 300}
 
 DEFAULT_MODEL = "ViT-B-32"
