@@ -139,10 +139,10 @@ def classify3d(points: Any = None, *, labels: Any = None, labels_file: str | Pat
     score instead; ``fit``: a labelled set to train the inter-view adapter on
     (``shots`` per class, ``ratio`` residual). Isolated stray points are dropped before
     projection unless ``keep_outliers`` (default: off, or the adapter's setting).
-    The result: ``res.scores`` ``(B, L)`` probabilities, ``res.ranked`` per cloud ``[(label, prob), ...]``, ``res.report``
-    (eval/fit: accuracy, per-class accuracy, confusion matrix), ``res.image`` the depth
-    maps of the first cloud; ``res.save("x.json")`` writes scores/report,
-    ``res.save("a.safetensors")`` the fitted adapter.
+    The result: ``res.scores`` ``(B, L)`` probabilities, ``res.ranked`` per cloud
+    ``[(label, prob), ...]``, ``res.report`` (eval/fit: accuracy, per-class accuracy,
+    confusion matrix), ``res.image`` the depth maps of the first cloud;
+    ``res.save("x.json")`` writes scores/report, ``res.save("a.safetensors")`` the fitted adapter.
     """
     import torch
 
@@ -217,7 +217,7 @@ def classify3d(points: Any = None, *, labels: Any = None, labels_file: str | Pat
                           f"{ad_settings.get('clip')!r}; --clip {clip} gives {text.shape[-1]}-d ones")
     settings: dict[str, Any] = {"function": "classify3d", "labels": label_list, "template": template,
                                 "views": _views_text(views), "view_weights": weights.tolist(), "clip": str(clip),
-                                "size": enc.size, "splat": float(splat), "keep_outliers": bool(keep_outliers),
+                                "size": enc.size, "splat": float(splat), "keep_outliers": keep_outliers,
                                 "seed": seed}
     if adapter is not None:
         settings["adapter"] = str(adapter)

@@ -199,7 +199,7 @@ def finetune(args: argparse.Namespace) -> dict:
         if "probes" in rec and "finetune3d" not in rec:
             rec["probes_before_finetune3d"] = rec["probes"]
         rec.update(probes=metrics["probes"], probe3d=metrics["probe3d"])
-    rec["finetune3d"] = metrics
+    rec["finetune3d"] = {k: v for k, v in metrics.items() if k not in ("probes", "probe3d")}
     allm[args.name] = rec
     atomic_write(mpath, (json.dumps(allm, indent=2, sort_keys=True) + "\n").encode("utf-8"))
     log(f"wrote {weights} and {mpath}")
