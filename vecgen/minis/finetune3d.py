@@ -175,8 +175,8 @@ def finetune(args: argparse.Namespace) -> dict:
     save_fp16(model, weights)
     metrics = {
         "model": args.name, "config": args.config, "init": str(args.init), "seed": args.seed, "steps": args.steps,
-        "batch": [args.batch3, args.batch2], "lr": args.lr, "weight_decay": args.wd, "distill": args.distill, "kl": args.kl,
-        "depth_share": args.depth_share, "clutter": args.clutter, "noise": args.noise,
+        "batch": [args.batch3, args.batch2], "lr": args.lr, "weight_decay": args.wd, "distill": args.distill,
+        "kl": args.kl, "depth_share": args.depth_share, "clutter": args.clutter, "noise": args.noise,
         "scenes": args.scenes, "scenes3d": args.scenes3d, "shapes3d_version": shapes3d.GENERATOR_VERSION,
         "train_seconds": round(train_s, 1), "threads": args.threads, "torch": torch.__version__,
         "final_3d_acc": round(sum(h[1] for h in hist[-20:]) / max(1, len(hist[-20:])), 4),
