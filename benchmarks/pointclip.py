@@ -60,8 +60,8 @@ def primitive_mesh(label: str, rng: np.random.Generator):
     return _pyramid(rng.uniform(0.45, 0.95), rng.uniform(0.7, 1.9))
 
 
-def test_cloud(label: str, rng: np.random.Generator, points: int | None = None) -> np.ndarray:
-    """A noisy, posed, stretched cloud ``(P, 3)`` of ``label``."""
+def posed_mesh(label: str, rng: np.random.Generator):
+    """A primitive mesh, stretched per axis and posed: half any rotation, half upright with a turn."""
     import trimesh
 
     mesh = primitive_mesh(label, rng)
@@ -72,6 +72,14 @@ def test_cloud(label: str, rng: np.random.Generator, points: int | None = None) 
         rot = trimesh.transformations.rotation_matrix(rng.uniform(0, 2 * math.pi), [0, 1, 0]) @ \
             trimesh.transformations.rotation_matrix(-math.pi / 2, [1, 0, 0])
     mesh.apply_transform(rot)
+    return mesh
+
+
+def test_cloud(label: str, rng: np.random.Generator, points: int | None = None) -> np.ndarray:
+    """A noisy, posed, stretched cloud ``(P, 3)`` of ``label``."""
+    import trimesh
+
+    mesh = posed_mesh(label, rng)
     n = int(points or rng.choice(POINT_COUNTS))
     pts, _ = trimesh.sample.sample_surface(mesh, n, seed=int(rng.integers(2**31)))
     pts = pts + rng.normal(size=pts.shape) * rng.uniform(0, 0.012, 3)
@@ -103,20 +111,6 @@ def write_h5(path: Path, clouds: list, labels: np.ndarray, points: int = 1024) -
     return path
 
 
-def posed_mesh(label: str, rng: np.random.Generator):
-    """A primitive mesh with the test sampler's proportions, stretch and pose."""
-    import trimesh
-
-    mesh = primitive_mesh(label, rng)
-    mesh.apply_scale(rng.uniform(0.85, 1.2, 3) if label != "cube" else rng.uniform(0.9, 1.1, 3))
-    if rng.random() < 0.5:
-        mesh.apply_transform(trimesh.transformations.random_rotation_matrix(rng.random(3)))
-    else:
-        mesh.apply_transform(trimesh.transformations.rotation_matrix(rng.uniform(0, 2 * math.pi), [0, 1, 0]) @
-                             trimesh.transformations.rotation_matrix(-math.pi / 2, [1, 0, 0]))
-    return mesh
-
-
 @torch.no_grad()
 def shaded_accuracy(perceptor, per_class: int, seed: int, views: int = 4) -> float:
     """Shape prompts on real renders: meshes drawn by vecgen's triangle renderer in one colour on white,
@@ -132,6 +126,7 @@ def shaded_accuracy(perceptor, per_class: int, seed: int, views: int = 4) -> flo
     el = torch.full((views,), 20.0)
     names = [c for c in COLOURS if c not in ("white",)]
     correct = total = 0
+    texts: dict = {}  # colour -> the six captions' embeddings
     for _ in range(per_class):
         for c, lab in enumerate(LABELS):
             mesh = posed_mesh(lab, rng)
@@ -140,7 +135,9 @@ def shaded_accuracy(perceptor, per_class: int, seed: int, views: int = 4) -> flo
             f = torch.as_tensor(mesh.faces, dtype=torch.int64)
             col = torch.tensor(COLOURS[colour][0]).expand(len(v), 3)
             img = renderer.render_orbit(v, f, col, az, el)
-            txt = perceptor.encode_text([f"a {colour} shaded {s}" for s in LABELS])
+            if colour not in texts:
+                texts[colour] = perceptor.encode_text([f"a {colour} shaded {s}" for s in LABELS])
+            txt = texts[colour]
             pred = int((perceptor.encode_image(img) @ txt.T).sum(0).argmax())
             correct += int(pred == c)
             total += 1

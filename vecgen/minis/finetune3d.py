@@ -73,9 +73,7 @@ def candidates(attrs: dict, rng: random.Random, colours: int = 5) -> list[str]:
 def solid_loss(emb: torch.Tensor, attrs: list[dict], bank: TextBank, rng: random.Random,
                scale: float) -> tuple[torch.Tensor, float]:
     """Cross-entropy of ``(B, D)`` image embeddings over each scene's candidate captions (true = 0)."""
-    cand, valid = padded([candidates(a, rng) for a in attrs], bank)
-    logits = scale * torch.einsum("bd,bkd->bk", F.normalize(emb, dim=-1), cand)
-    logits = logits.masked_fill(~valid, float("-inf"))
+    logits = group_logits(emb, *padded([candidates(a, rng) for a in attrs], bank), scale)
     target = torch.zeros(len(attrs), dtype=torch.long)
     return F.cross_entropy(logits, target), float((logits.argmax(1) == 0).float().mean())
 
@@ -87,6 +85,12 @@ def padded(groups: list[list[str]], bank: TextBank) -> tuple[torch.Tensor, torch
     return text, torch.tensor([[j < len(g) for j in range(width)] for g in groups])
 
 
+def group_logits(emb: torch.Tensor, text: torch.Tensor, valid: torch.Tensor, scale: float) -> torch.Tensor:
+    """``(B, D)`` image embeddings against their own ``(B, K, D)`` caption groups -> ``(B, K)``, padding at -inf."""
+    logits = scale * torch.einsum("bd,bkd->bk", F.normalize(emb, dim=-1), text)
+    return logits.masked_fill(~valid, float("-inf"))
+
+
 def caption_kl(student: torch.Tensor, teacher: torch.Tensor, attrs: list[dict], bank: TextBank,
                rng: random.Random, scale: float, templates: str, k: int = 8) -> torch.Tensor:
     """KL(teacher || student) of the softmax over each 2-D scene's caption and ``k`` hard negatives."""
@@ -95,12 +99,7 @@ def caption_kl(student: torch.Tensor, teacher: torch.Tensor, attrs: list[dict], 
         cap, plan = caption_scene(a, rng, templates)
         groups.append(list(dict.fromkeys([cap, *negatives(a, plan, rng, k)])))
     text, valid = padded(groups, bank)
-
-    def logp(emb):
-        logits = scale * torch.einsum("bd,bkd->bk", F.normalize(emb, dim=-1), text)
-        return logits.masked_fill(~valid, float("-inf")).log_softmax(-1)
-
-    ls, lt = logp(student), logp(teacher)
+    ls, lt = (group_logits(e, text, valid, scale).log_softmax(-1) for e in (student, teacher))
     return (lt.exp() * (lt - ls)).masked_fill(~valid, 0.0).sum(-1).mean()
 
 
@@ -126,7 +125,7 @@ def finetune(args: argparse.Namespace) -> dict:
 
     mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
-    params = [p for p in model.visual.parameters()]
+    params = list(model.visual.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=args.wd)
     # 3-D batches: depth maps are what classify3d scores; shaded views serve mesh prompts
     w3 = torch.tensor([args.depth_share if a["kind"] == "depth" else 1 - args.depth_share for a in at3])
