@@ -92,6 +92,64 @@ def test_ctrl_c_before_the_first_step_says_nothing_was_drawn(tmp_path):
     time.sleep(1.0)  # past the interpreter's start, inside `vecgen draw` (importing torch takes longer)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err
     assert err.strip() == "vecgen: interrupted before the first step; nothing was written"
     assert not out.exists()
+
+
+# Runs `python -m vecgen ...` with SIGINT sent the moment MODULE starts to import (a Ctrl-C landing there).
+_INJECT = """
+import os, pathlib, runpy, signal, sys
+target, fired = sys.argv.pop(1), pathlib.Path(sys.argv.pop(1))
+class Hook:
+    def find_spec(self, name, path=None, module=None):
+        if name == target:
+            sys.meta_path.remove(self)
+            fired.touch()
+            os.kill(os.getpid(), signal.SIGINT)
+sys.meta_path.insert(0, Hook())
+sys.argv[0] = "vecgen"
+runpy.run_module("vecgen", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("module", ["contextvars", "numpy._typing._scalars", "open_clip"])
+def test_ctrl_c_inside_a_package_import_says_nothing_was_drawn(tmp_path, module):
+    """Before vecgen.interrupts, Ctrl-C as numpy imports gave exit 1 (numpy: "cannot load module more
+    than once") or 0 (swallowed by the importer: the whole run drawn); inside torch's C++ init, measured
+    with timed signals, also -6 (pybind11 abort) and -2 (killed after the message)."""
+    out, fired, script = tmp_path / "a.svg", tmp_path / "fired", tmp_path / "inject.py"
+    script.write_text(_INJECT)
+    done = subprocess.run([sys.executable, str(script), module, str(fired), "draw", "a fox", "-o", str(out),
+                           "--clip", TINY, "--steps", "5"], capture_output=True, text=True, timeout=300)
+    if not fired.exists():
+        pytest.skip(f"{module} was not imported by this draw here")
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip() == "vecgen: interrupted before the first step; nothing was written"
+    assert not out.exists()
+
+
+def test_ctrl_c_inside_an_import_is_held_until_it_ends(tmp_path):
+    """The held interrupt is raised after the outermost import returns: the module imported whole."""
+    (tmp_path / "slow_outer.py").write_text("import slow_inner\nDONE = True\n")
+    (tmp_path / "slow_inner.py").write_text(
+        "import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(0.3)\nDONE = True\n")
+    script = (
+        "import sys, time\n"
+        "from vecgen import interrupts\n"
+        "assert interrupts.install() is not None and interrupts.install() is None\n"
+        "try:\n"
+        "    import slow_outer\n"
+        "    time.sleep(5)\n"
+        "    print('not interrupted')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', 'slow_outer' in sys.modules, sys.modules['slow_outer'].DONE)\n"
+        "try:\n"
+        "    import os, signal\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(5)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('outside an import: at once')\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["interrupted True True", "outside an import: at once"]

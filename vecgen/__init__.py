@@ -9,7 +9,11 @@ _API_NAMES = ("Result", "VERBS", "list_models", "load_perceptor", "render_svg")
 def __getattr__(name: str):
     # Lazy: `import vecgen` (and `vecgen --help`) stay fast; torch loads on first use of a verb.
     import importlib
+    import importlib.util
 
+    if not name.startswith("__") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        # a submodule not imported yet: `from vecgen import io` then imports just it, not torch
+        raise AttributeError(f"module 'vecgen' has no attribute {name!r}")
     api = importlib.import_module("vecgen.api")
     if name == "__all__":
         return [*api.VERBS, *_API_NAMES, "VecgenError", "__version__"]

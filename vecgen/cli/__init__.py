@@ -8,8 +8,10 @@ code 2; Ctrl-C saves what exists and exits 130.
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 
+from vecgen import interrupts
 from vecgen.cli._common import Parser
 from vecgen.errors import VecgenError
 
@@ -45,6 +47,7 @@ def build_parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     args = None
+    previous = interrupts.install()  # Ctrl-C is held while a package imports (see vecgen.interrupts)
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -64,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(e).splitlines()[0] if str(e) else ""
         print(f"vecgen: internal error: {type(e).__name__}: {msg} (set VECGEN_DEBUG=1 for a traceback)", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == "__main__":
