@@ -304,3 +304,21 @@ def test_finetune3d_moves_only_the_image_tower(tmp_path):
     assert moved and all(k.startswith("visual.") for k in moved)  # the text tower (every caption) is untouched
     assert m["steps"] == 3 and 0.0 <= m["final_3d_acc"] <= 1.0 and m["final_2d_drift"] >= 0.0
     assert "finetune3d" in json.loads((tmp_path / "metrics.json").read_text())["mini-vit"]
+
+
+def test_finetune3d_drawings_are_blob_pictures_held_to_the_teacher(tmp_path):
+    """--drawings: random blob pictures (not blank, not alike) distilled to --teacher; the record says so."""
+    pytest.importorskip("open_clip")
+    from vecgen.backends.perceptors.clip import WEIGHTS_DIR
+    from vecgen.minis import finetune3d
+
+    bank = finetune3d.drawing_bank(6, 32, seed=1)
+    assert bank.shape == (6, 3, 32, 32) and bank.dtype == torch.uint8
+    ink = (bank.float() < 250).float().mean(dim=(1, 2, 3))
+    assert (ink > 0.05).all() and len({bytes(b.numpy()) for b in bank}) == 6  # drawn on, and all different
+    init = str(WEIGHTS_DIR / "mini-vit.safetensors")
+    m = finetune3d.finetune(finetune3d.parse_args([
+        "--init", init, "--teacher", init, "--drawings", "4", "--bank", "8", "--steps", "2", "--scenes", "64",
+        "--scenes3d", "24", "--batch2", "4", "--batch3", "4", "--cache-dir", "none", "--probe-n", "0",
+        "--warmup", "1", "--out", str(tmp_path)]))
+    assert m["drawings"] == 4 and m["teacher"] == init and m["bank"] == 8

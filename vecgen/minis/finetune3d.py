@@ -16,6 +16,9 @@ embedding it had. Each step has two halves:
   must stay the original's (KL), so the 2-D probes and what ``vecgen draw`` descends
   do not move.
 
+``--drawings K`` adds K random blob pictures per step (what ``draw`` shows a
+mini model), held to ``--teacher`` (default: the init) by the same cosine term.
+
 Writes ``OUT/<name>.safetensors`` (fp16, what vecgen ships) and merges into
 ``OUT/metrics.json`` under ``<name>``: ``finetune3d`` (settings, time, command) and
 the written file's ``probes`` and ``probe3d`` (an earlier record's probes move to
@@ -103,6 +106,27 @@ def caption_kl(student: torch.Tensor, teacher: torch.Tensor, attrs: list[dict], 
     return (lt.exp() * (lt - ls)).masked_fill(~valid, 0.0).sum(-1).mean()
 
 
+def drawing_bank(n: int, size: int, seed: int) -> torch.Tensor:
+    """``(n, 3, size, size)`` uint8 renders of random blob and stroke pictures: what ``vecgen draw`` shows
+    a mini model (filled blobs on white), at 1-3x the init's blob size."""
+    from vecgen.params.strokes import Strokes
+
+    g = torch.Generator().manual_seed(seed)
+    out = torch.empty(n, 3, size, size, dtype=torch.uint8)
+    with torch.no_grad():
+        for i in range(n):
+            k = int(torch.randint(4, 65, (), generator=g))
+            shapes = "blobs" if torch.rand((), generator=g) < 0.7 else "mixed"
+            art = Strokes((size, size), strokes=k, shapes=shapes, seed=seed * 100_003 + i)
+            start = 0
+            for c in art.counts:  # grow each path about its centre
+                pts = art.points.data[start:start + c]
+                pts.copy_(pts.mean(0) + (pts - pts.mean(0)) * (1 + 2 * torch.rand((), generator=g)))
+                start += c
+            out[i] = (art.render()[0].clamp(0, 1) * 255).round().to(torch.uint8)
+    return out
+
+
 def finetune(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -117,6 +141,9 @@ def finetune(args: argparse.Namespace) -> dict:
     model, tokenizer = build_model(args.config)
     _load_safetensors(model, args.init)
     teacher = copy.deepcopy(model).eval().requires_grad_(False)
+    if args.teacher:  # e.g. a second stage: start from the 3-D weights, anchor 2-D to the original
+        _load_safetensors(teacher, args.teacher)
+    draws = drawing_bank(args.bank, args.size, args.seed + 7) if args.drawings > 0 else None
     model.requires_grad_(False)
     model.visual.requires_grad_(True)
     bank = TextBank(teacher, tokenizer)
@@ -142,7 +169,11 @@ def finetune(args: argparse.Namespace) -> dict:
         x2 = im2[i2].float() / 255.0
         if pool is not None:
             x2 = add_clutter(x2, bgs[i2], pool, args.clutter, gen)
-        x = torch.cat([x3, x2])
+        parts = [x3, x2]
+        if draws is not None:
+            parts.append(draws[torch.randint(len(draws), (args.drawings,), generator=gen)].float() / 255.0)
+        x = torch.cat(parts)
+        nd = args.drawings if draws is not None else 0
         if args.noise > 0:  # as the trainer: Gaussian noise on half the images
             sigma = torch.rand(x.shape[0], 1, 1, 1, generator=gen) * args.noise
             sigma = sigma * (torch.rand(x.shape[0], 1, 1, 1, generator=gen) < 0.5)
@@ -152,20 +183,24 @@ def finetune(args: argparse.Namespace) -> dict:
         l3, acc3 = solid_loss(emb[:args.batch3], [at3[i] for i in i3.tolist()], bank, rng, scale)
         with torch.no_grad():
             ref = teacher.encode_image(x[args.batch3:])
-        l2 = (1 - (F.normalize(emb[args.batch3:], dim=-1) * F.normalize(ref, dim=-1)).sum(-1)).mean()
+        cos = (F.normalize(emb[args.batch3:], dim=-1) * F.normalize(ref, dim=-1)).sum(-1)
+        l2 = (1 - cos[:args.batch2]).mean()
+        ld = (1 - cos[args.batch2:]).mean() if nd else torch.zeros(())
         lkl = torch.zeros(())
         if args.kl > 0:
-            lkl = caption_kl(emb[args.batch3:], ref, [at2[i] for i in i2.tolist()], bank, rng, scale, args.templates)
-        loss = l3 + args.distill * l2 + args.kl * lkl
+            lkl = caption_kl(emb[args.batch3:args.batch3 + args.batch2], ref[:args.batch2],
+                             [at2[i] for i in i2.tolist()], bank, rng, scale, args.templates)
+        loss = l3 + args.distill * (l2 + args.drawing_weight * ld) + args.kl * lkl
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        hist.append((l3.item(), acc3, l2.item(), lkl.item()))
+        hist.append((l3.item(), acc3, l2.item(), lkl.item(), ld.item()))
         if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
             k = min(len(hist), args.log_every)
-            m = [sum(h[j] for h in hist[-k:]) / k for j in range(4)]
+            m = [sum(h[j] for h in hist[-k:]) / k for j in range(5)]
             log(f"step {step + 1}/{args.steps} 3-D loss {m[0]:.3f} acc {m[1]:.3f} | 2-D drift {m[2]:.4f} kl {m[3]:.4f} "
+                f"drawings {m[4]:.4f} "
                 f"lr {opt.param_groups[0]['lr']:.2e} {time.time() - t0:.0f}s")
     train_s = time.time() - t0
     model.eval()
@@ -175,7 +210,8 @@ def finetune(args: argparse.Namespace) -> dict:
     metrics = {
         "model": args.name, "config": args.config, "init": str(args.init), "seed": args.seed, "steps": args.steps,
         "batch": [args.batch3, args.batch2], "lr": args.lr, "weight_decay": args.wd, "distill": args.distill,
-        "kl": args.kl, "depth_share": args.depth_share, "clutter": args.clutter, "noise": args.noise,
+        "kl": args.kl, "teacher": args.teacher, "drawings": args.drawings, "drawing_weight": args.drawing_weight,
+        "bank": args.bank, "depth_share": args.depth_share, "clutter": args.clutter, "noise": args.noise,
         "scenes": args.scenes, "scenes3d": args.scenes3d, "shapes3d_version": shapes3d.GENERATOR_VERSION,
         "train_seconds": round(train_s, 1), "threads": args.threads, "torch": torch.__version__,
         "final_3d_acc": round(sum(h[1] for h in hist[-20:]) / max(1, len(hist[-20:])), 4),
@@ -220,6 +256,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--distill", type=float, default=10.0, help="weight of the 2-D cosine distillation")
     p.add_argument("--kl", type=float, default=2.0,
                    help="weight of the KL term on each 2-D scene's caption vs its hard negatives")
+    p.add_argument("--teacher", default=None, help="weights the 2-D terms hold to (default: --init)")
+    p.add_argument("--drawings", type=int, default=0, help="random blob pictures per step, distilled to the teacher")
+    p.add_argument("--drawing-weight", type=float, default=1.0, help="their distillation weight (x --distill)")
+    p.add_argument("--bank", type=int, default=4000, help="blob pictures rendered once for --drawings")
     p.add_argument("--templates", default="a", help="caption template set of the 2-D captions (a: mini-vit's)")
     p.add_argument("--depth-share", type=float, default=0.75, help="share of depth maps among the 3-D scenes")
     p.add_argument("--clutter", type=float, default=0.3, help="fraction of 2-D scenes with faint blobs behind")
