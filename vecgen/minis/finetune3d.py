@@ -173,7 +173,6 @@ def finetune(args: argparse.Namespace) -> dict:
         if draws is not None:
             parts.append(draws[torch.randint(len(draws), (args.drawings,), generator=gen)].float() / 255.0)
         x = torch.cat(parts)
-        nd = args.drawings if draws is not None else 0
         if args.noise > 0:  # as the trainer: Gaussian noise on half the images
             sigma = torch.rand(x.shape[0], 1, 1, 1, generator=gen) * args.noise
             sigma = sigma * (torch.rand(x.shape[0], 1, 1, 1, generator=gen) < 0.5)
@@ -185,7 +184,7 @@ def finetune(args: argparse.Namespace) -> dict:
             ref = teacher.encode_image(x[args.batch3:])
         cos = (F.normalize(emb[args.batch3:], dim=-1) * F.normalize(ref, dim=-1)).sum(-1)
         l2 = (1 - cos[:args.batch2]).mean()
-        ld = (1 - cos[args.batch2:]).mean() if nd else torch.zeros(())
+        ld = (1 - cos[args.batch2:]).mean() if draws is not None else torch.zeros(())
         lkl = torch.zeros(())
         if args.kl > 0:
             lkl = caption_kl(emb[args.batch3:args.batch3 + args.batch2], ref[:args.batch2],
