@@ -91,6 +91,22 @@ def data_table(docs_dir: Path, name: str) -> str:
     raise PluginError(f"table({name!r}): only .csv and .json are read")
 
 
+def _config():
+    """:mod:`vecgen.config` of this checkout, or None before it exists.
+
+    Only a module inside this checkout counts: an editable install of another
+    checkout may otherwise answer for a module this one lacks.
+    """
+    _vecgen()
+    try:
+        config = importlib.import_module("vecgen.config")
+    except ModuleNotFoundError as e:
+        if e.name != "vecgen.config":
+            raise
+        return None
+    return config if Path(config.__file__).resolve().parent == ROOT / "vecgen" else None
+
+
 # ----------------------------------------------------------------------------- options
 def _subparser(parser: argparse.ArgumentParser, path: list[str]) -> argparse.ArgumentParser:
     for word in path:
@@ -149,12 +165,7 @@ def options_table(command: str) -> str:
     from vecgen.api import VERBS
 
     verb = VERBS.get(command)
-    try:
-        config = importlib.import_module("vecgen.config")
-    except ModuleNotFoundError as e:
-        if e.name != "vecgen.config":
-            raise
-        config = None
+    config = _config()
     if verb is not None and config is not None and hasattr(config, "markdown_table") \
             and getattr(verb, "config", None) is not None:
         return config.markdown_table(verb.config)
@@ -163,13 +174,7 @@ def options_table(command: str) -> str:
 
 def limits_table() -> str:
     """Every size-like option's bound: ``vecgen.config.limits_table()``, else :data:`vecgen.options.LIMITS`."""
-    _vecgen()
-    try:
-        config = importlib.import_module("vecgen.config")
-    except ModuleNotFoundError as e:
-        if e.name != "vecgen.config":
-            raise
-        config = None
+    config = _config()
     if config is not None and hasattr(config, "limits_table"):
         return config.limits_table()
     from vecgen.options import LIMITS, MAX_SIDE
