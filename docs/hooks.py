@@ -69,6 +69,15 @@ def markdown(header: list[str], rows: list[list[Any]], where: str) -> str:
     return "\n".join(lines)
 
 
+def plain_brackets(table: str) -> str:
+    """Square brackets outside code spans escaped: help text such as ``MODEL[@TAG][:WEIGHT]`` is not a link."""
+    out, last = [], 0
+    for m in CODE_SPAN.finditer(table):
+        out += [re.sub(r"(?<!\\)([\[\]])", r"\\\1", table[last:m.start()]), m.group(0)]
+        last = m.end()
+    return "".join(out) + re.sub(r"(?<!\\)([\[\]])", r"\\\1", table[last:])
+
+
 def data_table(docs_dir: Path, name: str) -> str:
     """The Markdown table of one data file under ``docs/`` (CSV or JSON)."""
     path = (docs_dir / name).resolve()
@@ -168,7 +177,7 @@ def options_table(command: str) -> str:
     config = _config()
     if verb is not None and config is not None and hasattr(config, "markdown_table") \
             and getattr(verb, "config", None) is not None:
-        return config.markdown_table(verb.config)
+        return plain_brackets(config.markdown_table(verb.config))
     return argparse_table(command)
 
 
@@ -176,7 +185,7 @@ def limits_table() -> str:
     """Every size-like option's bound: ``vecgen.config.limits_table()``, else :data:`vecgen.options.LIMITS`."""
     config = _config()
     if config is not None and hasattr(config, "limits_table"):
-        return config.limits_table()
+        return plain_brackets(config.limits_table())
     from vecgen.options import LIMITS, MAX_SIDE
 
     rows = [[f"`--{name.replace('_', '-')}`", f"{top:,}"] for name, top in LIMITS.items()]
