@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vecgen.api import run
-from vecgen.api import generate
+from vecgen.api import generate, run
 from vecgen.backends.generators import StyleGAN2Generator, load_generator
 from vecgen.cli import main
 from vecgen.errors import VecgenError

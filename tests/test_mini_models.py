@@ -92,7 +92,7 @@ def test_auto_falls_back_to_mini_vit(monkeypatch):
 
 def test_probe_items_are_held_out_and_differ_in_one_attribute():
     items = probe_items("colour", 5)
-    for attrs, caps in items:
+    for _attrs, caps in items:
         assert len(caps) == 12 and len(set(caps)) == 12
         words = [set(c.split()) for c in caps]
         assert all(len(w ^ words[0]) <= 3 for w in words[1:])

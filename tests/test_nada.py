@@ -9,13 +9,13 @@ import torch
 
 from vecgen.api import adapt
 from vecgen.backends.generators import StyleGAN2Generator, load_generator
+from vecgen.backends.generators.base import Generator
 from vecgen.cli import main
 from vecgen.engine import optimize
 from vecgen.errors import VecgenError
 from vecgen.losses import DirectionalClipTerm, text_distance
 from vecgen.objective import Context, Objective
 from vecgen.params.base import Parameterization
-from vecgen.backends.generators.base import Generator
 from vecgen.params.generator_weights import ADAPT_LR, GeneratorWeights, default_adapt_lr
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

@@ -10,11 +10,11 @@ import torch
 from PIL import Image
 
 from vecgen.errors import VecgenError
+from vecgen.io import load_init_image
+from vecgen.io import save_png as save_png_atomic
 from vecgen.params.base import Parameterization
 from vecgen.params.dwt import DWTImage
 from vecgen.params.fft import FFTImage
-from vecgen.io import load_init_image
-from vecgen.io import save_png as save_png_atomic
 from vecgen.params.raster_base import color_correlation_sqrt, psnr, squash, unsquash
 
 CLASSES = [FFTImage, DWTImage]

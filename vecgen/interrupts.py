@@ -48,7 +48,7 @@ class _Handler:
         # Handlers run in the main thread only; interrupt_main calls this handler again there, once
         # that thread's stack holds no import (if it has entered another by then, it waits again).
         main_id = threading.main_thread().ident
-        while in_import(sys._current_frames().get(main_id)):
+        while main_id is not None and in_import(sys._current_frames().get(main_id)):
             time.sleep(_POLL_S)
         self._waiting.clear()
         _thread.interrupt_main(signal.SIGINT)

@@ -13,9 +13,21 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from vecgen.api.result import Result
 from vecgen.errors import VecgenError
-from vecgen.options import (BYTES_PER_VIEW_PIXEL, VIEWS, as_int, available_memory, check_cutouts, check_folder,
-                            check_limit, check_seed, check_steps, check_writable, parse_clip, resolve_device,
-                            split_weight)
+from vecgen.options import (
+    BYTES_PER_VIEW_PIXEL,
+    VIEWS,
+    as_int,
+    available_memory,
+    check_cutouts,
+    check_folder,
+    check_limit,
+    check_seed,
+    check_steps,
+    check_writable,
+    parse_clip,
+    resolve_device,
+    split_weight,
+)
 from vecgen.prompts import Prompt, parse_prompts
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from vecgen.api._run import Common, common, load_perceptors, run
 from vecgen.api.result import Result
 from vecgen.api.verb import Verb
 from vecgen.errors import VecgenError
-from vecgen.options import as_int, check_limit, check_number, check_suffix, check_writable
+from vecgen.options import as_int, check_number, check_suffix, check_writable
 
 SOURCE = "a photo"
 #: ``--quality`` presets: what ``steps``, ``crops`` and ``work_size`` are when left on auto.
@@ -159,9 +159,8 @@ def style_terms(perceptors: list, content_p, content: Callable, *, prompt: str, 
 
 def check_patch_memory(opts: Common, crops: int) -> None:
     """Refuse, before the first step, patch crops that cannot fit in free memory (the runner's estimate)."""
-    from vecgen.options import BYTES_PER_VIEW_PIXEL, available_memory
-
     from vecgen.losses.patch import CHUNK
+    from vecgen.options import BYTES_PER_VIEW_PIXEL, available_memory
 
     chunk = min(crops, CHUNK)  # the crops one perceptor pass holds at a time
     need = chunk * BYTES_PER_VIEW_PIXEL * sum(p.input_size ** 2 for p, _ in opts.perceptors)

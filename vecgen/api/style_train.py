@@ -20,8 +20,19 @@ from typing import Any
 
 from vecgen.api._run import Common, common, run
 from vecgen.api.result import Result
-from vecgen.api.style import (CANVAS, MODEL_SUFFIX, SOURCE, WEIGHTS, check_crops, check_patch_memory,
-                              check_weights, content_perceptor, load_style_image, style_terms, working_copy)
+from vecgen.api.style import (
+    CANVAS,
+    MODEL_SUFFIX,
+    SOURCE,
+    WEIGHTS,
+    check_crops,
+    check_patch_memory,
+    check_weights,
+    content_perceptor,
+    load_style_image,
+    style_terms,
+    working_copy,
+)
 from vecgen.errors import VecgenError
 from vecgen.options import as_int, check_limit, check_number, check_suffix, check_writable
 

@@ -5,8 +5,8 @@ import argparse
 
 from vecgen.api import Verb
 from vecgen.api.draw import SHAPE_CHOICES
-from vecgen.options import RASTERIZERS
 from vecgen.cli._common import add_common, call, check_output, default_text, finish, merge_options
+from vecgen.options import RASTERIZERS
 
 
 def add_arguments(p: argparse.ArgumentParser, verb: Verb) -> None:

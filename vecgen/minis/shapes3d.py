@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vecgen.backends.mesh.points import VIEW_SETS, cameras, depth_maps, normalize, splat
 from vecgen.backends.mesh.camera import project
+from vecgen.backends.mesh.points import VIEW_SETS, cameras, depth_maps, normalize, splat
 from vecgen.minis.scenes import BACKGROUNDS, COLOURS
 
 GENERATOR_VERSION = 2  # bump when sampling or drawing changes (invalidates caches)

@@ -34,10 +34,9 @@ import torch.nn.functional as F
 from vecgen.backends.perceptors.clip import ClipPerceptor, _load_safetensors, _register_configs
 from vecgen.io import atomic_write, torch_bytes
 from vecgen.minis import shapes3d
-from vecgen.minis.probes import run_probes
 from vecgen.minis.captions import PARTIAL_ATTRIBUTES, caption_scene, negatives, partial_captions
-from vecgen.minis.scenes import (COLOURS, GENERATOR_VERSION, POSITIONS, SHAPES, SIZES, STYLES, render_batch,
-                                 sample_scene)
+from vecgen.minis.probes import run_probes
+from vecgen.minis.scenes import COLOURS, GENERATOR_VERSION, POSITIONS, SHAPES, SIZES, STYLES, render_batch, sample_scene
 
 ARCHS = {"vit": ("mini-vit", "a"), "rn": ("mini-rn", "b")}  # arch -> (model config, caption template set)
 PARTIAL_WEIGHTS = {"shape": 1.0, "position": 1.0, "colour": 0.5, "size": 0.5, "count": 1.0, "solid": 1.0}  # loss

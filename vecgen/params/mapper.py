@@ -81,9 +81,10 @@ class LatentMapper(nn.Module):
                     layers.append(nn.LeakyReLU(0.2))
             self.net = nn.Sequential(*layers)
         self.hidden, self.depth = hidden, int(depth)
-        last = [m for m in self.net if isinstance(m, (nn.Conv2d, nn.Linear))][-1]
-        nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
+        out_layer = [m for m in self.net if isinstance(m, (nn.Conv2d, nn.Linear))][-1]
+        nn.init.zeros_(out_layer.weight)
+        if out_layer.bias is not None:
+            nn.init.zeros_(out_layer.bias)
 
     def config(self) -> dict[str, Any]:
         return {"w_shape": list(self.w_shape), "hidden": self.hidden, "depth": self.depth, "arch": self.arch}
@@ -140,9 +141,12 @@ class MapperTraining:
 
     def l2_to_init(self) -> Tensor:
         """Mean squared step of the last rendered batch (StyleCLIP's mapper L2)."""
-        if self._delta is None:
+        delta = self._delta
+        if delta is None:
             self.render()
-        return self._delta.pow(2).mean()
+            delta = self._delta
+        assert delta is not None  # render() sets it
+        return delta.pow(2).mean()
 
     def project_(self) -> None:
         self.step += 1

@@ -30,7 +30,6 @@ from vecgen.errors import VecgenError
 from vecgen.io import FITS, InitSource, load_init_image, one_line, save_png, tensor_to_pil
 from vecgen.options import SQUASHES, check_number, check_size
 
-
 # Clamp applied to an init image before the squash is inverted: pixels at
 # exactly 0 or 1 would need infinite pre-squash values.  logit(1e-3) ~ -6.9,
 # which keeps saturated pixels trainable, and the clamp error (<= 1e-3, i.e.
@@ -226,7 +225,7 @@ class RasterParam:
             raise VecgenError(
                 f"state is for parameterization {state.get('type')!r}, not {self.name!r}"
             )
-        size = state.get("size")
+        size: Any = state.get("size")  # untrusted: None or a non-sequence gives TypeError below
         try:
             same = tuple(int(v) for v in size) == self.size
         except (TypeError, ValueError):

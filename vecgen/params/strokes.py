@@ -20,7 +20,6 @@ from vecgen.scene import Path, Scene
 from vecgen.svg import read_svg, scene_to_svg
 
 
-
 class Strokes:
     """Coloured Bézier paths on a ``size = (W, H)`` canvas.
 

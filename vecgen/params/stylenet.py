@@ -116,7 +116,8 @@ class StyleNet(nn.Module):
         self.dec0 = Merge(g, g, g, 1)
         self.out = nn.Conv2d(g, 3, 1)
         nn.init.zeros_(self.out.weight)  # step 0 renders the content image itself
-        nn.init.zeros_(self.out.bias)
+        if self.out.bias is not None:
+            nn.init.zeros_(self.out.bias)
         self.to(memory_format=torch.channels_last)
 
     def norms(self) -> list[Norm]:
@@ -153,7 +154,7 @@ class StyleNet(nn.Module):
                 n.record = False
 
     @torch.no_grad()
-    def apply(self, image: Tensor, stats_from: Tensor, tile: int = TILE) -> Tensor:
+    def apply(self, image: Tensor, stats_from: Tensor, tile: int = TILE) -> Tensor:  # type: ignore[override]
         """Stylize ``image`` ``(1, 3, H, W)`` at its full size, ``tile`` x ``tile`` pixels at a time.
 
         ``stats_from``: the image whose InstanceNorm statistics are used (the

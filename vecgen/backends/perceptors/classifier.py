@@ -95,6 +95,8 @@ class ClassifierPerceptor(nn.Module):
     """
 
     kind = "classifier"
+    mean: Tensor  # (1, 3, 1, 1) buffers
+    std: Tensor
 
     def __init__(self, model: nn.Module, name: str, input_size: int, mean, std, layers: dict[str, str],
                  content_layers: Sequence[str], draw_hint: dict | None = None, embedding: str = "features") -> None:
@@ -180,8 +182,9 @@ def _final_linear(model: nn.Module, name: str) -> nn.Linear:
 def _timm_layers(model: nn.Module) -> dict[str, str]:
     info = getattr(model, "feature_info", None) or []
     names = [i["module"] for i in info if isinstance(i, dict) and i.get("module")]
-    if names and all(n.startswith("blocks.") for n in names) and hasattr(model, "blocks"):
-        names = [f"blocks.{i}" for i in range(len(model.blocks))]  # every stage of an EfficientNet
+    blocks = getattr(model, "blocks", None)
+    if names and all(n.startswith("blocks.") for n in names) and blocks is not None:
+        names = [f"blocks.{i}" for i in range(len(blocks))]  # every stage of an EfficientNet
     return {n: n for n in names}
 
 
@@ -272,7 +275,7 @@ def load_classifier(model: str, pretrained: str | None, device: str | torch.devi
         raise VecgenError(f"{spec!r}: classifiers take a checkpoint file or @random after '@', "
                           f"not a pretrained tag like {path!r} (open_clip tags are for CLIP models)")
     net = _build(family, arch, spec)
-    if path != "random":
+    if path is not None and path != "random":
         _load_weights(net, path, spec)
     if family == "timm":
         cfg = getattr(net, "pretrained_cfg", {}) or {}

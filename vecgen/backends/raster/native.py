@@ -191,7 +191,6 @@ def rasterize(scene: Scene, size: tuple[int, int] | None = None, *, tol: float =
     seg_idx, seg_path, pts = [], [], []
     layer_path, layer_is_fill, layer_rgba, layer_evenodd = [], [], [], []
     base = 0
-    zero = torch.zeros((), device=device, dtype=dtype)
     for i, path in enumerate(scene.paths):
         m = path.points.shape[0]
         nseg = path.num_segments
