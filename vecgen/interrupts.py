@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from types import FrameType
+from typing import Any, Callable
 
 __all__ = ["install", "in_import"]
 
@@ -54,7 +55,7 @@ class _Handler:
         _thread.interrupt_main(signal.SIGINT)
 
 
-def install() -> object | None:
+def install() -> Callable[[int, FrameType | None], Any] | int | None:
     """Replace Python's default Ctrl-C handler by the import-safe one; return what to restore.
 
     Returns None (and changes nothing) off the main thread, when it is already

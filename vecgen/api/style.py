@@ -142,7 +142,7 @@ def style_terms(perceptors: list, content_p, content: Callable, *, prompt: str, 
     from vecgen.losses.patch import GlobalDirectionTerm, PatchDirectionTerm, StyleDirection
     from vecgen.objective import FnTerm
 
-    terms = []
+    terms: list = []
     for p, w in perceptors:
         d = StyleDirection(p, source, prompt, content)
         if weights["direction"]:
@@ -163,7 +163,7 @@ def check_patch_memory(opts: Common, crops: int) -> None:
     from vecgen.options import BYTES_PER_VIEW_PIXEL, available_memory
 
     chunk = min(crops, CHUNK)  # the crops one perceptor pass holds at a time
-    need = chunk * BYTES_PER_VIEW_PIXEL * sum(p.input_size ** 2 for p, _ in opts.perceptors)
+    need = chunk * BYTES_PER_VIEW_PIXEL * sum(p.input_size ** 2 for p, _ in opts.load_perceptors())
     free = available_memory(opts.device)
     if free is not None and need > free:
         raise VecgenError(f"{crops} patch crops need about {need / 2**30:.1f} GiB, but {free / 2**30:.1f} GiB is "
@@ -261,7 +261,7 @@ def style(image: Any, prompt: str | None = None, *, model: str | Path | None = N
     check_patch_memory(opts, crops)
     content_p = content_perceptor(content_model, perceptors, opts.device, opts.warn)
     param = StyleNetImage(content, lr=lr, seed=opts.seed, device=opts.device)
-    terms = style_terms(perceptors, content_p, lambda: param.content, prompt=opts.prompt, source=str(source),
+    terms = style_terms(perceptors, content_p, lambda: param.content, prompt=str(prompt), source=str(source),
                         crops=crops, crop_frac=crop_frac, threshold=threshold, weights=weights)
     settings: dict[str, Any] = {
         "function": "style", "prompt": opts.prompt, "source": str(source), "image": label,

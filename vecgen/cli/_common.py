@@ -9,8 +9,9 @@ import argparse
 import inspect
 import math
 import sys
+from collections.abc import Set
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from vecgen.api import Verb
 from vecgen.api._run import VIEW_CHOICES
@@ -20,7 +21,7 @@ from vecgen.options import check_suffix, check_writable
 
 
 class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, no usage dump
+    def error(self, message: str) -> NoReturn:  # one line, no usage dump
         raise VecgenError(f"{self.prog}: {message}")
 
 
@@ -171,7 +172,7 @@ def load_config(path: str | Path, allowed: set[str],
     return out
 
 
-def merge_options(args: argparse.Namespace, verb: Verb, skip: set[str] = frozenset()) -> dict[str, Any]:
+def merge_options(args: argparse.Namespace, verb: Verb, skip: Set[str] = frozenset()) -> dict[str, Any]:
     """API defaults < config file < command-line flags, for the flags this subcommand has.
 
     ``output`` defaults to the verb's ``default_output``. Returns keyword
