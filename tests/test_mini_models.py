@@ -121,6 +121,7 @@ def test_training_smoke(tmp_path):
     assert p.encode_text(["a red circle"]).shape[0] == 1
 
 
+@pytest.mark.slow  # a full draw plus judging (16 s on 2 busy cores)
 @needs_weights
 def test_draw_red_circle_judged_by_the_other_model(perceptors):
     """Drawing 'a red circle' against mini-vit makes mini-rn prefer that caption too."""
@@ -193,6 +194,7 @@ def test_recalibrate_bn_matches_batch_statistics():
     assert bn.momentum == 0.1 and net.training
 
 
+@pytest.mark.slow  # a training run with pretraining (about 2 minutes on 2 busy cores)
 def test_training_smoke_with_pretraining(tmp_path):
     from safetensors.torch import load_file
 

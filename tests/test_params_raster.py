@@ -98,6 +98,7 @@ def test_any_resolution(cls, size):
 # ---------------------------------------------------------- (a) expressive
 
 
+@pytest.mark.slow  # 250-300 optimization steps each (18 s on 2 busy cores)
 @pytest.mark.parametrize(
     "cls,lr,steps", [(FFTImage, 0.3, 250), (DWTImage, 0.5, 300)], ids=IDS
 )
