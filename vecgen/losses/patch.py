@@ -163,7 +163,8 @@ class PatchDirectionTerm:
         return directional_distance(e_out, e_src, d_text)
 
     def reject(self, dist: Tensor) -> Tensor:
-        """Mean of ``dist`` with the crops below the threshold zeroed (no gradient flows through them)."""
+        """Per-crop distances ``(N,)`` -> their mean ``()`` with the crops below the threshold zeroed (no gradient
+        flows through them)."""
         keep = (dist.detach() >= self.threshold).to(dist.dtype)
         self.kept = float(keep.mean())
         return (dist * keep).mean()

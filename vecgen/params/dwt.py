@@ -150,6 +150,7 @@ class DWTImage(RasterParam):
         return image[..., : self.height, : self.width]
 
     def render(self) -> Tensor:
+        """The current image ``(1, 3, H, W)`` in ``[0, 1]`` (differentiable)."""
         return self._to_rgb(self.signal())
 
     def param_groups(self) -> list[dict[str, Any]]:

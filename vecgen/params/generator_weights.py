@@ -226,7 +226,7 @@ class GeneratorWeights:
         return self.frozen.to_w_plus(self._truncate(self.frozen.mapping(z)))
 
     def batch_latents(self, step: int) -> Tensor:
-        """The seeded prior batch of ``step`` (the same on resume)."""
+        """The seeded prior batch of ``step``, ``(batch, *z_shape)`` (the same on resume)."""
         return self.frozen.sample_latent(self.batch, self.seed * 1_000_003 + 7919 * step + 1, device=self.device)
 
     # ------------------------------------------------------------------ layer selection
@@ -237,7 +237,8 @@ class GeneratorWeights:
                 p.requires_grad_(i in on)
 
     def select_layers(self, w_plus: Tensor) -> list[int]:
-        """Pick the layers to train for ``w_plus`` (see the module docstring); sets ``requires_grad``."""
+        """Pick the layers to train for ``w_plus`` ``(B, n_latent, *w_shape)`` (see the module docstring); sets
+        ``requires_grad``."""
         n = len(self.layer_names)
         if self.probe is None or self.layers_k >= n:
             chosen = list(range(n))

@@ -299,7 +299,7 @@ class Latent:
         return self.w_plus_of(self.latent())
 
     def l2_to_init(self) -> Tensor:
-        """Squared L2 distance (sum over entries) of the latent to its starting value."""
+        """Squared L2 distance (sum over entries) of the latent to its starting value, a scalar ``()``."""
         return (self.latent() - self._initial).pow(2).sum()
 
     def lr_factor(self, step: int, steps: int | None = None) -> float:
@@ -318,6 +318,7 @@ class Latent:
         return [{"params": [self.value], "lr": self.lr, "name": f"latent_{self.space}", **ramp}]
 
     def render(self) -> Tensor:
+        """The generator's image of the current latent, ``(1, 3, H, W)`` in ``[0, 1]`` (differentiable)."""
         return self.generator.synthesize(self.w_plus())
 
     def project_(self) -> None:

@@ -90,6 +90,7 @@ class LatentMapper(nn.Module):
         return {"w_shape": list(self.w_shape), "hidden": self.hidden, "depth": self.depth, "arch": self.arch}
 
     def forward(self, w_plus: Tensor) -> Tensor:
+        """``(B, n_latent, *w_shape)`` latents -> their steps, the same shape."""
         b, n = w_plus.shape[:2]
         rows = w_plus.reshape(b * n, *w_plus.shape[2:])
         if self.arch == "conv":
@@ -133,6 +134,7 @@ class MapperTraining:
         return [{"params": list(self.mapper.parameters()), "lr": self.lr, "name": "mapper"}]
 
     def render(self) -> Tensor:
+        """The edited renders of this step's latent batch, ``(B, 3, H, W)`` (``B = batch``)."""
         w = self._pick()
         with torch.no_grad():
             self.reference_image = self.generator.synthesize(w)
@@ -140,7 +142,7 @@ class MapperTraining:
         return self.generator.synthesize(w + self._delta)
 
     def l2_to_init(self) -> Tensor:
-        """Mean squared step of the last rendered batch (StyleCLIP's mapper L2)."""
+        """Mean squared step of the last rendered batch (StyleCLIP's mapper L2), a scalar ``()``."""
         delta = self._delta
         if delta is None:
             self.render()
@@ -153,6 +155,7 @@ class MapperTraining:
 
     @torch.no_grad()
     def apply(self, w_plus: Tensor) -> Tensor:
+        """``(B, n_latent, *w_shape)`` latents -> the edited latents, the same shape."""
         return w_plus + self.mapper(w_plus)
 
     def state_dict(self) -> dict[str, Any]:

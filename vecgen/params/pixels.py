@@ -440,7 +440,7 @@ class PixelArt:
 
     @torch.no_grad()
     def final_colors(self) -> Tensor:
-        """The colours that export writes: palette-snapped or hardened, in ``[0, 1]``."""
+        """The colours that export writes, ``(rows * cols, 3)``: palette-snapped or hardened, in ``[0, 1]``."""
         if self.colors is None:
             palette, logits = self._palette_logits()
             return palette[logits.argmax(1)].clamp(0, 1).float()
@@ -485,7 +485,7 @@ class PixelArt:
         return image - (image - image.clamp(0, 1)).detach()
 
     def render_scene(self) -> Tensor:
-        """Rasterize :meth:`scene` directly (slow reference for :meth:`render`)."""
+        """Rasterize :meth:`scene` directly to ``(1, 3, H, W)`` (slow reference for :meth:`render`)."""
         rgba = self.rasterizer.render(self.scene(), self.size)
         return composite(rgba, self.background).unsqueeze(0).clamp(0, 1)
 

@@ -166,6 +166,7 @@ class StyleField:
 
     # ------------------------------------------------------------------ the protocol
     def render(self) -> Tensor:
+        """The stylised mesh from every camera, ``(V, 3, H, W)`` (differentiable)."""
         color, v = self.field()
         return self.renderer.render(v, self.faces, color, self.cameras())
 

@@ -121,7 +121,8 @@ class ClassifierPerceptor(nn.Module):
         return self.mean.device
 
     def prepare(self, x: Tensor) -> Tensor:
-        """Resize (antialiased; the short side to ``input_size``, aspect kept) and normalise."""
+        """``(N, 3, H, W)`` in ``[0, 1]`` -> ``(N, 3, h, w)`` normalised, the short side ``input_size``
+        (antialiased resize, aspect kept)."""
         h, w = x.shape[-2:]
         s = self.input_size
         if min(h, w) != s:
@@ -140,12 +141,14 @@ class ClassifierPerceptor(nn.Module):
         return got[0].flatten(1).float(), logits.float()
 
     def encode_image(self, x: Tensor) -> Tensor:
+        """``(N, 3, H, W)`` in ``[0, 1]`` -> ``(N, D)`` unit features (``(N, 1000)`` sqrt-probabilities with ``embedding="probs"``)."""
         feats, logits = self._run(x)
         if self.embedding == "probs":
             return (0.5 * logits.log_softmax(-1)).exp()  # sqrt(p), stable; unit norm since the p sum to 1
         return F.normalize(feats, dim=-1)
 
     def logits(self, x: Tensor) -> Tensor:
+        """``(N, 3, H, W)`` in ``[0, 1]`` -> ``(N, 1000)`` ImageNet logits."""
         return self._run(x)[1]
 
     def class_index(self, text: str) -> int:
@@ -153,6 +156,7 @@ class ClassifierPerceptor(nn.Module):
 
     @torch.no_grad()
     def encode_text(self, texts: list[str]) -> Tensor:
+        """``P`` class names -> ``(P, D)`` unit rows of the final layer (``(P, 1000)`` one-hot with ``embedding="probs"``)."""
         for t in dict.fromkeys(texts):
             if t not in self._text_cache:
                 i = self.class_index(t)

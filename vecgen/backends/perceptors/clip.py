@@ -267,17 +267,19 @@ class ClipPerceptor(nn.Module):
         return self.mean.device
 
     def prepare(self, x: Tensor) -> Tensor:
-        """Resize to the tower's square input (antialiased when shrinking) and normalise."""
+        """``(N, 3, H, W)`` in ``[0, 1]`` -> ``(N, 3, S, S)`` normalised, ``S = input_size`` (antialiased when shrinking)."""
         s = self.input_size
         if x.shape[-2:] != (s, s):
             x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=x.shape[-1] > s)
         return (x.to(self.mean) - self.mean) / self.std
 
     def encode_image(self, x: Tensor) -> Tensor:
+        """``(N, 3, H, W)`` in ``[0, 1]``, any size -> ``(N, D)`` unit vectors."""
         return F.normalize(self.model.encode_image(self.prepare(x)).float(), dim=-1)
 
     def features(self, x: Tensor, layers: Sequence[str] | None = None) -> dict[str, Tensor]:
-        """Intermediate activations of the image tower (see the class docstring for layer names)."""
+        """``(N, 3, H, W)`` in ``[0, 1]`` -> ``{layer: activation}`` of the image tower (layer names and
+        shapes in the class docstring)."""
         from vecgen.backends.perceptors.taps import check_layers, tap
 
         layers = check_layers(layers, self.feature_layers, self.name)
@@ -287,6 +289,7 @@ class ClipPerceptor(nn.Module):
 
     @torch.no_grad()
     def encode_text(self, texts: list[str]) -> Tensor:
+        """``P`` texts -> ``(P, D)`` unit vectors (cached per string)."""
         missing = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
         if missing:
             tokens = self.tokenizer(missing).to(self.device)

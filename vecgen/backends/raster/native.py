@@ -51,6 +51,7 @@ class NativeRasterizer:
         self.max_line = max_line
 
     def render(self, scene: Scene, size: tuple[int, int] | None = None) -> Tensor:
+        """``scene`` -> premultiplied RGBA ``(4, H, W)``, at ``size`` ``(W, H)`` (default: the scene's own)."""
         return rasterize(scene, size, tol=self.tol, max_line=self.max_line)
 
 
