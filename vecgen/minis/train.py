@@ -27,7 +27,6 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -88,7 +87,7 @@ def build_model(name: str):
     return model, tokenizer
 
 
-def encode_text_trimmed(model: Any, tokens: torch.Tensor) -> torch.Tensor:
+def encode_text_trimmed(model, tokens: torch.Tensor) -> torch.Tensor:
     """``model.encode_text`` over only the first L token positions, L = the longest caption in the batch.
 
     Exact for causal text towers pooled at the end-of-text token: positions after it
