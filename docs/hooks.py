@@ -177,7 +177,7 @@ def options_table(command: str) -> str:
     config = _config()
     if verb is not None and config is not None and hasattr(config, "markdown_table") \
             and getattr(verb, "config", None) is not None:
-        return plain_brackets(config.markdown_table(verb.config))
+        return plain_brackets(config.markdown_table(verb.config, verb.outputs, verb.default_output))
     return argparse_table(command)
 
 
