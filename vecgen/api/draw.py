@@ -45,7 +45,7 @@ def draw(prompt: str, *, strokes: int | None = None, segments: int = 3, width: A
          rasterizer: str = "native", image_prompt=None, snapshots: str | Path | None = None, every: int = 10,
          checkpoint: str | Path | None = None, resume: str | Path | None = None, quiet: bool = False,
          perceptors=None, warn: Callable[[str], None] | None = None, views: str = "auto",
-         callbacks=None) -> Result:
+         callbacks=None, keep_all: bool = False) -> Result:
     """Optimize coloured Bézier paths so CLIP sees ``prompt``; returns a :class:`Result`.
 
     ``prompt`` uses ``"text:weight | other:-0.5"``. ``clip`` is ``auto`` or
@@ -54,7 +54,9 @@ def draw(prompt: str, *, strokes: int | None = None, segments: int = 3, width: A
     real CLIP, 32 filled blobs for the built-in mini models (see :func:`draw_style`);
     ``steps=None`` is 200, or 300 for the mini models (:func:`draw_steps`), and
     ``views="auto"`` picks the cutouts likewise. ``callbacks``: functions
-    ``f(step, param, values)`` called after every step.
+    ``f(step, param, values)`` called after every step. The SVG drops paths whose
+    removal changes no pixel by more than 1/255 (counted as ``pruned`` in its
+    metadata) unless ``keep_all``.
     """
     from vecgen.params.strokes import Strokes
 
@@ -75,9 +77,9 @@ def draw(prompt: str, *, strokes: int | None = None, segments: int = 3, width: A
     settings = {"function": "draw", "prompt": prompt, "strokes": strokes, "segments": segments,
                 "width": list(wrange), "shapes": shapes, "steps": opts.steps, "size": list(wh), "clip": clip,
                 "cutouts": cutouts, "seed": seed, "init": str(init) if init else None,
-                "background": background, "rasterizer": rasterizer}
+                "background": background, "rasterizer": rasterizer, **({"keep_all": True} if keep_all else {})}
     param = Strokes(wh, strokes=int(strokes), segments=segments, width=wrange, shapes=shapes, background=bg,
-                    init=init, seed=opts.seed, device=opts.device, rasterizer=rasterizer)
+                    init=init, seed=opts.seed, device=opts.device, rasterizer=rasterizer, keep_all=bool(keep_all))
     return run(param, opts, settings)
 
 

@@ -19,6 +19,8 @@ def add_arguments(p: argparse.ArgumentParser, verb: Verb) -> None:
     p.add_argument("--init", help="start from the paths of this SVG")
     p.add_argument("--background", help="white, black, gray or #rrggbb")
     p.add_argument("--rasterizer", choices=RASTERIZERS, help="native (default) or diffvg (if installed)")
+    p.add_argument("--keep-all", action="store_true", default=None,
+                   help="keep paths whose removal changes no pixel (by default the SVG drops them)")
     add_common(p, verb)
 
 
