@@ -15,10 +15,11 @@ def __getattr__(name: str):
         # a submodule not imported yet: `from vecgen import io` then imports just it, not torch
         raise AttributeError(f"module 'vecgen' has no attribute {name!r}")
     api = importlib.import_module("vecgen.api")
+    functions = {api.python_name(v): verb.function for v, verb in api.VERBS.items()}
     if name == "__all__":
-        return [*api.VERBS, *_API_NAMES, "VecgenError", "__version__"]
-    if name in api.VERBS:
-        return api.VERBS[name].function
+        return [*functions, *_API_NAMES, "VecgenError", "__version__"]
+    if name in functions:
+        return functions[name]
     if name in _API_NAMES:
         return getattr(api, name)
     raise AttributeError(f"module 'vecgen' has no attribute {name!r}")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from vecgen.api.result import Result
+from vecgen.api.run_options import VIEW_CHOICES
 from vecgen.errors import VecgenError
 from vecgen.options import (BYTES_PER_VIEW_PIXEL, VIEWS, as_int, available_memory, check_cutouts, check_folder,
                             check_limit, check_seed, check_steps, check_writable, parse_clip, resolve_device,
@@ -21,8 +22,6 @@ from vecgen.prompts import Prompt, parse_prompts
 if TYPE_CHECKING:
     import torch
 
-#: The views' settings a verb may ask for (``auto`` = what the perceptors hint).
-VIEW_CHOICES = ("auto", *VIEWS)
 Warn = Callable[[str], None]
 
 
