@@ -131,3 +131,27 @@ def test_exported_svg_matches_the_raster(shapes, seed):
     viewer = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float64) / 255
     psnr = 10 * np.log10(1 / np.mean((engine - viewer) ** 2))
     assert psnr >= 35, psnr
+
+
+def test_draw_prunes_by_default_and_keep_all_keeps(tmp_path):
+    """Through the CLI: four blue squares inside a larger opaque blue one drawn over them change nothing."""
+    from vecgen.cli import main
+
+    init = tmp_path / "init.svg"
+    inner = '<path d="M 14 14 L 34 14 L 34 34 L 14 34 Z" fill="#0000ff"/>'
+    top = '<path d="M 8 8 L 40 8 L 40 40 L 8 40 Z" fill="#0000ff"/>'
+    init.write_text(f'<svg xmlns="http://www.w3.org/2000/svg" width="48" height="48">{inner * 4}{top}'
+                    '<path d="M 2 44 L 46 44" fill="none" stroke="#ff0000" stroke-width="3"/></svg>')
+    counts = {}
+    for flag in ((), ("--keep-all",)):
+        out = tmp_path / f"d{len(flag)}.svg"
+        assert main(["draw", "a cat", "--clip", "vecgen-tiny-vit@random", "--steps", "1", "--strokes", "0",
+                     "--init", str(init), "--size", "48", "--cutouts", "0", "-q", "-o", str(out), *flag]) == 0
+        entries = {e.get("key"): e.text for e in SafeET.fromstring(out.read_text()).iter(
+            "{https://vecgen.dev/ns}entry")}
+        counts[flag] = {k: int(entries[k]) for k in ("paths", "pruned", "dropped")}
+        assert counts[flag]["paths"] + counts[flag]["pruned"] + counts[flag]["dropped"] == 6
+    # the hidden squares go; the lowest may stay, showing 1% blue on white through a top whose alpha the step
+    # lowered to 0.99 (the others lie blue on blue: no change at all)
+    assert 3 <= counts[()]["pruned"] <= 4
+    assert counts[("--keep-all",)] == {"paths": 6, "pruned": 0, "dropped": 0}
