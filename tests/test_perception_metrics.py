@@ -1,4 +1,5 @@
 """benchmarks/perception.py's legibility measures: ink, the 56 px thumbnail, greyscale, the per-seed summary."""
+
 from __future__ import annotations
 
 import sys
@@ -26,7 +27,7 @@ def test_ink_counts_pixels_far_from_the_background():
 def test_thumbnail_keeps_shapes_and_loses_fine_texture():
     size = 224
     yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    blob = ((yy - 112) ** 2 + (xx - 112) ** 2 < 60 ** 2).float()
+    blob = ((yy - 112) ** 2 + (xx - 112) ** 2 < 60**2).float()
     shape = (1 - blob).expand(1, 3, size, size).clone()  # a black disc on white
     texture = ((yy + xx) % 2).float().expand(1, 3, size, size).clone()  # a one-pixel checkerboard
     for img in (shape, texture):
@@ -46,10 +47,30 @@ def test_greyscale_is_luma_in_three_channels():
 
 
 def test_seed_summary_shares_and_means():
-    recs = [{"rank": 1, "thumb_rank": 9, "grey_rank": 3, "p": 0.5, "ink": 0.2, "paths": 30, "bytes": 5000,
-             "invisible": 0, "s": 10.0},
-            {"rank": 7, "thumb_rank": 2, "grey_rank": 40, "p": 0.1, "ink": 0.4, "paths": 20, "bytes": 3000,
-             "invisible": 2, "s": 20.0}]
+    recs = [
+        {
+            "rank": 1,
+            "thumb_rank": 9,
+            "grey_rank": 3,
+            "p": 0.5,
+            "ink": 0.2,
+            "paths": 30,
+            "bytes": 5000,
+            "invisible": 0,
+            "s": 10.0,
+        },
+        {
+            "rank": 7,
+            "thumb_rank": 2,
+            "grey_rank": 40,
+            "p": 0.1,
+            "ink": 0.4,
+            "paths": 20,
+            "bytes": 3000,
+            "invisible": 2,
+            "s": 20.0,
+        },
+    ]
     got = perception.seed_summary(recs)
     assert got["top1"] == 0.5 and got["top5"] == 0.5 and got["thumb_top5"] == 0.5 and got["grey_top5"] == 0.5
     assert got["ink"] == pytest.approx(0.3) and got["paths"] == 25 and got["bytes"] == 4000 and got["s"] == 15

@@ -1,5 +1,6 @@
 """A clean SVG from every vector run: invisible paths pruned, paths that paint nothing dropped, coordinates
 rounded while the file still matches the raster, ids in paint order, metadata counts."""
+
 from __future__ import annotations
 
 import io
@@ -23,9 +24,11 @@ def _strokes(tmp_path, body: str, size: int = 64, **kw) -> Strokes:
 
 
 # red square (left), green disc under the blue square that covers it, blue square (right)
-HIDDEN = ('<path d="M 4 4 L 20 4 L 20 20 L 4 20 Z" fill="#ff0000"/>'
-          '<circle cx="44" cy="44" r="6" fill="#00ff00"/>'
-          '<path d="M 30 30 L 60 30 L 60 60 L 30 60 Z" fill="#0000ff"/>')
+HIDDEN = (
+    '<path d="M 4 4 L 20 4 L 20 20 L 4 20 Z" fill="#ff0000"/>'
+    '<circle cx="44" cy="44" r="6" fill="#00ff00"/>'
+    '<path d="M 30 30 L 60 30 L 60 60 L 30 60 Z" fill="#0000ff"/>'
+)
 
 
 def _colours(svg: str) -> list[str]:
@@ -60,10 +63,12 @@ def test_half_transparent_cover_keeps_the_path_below(tmp_path):
 
 
 def test_paths_that_paint_nothing_are_dropped(tmp_path):
-    body = ('<path d="M 4 4 L 20 20" fill="none" stroke="#ff0000" stroke-width="3"/>'  # kept
-            '<path d="M 4 30 L 30 30" fill="none" stroke="#00ff00" stroke-width="0"/>'  # zero width
-            '<path d="M 4 40 L 30 50 L 4 60 Z" fill="#0000ff" fill-opacity="0"/>'  # transparent
-            '<path d="M 200 200 L 240 200 L 240 240 Z" fill="#000000"/>')  # off the canvas
+    body = (
+        '<path d="M 4 4 L 20 20" fill="none" stroke="#ff0000" stroke-width="3"/>'  # kept
+        '<path d="M 4 30 L 30 30" fill="none" stroke="#00ff00" stroke-width="0"/>'  # zero width
+        '<path d="M 4 40 L 30 50 L 4 60 Z" fill="#0000ff" fill-opacity="0"/>'  # transparent
+        '<path d="M 200 200 L 240 200 L 240 240 Z" fill="#000000"/>'
+    )  # off the canvas
     param = _strokes(tmp_path, body, keep_all=True)  # keep_all keeps invisible paths, never empty ones
     param.finalize()
     assert param.cleaned == {"pruned": 0, "dropped": 3}
@@ -87,7 +92,7 @@ def test_removal_effect_matches_rendering_without_each_path():
         full = param.render()[0]
         slow = []
         for i in range(len(scene.paths)):
-            rest = Scene(scene.width, scene.height, scene.paths[:i] + scene.paths[i + 1:], scene.background)
+            rest = Scene(scene.width, scene.height, scene.paths[:i] + scene.paths[i + 1 :], scene.background)
             rgba = param.rasterizer.render(rest, param.size)
             without = rgba[:3] + (1 - rgba[3:4]) * param.background.view(3, 1, 1)
             slow.append(float((without - full).abs().max()))
@@ -123,7 +128,9 @@ def test_exported_svg_matches_the_raster(shapes, seed):
     param = Strokes((128, 128), strokes=48, shapes=shapes, width=(1.0, 6.0), seed=seed)
     with torch.no_grad():
         for k, t in enumerate((param.points, param.stroke_rgba, param.fill_rgba)):  # away from the tidy start
-            t.add_(torch.randn(t.shape, generator=torch.Generator().manual_seed(seed * 10 + k)) * (3.0 if k == 0 else 0.2))
+            t.add_(
+                torch.randn(t.shape, generator=torch.Generator().manual_seed(seed * 10 + k)) * (3.0 if k == 0 else 0.2)
+            )
         param.project_()
         param.finalize()
         engine = param.render()[0].permute(1, 2, 0).numpy().astype(np.float64)
@@ -140,15 +147,41 @@ def test_draw_prunes_by_default_and_keep_all_keeps(tmp_path):
     init = tmp_path / "init.svg"
     inner = '<path d="M 14 14 L 34 14 L 34 34 L 14 34 Z" fill="#0000ff"/>'
     top = '<path d="M 8 8 L 40 8 L 40 40 L 8 40 Z" fill="#0000ff"/>'
-    init.write_text(f'<svg xmlns="http://www.w3.org/2000/svg" width="48" height="48">{inner * 4}{top}'
-                    '<path d="M 2 44 L 46 44" fill="none" stroke="#ff0000" stroke-width="3"/></svg>')
+    init.write_text(
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="48" height="48">{inner * 4}{top}'
+        '<path d="M 2 44 L 46 44" fill="none" stroke="#ff0000" stroke-width="3"/></svg>'
+    )
     counts = {}
     for flag in ((), ("--keep-all",)):
         out = tmp_path / f"d{len(flag)}.svg"
-        assert main(["draw", "a cat", "--clip", "vecgen-tiny-vit@random", "--steps", "1", "--strokes", "0",
-                     "--init", str(init), "--size", "48", "--cutouts", "0", "-q", "-o", str(out), *flag]) == 0
-        entries = {e.get("key"): e.text for e in SafeET.fromstring(out.read_text()).iter(
-            "{https://vecgen.dev/ns}entry")}
+        assert (
+            main(
+                [
+                    "draw",
+                    "a cat",
+                    "--clip",
+                    "vecgen-tiny-vit@random",
+                    "--steps",
+                    "1",
+                    "--strokes",
+                    "0",
+                    "--init",
+                    str(init),
+                    "--size",
+                    "48",
+                    "--cutouts",
+                    "0",
+                    "-q",
+                    "-o",
+                    str(out),
+                    *flag,
+                ]
+            )
+            == 0
+        )
+        entries = {
+            e.get("key"): e.text for e in SafeET.fromstring(out.read_text()).iter("{https://vecgen.dev/ns}entry")
+        }
         counts[flag] = {k: int(entries[k]) for k in ("paths", "pruned", "dropped")}
         assert counts[flag]["paths"] + counts[flag]["pruned"] + counts[flag]["dropped"] == 6
     # the hidden squares go; the lowest may stay, showing 1% blue on white through a top whose alpha the step

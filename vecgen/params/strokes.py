@@ -205,9 +205,10 @@ def _stroke_shows(p: Path) -> bool:
 
 def _visible_part(p: Path) -> Path:
     """``p`` without a fill or stroke that paints nothing (same raster); a path with neither keeps both off."""
+    stroke = p.stroke.detach() if p.stroke is not None and _stroke_shows(p) else None
+    fill = p.fill.detach() if p.fill is not None and _fill_shows(p) else None
     return Path(p.points.detach(), closed=p.closed, stroke_width=torch.as_tensor(p.stroke_width).detach(),
-                stroke=p.stroke.detach() if _stroke_shows(p) else None,
-                fill=p.fill.detach() if _fill_shows(p) else None, fill_rule=p.fill_rule)
+                stroke=stroke, fill=fill, fill_rule=p.fill_rule)
 
 
 def paints_something(scene: Scene) -> Tensor:
