@@ -1,14 +1,15 @@
 """The one optimization loop every parameterization runs through.
 
 Adam over the parameterization's groups (each with its own lr), lr schedules
-(callables of the step) for groups that ask for one, ``project_()`` after every
-step, a NaN guard, per-step callbacks, atomic checkpoints, resume, and Ctrl-C
+(callables of the step) for groups that ask for one, a :class:`StepContext` for
+every step (handed to ``render`` and the objective), ``project_()`` then the
+optional ``end_step(ctx)`` hook after every step, a NaN guard over the
+optimizer's tensors, per-step callbacks, atomic checkpoints, resume, and Ctrl-C
 (or :class:`StopRun` from a callback) that keeps the result. The run draws
 from its own seeded generators: the caller's global RNG state is left as it was.
 """
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ import torch
 from vecgen.errors import VecgenError
 from vecgen.io import atomic_write, read_checkpoint, torch_bytes
 from vecgen.objective import Objective
-from vecgen.params.base import Parameterization
+from vecgen.params.base import Parameterization, StepAware, StepContext
 
 #: Called after every step with ``(step, param, values)``: the steps done so far,
 #: the parameterization, and each term's value (plus ``"total"``). Raise
@@ -93,8 +94,29 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def _finite(param: Parameterization) -> bool:
-    return all(p.grad is None or bool(torch.isfinite(p.grad).all()) for g in param.param_groups() for p in g["params"])
+def _tensors(opt: torch.optim.Optimizer) -> list[torch.Tensor]:
+    """The tensors the optimizer steps (the NaN guard's whole concern)."""
+    return [p for g in opt.param_groups for p in g["params"]]
+
+
+def _finite(tensors: list[torch.Tensor]) -> bool:
+    return all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in tensors)
+
+
+@torch.no_grad()
+def _snapshot(tensors: list[torch.Tensor], into: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+    """Copies of ``tensors`` on their own devices (reusing ``into``'s buffers when given)."""
+    if into is None:
+        return [t.detach().clone() for t in tensors]
+    for buf, t in zip(into, tensors):
+        buf.copy_(t)
+    return into
+
+
+@torch.no_grad()
+def _restore(tensors: list[torch.Tensor], saved: list[torch.Tensor]) -> None:
+    for t, s in zip(tensors, saved):
+        t.copy_(s)
 
 
 def optimize(
@@ -165,7 +187,8 @@ def _loop(param: Parameterization, objective: Objective, steps: int, *, seed: in
     def save(path: str | Path) -> None:
         save_checkpoint(path, param, opt, state, meta or {}, _rng_state(gen, devices))
 
-    good = copy.deepcopy(param.state_dict())
+    tensors = _tensors(opt)
+    good = _snapshot(tensors)  # the last good values, for the NaN guard
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -178,17 +201,18 @@ def _loop(param: Parameterization, objective: Objective, steps: int, *, seed: in
                 f = (rule if callable(rule) else schedule)(i, steps) if rule else 1.0
                 g["lr"] = g["base_lr"] * f * state.lr_scale
             opt.zero_grad(set_to_none=True)
-            image = param.render()
-            loss, values = objective(image, gen)
+            ctx = StepContext(i, steps, gen)
+            image = param.render(ctx)
+            loss, values = objective(image, ctx)
             if not math.isfinite(values["total"]):
                 ok = False
             else:
                 loss.backward()
-                ok = _finite(param)
+                ok = _finite(tensors)
             if not ok:
-                # NaN guard: restore the last good state, lower the lr, try again.
+                # NaN guard: restore the last good values, lower the lr, try again.
                 state.nan_events += 1
-                param.load_state_dict(good)
+                _restore(tensors, good)
                 state.lr_scale *= 0.5
                 opt.state.clear()
                 if state.nan_events > 20:
@@ -197,9 +221,11 @@ def _loop(param: Parameterization, objective: Objective, steps: int, *, seed: in
             opt.step()
             with torch.no_grad():
                 param.project_()
+                if isinstance(param, StepAware):
+                    param.end_step(ctx)
             state.step += 1
             state.history.append(values)
-            good = copy.deepcopy(param.state_dict())
+            good = _snapshot(tensors, good)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{values['total']:.4f}", refresh=False)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from vecgen.api.result import Result
 from vecgen.api.run_options import VIEW_CHOICES
 from vecgen.errors import VecgenError
+from vecgen.params.base import Finalizes, VectorExport
 from vecgen.options import (
     BYTES_PER_VIEW_PIXEL,
     as_int,
@@ -212,7 +213,7 @@ def _snapshot_callback(folder: str | Path, every: int) -> Callable:
         if step % every == 0:
             with torch.no_grad():
                 save_png(p.render(), snap / f"{step:05d}.png")
-            if getattr(p, "kind", "") == "vector":
+            if isinstance(p, VectorExport):
                 atomic_write(snap / f"{step:05d}.svg", p.svg().encode("utf-8"))
 
     return snapshot
@@ -295,12 +296,12 @@ def run(param, opts: Common | None = None, settings: dict[str, Any] | None = Non
                      resume=ck, meta={"settings": json.dumps(settings, default=str)}, progress=not opts.quiet)
     if state.interrupted:
         settings["steps_done"] = state.step  # the files say how far the run got
-    if hasattr(param, "finalize"):  # optional: e.g. pixel art snaps to its palette, so PNG and SVG agree
+    if isinstance(param, Finalizes):  # optional: e.g. pixel art snaps to its palette, so PNG and SVG agree
         param.finalize()
     with torch.no_grad():
         final = param.render()
     result = Result(image=tensor_to_pil(final[:1]), history=state.history, settings=settings,
                     interrupted=state.interrupted, param=param, headline=headline)
-    if getattr(param, "kind", "") == "vector":
+    if isinstance(param, VectorExport):
         result.svg = param.svg(result.metadata)
     return result

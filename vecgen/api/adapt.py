@@ -80,8 +80,7 @@ def adapt(source: str, target: str, *, generator: Any, steps: int = 200, layers_
     param = GeneratorWeights(gen, probe=probe, layers_k=layers_k, batch=batch, seed=opts.seed,
                              truncation=float(truncation), lr=None if lr is None else float(lr),
                              probe_steps=probe_steps)
-    terms = [DirectionalClipTerm(p, str(source).strip(), target_texts, reference=lambda: param.frozen_image,
-                                 weight=w) for p, w in perceptors]
+    terms = [DirectionalClipTerm(p, str(source).strip(), target_texts, weight=w) for p, w in perceptors]
     settings = {"function": "adapt", "source": source, "target": target, "generator": spec_text(generator),
                 "steps": opts.steps, "layers_k": param.layers_k, "batch": batch, "lr": param.lr,
                 "truncation": float(truncation), "clip": clip, "seed": opts.seed,

@@ -110,8 +110,8 @@ def train_mapper(target: str, *, images: Any, generator: Any, encoder: Any = Non
                            seed=opts.seed)
     terms: list
     if source is not None and str(source).strip():
-        terms = [DirectionalClipTerm(p, str(source).strip(), [str(target).strip()],
-                                     reference=lambda: param.reference_image, weight=w) for p, w in perceptors]
+        terms = [DirectionalClipTerm(p, str(source).strip(), [str(target).strip()], weight=w)
+                 for p, w in perceptors]
     else:
         source = None
         terms = clip_terms(opts)

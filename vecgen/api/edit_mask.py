@@ -24,6 +24,7 @@ from torch import Tensor
 
 from vecgen.errors import VecgenError
 from vecgen.params.latent import Latent
+from vecgen.params.base import StepContext
 
 #: Grad-CAM values (relative to the map's maximum) mapped to mask 0 and mask 1: everything the classifier
 #: weighs at least half as much as its strongest evidence is fully editable, below a fifth not at all.
@@ -188,8 +189,8 @@ class MaskedLatent(Latent):
         super().__init__(generator, **kw)
         self.base, self.mask = base.detach(), mask.detach().to(base)
 
-    def render(self) -> Tensor:
-        return compose(self.base, super().render(), self.mask)
+    def render(self, ctx: StepContext | None = None) -> Tensor:
+        return compose(self.base, super().render(ctx), self.mask)
 
 
 def compose(base: Tensor, raw: Tensor, mask: Tensor) -> Tensor:

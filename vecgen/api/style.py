@@ -134,7 +134,7 @@ def content_perceptor(spec: str, perceptors: list, device, warn=None):
     return load_perceptors(spec, device, warn)[0][0]
 
 
-def style_terms(perceptors: list, content_p, content: Callable, *, prompt: str, source: str, crops: int,
+def style_terms(perceptors: list, content_p, *, prompt: str, source: str, crops: int,
                 crop_frac: float, threshold: float, weights: dict[str, float]) -> list:
     """Directional + patch terms per perceptor (weighted by its ``--clip`` weight), content, TV."""
     from vecgen.losses.content import ContentTerm
@@ -144,14 +144,14 @@ def style_terms(perceptors: list, content_p, content: Callable, *, prompt: str, 
 
     terms: list = []
     for p, w in perceptors:
-        d = StyleDirection(p, source, prompt, content)
+        d = StyleDirection(p, source, prompt)
         if weights["direction"]:
             terms.append(GlobalDirectionTerm(d, weight=weights["direction"] * w))
         if weights["patch"]:
             terms.append(PatchDirectionTerm(d, crops=crops, crop_frac=crop_frac, threshold=threshold,
                                             weight=weights["patch"] * w))
     if weights["content"]:
-        terms.append(ContentTerm(content_p, content, weight=weights["content"]))
+        terms.append(ContentTerm(content_p, weight=weights["content"]))
     if weights["tv"]:
         terms.append(FnTerm("tv", total_variation, weight=weights["tv"]))
     return terms
@@ -261,7 +261,7 @@ def style(image: Any, prompt: str | None = None, *, model: str | Path | None = N
     check_patch_memory(opts, crops)
     content_p = content_perceptor(content_model, perceptors, opts.device, opts.warn)
     param = StyleNetImage(content, lr=lr, seed=opts.seed, device=opts.device)
-    terms = style_terms(perceptors, content_p, lambda: param.content, prompt=str(prompt), source=str(source),
+    terms = style_terms(perceptors, content_p, prompt=str(prompt), source=str(source),
                         crops=crops, crop_frac=crop_frac, threshold=threshold, weights=weights)
     settings: dict[str, Any] = {
         "function": "style", "prompt": opts.prompt, "source": str(source), "image": label,

@@ -119,7 +119,7 @@ def train_style(folder: str | Path, prompt: str, *, output: str | Path | None = 
     check_patch_memory(opts, crops)
     content_p = content_perceptor(content_model, perceptors, opts.device, opts.warn)
     param = StyleNetBatches(images, crop=crop, batch=batch, lr=lr, seed=opts.seed, device=opts.device)
-    terms = style_terms(perceptors, content_p, lambda: param.content, prompt=str(prompt), source=str(source),
+    terms = style_terms(perceptors, content_p, prompt=str(prompt), source=str(source),
                         crops=crops, crop_frac=min(1.0, crop_size / CANVAS), threshold=threshold, weights=weights)
     settings: dict[str, Any] = {
         "function": "style-train", "prompt": opts.prompt, "source": str(source), "folder": str(folder),

@@ -19,13 +19,14 @@ from vecgen.objective import Context
 
 
 class ContentTerm:
-    """Relative squared feature error of the output ``ctx.image`` against ``content()`` (same shape).
+    """Relative squared feature error of the output ``ctx.image`` against the content (same shape).
 
-    ``layers``: the perceptor's tap names (default: its ``content_layers``).
+    The content ``(B, 3, H, W)`` is the step's ``"content"`` reference (``ctx.ref("content")``), or
+    ``content()`` when a callable is given. ``layers``: the perceptor's tap names (default: its ``content_layers``).
     The content's features are computed once per content batch (no grad).
     """
 
-    def __init__(self, perceptor, content: Callable[[], Tensor], layers: Sequence[str] | None = None,
+    def __init__(self, perceptor, content: Callable[[], Tensor] | None = None, layers: Sequence[str] | None = None,
                  weight: float = 1.0, name: str | None = None) -> None:
         if not hasattr(perceptor, "features"):
             raise VecgenError(f"perceptor {getattr(perceptor, 'name', perceptor)!r} has no feature taps for a "
@@ -43,9 +44,13 @@ class ContentTerm:
         self._seen: Tensor | None = None
         self._target: dict[str, Tensor] = {}
 
-    def target(self) -> dict[str, Tensor]:
-        """``{layer: activation}`` of the content image ``(B, 3, H, W)``, as the perceptor's ``features`` gives them."""
-        x = self.content()
+    def target(self, x: Tensor | None = None) -> dict[str, Tensor]:
+        """``{layer: activation}`` of the content image ``x`` ``(B, 3, H, W)`` (default: ``content()``), as the
+        perceptor's ``features`` gives them."""
+        if x is None:
+            if self.content is None:
+                raise VecgenError("content term: no content given (it comes with the step's context)")
+            x = self.content()
         if x is not self._seen:
             with torch.no_grad():
                 feats = self.perceptor.features(x.to(self.perceptor.device), self.layers)
@@ -54,7 +59,7 @@ class ContentTerm:
         return self._target
 
     def __call__(self, ctx: Context) -> Tensor:
-        want = self.target()
+        want = self.target(self.content() if self.content is not None else ctx.ref("content"))
         got = self.perceptor.features(ctx.image, self.layers)
         total = ctx.image.new_zeros(())
         for k in self.layers:

@@ -30,14 +30,16 @@ class DirectionalClipTerm:
     ``dT = E_T(target) - E_T(source)`` (normalised), ``dI_b = E_I(x_b) -
     E_I(ref_b)`` per sample, loss ``= mean_b (1 - <dI_b, dT> / sqrt(|dI_b|^2 +
     floor^2))``. ``x`` is the render the engine hands in (``ctx.image``), ``ref``
-    comes from ``reference()`` (same shape, e.g. the frozen generator's render
-    of the same latents); no gradient flows into ``ref``. Images are resized
+    the step's ``"reference"`` tensor (``ctx.ref("reference")``, same shape, e.g.
+    the frozen generator's render of the same latents, published by the
+    parameterization), or ``reference()`` when a callable is given; no gradient
+    flows into ``ref``. Images are resized
     whole to the perceptor's input (no cutouts: the two renders must be seen
     through the same window).
     """
 
     def __init__(self, perceptor, source: str | Sequence[str], target: str | Sequence[str],
-                 reference: Callable[[], Tensor | None], weight: float = 1.0, name: str | None = None,
+                 reference: Callable[[], Tensor | None] | None = None, weight: float = 1.0, name: str | None = None,
                  floor: float = DIRECTION_FLOOR) -> None:
         src = [source] if isinstance(source, str) else list(source)
         tgt = [target] if isinstance(target, str) else list(target)
@@ -60,7 +62,7 @@ class DirectionalClipTerm:
 
     def __call__(self, ctx: Context) -> Tensor:
         d_text = self.text_direction()
-        ref = self.reference()
+        ref = self.reference() if self.reference is not None else ctx.ref("reference")
         if ref is None:
             raise VecgenError("directional loss: no reference render yet (the parameterization renders it first)")
         if ref.shape != ctx.image.shape:

@@ -13,7 +13,7 @@ optimizer from overdoing patches that already show the style.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +21,7 @@ from torch import Tensor
 
 from vecgen.errors import VecgenError
 from vecgen.losses.direction import DIRECTION_FLOOR, mean_text
-from vecgen.objective import Context
+from vecgen.objective import Chunks, Context
 
 #: CLIPstyler's patch threshold tau.
 THRESHOLD = 0.7
@@ -32,12 +32,14 @@ CHUNK = 4
 class StyleDirection:
     """The text step and the content's embedding for one perceptor, cached while the content stays the same.
 
-    ``content()`` returns the current content batch ``(B, 3, h, w)``
-    (the same tensor object until it changes: fast mode draws a new batch each step).
+    The content batch ``(B, 3, h, w)`` is the step's ``"content"`` reference
+    (``ctx.ref("content")``, published by the style parameterization; fast mode
+    draws a new batch each step), or ``content()`` when a callable is given.
+    Terms call :meth:`use` with their context first.
     """
 
     def __init__(self, perceptor, source: str | Sequence[str], target: str | Sequence[str],
-                 content: Callable[[], Tensor]) -> None:
+                 content: Callable[[], Tensor] | None = None) -> None:
         tgt = [target] if isinstance(target, str) else list(target)
         src = [source] if isinstance(source, str) else list(source or [])
         if not tgt or not all(str(t).strip() for t in tgt):
@@ -51,8 +53,23 @@ class StyleDirection:
         self._direction: Tensor | None = None
         self._target: Tensor | None = None
 
-    def _update(self) -> None:
-        x = self.content()
+    def content_of(self, ctx: Context) -> Tensor:
+        """This step's content batch ``(B, 3, h, w)``."""
+        return self.content() if self.content is not None else ctx.ref("content")
+
+    def use(self, ctx: Context) -> Tensor:
+        """Take this step's content batch (re-embedding it when it changed); returns it."""
+        x = self.content_of(ctx)
+        self._update(x)
+        return x
+
+    def _update(self, x: Tensor | None = None) -> None:
+        if x is None:
+            if self._seen is not None:
+                return
+            if self.content is None:
+                raise VecgenError("style direction: no content batch seen yet (call use(ctx) first)")
+            x = self.content()
         if x is self._seen:
             return
         with torch.no_grad():
@@ -101,6 +118,7 @@ class GlobalDirectionTerm:
         self.name = name or f"dir:{self.perceptor.name}"
 
     def __call__(self, ctx: Context) -> Tensor:
+        self.dir.use(ctx)
         e_out = self.perceptor.encode_image(ctx.image)
         return directional_distance(e_out, self.dir.embedding(), self.dir.direction()).mean()
 
@@ -120,9 +138,11 @@ class PatchDirectionTerm:
     skimage's chelsea, 62 of 64 of coffee rejected at step 0); ``"image"`` for CLIP. ``chunk``: crops per perceptor pass (memory,
     see :meth:`_chunked`). Crops whose distance is below ``threshold``
     are rejected: they add exactly zero to the loss and its gradient.
-    :attr:`kept` is the fraction kept at the last call. Random numbers come
-    from torch's global generator, which the engine seeds and checkpoints, so
-    runs repeat and resume exactly.
+    :attr:`kept` is the fraction kept at the last call. The crops are drawn
+    from the run's generator (``ctx.generator``, which the engine seeds and
+    checkpoints), so runs repeat and resume exactly. The objective evaluates
+    the term through :meth:`chunks` (its chunked backward); calling the term
+    gives the same value in one graph.
     """
 
     def __init__(self, direction: StyleDirection, crops: int = 64, crop_frac: float = 0.25,
@@ -170,48 +190,44 @@ class PatchDirectionTerm:
         return (dist * keep).mean()
 
     def __call__(self, ctx: Context) -> Tensor:
-        if self.source == "image":
-            return self._chunked(self.cutouts(ctx.image, None), None)
-        content = self.dir.content().to(ctx.image)
-        if content.shape != ctx.image.shape:
-            raise VecgenError(f"patch term: content {tuple(content.shape)} and output {tuple(ctx.image.shape)} "
-                              f"differ in shape")
-        # one warp for both: the channels of output and content are stacked, so each crop pair matches
-        both = self.cutouts(torch.cat([ctx.image, content.detach()], 1), None)
-        return self._chunked(both[:, :3], both[:, 3:].detach())
+        """The loss in one graph (all crops' activations at once); the objective uses :meth:`chunks`."""
+        work = self.chunks(ctx)
+        return torch.stack(list(work.pieces(work.inputs))).sum()
 
-    def _chunked(self, views: Tensor, sources: Tensor | None) -> Tensor:
-        """:meth:`reject` of all crops, run through the perceptor ``chunk`` crops at a time.
+    def chunks(self, ctx: Context) -> Chunks:
+        """The crops (output crops, and the content's under the same warps for ``source="crop"``) and their
+        loss in pieces of ``chunk`` crops, each piece its share of the mean over all crops.
 
         Memory: a perceptor's forward + backward activations for all crops at
         once are what caps a run (EfficientNet-Lite0, 64 crops: peak RSS 8.3 GB on a 12 MP photo, 3.2 GB
-        in chunks of 8). So
-        each chunk's backward runs here, into a detached copy of the views, and
-        the returned loss carries the summed view gradient back through the
-        warps: the same value and gradient as one pass, one chunk's activations
-        at a time, no recomputation.
+        in chunks of 8), so the objective runs one piece's backward at a time.
         """
+        content = self.dir.use(ctx)
+        if self.source == "image":
+            views, sources = self.cutouts(ctx.image, ctx.generator), None
+        else:
+            content = content.to(ctx.image)
+            if content.shape != ctx.image.shape:
+                raise VecgenError(f"patch term: content {tuple(content.shape)} and output "
+                                  f"{tuple(ctx.image.shape)} differ in shape")
+            # one warp for both: the channels of output and content are stacked, so each crop pair matches
+            both = self.cutouts(torch.cat([ctx.image, content.detach()], 1), ctx.generator)
+            views, sources = both[:, :3], both[:, 3:].detach()
         n = views.shape[0]
         group = n // self.dir.embedding().shape[0]  # crops per content image: chunks stay inside one
         step = max(1, min(self.chunk, group))
         step = max(d for d in range(1, step + 1) if group % d == 0)
-        grad_on = torch.is_grad_enabled() and views.requires_grad
-        leaf = views.detach().requires_grad_(grad_on)
-        total, kept = views.new_zeros(()), 0.0
-        for i in range(0, n, step):
-            part = leaf[i:i + step]
-            src = None if sources is None else sources[i:i + step]
-            loss = self._chunk_loss(part, src, i // group, n)
-            kept += self.kept * part.shape[0]
-            if grad_on:
-                loss.backward()
-            total = total + loss.detach()
-        self.kept = kept / n
-        if not grad_on:
-            return total
-        g = leaf.grad
-        assert g is not None  # backward() above reached the leaf
-        return total + (views * g).sum() - (views.detach() * g).sum()  # value: total; gradient: g through views
+
+        def pieces(leaf: Tensor) -> Iterator[Tensor]:
+            kept = 0.0
+            for i in range(0, n, step):
+                part = leaf[i:i + step]
+                src = None if sources is None else sources[i:i + step]
+                yield self._chunk_loss(part, src, i // group, n)
+                kept += self.kept * part.shape[0]
+            self.kept = kept / n
+
+        return Chunks(views, pieces)
 
     def _chunk_loss(self, part: Tensor, sources: Tensor | None, image: int, n: int) -> Tensor:
         """This chunk's share of the mean over all ``n`` crops (crops of content image number ``image``)."""

@@ -24,6 +24,7 @@ from vecgen.errors import VecgenError
 from vecgen.io import InitSource
 from vecgen.options import check_number, make_generator
 from vecgen.params.raster_base import DEFAULT_INIT_EPS, RasterParam, check_state_tensor, copy_into
+from vecgen.params.base import StepContext
 
 # Boundary handling of the forward transform (used for init images and to
 # learn the band shapes).  "symmetric" works for every image size, unlike
@@ -149,7 +150,7 @@ class DWTImage(RasterParam):
         image = ptwt.waverec2(tuple(coeffs), self._wavelet)
         return image[..., : self.height, : self.width]
 
-    def render(self) -> Tensor:
+    def render(self, ctx: StepContext | None = None) -> Tensor:
         """The current image ``(1, 3, H, W)`` in ``[0, 1]`` (differentiable)."""
         return self._to_rgb(self.signal())
 

@@ -18,6 +18,7 @@ from torch import Tensor
 from vecgen.io import InitSource
 from vecgen.options import check_number, make_generator
 from vecgen.params.raster_base import DEFAULT_INIT_EPS, RasterParam, check_state_tensor, copy_into
+from vecgen.params.base import StepContext
 
 
 def spectrum_scale(height: int, width: int, decay: float) -> Tensor:
@@ -103,7 +104,7 @@ class FFTImage(RasterParam):
         spectrum = torch.view_as_complex(self.spectrum) * self._scale
         return torch.fft.irfft2(spectrum, s=(self.height, self.width), norm="ortho")
 
-    def render(self) -> Tensor:
+    def render(self, ctx: StepContext | None = None) -> Tensor:
         """The current image ``(1, 3, H, W)`` in ``[0, 1]`` (differentiable)."""
         return self._to_rgb(self.signal())
 

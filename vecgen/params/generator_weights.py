@@ -50,6 +50,7 @@ from torch import Tensor, nn
 
 from vecgen.errors import VecgenError
 from vecgen.io import atomic_write, save_png, torch_bytes
+from vecgen.params.base import StepContext
 
 #: ``images (B, 3, H, W) -> (B,)``: the loss the layer-selection probe lowers.
 ProbeFn = Callable[[Tensor], Tensor]
@@ -291,21 +292,29 @@ class GeneratorWeights:
     def param_groups(self) -> list[dict[str, Any]]:
         return [{"params": self.parameters(), "lr": self.lr, "name": "generator", "betas": (0.0, 0.99)}]
 
-    def render(self) -> Tensor:
+    def render(self, ctx: StepContext | None = None) -> Tensor:
         """The trained copy's images of this step's latents ``(batch, 3, H, W)``.
 
         With gradients on (a training step) the layers to train are chosen
-        first. ``frozen_image`` gets the frozen copy's images of the same latents.
+        first. ``frozen_image`` gets the frozen copy's images of the same
+        latents, also published as ``ctx.refs["reference"]`` (the directional loss's reference).
         """
-        w_plus = self.w_plus_for(self.batch_latents(self.step))
-        if torch.is_grad_enabled() and (not self.selected or self.step % self.select_every == 0):
+        step = self.step if ctx is None else ctx.step
+        w_plus = self.w_plus_for(self.batch_latents(step))
+        if torch.is_grad_enabled() and (not self.selected or step % self.select_every == 0):
             self.select_layers(w_plus)
         with torch.no_grad():
             self.frozen_image = self.frozen.synthesize(w_plus)
+        if ctx is not None:
+            ctx.refs["reference"] = self.frozen_image
         return self.trained.synthesize(w_plus)
 
     def project_(self) -> None:
-        self.step += 1
+        """Nothing to repair."""
+
+    def end_step(self, ctx: StepContext) -> None:
+        """The next step's latents (the step count is kept in the state for resume)."""
+        self.step = ctx.step + 1
 
     @torch.no_grad()
     def grid(self, n: int = 4, seed: int = 12345) -> Tensor:

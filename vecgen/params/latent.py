@@ -44,6 +44,7 @@ from torch import Tensor
 from vecgen.errors import VecgenError
 from vecgen.io import atomic_write, save_png, tensor_to_pil, torch_bytes
 from vecgen.options import SPACES, as_int, check_limit, check_number
+from vecgen.params.base import StepContext
 
 #: Scores a batch of renders ``(B, 3, H, W)`` -> ``(B,)`` losses (lower is better).
 ScoreFn = Callable[[Tensor], Tensor]
@@ -317,13 +318,20 @@ class Latent:
                     {"params": [self.residual], "lr": self.lr, "name": f"latent_{self.space}", **ramp}]
         return [{"params": [self.value], "lr": self.lr, "name": f"latent_{self.space}", **ramp}]
 
-    def render(self) -> Tensor:
-        """The generator's image of the current latent, ``(1, 3, H, W)`` in ``[0, 1]`` (differentiable)."""
+    def render(self, ctx: StepContext | None = None) -> Tensor:
+        """The generator's image of the current latent, ``(1, 3, H, W)`` in ``[0, 1]`` (differentiable).
+
+        Publishes ``ctx.refs["l2_to_init"]`` (:meth:`l2_to_init`, for :class:`~vecgen.losses.LatentL2`)."""
+        if ctx is not None:
+            ctx.refs["l2_to_init"] = self.l2_to_init()
         return self.generator.synthesize(self.w_plus())
 
     def project_(self) -> None:
-        """Nothing to repair; counts the steps taken (kept in the state for resume)."""
-        self.step += 1
+        """Nothing to repair."""
+
+    def end_step(self, ctx: StepContext) -> None:
+        """The steps taken (kept in the state for resume)."""
+        self.step = ctx.step + 1
 
     @torch.no_grad()
     def to_pil(self):

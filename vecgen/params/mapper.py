@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from vecgen.errors import VecgenError
 from vecgen.io import atomic_write
+from vecgen.params.base import StepContext
 
 FORMAT = "vecgen-latent-mapper"
 
@@ -125,20 +126,26 @@ class MapperTraining:
         self.reference_image: Tensor | None = None
         self._delta: Tensor | None = None
 
-    def _pick(self) -> Tensor:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.step)
+    def _pick(self, step: int | None = None) -> Tensor:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + (self.step if step is None else step))
         idx = torch.randint(0, self.bank.shape[0], (self.batch,), generator=g)
         return self.bank[idx.to(self.device)]
 
     def param_groups(self) -> list[dict[str, Any]]:
         return [{"params": list(self.mapper.parameters()), "lr": self.lr, "name": "mapper"}]
 
-    def render(self) -> Tensor:
-        """The edited renders of this step's latent batch, ``(B, 3, H, W)`` (``B = batch``)."""
-        w = self._pick()
+    def render(self, ctx: StepContext | None = None) -> Tensor:
+        """The edited renders of this step's latent batch, ``(B, 3, H, W)`` (``B = batch``).
+
+        Publishes ``ctx.refs["reference"]`` (the unedited renders, ``reference_image``) and
+        ``ctx.refs["l2_to_init"]`` (:meth:`l2_to_init`)."""
+        w = self._pick(None if ctx is None else ctx.step)
         with torch.no_grad():
             self.reference_image = self.generator.synthesize(w)
         self._delta = self.mapper(w)
+        if ctx is not None:
+            ctx.refs["reference"] = self.reference_image
+            ctx.refs["l2_to_init"] = self._delta.pow(2).mean()
         return self.generator.synthesize(w + self._delta)
 
     def l2_to_init(self) -> Tensor:
@@ -151,7 +158,11 @@ class MapperTraining:
         return delta.pow(2).mean()
 
     def project_(self) -> None:
-        self.step += 1
+        """Nothing to repair."""
+
+    def end_step(self, ctx: StepContext) -> None:
+        """The next step's latent batch (the step count is kept in the state for resume)."""
+        self.step = ctx.step + 1
 
     @torch.no_grad()
     def apply(self, w_plus: Tensor) -> Tensor:

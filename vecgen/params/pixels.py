@@ -55,6 +55,7 @@ from vecgen.io import FITS, InitSource, load_init_image
 from vecgen.options import PALETTE_MODES, check_number, check_size, make_generator
 from vecgen.scene import Path, Scene
 from vecgen.svg import element, svg_document
+from vecgen.params.base import StepContext
 
 # Logit-gradient gain relative to the colour learning rate in "throughout" mode:
 # logits live on a wider scale than colours in [0, 1].
@@ -475,7 +476,7 @@ class PixelArt:
         rgb = rgb + self._bg_weight.unsqueeze(1) * self.background
         return rgb.t().reshape(1, 3, self.height, self.width)
 
-    def render(self) -> Tensor:
+    def render(self, ctx: StepContext | None = None) -> Tensor:
         """``(1, 3, H, W)`` in ``[0, 1]``, equal to :meth:`render_scene`."""
         image = self._compose(self.cell_colors())
         # The pixels are convex mixes of colours in [0, 1]; the clamp only

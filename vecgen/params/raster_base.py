@@ -29,6 +29,7 @@ from torch import Tensor
 from vecgen.errors import VecgenError
 from vecgen.io import FITS, InitSource, load_init_image, one_line, save_png, tensor_to_pil
 from vecgen.options import SQUASHES, check_number, check_size
+from vecgen.params.base import StepContext
 
 # Clamp applied to an init image before the squash is inverted: pixels at
 # exactly 0 or 1 would need infinite pre-squash values.  logit(1e-3) ~ -6.9,
@@ -193,7 +194,7 @@ class RasterParam:
 
     # -- protocol pieces ---------------------------------------------------
 
-    def render(self) -> Tensor:  # pragma: no cover - overridden
+    def render(self, ctx: StepContext | None = None) -> Tensor:  # pragma: no cover - overridden
         """The current image ``(1, 3, H, W)`` in ``[0, 1]`` (differentiable)."""
         raise NotImplementedError
 

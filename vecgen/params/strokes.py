@@ -23,6 +23,7 @@ from vecgen.errors import VecgenError
 from vecgen.options import SHAPES
 from vecgen.scene import Path, Scene
 from vecgen.svg import read_svg, scene_to_svg
+from vecgen.params.base import StepContext
 
 #: A path whose removal changes no channel of any pixel by more than this is pruned (1/255: invisible in 8 bits).
 PRUNE_TOLERANCE = 1.0 / 255.0
@@ -134,7 +135,7 @@ class Strokes:
             start += n
         return Scene(self.size[0], self.size[1], paths, self.background)
 
-    def render(self) -> Tensor:
+    def render(self, ctx: StepContext | None = None) -> Tensor:
         """The strokes over the background, ``(1, 3, H, W)`` (differentiable)."""
         rgba = self.rasterizer.render(self.scene(), self.size)
         # No clamp: colours are kept in [0, 1] by project_(), and a clamp would zero the

@@ -25,6 +25,7 @@ from vecgen.backends.mesh.camera import DEFAULT_DISTANCE, DEFAULT_FOV, default_v
 from vecgen.backends.mesh.render import MeshRenderer, vertex_normals
 from vecgen.errors import VecgenError
 from vecgen.options import check_number, make_generator
+from vecgen.params.base import StepContext
 
 
 def welded_normals(vertices: Tensor, faces: Tensor) -> Tensor:
@@ -165,7 +166,7 @@ class StyleField:
         return self.renderer.render(v, self.faces, color, look_at(orbit(azimuth, elevation, self.distance)).to(self.device))
 
     # ------------------------------------------------------------------ the protocol
-    def render(self) -> Tensor:
+    def render(self, ctx: StepContext | None = None) -> Tensor:
         """The stylised mesh from every camera, ``(V, 3, H, W)`` (differentiable)."""
         color, v = self.field()
         return self.renderer.render(v, self.faces, color, self.cameras())
@@ -174,7 +175,10 @@ class StyleField:
         return [{"params": list(self.mlp.parameters()), "lr": self.lr, "name": "style_field"}]
 
     def project_(self) -> None:
-        self.step += 1  # the next step's cameras
+        """Nothing to repair."""
+
+    def end_step(self, ctx: StepContext) -> None:
+        self.step = ctx.step + 1  # the next step's cameras
 
     def export(self, path: str | Path, metadata: dict | None = None) -> None:
         from vecgen.backends.mesh.io import save_mesh

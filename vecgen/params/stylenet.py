@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vecgen.errors import VecgenError
+from vecgen.params.base import StepContext
 
 #: The network's input must be a multiple of this (two stride-2 levels).
 ALIGN = 4
@@ -214,8 +215,12 @@ class StyleNetImage:
         return [{"params": list(self.net.parameters()), "lr": self.lr, "name": "stylenet",
                  "schedule": halve_at_half}]
 
-    def render(self) -> Tensor:
-        """The stylised content image ``(1, 3, H, W)`` in ``[0, 1]`` (differentiable)."""
+    def render(self, ctx: StepContext | None = None) -> Tensor:
+        """The stylised content image ``(1, 3, H, W)`` in ``[0, 1]`` (differentiable).
+
+        Publishes ``ctx.refs["content"]``, the content batch, for the style terms."""
+        if ctx is not None:
+            ctx.refs["content"] = self.content
         return self.net(self.content)
 
     def project_(self) -> None:
@@ -245,7 +250,7 @@ class StyleNetBatches(StyleNetImage):
 
     ``images``: list of ``(1, 3, H, W)`` tensors (float in [0, 1] or uint8; at most a working size).
     Each step renders a batch of ``batch`` random ``crop`` x ``crop`` crops
-    (smaller images are upscaled to fit); :meth:`project_` draws the next
+    (smaller images are upscaled to fit); :meth:`end_step` draws the next
     batch, so :meth:`render` is deterministic between steps and a resumed run
     continues with the very batch it would have had (the sampler's state is in
     :meth:`state_dict`).
@@ -283,7 +288,8 @@ class StyleNetBatches(StyleNetImage):
     def param_groups(self) -> list[dict[str, Any]]:
         return [{"params": list(self.net.parameters()), "lr": self.lr, "name": "stylenet"}]
 
-    def project_(self) -> None:
+    def end_step(self, ctx: StepContext) -> None:
+        """Draw the next step's batch."""
         self.content = self._draw()
 
     def state_dict(self) -> dict[str, Any]:

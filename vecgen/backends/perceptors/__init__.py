@@ -1,4 +1,4 @@
-"""Perceptors: image/text encoders behind one small protocol.
+"""Perceptors: image/text encoders behind one small protocol, :class:`Perceptor`.
 
 CLIP-like models (open_clip, the shipped mini models) and ImageNet classifiers
 (EfficientNet-Lite, any timm/torchvision checkpoint) share it: ``encode_image``,
@@ -7,12 +7,13 @@ and ``features``. :func:`load_perceptor` picks the family from the spec's name.
 """
 from __future__ import annotations
 
+from vecgen.backends.perceptors.base import Perceptor
 from vecgen.backends.perceptors.clip import ClipPerceptor, parse_spec, resolve_auto, weights_available
 from vecgen.backends.perceptors.clip import list_models as _list_clip
 from vecgen.backends.perceptors.clip import load_perceptor as _load_clip
 
 
-def load_perceptor(spec: str, device="cpu"):
+def load_perceptor(spec: str, device="cpu") -> Perceptor:
     """A perceptor from a spec: ``mini-vit``, ``ViT-B-32@openai``, ``efficientnet-lite0``, ``timm/resnet18@w.pth``."""
     from vecgen.backends.perceptors.classifier import is_classifier, load_classifier
 
@@ -43,5 +44,5 @@ def list_models() -> list[dict]:
     return [{**m, "kind": "clip"} for m in _list_clip()] + list_classifiers()
 
 
-__all__ = ["ClipPerceptor", "check_spec", "list_models", "load_perceptor", "parse_spec", "resolve_auto",
+__all__ = ["ClipPerceptor", "Perceptor", "check_spec", "list_models", "load_perceptor", "parse_spec", "resolve_auto",
            "weights_available"]
