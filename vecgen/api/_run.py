@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Callable
 from vecgen.api.result import Result
 from vecgen.api.run_options import VIEW_CHOICES
 from vecgen.errors import VecgenError
-from vecgen.params.base import Finalizes, VectorExport
 from vecgen.options import (
     BYTES_PER_VIEW_PIXEL,
     as_int,
@@ -29,6 +28,7 @@ from vecgen.options import (
     resolve_device,
     split_weight,
 )
+from vecgen.params.base import Finalizes, VectorExport
 from vecgen.prompts import Prompt, parse_prompts
 
 if TYPE_CHECKING:

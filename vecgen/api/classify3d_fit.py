@@ -13,6 +13,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -183,30 +184,40 @@ def adapter_logits(adapter: InterViewAdapter, feats: Tensor, text: Tensor, scale
 def train_adapter(feats: Tensor, target: Tensor, text: Tensor, view_weights: Tensor, scale: float, *,
                   ratio: float = 0.6, hidden: int = 256, epochs: int = 300, lr: float = 1e-3, seed: int = 0,
                   warn=None) -> InterViewAdapter:
-    """Fit the adapter on frozen view features ``(N, V, D)`` and class indices ``(N,)`` (cross-entropy)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        ad = InterViewAdapter(feats.shape[1], feats.shape[2], hidden, ratio).to(feats)
-    opt = torch.optim.AdamW(ad.parameters(), lr=lr, weight_decay=1e-2)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    """Fit the adapter on frozen view features ``(N, V, D)`` and class indices ``(N,)`` (cross-entropy).
+
+    :func:`vecgen.training.fit`: AdamW (weight decay 0.01), batches of up to 64
+    of a fresh permutation each epoch (a batch of one is skipped: it adds
+    nothing but noise), cosine annealing per epoch.
+    """
+    from vecgen.training import cosine_epochs, fit
+
     n = feats.shape[0]
     batch = min(n, 64)
-    ad.train()
-    with torch.random.fork_rng(devices=[]):
+    starts = [s for s in range(0, n, batch) if min(batch, n - s) >= 2]
+    with torch.random.fork_rng(devices=[]):  # the init and the dropout draw from the seed, not the caller's RNG
         torch.manual_seed(seed)
-        for _ in range(epochs):
-            perm = torch.randperm(n, generator=g)
-            for s in range(0, n, batch):
-                idx = perm[s:s + batch]
-                if len(idx) < 2:  # a batch of one adds nothing but noise
-                    continue
-                logits = combine(adapter_logits(ad, feats[idx], text, scale), view_weights)
-                loss = F.cross_entropy(logits, target[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            sched.step()
+        ad = InterViewAdapter(feats.shape[1], feats.shape[2], hidden, ratio).to(feats)
+        if not starts:
+            return ad.eval().requires_grad_(False)
+        g = torch.Generator().manual_seed(seed)
+        order: dict[str, Any] = {"epoch": -1, "perm": None}
+
+        def data(step: int) -> Tensor:
+            epoch, k = divmod(step, len(starts))
+            if order["epoch"] > epoch:  # a step from an earlier epoch: draw the permutations again
+                g.manual_seed(seed)
+                order["epoch"] = -1
+            while order["epoch"] < epoch:  # each epoch's permutation, in order (a resumed run replays them)
+                order["perm"], order["epoch"] = torch.randperm(n, generator=g), order["epoch"] + 1
+            return order["perm"][starts[k]:starts[k] + batch]
+
+        def loss(idx: Tensor, step: int) -> tuple[Tensor, dict[str, float]]:
+            return F.cross_entropy(combine(adapter_logits(ad, feats[idx], text, scale), view_weights), target[idx]), {}
+
+        torch.manual_seed(seed)  # the dropout's stream
+        fit({"adapter": ad}, loss, data, epochs * len(starts), lr=lr, weight_decay=1e-2,
+            schedule=cosine_epochs(len(starts), epochs))
     return ad.eval().requires_grad_(False)
 
 

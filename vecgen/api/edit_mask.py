@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vecgen.errors import VecgenError
-from vecgen.params.latent import Latent
 from vecgen.params.base import StepContext
+from vecgen.params.latent import Latent
 
 #: Grad-CAM values (relative to the map's maximum) mapped to mask 0 and mask 1: everything the classifier
 #: weighs at least half as much as its strongest evidence is fully editable, below a fifth not at all.

@@ -47,14 +47,15 @@ from vecgen.minis.probes import run_probes
 from vecgen.minis.train import (
     DEFAULT_CACHE,
     add_clutter,
+    add_noise,
     build_model,
     clutter_pool,
     load_trained,
     log,
-    lr_at,
     save_fp16,
     scene_cache,
 )
+from vecgen.training import fit, warmup_cosine
 
 
 class TextBank:
@@ -162,31 +163,25 @@ def finetune(args: argparse.Namespace) -> dict:
     mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
     params = list(model.visual.parameters())
-    opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=args.wd)
     # 3-D batches: depth maps are what classify3d scores; shaded views serve mesh prompts
     w3 = torch.tensor([args.depth_share if a["kind"] == "depth" else 1 - args.depth_share for a in at3])
     log(f"{args.name}: fine-tuning the image tower ({sum(p.numel() for p in params) / 1e6:.2f} M parameters), "
         f"{args.steps} steps x ({args.batch3} 3-D + {args.batch2} 2-D), {args.threads} threads")
-    t0, hist = time.time(), []
-    model.train()
-    for step in range(args.steps):
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
+
+    def data(step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         i3 = torch.multinomial(w3, args.batch3, replacement=False, generator=gen)
         i2 = torch.randint(len(im2), (args.batch2,), generator=gen)
-        x3 = im3[i3].float() / 255.0
         x2 = im2[i2].float() / 255.0
         if pool is not None:
             x2 = add_clutter(x2, bgs[i2], pool, args.clutter, gen)
-        parts = [x3, x2]
+        parts = [im3[i3].float() / 255.0, x2]
         if draws is not None:
             parts.append(draws[torch.randint(len(draws), (args.drawings,), generator=gen)].float() / 255.0)
-        x = torch.cat(parts)
-        if args.noise > 0:  # as the trainer: Gaussian noise on half the images
-            sigma = torch.rand(x.shape[0], 1, 1, 1, generator=gen) * args.noise
-            sigma = sigma * (torch.rand(x.shape[0], 1, 1, 1, generator=gen) < 0.5)
-            x = (x + sigma * torch.randn(x.shape, generator=gen)).clamp(0, 1)
-        x = (x - mean) / std
+        x = add_noise(torch.cat(parts), args.noise, gen)  # as the trainer: Gaussian noise on half the images
+        return (x - mean) / std, i3, i2
+
+    def loss_fn(batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], step: int):
+        x, i3, i2 = batch
         emb = model.encode_image(x)
         l3, acc3 = solid_loss(emb[:args.batch3], [at3[i] for i in i3.tolist()], bank, rng, scale)
         with torch.no_grad():
@@ -199,17 +194,14 @@ def finetune(args: argparse.Namespace) -> dict:
             lkl = caption_kl(emb[args.batch3:args.batch3 + args.batch2], ref[:args.batch2],
                              [at2[i] for i in i2.tolist()], bank, rng, scale, args.templates)
         loss = l3 + args.distill * (l2 + args.drawing_weight * ld) + args.kl * lkl
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        hist.append((l3.item(), acc3, l2.item(), lkl.item(), ld.item()))
-        if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
-            k = min(len(hist), args.log_every)
-            m = [sum(h[j] for h in hist[-k:]) / k for j in range(5)]
-            log(f"step {step + 1}/{args.steps} 3-D loss {m[0]:.3f} acc {m[1]:.3f} | 2-D drift {m[2]:.4f} kl {m[3]:.4f} "
-                f"drawings {m[4]:.4f} "
-                f"lr {opt.param_groups[0]['lr']:.2e} {time.time() - t0:.0f}s")
+        return loss, {"loss3d": l3.item(), "acc3d": acc3, "drift2d": l2.item(), "kl": lkl.item(),
+                      "drawings": ld.item()}
+
+    done = fit({"model": model}, loss_fn, data, args.steps, lr=args.lr, groups=[{"params": params}],
+               betas=(0.9, 0.98), eps=1e-6, weight_decay=args.wd, schedule=warmup_cosine(args.warmup),
+               clip_grad=1.0, log=log, log_every=args.log_every)
+    hist = [(h["loss3d"], h["acc3d"], h["drift2d"], h["kl"], h["drawings"]) for h in done.history]
+    t0 = time.time() - done.elapsed
     train_s = time.time() - t0
     model.eval()
     out = Path(args.out)

@@ -35,8 +35,17 @@ from vecgen.backends.perceptors.clip import ClipPerceptor, _load_safetensors, _r
 from vecgen.io import atomic_write, torch_bytes
 from vecgen.minis import shapes3d
 from vecgen.minis.captions import PARTIAL_ATTRIBUTES, caption_scene, negatives, partial_captions
+from vecgen.minis.objectives import (  # noqa: F401 - re-exported: the kit's tools import them from here
+    AttributeHeads,
+    adversarial,
+    attribute_labels,
+    attribute_loss,
+    contrastive_loss,
+    encode_text_trimmed,
+)
 from vecgen.minis.probes import run_probes
-from vecgen.minis.scenes import COLOURS, GENERATOR_VERSION, POSITIONS, SHAPES, SIZES, STYLES, render_batch, sample_scene
+from vecgen.minis.scenes import GENERATOR_VERSION, render_batch, sample_scene
+from vecgen.training import fit, warmup_cosine
 
 ARCHS = {"vit": ("mini-vit", "a"), "rn": ("mini-rn", "b")}  # arch -> (model config, caption template set)
 PARTIAL_WEIGHTS = {"shape": 1.0, "position": 1.0, "colour": 0.5, "size": 0.5, "count": 1.0, "solid": 1.0}  # loss
@@ -87,23 +96,6 @@ def build_model(name: str):
     return model, tokenizer
 
 
-def encode_text_trimmed(model, tokens: torch.Tensor) -> torch.Tensor:
-    """``model.encode_text`` over only the first L token positions, L = the longest caption in the batch.
-
-    Exact for causal text towers pooled at the end-of-text token: positions after it
-    never influence it. Captions are far shorter than the context, so this saves time.
-    """
-    from open_clip.transformer import text_global_pool
-
-    length = int((tokens != 0).sum(1).max())
-    tokens = tokens[:, :length]
-    x = model.token_embedding(tokens) + model.positional_embedding[:length]
-    x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
-    x = model.ln_final(x)
-    x = text_global_pool(x, tokens, model.text_pool_type, eos_token_id=getattr(model, "text_eos_id", None))
-    return x @ model.text_projection
-
-
 def param_groups(model: torch.nn.Module, weight_decay: float, scale_lr_mult: float = 10.0):
     """AdamW groups: matrices decay; biases, norms, embeddings don't; the temperature learns faster."""
     decay, no_decay, scale = [], [], []
@@ -119,101 +111,13 @@ def param_groups(model: torch.nn.Module, weight_decay: float, scale_lr_mult: flo
             {"params": scale, "weight_decay": 0.0, "lr_mult": scale_lr_mult}]
 
 
-def lr_at(step: int, steps: int, base: float, warmup: int) -> float:
-    if step < warmup:
-        return base * (step + 1) / warmup
-    t = (step - warmup) / max(1, steps - warmup)
-    return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
-
-
-def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, neg: torch.Tensor, captions: list[str],
-                     logit_scale: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """CLIP loss with hard negatives: image i must pick caption i among all captions and all negatives.
-
-    Identical captions of two images in a batch are not treated as negatives of each other.
-    Returns (loss, image-to-text batch accuracy).
-    """
-    b = img.shape[0]
-    s = logit_scale.exp().clamp(max=100)
-    same = torch.tensor([[ci == cj for cj in captions] for ci in captions])
-    off = same & ~torch.eye(b, dtype=torch.bool)
-    l_it = s * img @ txt.t()
-    l_it = l_it.masked_fill(off, float("-inf"))
-    l_ti = l_it.t()
-    l_in = s * img @ neg.t() if neg.shape[0] else img.new_zeros(b, 0)
-    target = torch.arange(b)
-    logits = torch.cat([l_it, l_in], 1)
-    loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(l_ti, target))
-    acc = (logits.argmax(1) == target).float().mean().item()
-    return loss, acc
-
-
-def attribute_loss(img: torch.Tensor, groups: list[tuple[int, list[int]]], feats: torch.Tensor,
-                   logit_scale: torch.Tensor) -> torch.Tensor:
-    """Contrastive loss over attribute captions: image b must pick its true short caption
-    (index 0 of its group) among the same caption with every other value of the attribute."""
-    width = max(len(g) for _, g in groups)
-    rows = torch.tensor([b for b, _ in groups])
-    cand = torch.tensor([g + [g[0]] * (width - len(g)) for _, g in groups])
-    valid = torch.tensor([[j < len(g) for j in range(width)] for _, g in groups])
-    logits = logit_scale.exp().clamp(max=100) * torch.einsum("nd,nkd->nk", img[rows], feats[cand])
-    logits = logits.masked_fill(~valid, float("-inf"))
-    return F.cross_entropy(logits, torch.zeros(len(groups), dtype=torch.long))
-
-
-# ----------------------------------------------------------------------------- attribute heads
-# Linear heads on the image embedding, trained on the generator's own labels. They give the
-# image tower a direct, dense signal (which shape, which colour, where) long before the text
-# tower has learned the words; the heads are thrown away, only the CLIP weights ship.
-_SINGLE = {"shape": list(SHAPES), "colour": list(COLOURS), "size": list(SIZES), "style": list(STYLES),
-           "position": list(POSITIONS.values())}
-_PRESENT = {"shapes": list(SHAPES), "colours": list(COLOURS)}
-
-
-def attribute_labels(attrs: list[dict]) -> dict[str, torch.Tensor]:
-    """Per-scene targets: class index (-100 = not applicable) or multi-hot presence vectors."""
-    out = {k: torch.full((len(attrs),), -100, dtype=torch.long) for k in [*_SINGLE, "count", "solid"]}
-    out.update({k: torch.zeros(len(attrs), len(v)) for k, v in _PRESENT.items()})
-    for i, a in enumerate(attrs):
-        if a["kind"] in shapes3d.KINDS:  # a 3-D primitive: only which solid it is (and, shaded, its colour)
-            out["solid"][i] = list(shapes3d.SOLIDS).index(a["solid"])
-            out["colour"][i] = _SINGLE["colour"].index(a["colour"]) if "colour" in a else -100
-            continue
-        objs = a["objects"]
-        out["count"][i] = len(objs) - 1
-        for o in objs:
-            out["shapes"][i, _PRESENT["shapes"].index(o["shape"])] = 1.0
-            out["colours"][i, _PRESENT["colours"].index(o["colour"])] = 1.0
-        if a["kind"] in ("single", "count"):  # one kind of object: its shape/colour/style are well defined
-            for k in ("shape", "colour", "style"):
-                out[k][i] = _SINGLE[k].index(objs[0][k])
-        if a["kind"] == "single":
-            out["size"][i] = _SINGLE["size"].index(objs[0]["size"])
-            out["position"][i] = _SINGLE["position"].index(objs[0]["position"])
-    return out
-
-
-class AttributeHeads(torch.nn.Module):
-    """``(B, D)`` image embeddings -> one logit vector per attribute."""
-
-    def __init__(self, dim: int, solids: bool = False):  # solids: a last head for the 3-D mix (off: as before)
-        super().__init__()
-        sizes = {**{k: len(v) for k, v in _SINGLE.items()}, "count": 3, **{k: len(v) for k, v in _PRESENT.items()},
-                 **({"solid": len(shapes3d.SOLIDS)} if solids else {})}
-        self.heads = torch.nn.ModuleDict({k: torch.nn.Linear(dim, n) for k, n in sizes.items()})
-
-    def loss(self, emb: torch.Tensor, labels: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        total, accs = emb.new_zeros(()), {}
-        for k, head in self.heads.items():
-            logits, y = head(emb), labels[k]
-            if k in _PRESENT:
-                total = total + F.binary_cross_entropy_with_logits(logits, y) * 4.0
-                continue
-            ok = y >= 0
-            if ok.any():
-                total = total + F.cross_entropy(logits[ok], y[ok])
-                accs[k] = (logits[ok].argmax(1) == y[ok]).float().mean().item()
-        return total, accs
+def add_noise(x: torch.Tensor, amount: float, gen: torch.Generator) -> torch.Tensor:
+    """Gaussian noise of a random std up to ``amount`` on about half the images ``(B, 3, H, W)``."""
+    if amount <= 0:
+        return x
+    sigma = torch.rand(x.shape[0], 1, 1, 1, generator=gen) * amount
+    sigma = sigma * (torch.rand(x.shape[0], 1, 1, 1, generator=gen) < 0.5)
+    return (x + sigma * torch.randn(x.shape, generator=gen)).clamp(0, 1)
 
 
 @torch.no_grad()
@@ -245,30 +149,21 @@ def pretrain_visual(model, heads: AttributeHeads, images: torch.Tensor, labels: 
                     kind_weights: torch.Tensor, args, mean, std, gen: torch.Generator,
                     bgs: torch.Tensor | None = None, pool: torch.Tensor | None = None) -> float:
     """Phase 1: the image tower alone, on the attribute heads (no text, so steps are cheap)."""
-    visual = model.visual
-    params = list(visual.parameters()) + list(heads.parameters())
-    opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.05)
-    t0, hist = time.time(), []
-    visual.train()
-    for step in range(args.pretrain_steps):
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.pretrain_steps, args.lr, args.warmup)
-        idx = torch.multinomial(kind_weights, args.batch, replacement=False, generator=gen)
+    params = list(model.visual.parameters()) + list(heads.parameters())
+
+    def data(step: int) -> torch.Tensor:
+        return torch.multinomial(kind_weights, args.batch, replacement=False, generator=gen)
+
+    def loss(idx: torch.Tensor, step: int):
         x = (load_batch(images, idx, args.clutter, bgs, pool, gen) - mean) / std
-        loss, accs = heads.loss(model.encode_image(x), {k: v[idx] for k, v in labels.items()})
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        hist.append((loss.item(), accs))
-        if (step + 1) % args.log_every == 0 or step + 1 == args.pretrain_steps:
-            k = min(len(hist), args.log_every)
-            ml = sum(h[0] for h in hist[-k:]) / k
-            acc = {a: sum(h[1].get(a, 0.0) for h in hist[-k:]) / k for a in ("shape", "colour", "position", "count")}
-            log(f"pretrain {step + 1}/{args.pretrain_steps} loss {ml:.3f} "
-                + " ".join(f"{a} {v:.2f}" for a, v in acc.items()) + f" {time.time() - t0:.0f}s")
-    log(f"pretrained the image tower in {time.time() - t0:.0f}s")
-    return time.time() - t0
+        return heads.loss(model.encode_image(x), {k: v[idx] for k, v in labels.items()})
+
+    done = fit({"visual": model.visual, "heads": heads}, loss, data, args.pretrain_steps, lr=args.lr,
+               groups=[{"params": params}], betas=(0.9, 0.98), eps=1e-6, weight_decay=0.05,
+               schedule=warmup_cosine(args.warmup), clip_grad=1.0, log=log, log_every=args.log_every,
+               label="pretrain")
+    log(f"pretrained the image tower in {done.elapsed:.0f}s")
+    return done.elapsed
 
 
 def clutter_pool(n: int, size: int, seed: int) -> torch.Tensor:
@@ -306,29 +201,6 @@ def load_batch(images: torch.Tensor, idx: torch.Tensor, clutter: float, bgs, poo
     """uint8 scenes ``images[idx]`` -> float ``(B, 3, S, S)`` in [0, 1], with clutter when asked."""
     x = images[idx].float() / 255.0
     return add_clutter(x, bgs[idx], pool, clutter, gen) if clutter > 0 else x
-
-
-def adversarial(model, x: torch.Tensor, txt: torch.Tensor, neg: torch.Tensor, captions: list[str], mean, std,
-                eps: float, steps: int, gen: torch.Generator) -> torch.Tensor:
-    """L2 PGD on pixels: ``x`` ``(B, 3, S, S)`` in [0, 1] -> the nearby images the tower matches worst.
-
-    Training on them (Madry et al.) makes the tower's input gradients follow what a
-    picture shows rather than invisible pixel patterns; that is what an optimizer
-    drawing against the tower descends. ``eps`` is the L2 radius per image.
-    """
-    b = x.shape[0]
-    delta = torch.randn(x.shape, generator=gen)
-    delta = delta * (eps * 0.5 / delta.flatten(1).norm(dim=1).view(b, 1, 1, 1))
-    alpha = 2.5 * eps / max(1, steps)
-    for _ in range(steps):
-        delta.requires_grad_(True)
-        fi = F.normalize(model.encode_image(((x + delta).clamp(0, 1) - mean) / std), dim=-1)
-        loss = contrastive_loss(fi, txt, neg, captions, model.logit_scale)[0]
-        (g,) = torch.autograd.grad(loss, delta)
-        with torch.no_grad():
-            delta = delta + alpha * g / g.flatten(1).norm(dim=1).clamp_min(1e-12).view(b, 1, 1, 1)
-            delta = delta * (eps / delta.flatten(1).norm(dim=1).clamp_min(eps)).view(b, 1, 1, 1)
-    return (x + delta.detach()).clamp(0, 1)
 
 
 def save_fp16(model: torch.nn.Module, path: Path) -> None:
@@ -376,7 +248,6 @@ def train(args: argparse.Namespace) -> dict:
 
     mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
-    opt = torch.optim.AdamW(param_groups(model, args.wd), lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
     log(f"{name}: {n_params / 1e6:.2f} M parameters, {args.pretrain_steps} + {args.steps} steps x {args.batch}, "
         f"{args.negatives} hard negatives per image, templates {templates!r}, {args.threads} threads")
 
@@ -386,6 +257,7 @@ def train(args: argparse.Namespace) -> dict:
     counts = {k: sum(a["kind"] == k for a in attrs) for k in mix}
     kind_weights = torch.tensor([mix[a["kind"]] / max(1, counts[a["kind"]]) for a in attrs])
     heads = labels = None
+    extra: list[dict] = []
     if args.aux > 0 or args.pretrain_steps > 0:
         labels = attribute_labels(attrs)
         heads = AttributeHeads(int(model.text_projection.shape[1]), solids=bool(args.scenes3d))
@@ -393,45 +265,23 @@ def train(args: argparse.Namespace) -> dict:
             solid = heads.heads["solid"]
             assert isinstance(solid, torch.nn.Linear)
             shapes3d.anchor_head(solid, model, tokenizer, images, mean, std)
-        opt.add_param_group({"params": list(heads.parameters()), "weight_decay": 0.0, "lr_mult": 1.0})
+        extra = [{"params": list(heads.parameters()), "weight_decay": 0.0, "lr_mult": 1.0}]
     out = Path(args.out)
     ckpt = out / f"{name}.ckpt.pt"
-    start, elapsed, hist = 0, 0.0, []
-    if args.resume and ckpt.exists():  # continue an interrupted run exactly where it stopped
-        state = torch.load(ckpt, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        rng.setstate(state["rng"])
-        gen.set_state(state["gen"])
-        torch.set_rng_state(state["torch_rng"])
-        start, elapsed, hist = state["step"], state["elapsed"], state["hist"]
-        if heads is not None and state.get("heads"):
-            heads.load_state_dict(state["heads"])
-        log(f"resumed from {ckpt} at step {start}")
-    if start == 0 and args.pretrain_steps > 0 and heads is not None and labels is not None:
-        elapsed += pretrain_visual(model, heads, images, labels, kind_weights, args, mean, std, gen, bgs, pool)
-    t0 = time.time() - elapsed
-    model.train()
-    for step in range(start, args.steps):
-        if args.ckpt_every and step > start and step % args.ckpt_every == 0:
-            atomic_write(ckpt, torch_bytes({
-                "model": model.state_dict(), "opt": opt.state_dict(), "rng": rng.getstate(),
-                "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "step": step,
-                "elapsed": time.time() - t0, "hist": hist,
-                "heads": heads.state_dict() if heads is not None else None}), mkdir=True)
+    modules = {"model": model, **({"heads": heads} if heads is not None else {})}
+    elapsed = 0.0
+    if not (args.resume and ckpt.exists()) and args.pretrain_steps > 0 and heads is not None and labels is not None:
+        elapsed = pretrain_visual(model, heads, images, labels, kind_weights, args, mean, std, gen, bgs, pool)
+
+    def data(step: int) -> dict:
         idx = torch.multinomial(kind_weights, args.batch, replacement=False, generator=gen)
-        x = load_batch(images, idx, args.clutter, bgs, pool, gen)
-        if args.noise > 0:
-            sigma = torch.rand(x.shape[0], 1, 1, 1, generator=gen) * args.noise
-            sigma = sigma * (torch.rand(x.shape[0], 1, 1, 1, generator=gen) < 0.5)
-            x = (x + sigma * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+        x = add_noise(load_batch(images, idx, args.clutter, bgs, pool, gen), args.noise, gen)
         caps, negs = [], []
         for i in idx.tolist():
             cap, plan = caption_scene(attrs[i], rng, templates)
             caps.append(cap)
             if args.negatives:
                 negs += negatives(attrs[i], plan, rng, args.negatives)
-        tokens = tokenizer(caps + negs)
         groups: dict[str, list] = {}
         partial: dict[str, int] = {}
         if args.partial > 0:
@@ -440,38 +290,40 @@ def train(args: argparse.Namespace) -> dict:
                     if rng.random() < args.partial:
                         texts = partial_captions(attrs[i], att, rng)
                         groups.setdefault(att, []).append((b, [partial.setdefault(t, len(partial)) for t in texts]))
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.steps, args.lr, args.warmup) * g["lr_mult"]
-        ft = F.normalize(encode_text_trimmed(model, tokens), dim=-1)
+        return {"idx": idx, "x": x, "caps": caps, "tokens": tokenizer(caps + negs), "groups": groups,
+                "partial": partial}
+
+    def loss_fn(b: dict, step: int):
+        x, caps = b["x"], b["caps"]
+        ft = F.normalize(encode_text_trimmed(model, b["tokens"]), dim=-1)
         if args.adv > 0:  # half the batch attacked: robust gradients without forgetting clean scenes
             h, fixed = x.shape[0] // 2, ft.detach()
             x = torch.cat([adversarial(model, x[:h], fixed[:h], fixed[len(caps):], caps[:h], mean, std, args.adv,
                                        args.adv_steps, gen), x[h:]])
-        x = (x - mean) / std
-        emb = model.encode_image(x)
+        emb = model.encode_image((x - mean) / std)
         fi = F.normalize(emb, dim=-1)
         loss, acc = contrastive_loss(fi, ft[:len(caps)], ft[len(caps):], caps, model.logit_scale)
-        if groups:
-            fp = F.normalize(encode_text_trimmed(model, tokenizer(list(partial))), dim=-1)
-            for att, grp in groups.items():
+        if b["groups"]:
+            fp = F.normalize(encode_text_trimmed(model, tokenizer(list(b["partial"]))), dim=-1)
+            for att, grp in b["groups"].items():
                 loss = loss + args.partial_weight * PARTIAL_WEIGHTS[att] * attribute_loss(fi, grp, fp, model.logit_scale)
         if args.aux > 0 and heads is not None and labels is not None:
-            loss = loss + args.aux * heads.loss(emb, {k: v[idx] for k, v in labels.items()})[0]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+            loss = loss + args.aux * heads.loss(emb, {k: v[b["idx"]] for k, v in labels.items()})[0]
+        return loss, {"acc": acc, "scale": float(model.logit_scale.detach().exp())}
+
+    def after_step(step: int) -> None:
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
-        hist.append((loss.item(), acc))
         if args.probe_every and (step + 1) % args.probe_every == 0 and step + 1 < args.steps:
             quick_probe(model, tokenizer, name, config, args.probe_every_n)
-        if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
-            k = min(len(hist), args.log_every)
-            ml = sum(h[0] for h in hist[-k:]) / k
-            ma = sum(h[1] for h in hist[-k:]) / k
-            log(f"step {step + 1}/{args.steps} loss {ml:.3f} acc {ma:.3f} scale {model.logit_scale.exp().item():.1f} "
-                f"lr {opt.param_groups[0]['lr']:.2e} {time.time() - t0:.0f}s")
+
+    done = fit(modules, loss_fn, data, args.steps, lr=args.lr, groups=param_groups(model, args.wd) + extra,
+               betas=(0.9, 0.98), eps=1e-6, schedule=warmup_cosine(args.warmup), clip_grad=1.0,
+               clip_params=list(model.parameters()), after_step=after_step,
+               rngs={"rng": rng, "gen": gen}, checkpoint=ckpt, checkpoint_every=args.ckpt_every,
+               resume=args.resume, log=log, log_every=args.log_every, elapsed=elapsed)
+    hist = done.history
+    t0 = time.time() - done.elapsed
     recalibrate_bn(model.visual, images, mean, std, seed=args.seed)
     train_s = time.time() - t0
     model.eval()
@@ -490,8 +342,8 @@ def train(args: argparse.Namespace) -> dict:
         **({"scenes3d": args.scenes3d} if args.scenes3d else {}),
         "scene_seeds": [args.data_seed0, args.data_seed0 + args.scenes],
         "image_size": args.size, "params": n_params, "train_seconds": round(train_s, 1), "threads": args.threads,
-        "final_loss": round(sum(h[0] for h in hist[-20:]) / max(1, len(hist[-20:])), 4),
-        "final_batch_acc": round(sum(h[1] for h in hist[-20:]) / max(1, len(hist[-20:])), 4),
+        "final_loss": round(sum(h["loss"] for h in hist[-20:]) / max(1, len(hist[-20:])), 4),
+        "final_batch_acc": round(sum(h["acc"] for h in hist[-20:]) / max(1, len(hist[-20:])), 4),
         "file_bytes": weights.stat().st_size, "torch": torch.__version__,
         "cpu": platform.processor() or platform.machine(),
         "command": "python -m vecgen.minis.train " + " ".join(args.argv),

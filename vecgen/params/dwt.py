@@ -23,8 +23,8 @@ from torch import Tensor
 from vecgen.errors import VecgenError
 from vecgen.io import InitSource
 from vecgen.options import check_number, make_generator
-from vecgen.params.raster_base import DEFAULT_INIT_EPS, RasterParam, check_state_tensor, copy_into
 from vecgen.params.base import StepContext
+from vecgen.params.raster_base import DEFAULT_INIT_EPS, RasterParam, check_state_tensor, copy_into
 
 # Boundary handling of the forward transform (used for init images and to
 # learn the band shapes).  "symmetric" works for every image size, unlike

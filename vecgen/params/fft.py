@@ -17,8 +17,8 @@ from torch import Tensor
 
 from vecgen.io import InitSource
 from vecgen.options import check_number, make_generator
-from vecgen.params.raster_base import DEFAULT_INIT_EPS, RasterParam, check_state_tensor, copy_into
 from vecgen.params.base import StepContext
+from vecgen.params.raster_base import DEFAULT_INIT_EPS, RasterParam, check_state_tensor, copy_into
 
 
 def spectrum_scale(height: int, width: int, decay: float) -> Tensor:

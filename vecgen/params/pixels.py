@@ -53,9 +53,9 @@ from vecgen.backends.raster import composite, get_rasterizer
 from vecgen.errors import VecgenError
 from vecgen.io import FITS, InitSource, load_init_image
 from vecgen.options import PALETTE_MODES, check_number, check_size, make_generator
+from vecgen.params.base import StepContext
 from vecgen.scene import Path, Scene
 from vecgen.svg import element, svg_document
-from vecgen.params.base import StepContext
 
 # Logit-gradient gain relative to the colour learning rate in "throughout" mode:
 # logits live on a wider scale than colours in [0, 1].

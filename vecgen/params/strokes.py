@@ -21,9 +21,9 @@ from torch import Tensor
 from vecgen.backends.raster import composite, get_rasterizer
 from vecgen.errors import VecgenError
 from vecgen.options import SHAPES
+from vecgen.params.base import StepContext
 from vecgen.scene import Path, Scene
 from vecgen.svg import read_svg, scene_to_svg
-from vecgen.params.base import StepContext
 
 #: A path whose removal changes no channel of any pixel by more than this is pruned (1/255: invisible in 8 bits).
 PRUNE_TOLERANCE = 1.0 / 255.0
