@@ -227,8 +227,8 @@ def _loop(param: Parameterization, objective: Objective, steps: int, *, seed: in
         else:  # an older checkpoint: new views after resume, still reproducible
             gen.manual_seed(seed + 1 + state.step)
 
-    def save(rng: dict[str, Any] | None = None) -> None:
-        save_checkpoint(checkpoint, param, opt, state, meta or {}, rng or _rng_state(gen, devices), steps)
+    def save(path: str | Path, rng: dict[str, Any] | None = None) -> None:
+        save_checkpoint(path, param, opt, state, meta or {}, rng or _rng_state(gen, devices), steps)
 
     good = copy.deepcopy(param.state_dict())
     bar = None
@@ -281,14 +281,14 @@ def _loop(param: Parameterization, objective: Objective, steps: int, *, seed: in
             for cb in callbacks or []:
                 cb(state.step, param, values)
             if checkpoint and (state.step % checkpoint_every == 0 or state.step == steps):
-                save()
+                save(checkpoint)
     except (KeyboardInterrupt, StopRun):
         state.interrupted = True
         if start_rng is not None:  # stopped inside a step that was not taken: drop what it began
             param.load_state_dict(good)
             opt.zero_grad(set_to_none=True)
         if checkpoint:
-            save(start_rng)
+            save(checkpoint, start_rng)
     finally:
         if bar is not None:
             bar.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,9 @@ def default_folder() -> Path:
     return Path(root).expanduser() / "studio"
 
 
-def launch(parsers: dict[str, argparse.ArgumentParser], folder: str | Path | None = None, *, host: str = "127.0.0.1",
-           port: int = 7860, galleries: list[str | Path] = (), max_upload: int | None = None) -> tuple[Any, Any]:
+def launch(parsers: dict[str, argparse.ArgumentParser], folder: str | Path | None = None, *,
+           host: str = "127.0.0.1", port: int = 7860, galleries: Sequence[str | Path] = (),
+           max_upload: int | None = None) -> tuple[Any, Any]:
     """Start the studio's server in the background; returns ``(gradio Blocks, Studio)``.
 
     ``folder``: the studio's own folder (runs, uploads, Gradio's cache), the only
