@@ -2,6 +2,7 @@
 caches never written over a file of another kind, deterministic safetensors bytes, exact resume
 (interrupts anywhere in a step, and --steps changed only where the lr schedule allows it), the
 studio's default folder."""
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,10 @@ def refused(capsys, tmp_path: Path, argv: list, needle: str, out: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- mesh and point files
-PLY_ASCII = ("ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
-             "element face {faces}\nproperty list uchar int vertex_indices\nend_header\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n")
+PLY_ASCII = (
+    "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
+    "element face {faces}\nproperty list uchar int vertex_indices\nend_header\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n"
+)
 
 
 def _bad_files(tmp_path: Path) -> list[tuple[Path, str]]:
@@ -97,8 +100,28 @@ def test_huge_coordinates_are_normalised_in_float64(tmp_path, capsys):
     px = np.asarray(Image.open(out).convert("L"), dtype=np.float64)
     assert (px < 200).mean() > 0.05  # the tetrahedron is drawn, not a blank picture
     mesh_out = tmp_path / "huge.ply"
-    code = main(["mesh", str(src), "a red circle", "--clip", TINY, "--steps", "1", "--size", "32", "--views", "2",
-                 "--cutouts", "1", "--width", "16", "-q", "-o", str(mesh_out)])
+    code = main(
+        [
+            "mesh",
+            str(src),
+            "a red circle",
+            "--clip",
+            TINY,
+            "--steps",
+            "1",
+            "--size",
+            "32",
+            "--views",
+            "2",
+            "--cutouts",
+            "1",
+            "--width",
+            "16",
+            "-q",
+            "-o",
+            str(mesh_out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     v = trimesh.load(mesh_out, process=False).vertices
     assert np.isfinite(v).all() and np.allclose(np.abs(v).max(), 1e38, rtol=0.05)  # back in the input's frame
@@ -154,13 +177,29 @@ def test_global_cache_never_overwrites_a_file_of_another_kind(tmp_path, capsys, 
 
     monkeypatch.setattr(eg, "channel_responses", no_precompute)
     kept = {p: p.read_bytes() for p in (precious, picture, blocker)}
-    base = ["edit", photo, "a red circle", "--method", "global", "--generator", f"stylegan2:{sg2_file}", "--clip",
-            TINY, "--invert-steps", "1", "--global-samples", "1", "-q"]
+    base = [
+        "edit",
+        photo,
+        "a red circle",
+        "--method",
+        "global",
+        "--generator",
+        f"stylegan2:{sg2_file}",
+        "--clip",
+        TINY,
+        "--invert-steps",
+        "1",
+        "--global-samples",
+        "1",
+        "-q",
+    ]
     out = tmp_path / "o.png"
-    for cache, needle in [(precious, "not a vecgen global-direction cache file"),
-                          (picture, "a file that is not a .safetensors cache"),
-                          (blocker / "sub" / "c.safetensors", "cannot write there"),
-                          (blocker / "sub", "cannot write there")]:
+    for cache, needle in [
+        (precious, "not a vecgen global-direction cache file"),
+        (picture, "a file that is not a .safetensors cache"),
+        (blocker / "sub" / "c.safetensors", "cannot write there"),
+        (blocker / "sub", "cannot write there"),
+    ]:
         refused(capsys, tmp_path, [*base, "--global-cache", cache, "-o", out], needle, out)
     assert {p: p.read_bytes() for p in kept} == kept
 
@@ -201,8 +240,7 @@ def test_safetensors_bytes_are_the_same_in_every_process(tmp_path):
     for k in range(2):
         p = tmp_path / f"m{k}.safetensors"
         env = {**os.environ, "PYTHONHASHSEED": str(k)}
-        subprocess.run([sys.executable, "-c", _WRITE.format(root=str(ROOT)), str(p)], check=True, env=env,
-                       timeout=120)
+        subprocess.run([sys.executable, "-c", _WRITE.format(root=str(ROOT)), str(p)], check=True, env=env, timeout=120)
         files.append(p.read_bytes())
     assert files[0] == files[1]
     net, meta = load_model(tmp_path / "m0.safetensors")
@@ -212,7 +250,7 @@ def test_safetensors_bytes_are_the_same_in_every_process(tmp_path):
 
     back = load(data)
     assert torch.equal(back["b"], torch.arange(3.0)) and back["a"].dtype == torch.float16
-    header = data[8:8 + int.from_bytes(data[:8], "little")]
+    header = data[8 : 8 + int.from_bytes(data[:8], "little")]
     assert header.index(b'"a":"2"') < header.index(b'"z":"1"') and len(header) % 8 == 0
 
 
@@ -257,8 +295,12 @@ def test_mesh_interrupted_anywhere_resumes_byte_exact(tmp_path, monkeypatch):
     src = _ball(tmp_path)
     vecgen.mesh(src, "a red circle", **MESH).save(tmp_path / "full.ply")
     full = (tmp_path / "full.ply").read_bytes()
-    points = [(objective.Objective, "__call__", 2), (torch.optim.Adam, "step", 3), (sf.StyleField, "project_", 2),
-              (sf.StyleField, "render", 4)]
+    points = [
+        (objective.Objective, "__call__", 2),
+        (torch.optim.Adam, "step", 3),
+        (sf.StyleField, "project_", 2),
+        (sf.StyleField, "render", 4),
+    ]
     for k, (cls, name, call) in enumerate(points):
         ck = tmp_path / f"ck{k}.pt"
         with monkeypatch.context() as m:
@@ -272,6 +314,7 @@ def test_mesh_interrupted_anywhere_resumes_byte_exact(tmp_path, monkeypatch):
         def cb(step, p, values):
             if step == k:
                 raise StopRun
+
         return cb
 
     for k in (1, 3):
@@ -295,6 +338,7 @@ def test_style_resumed_to_other_steps_is_exact_or_refused(tmp_path):
         def cb(step, p, values):
             if step == k:
                 raise StopRun
+
         return cb
 
     early = tmp_path / "early.pt"
