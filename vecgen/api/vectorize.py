@@ -94,7 +94,7 @@ def vectorize(image: Any, *, paths: int = 16, segments: int = 4, stages: int | N
               init: str | Path | None = None, decimals: int = 0, work_size: int = WORK_SIDE, seed: int = 0,
               device: str | None = "auto", snapshots: str | Path | None = None, every: int = 10,
               checkpoint: str | Path | None = None, resume: str | Path | None = None, quiet: bool = False,
-              warn: Callable[[str], None] | None = None, callbacks=None) -> Result:
+              warn: Callable[[str], None] | None = None, callbacks=None, metadata: bool = True) -> Result:
     """Trace ``image`` (a PNG/JPEG/WebP path or a PIL image) into ``paths`` filled paths; returns a :class:`Result`.
 
     ``segments``: cubics per new path; ``stages``: growth stages (default
@@ -106,6 +106,7 @@ def vectorize(image: Any, *, paths: int = 16, segments: int = 4, stages: int | N
     The result's settings carry ``psnr`` (dB, at the working size), ``paths``
     (after pruning) and ``bytes`` (of the SVG). A picture with alpha keeps its
     transparent background (no background rectangle; ``image`` is RGBA).
+    ``metadata=False`` leaves the ``<metadata>`` block out of the SVG.
     """
     import torch
 
@@ -151,17 +152,17 @@ def vectorize(image: Any, *, paths: int = 16, segments: int = 4, stages: int | N
                 "paths": paths, "segments": segments, "stages": stages, "steps": opts.steps,
                 "palette": ",".join("#" + "".join(f"{round(v * 255):02x}" for v in c) for c in pal) if pal else None,
                 "colors": colors, "init": str(init) if init else None, "decimals": decimals,
-                "work_size": work_size, "seed": opts.seed}
+                "work_size": work_size, "seed": opts.seed, "metadata": bool(metadata)}
     param = FilledPaths(target, paths=total, segments=segments, schedule=schedule, out_size=in_size,
                         palette=torch.tensor(pal) if pal else None, decimals=decimals, init_paths=init_paths,
                         seed=opts.seed, device=opts.device)
     opts.callbacks.insert(0, lambda step, p, values: p.grow(step))  # the growth stages, after every step
     result = run(param, opts, settings, terms=[PixelTerm(param.reference)], headline=("image",))
-    _finish(result, param)
+    _finish(result, param, bool(metadata))
     return result
 
 
-def _finish(result: Result, param) -> None:
+def _finish(result: Result, param, metadata: bool = True) -> None:
     """PSNR, paths and bytes into the settings (and the SVG's metadata); an RGBA image for a transparent input."""
     import torch
 
@@ -175,7 +176,7 @@ def _finish(result: Result, param) -> None:
     result.settings["psnr"] = round(psnr(over_white, ref_white), 2)
     result.settings["paths_written"] = param.active
     for _ in range(4):  # the byte count is part of the file it counts: settle it
-        result.svg = param.svg(result.metadata)
+        result.svg = param.svg(result.metadata if metadata else None)
         n = len(result.svg.encode("utf-8"))
         if result.settings.get("bytes") == n:
             break
