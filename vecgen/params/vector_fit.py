@@ -136,10 +136,12 @@ class FilledPaths:
         return (err[:, :w] + err[:, w:]) / 2 if self.transparent else err
 
     def _add(self, k: int) -> int:
-        err = self._error()
-        regions = pick_regions(err, self.labels, self.usable, k, threshold=MISS_THRESHOLD)
+        err = self._error().cpu()  # regions are found on the CPU (small integer work), whatever the device
+        labels, usable = self.labels.cpu(), self.usable.cpu()
+        regions = pick_regions(err, labels, usable, k, threshold=MISS_THRESHOLD)
         if len(regions) < k:  # nothing left to miss: spread the rest over the largest errors anyway
-            regions += pick_regions(err, self.labels, self.usable, k - len(regions), threshold=0.0)[: k - len(regions)]
+            regions += pick_regions(err, labels, usable, k - len(regions), threshold=0.0)[: k - len(regions)]
+        regions = [m.to(self.device) for m in regions]
         added = 0
         for mask in regions:
             i = self.active
