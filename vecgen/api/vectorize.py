@@ -21,7 +21,7 @@ from vecgen.api._run import Common, common, run
 from vecgen.api.result import Result
 from vecgen.api.verb import Verb
 from vecgen.errors import VecgenError
-from vecgen.options import as_int, check_limit
+from vecgen.options import LIMITS, as_int, check_limit
 
 #: Longest side the paths are optimized at (the SVG keeps the input's size).
 WORK_SIDE = 512
@@ -113,9 +113,11 @@ def vectorize(image: Any, *, paths: int = 16, segments: int = 4, stages: int | N
     from vecgen.losses.pixel import PixelTerm
     from vecgen.params.vector_fit import FilledPaths, growth_schedule
 
-    paths = check_limit("strokes", as_int("--paths", paths))
+    paths = as_int("--paths", paths)
     if paths <= 0:
         raise VecgenError("--paths must be > 0")
+    if paths > LIMITS["strokes"]:
+        raise VecgenError(f"--paths {paths} is above the limit of {LIMITS['strokes']:,} (README, Limits)")
     segments = check_limit("segments", as_int("--segments", segments, minimum=1))
     if stages is not None and as_int("--stages", stages) <= 0:
         raise VecgenError("--stages must be > 0")

@@ -179,6 +179,8 @@ class FilledPaths:
     def render_rgba(self, keep: list[int] | None = None) -> Tensor:
         """Premultiplied RGBA ``(1, 4, H, W)`` of the paths over the background (if any)."""
         rgba = self.rasterizer.render(self.scene(keep), self.size)
+        if not rgba.requires_grad and self.points.requires_grad:  # nothing drawn yet: keep a (zero) gradient path
+            rgba = rgba + 0.0 * self.points.sum()
         if self.background is not None:
             rgb = rgba[:3] + (1 - rgba[3:4]) * self.background.view(3, 1, 1)
             rgba = torch.cat([rgb, torch.ones_like(rgba[3:4])])
