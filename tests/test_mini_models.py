@@ -92,7 +92,7 @@ def test_auto_falls_back_to_mini_vit(monkeypatch):
 
 def test_probe_items_are_held_out_and_differ_in_one_attribute():
     items = probe_items("colour", 5)
-    for attrs, caps in items:
+    for _attrs, caps in items:
         assert len(caps) == 12 and len(set(caps)) == 12
         words = [set(c.split()) for c in caps]
         assert all(len(w ^ words[0]) <= 3 for w in words[1:])
@@ -121,6 +121,7 @@ def test_training_smoke(tmp_path):
     assert p.encode_text(["a red circle"]).shape[0] == 1
 
 
+@pytest.mark.slow  # a full draw plus judging (16 s on 2 busy cores)
 @needs_weights
 def test_draw_red_circle_judged_by_the_other_model(perceptors):
     """Drawing 'a red circle' against mini-vit makes mini-rn prefer that caption too."""
@@ -193,6 +194,7 @@ def test_recalibrate_bn_matches_batch_statistics():
     assert bn.momentum == 0.1 and net.training
 
 
+@pytest.mark.slow  # a training run with pretraining (about 2 minutes on 2 busy cores)
 def test_training_smoke_with_pretraining(tmp_path):
     from safetensors.torch import load_file
 

@@ -30,6 +30,8 @@ from conftest import TINY
 from vecgen import gallery
 from vecgen.api import VERBS
 
+pytestmark = pytest.mark.slow  # a real browser / Gradio server per module: the slow tier
+
 ROOT = Path(__file__).resolve().parents[1]
 EVIL = '<img src=x onerror=alert(1)><script>alert(2)</script>'
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -1,7 +1,7 @@
 """vecgen: text to pictures by optimization (strokes, images, latents) against CLIP."""
 __version__ = "0.1.0"
 
-from vecgen.errors import VecgenError  # noqa: E402
+from vecgen.errors import VecgenError as VecgenError  # noqa: E402 (after __version__; re-exported)
 
 _API_NAMES = ("Result", "VERBS", "list_models", "load_perceptor", "render_svg")
 
@@ -15,10 +15,11 @@ def __getattr__(name: str):
         # a submodule not imported yet: `from vecgen import io` then imports just it, not torch
         raise AttributeError(f"module 'vecgen' has no attribute {name!r}")
     api = importlib.import_module("vecgen.api")
+    functions = {api.python_name(v): verb.function for v, verb in api.VERBS.items()}
     if name == "__all__":
-        return [*api.VERBS, *_API_NAMES, "VecgenError", "__version__"]
-    if name in api.VERBS:
-        return api.VERBS[name].function
+        return [*functions, *_API_NAMES, "VecgenError", "__version__"]
+    if name in functions:
+        return functions[name]
     if name in _API_NAMES:
         return getattr(api, name)
     raise AttributeError(f"module 'vecgen' has no attribute {name!r}")

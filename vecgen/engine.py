@@ -162,8 +162,8 @@ def _loop(param: Parameterization, objective: Objective, steps: int, *, seed: in
         else:  # an older checkpoint: new views after resume, still reproducible
             gen.manual_seed(seed + 1 + state.step)
 
-    def save() -> None:
-        save_checkpoint(checkpoint, param, opt, state, meta or {}, _rng_state(gen, devices))
+    def save(path: str | Path) -> None:
+        save_checkpoint(path, param, opt, state, meta or {}, _rng_state(gen, devices))
 
     good = copy.deepcopy(param.state_dict())
     bar = None
@@ -206,11 +206,11 @@ def _loop(param: Parameterization, objective: Objective, steps: int, *, seed: in
             for cb in callbacks or []:
                 cb(state.step, param, values)
             if checkpoint and (state.step % checkpoint_every == 0 or state.step == steps):
-                save()
+                save(checkpoint)
     except (KeyboardInterrupt, StopRun):
         state.interrupted = True
         if checkpoint:
-            save()
+            save(checkpoint)
     finally:
         if bar is not None:
             bar.close()

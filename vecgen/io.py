@@ -161,8 +161,7 @@ def open_image(path: str | os.PathLike, what: str = "image") -> "Image.Image":
             if img.width * img.height > MAX_IMAGE_PIXELS:
                 raise _too_large(what, p, img.size)
             img.load()
-            img = ImageOps.exif_transpose(img)
-            return img.copy()
+            return ImageOps.exif_transpose(img).copy()
     except UnidentifiedImageError:
         raise VecgenError(f"cannot read {what} {p}: not a recognised image file") from None
     except Image.DecompressionBombError as err:  # over twice PIL's limit: refused by Image.open itself
@@ -184,7 +183,7 @@ def load_image(path: str | os.PathLike, size: tuple[int, int] | None = None) -> 
         im = im.convert("RGBA")
     im = im.convert("RGB")
     if size is not None:
-        im = im.resize(size, Image.BICUBIC)
+        im = im.resize(size, Image.Resampling.BICUBIC)
     return pil_to_tensor(im)
 
 
@@ -276,9 +275,9 @@ def load_init_image(init: InitSource, size: tuple[int, int], *, fit: str = "cove
                 arr = _pil_to_rgb_array(img)
                 img = Image.fromarray(np.round(arr * 255.0).astype(np.uint8), "RGB")
             if fit == "cover":
-                img = ImageOps.fit(img, (width, height), method=Image.LANCZOS)
+                img = ImageOps.fit(img, (width, height), method=Image.Resampling.LANCZOS)
             else:
-                img = img.resize((width, height), resample=Image.LANCZOS)
+                img = img.resize((width, height), resample=Image.Resampling.LANCZOS)
         arr = _pil_to_rgb_array(img)
         return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].contiguous()
     if isinstance(init, torch.Tensor):
@@ -409,8 +408,8 @@ def state_mismatch(expected: dict, state: Any) -> str | None:
         parts.append(f"unexpected key '{unexpected[0]}'"
                      + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""))
     for k, ref in expected.items():
-        got = state.get(k)
-        if hasattr(got, "shape") and tuple(got.shape) != tuple(ref.shape):
-            parts.append(f"shape mismatch for '{k}': checkpoint {tuple(got.shape)} vs model {tuple(ref.shape)}")
+        got = getattr(state.get(k), "shape", None)
+        if got is not None and tuple(got) != tuple(ref.shape):
+            parts.append(f"shape mismatch for '{k}': checkpoint {tuple(got)} vs model {tuple(ref.shape)}")
             break
     return "; ".join(parts) or None

@@ -15,8 +15,15 @@ from torch import Tensor
 from vecgen.errors import VecgenError
 from vecgen.io import one_line
 from vecgen.scene import Path, Scene
-from vecgen.svg_read import (MAX_SVG_BYTES, MAX_SVG_DEPTH, MAX_SVG_ELEMENTS, MAX_SVG_PATHS,  # noqa: F401
-                             MAX_SVG_POINTS, read_svg, svg_to_scene)
+from vecgen.svg_read import (  # noqa: F401
+    MAX_SVG_BYTES,
+    MAX_SVG_DEPTH,
+    MAX_SVG_ELEMENTS,
+    MAX_SVG_PATHS,
+    MAX_SVG_POINTS,
+    read_svg,
+    svg_to_scene,
+)
 
 # ----------------------------------------------------------------------------- writing
 SVG_NS = "http://www.w3.org/2000/svg"

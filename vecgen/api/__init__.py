@@ -33,8 +33,13 @@ from vecgen.options import check_writable, parse_clip, parse_colour, parse_size,
 #: Every verb, by name, in the order the CLI lists them.
 VERBS: dict[str, Verb] = {m.VERB.name: m.VERB for m in (_draw, _paint, _generate, _adapt, _edit, _style, _classify3d, _mesh, _vectorize)}
 
+def python_name(verb: str) -> str:
+    """A verb's name in Python: ``style-train`` is ``vecgen.style_train``."""
+    return verb.replace("-", "_")
+
+
 # Each verb's function under its name (``vecgen.api.draw`` is the function, not its module).
-globals().update({name: verb.function for name, verb in VERBS.items()})
+globals().update({python_name(name): verb.function for name, verb in VERBS.items()})
 
 
 def list_models() -> list[dict]:
@@ -51,7 +56,7 @@ def load_perceptor(spec: str, device="cpu"):
     return _load(spec, device)
 
 
-__all__ = [*VERBS, "VERBS", "Common", "Result", "Verb", "check_writable", "draw_steps", "draw_style",
+__all__ = [*map(python_name, VERBS), "VERBS", "Common", "Result", "Verb", "check_writable", "draw_steps", "draw_style",
            "list_models", "load_generator_for", "load_image", "load_perceptor", "load_perceptors",
            "parse_clip", "parse_colour", "parse_image_prompts", "parse_size", "parse_width",
-           "pil_to_tensor", "render_svg", "resolve_device", "run", "tensor_to_pil", "view_style"]
+           "pil_to_tensor", "python_name", "render_svg", "resolve_device", "run", "tensor_to_pil", "view_style"]

@@ -102,12 +102,13 @@ def load_labelled(path: str | Path, labels: list[str] | None = None, mesh_points
             if unknown:
                 raise VecgenError(f"{p}: class folder {unknown[0]!r} is not one of the labels")
         classes = list(labels) if labels is not None else names
-        clouds, lab = [], []
+        clouds = []
+        folder_labels: list[int] = []
         for q in folders:
             files = sorted(f for f in q.iterdir() if f.suffix.lower() in POINT_SUFFIXES + MESH_SUFFIXES)
             clouds += [load_points(f, mesh_points=mesh_points) for f in files]
-            lab += [classes.index(q.name)] * len(files)
-        out = LabelledSet(clouds, np.asarray(lab, dtype=np.int64), classes, str(p))
+            folder_labels += [classes.index(q.name)] * len(files)
+        out = LabelledSet(clouds, np.asarray(folder_labels, dtype=np.int64), classes, str(p))
     if not out.clouds:
         raise VecgenError(f"{p}: the labelled set is empty")
     return out

@@ -6,14 +6,16 @@
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from vecgen.api._run import Common, common, run, shared_hint
 from vecgen.api.result import Result
+from vecgen.api.run_options import RunConfig
 from vecgen.api.verb import Verb
-from vecgen.errors import VecgenError
-from vecgen.options import SHAPES, as_int, check_limit, parse_colour, parse_size, parse_width
+from vecgen.config import OptionError, like, option, verb_function
+from vecgen.options import LIMITS, RASTERIZERS, SHAPES, parse_colour, parse_size, parse_width
 
 #: CLIPDraw's look, for real CLIP models; perceptors may hint another (the mini models: 32 blobs, 300 steps).
 DRAW_STYLE = {"shapes": "strokes", "strokes": 256, "steps": 200}
@@ -39,13 +41,33 @@ def draw_steps(perceptors, steps: int | None = None) -> int:
     return int({**DRAW_STYLE, **shared_hint(perceptors)}["steps"])
 
 
-def draw(prompt: str, *, strokes: int | None = None, segments: int = 3, width: Any = (1.0, 8.0),
-         shapes: str = "auto", steps: int | None = None, size: Any = 224, clip: str = "auto", cutouts: int = 8,
-         seed: int = 0, device: str | None = "auto", init: str | Path | None = None, background: Any = "white",
-         rasterizer: str = "native", image_prompt=None, snapshots: str | Path | None = None, every: int = 10,
-         checkpoint: str | Path | None = None, resume: str | Path | None = None, quiet: bool = False,
-         perceptors=None, warn: Callable[[str], None] | None = None, views: str = "auto",
-         callbacks=None) -> Result:
+def _strokes_need_init(values: dict[str, Any]) -> None:
+    if values.get("strokes") is not None and int(values["strokes"]) == 0 and values.get("init") is None:
+        raise OptionError("strokes", "{label} must be > 0 (0 only with an init SVG)")
+
+
+@dataclass(frozen=True)
+class DrawConfig(RunConfig):
+    """Every option of :func:`draw` (see :mod:`vecgen.config`)."""
+
+    cross_checks = (_strokes_need_init,)
+
+    prompt: str | None = option(None, 'e.g. "a lighthouse:1 | blurry:-0.5"', positional=True, required=True,
+                                section="main")
+    strokes: int | None = option(None, "number of paths (default: 256 for real CLIP, 32 for the mini models)",
+                                 "int", minimum=0, maximum=LIMITS["strokes"], default_text="auto")
+    segments: int = option(3, "cubic segments per path", "int", minimum=1, maximum=LIMITS["segments"])
+    width: Any = option((1.0, 8.0), "stroke width range MIN,MAX in pixels", "width")
+    shapes: str = option("auto", "open strokes, closed filled blobs, or both (auto: strokes for real CLIP, "
+                                 "blobs for mini models)", "choice", choices=SHAPE_CHOICES)
+    steps: int | None = like(RunConfig, "steps", None, default_text="200, or 300 for the mini models")
+    init: str | Path | None = option(None, "start from the paths of this SVG", "svg")
+    background: Any = option("white", "white, black, gray or #rrggbb", "colour")
+    rasterizer: str = option("native", "native (default) or diffvg (if installed)", "choice", choices=RASTERIZERS)
+
+
+@verb_function(DrawConfig, perceptors=None, warn=None, callbacks=None)
+def draw(cfg: DrawConfig, *, perceptors=None, warn: Callable[[str], None] | None = None, callbacks=None) -> Result:
     """Optimize coloured Bézier paths so CLIP sees ``prompt``; returns a :class:`Result`.
 
     ``prompt`` uses ``"text:weight | other:-0.5"``. ``clip`` is ``auto`` or
@@ -54,32 +76,28 @@ def draw(prompt: str, *, strokes: int | None = None, segments: int = 3, width: A
     real CLIP, 32 filled blobs for the built-in mini models (see :func:`draw_style`);
     ``steps=None`` is 200, or 300 for the mini models (:func:`draw_steps`), and
     ``views="auto"`` picks the cutouts likewise. ``callbacks``: functions
-    ``f(step, param, values)`` called after every step.
+    ``f(step, param, values)`` called after every step. Every option: :class:`DrawConfig`.
     """
     from vecgen.params.strokes import Strokes
 
-    opts: Common = common(locals(), steps_auto=True)  # None: the models' hint decides (draw_steps)
-    wh = parse_size(size)
-    wrange = parse_width(width)
-    if shapes != "auto" and shapes not in SHAPES:
-        raise VecgenError(f"unknown --shapes {shapes!r} (choose auto, {', '.join(SHAPES)})")
-    if strokes is not None and (as_int("--strokes", strokes) < 0 or (int(strokes) == 0 and init is None)):
-        raise VecgenError("--strokes must be > 0")  # checked before any model loads
-    if strokes is not None:
-        check_limit("strokes", int(strokes))
-    segments = check_limit("segments", as_int("--segments", segments, minimum=1))
-    bg = parse_colour(background)
+    # None: the models' hint decides (draw_steps)
+    opts: Common = common(cfg.run_values(perceptors=perceptors, warn=warn, callbacks=callbacks), steps_auto=True)
+    wh = parse_size(cfg.size)
+    wrange = parse_width(cfg.width)
+    strokes, init = cfg.strokes, cfg.init
+    segments = int(cfg.segments)
+    bg = parse_colour(cfg.background)
     perceptors = opts.load_perceptors()
-    shapes, strokes = draw_style(perceptors, shapes, strokes)
+    shapes, strokes = draw_style(perceptors, cfg.shapes, strokes)
     opts.steps = draw_steps(perceptors, opts.steps)
-    settings = {"function": "draw", "prompt": prompt, "strokes": strokes, "segments": segments,
-                "width": list(wrange), "shapes": shapes, "steps": opts.steps, "size": list(wh), "clip": clip,
-                "cutouts": cutouts, "seed": seed, "init": str(init) if init else None,
-                "background": background, "rasterizer": rasterizer}
+    settings = {"function": "draw", "prompt": cfg.prompt, "strokes": strokes,
+                "segments": segments, "width": list(wrange), "shapes": shapes, "steps": opts.steps,
+                "size": list(wh), "clip": cfg.clip, "cutouts": cfg.cutouts, "seed": cfg.seed,
+                "init": str(init) if init else None, "background": cfg.background, "rasterizer": cfg.rasterizer}
     param = Strokes(wh, strokes=int(strokes), segments=segments, width=wrange, shapes=shapes, background=bg,
-                    init=init, seed=opts.seed, device=opts.device, rasterizer=rasterizer)
+                    init=init, seed=opts.seed, device=opts.device, rasterizer=cfg.rasterizer)
     return run(param, opts, settings)
 
 
 VERB = Verb("draw", draw, "optimize Bézier strokes to a prompt; writes SVG", outputs=(".svg", ".png"),
-            default_output="vecgen.svg")
+            default_output="vecgen.svg", config=DrawConfig)

@@ -79,7 +79,7 @@ def setup(photo: Any, generator: Any, encoder: Any, size: Any, device) -> tuple[
         from vecgen.backends.generators.encoders import check_pair
 
         check_pair(enc, gen)
-    hw = native_size(gen, tuple(pic.shape[-2:]), size)
+    hw = native_size(gen, (int(pic.shape[-2]), int(pic.shape[-1])), size)
     if size is not None and getattr(gen, "kind", "") != "taef2" and parse_size(size) != (hw[1], hw[0]):
         raise VecgenError(f"{gen.kind} generator renders {hw[1]}x{hw[0]}; --size cannot change that")
     target, box = prepare_photo(pic, hw)
@@ -171,12 +171,14 @@ def edit(prompt: str | None = None, *, photo: Any, generator: Any, method: str =
     if method == "mapper":
         from vecgen.api.edit_mapper import mapper_edit
 
+        assert mapper is not None  # resolve_method refused mapper mode without a file
         res, edited = mapper_edit(gen, inv, mapper, opts, settings)
         return finish(res, pic, inv, edited, box, gen, settings, t0)
     l2 = default_l2(gen) if l2 is None else l2
     settings.update(l2=l2, lr=float(lr), cutouts=opts.cutouts)
     param = Latent(gen, space=inv.space, init=inv.latent, lr=float(lr), steps=opts.steps, truncation=1.0,
                    seed=opts.seed)
+    terms: list
     if source is not None:  # directional: the step from the inverted photo must follow source -> prompt
         reference = inv.image.detach()
         terms = [DirectionalClipTerm(p, str(source).strip(), [q.text for q in opts.prompts if q.weight > 0],

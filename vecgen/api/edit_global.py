@@ -65,7 +65,7 @@ class ChannelSpace:
         self.modules = mods
         self.kind = "style" if mods else "latent"
         if mods:
-            self.sizes = [int(m.weight.shape[0]) for m in mods]
+            self.sizes = [int(m.get_parameter("weight").shape[0]) for m in mods]
         else:
             self.sizes = [int(gen.w_shape[0]) if gen.w_shape else 1]
         self.n = sum(self.sizes)
@@ -147,7 +147,7 @@ def channel_responses(gen, perceptor, *, samples: int = SAMPLES, seed: int = 0, 
     space = ChannelSpace(gen)
     w = (bank if bank is not None else sample_bank(gen, samples, seed)).to(gen.device)
     std = space.channel_std(w, seed)
-    out = []
+    out: list[Tensor] = []
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -163,6 +163,8 @@ def channel_responses(gen, perceptor, *, samples: int = SAMPLES, seed: int = 0, 
             e = perceptor.encode_image(imgs).float()
             u = F.normalize(e[:part.shape[0]] - e[part.shape[0]:], dim=-1).sum(0)
             acc = u if acc is None else acc + u
+        if acc is None:
+            raise VecgenError("channel responses need at least one latent sample")
         out.append(acc / w.shape[0])
         if bar is not None:
             bar.update(1)
@@ -289,6 +291,8 @@ def global_edit(gen, inv, opts, prompt: str | None, source: str | None, *, alpha
                       f"relevant: {float(rel.abs().max()):.3f}); the edit is the inversion; lower --beta")
         kept = max(kept, int((off != 0).sum()))
         offsets = weight * off if offsets is None else offsets + weight * off
+    if offsets is None:
+        raise VecgenError("--method global needs a perceptor (--clip)")
     t1 = time.perf_counter()
     edited = _apply(space, gen, inv, offsets, alpha)
     apply_ms = (time.perf_counter() - t1) * 1000.0

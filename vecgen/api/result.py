@@ -23,7 +23,9 @@ class Result:
     suffixes to functions writing those artifacts (``.pt`` for an adapted
     generator...), and ``extras`` holds named objects readable as attributes
     (``res.generator``). ``headline``: the settings shown first in the
-    metadata (``prompt``, or ``source`` and ``target``).
+    metadata (``prompt``, or ``source`` and ``target``). ``companions``: the
+    files that go with a main output (``companions(path) -> [paths]``, e.g. pixel
+    art's ``.png`` beside its ``.svg``), written by :meth:`save_all`.
     """
 
     image: Any
@@ -35,6 +37,7 @@ class Result:
     headline: tuple[str, ...] = ("prompt",)
     writers: dict[str, Callable[[Path], Any]] = field(default_factory=dict, repr=False)
     extras: dict[str, Any] = field(default_factory=dict, repr=False)
+    companions: Callable[[Path], list[Path]] | None = field(default=None, repr=False)
 
     def __getattr__(self, name: str) -> Any:
         extras = self.__dict__.get("extras") or {}
@@ -74,6 +77,12 @@ class Result:
         else:
             raise VecgenError(f"{p}: unknown output type (use {' or '.join(self.suffixes)})")
         return p
+
+    def save_all(self, path: str | Path) -> list[Path]:
+        """Write ``path`` and its companions (:attr:`companions`); returns them, the main file last."""
+        p = Path(path)
+        extra = [Path(c) for c in (self.companions(p) if self.companions is not None else [])]
+        return [*(self.save(c) for c in extra if c != p), self.save(p)]
 
     def _repr_svg_(self) -> str | None:
         return self.svg

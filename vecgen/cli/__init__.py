@@ -8,6 +8,7 @@ code 2; Ctrl-C saves what exists and exits 130.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import signal
 import sys
 
@@ -22,13 +23,20 @@ NOTHING_RAN = "before the first step; nothing was written"
 
 
 def _add_verb(sub, verb) -> None:
-    mod = importlib.import_module(f"vecgen.cli.{verb.name}")
-    p = sub.add_parser(verb.name, help=verb.summary, description=getattr(mod, "DESCRIPTION", None))
-    mod.add_arguments(p, verb)
+    """A verb's subcommand: flags made from its config (:func:`add_options`), or from ``vecgen/cli/NAME.py``
+    where a verb keeps one (old spellings of its modes)."""
+    from vecgen.cli._common import add_options, run_verb
+
+    name = verb.name.replace("-", "_")
+    mod = importlib.import_module(f"vecgen.cli.{name}") if importlib.util.find_spec(f"vecgen.cli.{name}") else None
+    description = verb.description or getattr(mod, "DESCRIPTION", None)
+    p = sub.add_parser(verb.name, help=verb.summary, description=description)
+    add = getattr(mod, "add_arguments", add_options)
+    run = getattr(mod, "run", run_verb)
+    add(p, verb)
     # a verb's run catches Ctrl-C once steps run (and saves): one reaching main() came before
     # flag_actions: merge_options checks config values against these flags' types
-    p.set_defaults(func=lambda args: mod.run(args, verb), interrupted=NOTHING_RAN,
-                   flag_actions=p._actions)
+    p.set_defaults(func=lambda args: run(args, verb), interrupted=NOTHING_RAN, flag_actions=p._actions)
 
 
 def build_parser() -> Parser:

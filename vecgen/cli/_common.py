@@ -9,18 +9,21 @@ import argparse
 import inspect
 import math
 import sys
+from collections.abc import Set
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from vecgen.api import Verb
-from vecgen.api._run import VIEW_CHOICES
+from vecgen.api.run_options import VIEW_CHOICES
+from vecgen.config import Option, check_value
+from vecgen.config import default_text as _config_default_text
 from vecgen.errors import VecgenError
 from vecgen.io import one_line
 from vecgen.options import check_suffix, check_writable
 
 
 class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, no usage dump
+    def error(self, message: str) -> NoReturn:  # one line, no usage dump
         raise VecgenError(f"{self.prog}: {message}")
 
 
@@ -76,6 +79,12 @@ def _kind_of_action(action: argparse.Action) -> str | tuple[str, ...]:
 
 
 def option_kinds(verb: Verb, names: set[str], actions: list[argparse.Action] | None = None) -> dict[str, Any]:
+    if verb.config is not None:  # the config declares each option's kind
+        return {name: meta for name, meta, _ in verb.config.options() if name in names}
+    return _kinds_from_flags(verb, names, actions)
+
+
+def _kinds_from_flags(verb: Verb, names: set[str], actions: list[argparse.Action] | None = None) -> dict[str, Any]:
     """``{option: kind}`` for a config of ``verb``, read from its command-line flags.
 
     ``actions``: the flags of the parser that parsed the command line (default:
@@ -103,13 +112,16 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def check_config_value(path: str | Path, key: str, value: Any, kind: str | tuple[str, ...] | None) -> Any:
+def check_config_value(path: str | Path, key: str, value: Any, kind: Option | str | tuple[str, ...] | None) -> Any:
     """``value`` if a config may give it to an option of ``kind`` (a lone string for a list becomes one item).
 
     Numbers must be finite (TOML has ``nan`` and ``inf``); anything else raises
     a one-line :class:`VecgenError` naming the file, the option and what it takes.
     """
     name = "--" + key.replace("_", "-")  # named as its flag, as the API's own messages do
+    meta = kind if isinstance(kind, Option) else None
+    if isinstance(kind, Option):
+        kind = _legacy_kind(kind)
     numbers = value if isinstance(value, list) else [value]
     if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
         raise VecgenError(f"config {path}: {name} must be finite, got {_shown(value)}")
@@ -132,11 +144,27 @@ def check_config_value(path: str | Path, key: str, value: Any, kind: str | tuple
     }[kind](value)
     if not ok:
         raise VecgenError(f"config {path}: {name} must be {_EXPECTED[kind]}, got {_shown(value)}")
+    if meta is not None:  # then what the option itself allows (bounds, syntax), as the API checks it
+        try:
+            return check_value(key.replace("-", "_"), meta, value, strict=True)
+        except VecgenError as e:
+            raise VecgenError(f"config {path}: {e}") from None
     return value
 
 
+def _legacy_kind(meta: Option) -> str | tuple[str, ...]:
+    """The coarse kind of value a config file must give an option (checked first, for a plain message)."""
+    if meta.multiple:
+        return "list"
+    if meta.kind == "choice":
+        return meta.choices
+    if meta.kind in ("size", "width", "colour"):
+        return "number-or-text"
+    return {"int": "int", "float": "number", "bool": "bool"}.get(meta.kind, "text")
+
+
 def load_config(path: str | Path, allowed: set[str],
-                types: dict[str, str | tuple[str, ...]] | None = None) -> dict[str, Any]:
+                types: dict[str, Any] | None = None) -> dict[str, Any]:
     """TOML file of options (dash or underscore names); unknown keys are errors.
 
     ``types`` (``{option: kind}``, see :func:`option_kinds`) checks each value's
@@ -171,7 +199,7 @@ def load_config(path: str | Path, allowed: set[str],
     return out
 
 
-def merge_options(args: argparse.Namespace, verb: Verb, skip: set[str] = frozenset()) -> dict[str, Any]:
+def merge_options(args: argparse.Namespace, verb: Verb, skip: Set[str] = frozenset()) -> dict[str, Any]:
     """API defaults < config file < command-line flags, for the flags this subcommand has.
 
     ``output`` defaults to the verb's ``default_output``. Returns keyword
@@ -189,6 +217,62 @@ def merge_options(args: argparse.Namespace, verb: Verb, skip: set[str] = frozens
         opts.update(load_config(args.config, set(flags), kinds))
     opts.update({k: v for k, v in flags.items() if v is not None})
     return opts
+
+
+# ----------------------------------------------------------------------------- flags from a config
+def _flag_help(meta: Option, default: Any) -> str:
+    text = meta.help
+    if meta.kind != "bool" and "default" not in text and (default is not None or meta.default_text):
+        text += f" (default {_config_default_text(meta, default)})"
+    return text.replace("%", "%%")
+
+
+def add_options(p: argparse.ArgumentParser, verb: Verb) -> None:
+    """Every option of ``verb``'s config as a positional or a flag, then ``-o`` (flags default to None:
+    :func:`merge_options` fills in the config's defaults)."""
+    config = verb.config
+    import dataclasses
+
+    shared = {f.name for base in config.__mro__[1:] if dataclasses.is_dataclass(base) for f in dataclasses.fields(base)}
+    options = [o for o in config.options() if o[1].cli]
+    # positionals, then the verb's own options, then the shared ones (as `vecgen VERB --help` lists them)
+    options.sort(key=lambda o: 0 if o[1].positional else 2 if o[0] in shared else 1)
+    p.add_argument("-o", "--output", help=f"output file ({' or '.join(verb.outputs)}; default {verb.default_output})")
+    for name, meta, default in options:
+        text = _flag_help(meta, default)
+        if meta.positional:
+            p.add_argument(name, nargs=None if meta.required else "?", default=None, help=text,
+                           metavar=meta.metavar or name.upper() if not meta.required else meta.metavar)
+            continue
+        flags = [f for f in (meta.short, meta.flag_name(name)) if f]
+        kw: dict[str, Any] = {"dest": name, "default": None, "help": text}
+        if meta.kind == "bool":
+            kw["action"] = "store_true"
+        elif meta.multiple:
+            kw["action"] = "append"
+        elif meta.kind == "choice":
+            kw["choices"] = meta.choices
+        elif meta.kind in ("int", "float"):
+            kw["type"] = int if meta.kind == "int" else float
+        if meta.metavar and meta.kind != "bool":
+            kw["metavar"] = meta.metavar
+        p.add_argument(*flags, **kw)
+    p.add_argument("--config", metavar="FILE", help="TOML file with any of these options; flags override")
+
+
+def positional_names(verb: Verb) -> set[str]:
+    return {name for name, meta, _ in verb.config.options() if meta.positional} if verb.config else set()
+
+
+def run_verb(args: argparse.Namespace, verb: Verb) -> int:
+    """The CLI of a verb made from its config: merge options, check every output, call the API, save."""
+    opts = merge_options(args, verb)
+    out = str(opts.pop("output"))
+    files = verb.files(out, opts)
+    check_suffix(out, verb.outputs, f"{verb.name}'s output")
+    for path in files:
+        check_writable(path)
+    return finish(call(verb, None, opts), out)
 
 
 # ----------------------------------------------------------------------------- shared flags
@@ -229,8 +313,11 @@ def check_output(out: str, verb: Verb) -> None:
 
 
 def finish(result, output: str) -> int:
-    """Save the result; say where; exit 130 if the run was interrupted (the file is still written)."""
-    path = result.save(output)
+    """Save the result (and every file that goes with it); say where; exit 130 if the run was interrupted
+    (the files are still written)."""
+    *extra, path = result.save_all(output)
+    for p in extra:
+        print(str(p))
     if result.interrupted:
         print(f"vecgen: interrupted after {len(result.history)} steps; saved {path}", file=sys.stderr)
         return 130

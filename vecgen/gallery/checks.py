@@ -246,6 +246,15 @@ def check_options(function: str, fn: Callable, options: dict[str, Any], order: l
     ``cutouts >= 0``, sizes, colours, widths, choices...). Raises a one-line VecgenError (with ``.key``, the
     option) for the first bad one, in ``order`` (default: ``options``' own).
     """
+    config = getattr(fn, "config", None)
+    if config is not None:  # the verb's config declares and checks every option (vecgen.config)
+        from vecgen.config import OptionError
+
+        try:
+            config.check_values(options, strict=True, order=order)
+        except OptionError as e:
+            raise _BadOption(e.option, e.named(e.option)) from None
+        return
     params = {p.name: p for p in inspect.signature(fn).parameters.values()}
     checks = _value_checks(function)
     for key in order if order is not None else list(options):

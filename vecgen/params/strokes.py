@@ -20,7 +20,6 @@ from vecgen.scene import Path, Scene
 from vecgen.svg import read_svg, scene_to_svg
 
 
-
 class Strokes:
     """Coloured Bézier paths on a ``size = (W, H)`` canvas.
 
@@ -126,6 +125,7 @@ class Strokes:
         return Scene(self.size[0], self.size[1], paths, self.background)
 
     def render(self) -> Tensor:
+        """The strokes over the background, ``(1, 3, H, W)`` (differentiable)."""
         rgba = self.rasterizer.render(self.scene(), self.size)
         # No clamp: colours are kept in [0, 1] by project_(), and a clamp would zero the
         # gradient of pixels sitting exactly at 0 or 1.

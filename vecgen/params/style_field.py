@@ -49,6 +49,8 @@ def welded_normals(vertices: Tensor, faces: Tensor) -> Tensor:
 class StyleMLP(nn.Module):
     """Fourier features -> ``depth`` x ``width`` ReLU trunk -> colour ``(N, 3)`` and displacement ``(N,)`` heads."""
 
+    B: Tensor  # (3, features // 2) random Fourier frequencies
+
     def __init__(self, sigma: float = 5.0, features: int = 256, width: int = 256, depth: int = 4,
                  head_depth: int = 2, generator: torch.Generator | None = None) -> None:
         super().__init__()
@@ -164,6 +166,7 @@ class StyleField:
 
     # ------------------------------------------------------------------ the protocol
     def render(self) -> Tensor:
+        """The stylised mesh from every camera, ``(V, 3, H, W)`` (differentiable)."""
         color, v = self.field()
         return self.renderer.render(v, self.faces, color, self.cameras())
 

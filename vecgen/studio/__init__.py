@@ -15,6 +15,7 @@ parser, so it reads every verb's flags without importing the CLI.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ def verb_parsers(parser) -> dict[str, argparse.ArgumentParser]:
 
 
 def launch(parsers: dict[str, argparse.ArgumentParser], folder: str | Path, *, host: str = "127.0.0.1",
-           port: int = 7860, galleries: list[str | Path] = (), max_upload: int | None = None) -> tuple[Any, Any]:
+           port: int = 7860, galleries: Sequence[str | Path] = (), max_upload: int | None = None) -> tuple[Any, Any]:
     """Start the studio's server in the background; returns ``(gradio Blocks, Studio)``.
 
     ``folder``: the studio's own folder (runs, uploads, Gradio's cache), the only

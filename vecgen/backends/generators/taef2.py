@@ -12,6 +12,7 @@ the encoder maps ``(B, 3, H, W)`` in ``[0, 1]`` (H, W multiples of 8) to
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -19,6 +20,8 @@ from torch import Tensor, nn
 from vecgen.errors import VecgenError
 
 from .base import Generator, load_weights, read_checkpoint
+
+M = TypeVar("M", bound=nn.Module)
 
 __all__ = [
     "LATENT_CHANNELS",
@@ -135,7 +138,7 @@ def default_taef2_dir() -> Path:
     return Path(__file__).resolve().parents[3].parent / "shared" / "weights" / "taef2"
 
 
-def _load_module(module: nn.Module, path: str | Path, what: str) -> nn.Module:
+def _load_module(module: M, path: str | Path, what: str) -> M:
     state = read_checkpoint(path, what)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]

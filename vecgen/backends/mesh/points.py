@@ -57,11 +57,12 @@ def view_angles(views: int | str | list = 6) -> tuple[Tensor, Tensor]:
         views = int(views)
     if isinstance(views, bool):
         raise VecgenError(f"views must be a count or AZ:EL pairs, got {views!r}")
+    pairs: list[tuple[float, ...]]
     if isinstance(views, int):
         if views not in VIEW_SETS:
             raise VecgenError(f"views: {views} views is not a preset (choose {', '.join(map(str, VIEW_SETS))}, "
                               "or give AZ:EL,AZ:EL,... in degrees)")
-        pairs = VIEW_SETS[views]
+        pairs = list(VIEW_SETS[views])
     elif isinstance(views, str):
         pairs = []
         for part in views.split(","):
@@ -170,11 +171,11 @@ def _read_trimesh(p: Path, count: int, seed: int) -> np.ndarray:
         else:
             raise VecgenError(f"{p}: the file holds no geometry")
     faces = getattr(obj, "faces", None)
-    if faces is not None and len(faces):
-        return sample_mesh(obj.vertices, faces, count, seed)
     verts = getattr(obj, "vertices", None)
     if verts is None:
         raise VecgenError(f"{p}: the file holds no points")
+    if faces is not None and len(faces):
+        return sample_mesh(verts, faces, count, seed)
     return np.asarray(verts, dtype=np.float64)
 
 

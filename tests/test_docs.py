@@ -1,0 +1,99 @@
+"""The docs site builds with ``--strict`` and the README stays a short introduction.
+
+The site's build is slow-tier (a few seconds of MkDocs plus mkdocstrings); the
+README checks and the table hook's own checks are cheap and run by default.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK_START = (
+    'pip install -c constraints.txt -e . && vecgen draw "a red circle above a blue square" -o drawing.svg',
+    'pip install -c constraints.txt -e ".[test]" && python -m pytest -q',
+)
+
+
+def test_readme_is_short_and_keeps_the_quick_start():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 200
+    block = re.search(r"## Quick start\n\n```bash\n(.*?)```", text, re.S)
+    assert block is not None, "README has no Quick start shell block"
+    assert block.group(1).splitlines() == list(QUICK_START)
+
+
+def test_readme_links_to_docs_pages_that_exist():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = set(re.findall(r"\]\((docs/[^)#]+)(?:#[^)]*)?\)", text))
+    assert {"docs/draw.md", "docs/limits.md", "docs/api.md"} <= links
+    missing = sorted(link for link in links if not (ROOT / link).is_file())
+    assert not missing, missing
+
+
+def _hooks():
+    pytest.importorskip("mkdocs")
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        import hooks
+    finally:
+        sys.path.remove(str(ROOT / "docs"))
+    return hooks
+
+
+def test_hook_includes_data_tables_and_refuses_bad_markers(tmp_path):
+    from_hooks = _hooks()
+    from mkdocs.exceptions import PluginError
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "t.csv").write_text('case,ms\n"a, b",1.5\n`x|y` or z|w,2\n', encoding="utf-8")
+    (tmp_path / "data" / "t.json").write_text('[{"case": "c", "ms": 3}]', encoding="utf-8")
+    page = "before\n{{ table(\"data/t.csv\") }}\nafter {{table('data/t.json')}}"
+    out = from_hooks.expand(page, tmp_path, "p.md")
+    assert out.splitlines() == ["before", "| case | ms |", "| --- | --- |", "| a, b | 1.5 |",
+                                "| `x|y` or z\\|w | 2 |", "after | case | ms |", "| --- | --- |", "| c | 3 |"]
+    (tmp_path / "data" / "bad.csv").write_text("a,b\n1\n", encoding="utf-8")
+    for marker, needle in [('{{ table("data/bad.csv") }}', "row 1 has 1 cells"),
+                           ('{{ table("data/none.csv") }}', "no such file"),
+                           ('{{ table("../hooks.py") }}', "no such file"),
+                           ('{{ options("no-such-verb") }}', "no subcommand"),
+                           ("{{ limits(3) }}", "bad marker")]:
+        with pytest.raises(PluginError, match=needle):
+            from_hooks.expand(marker, tmp_path, "p.md")
+
+
+def test_option_tables_come_from_the_code():
+    hooks = _hooks()
+    draw = hooks.options_table("draw")
+    assert draw.startswith("| ") and "--strokes" in draw and "--segments" in draw and "--output" in draw
+    assert "--workers" in hooks.options_table("gallery run")  # a tool's flags, from its parser
+    from vecgen.options import LIMITS
+
+    limits = hooks.limits_table()
+    for name, top in LIMITS.items():  # each bound as the code holds it, with or without thousands commas
+        assert f"--{name.replace('_', '-')}" in limits and (f"{top:,}" in limits or f"| {top} " in limits), name
+
+
+@pytest.mark.slow
+def test_mkdocs_build_strict(tmp_path):
+    pytest.importorskip("mkdocs")
+    pytest.importorskip("material")
+    pytest.importorskip("mkdocstrings")
+    site = tmp_path / "site"
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
+                           "-d", str(site)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    draw = (site / "draw" / "index.html").read_text(encoding="utf-8")
+    assert "<code>--strokes</code>" in draw and "<table>" in draw
+    perception = (site / "models" / "index.html").read_text(encoding="utf-8")
+    assert "0.733" in perception  # a measured row from docs/data/perception.csv
+    assert "vecgen.api.result.Result" in (site / "api" / "index.html").read_text(encoding="utf-8")
+    left = [p.relative_to(site) for p in site.rglob("*.html") if "{{ " in p.read_text(encoding="utf-8")]
+    assert not left, f"markers left unexpanded in {left}"
+    assert not (site / "hooks.py").exists()
