@@ -110,13 +110,13 @@ def test_output_keeps_the_input_size_and_init_refines(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["{bad}"], "not a recognised image"),
     (["{missing}"], "not found"),
-    (["{ok}", "--paths", "0"], "--paths must be > 0"),
+    (["{ok}", "--paths", "0"], "--paths must be >= 1"),
     (["{ok}", "--palette", "#12345g,#fff"], "bad --palette colour"),
     (["{ok}", "--palette", "#fff", "--colors", "3"], "not both"),
     (["{ok}", "--init", "{missing}"], "not found"),
     (["{ok}", "--paths", "20000"], "above the limit"),
-    (["{ok}", "--steps", "0"], "--steps must be > 0"),
-    (["{ok}", "--colors", "0"], "--colors must be between"),
+    (["{ok}", "--steps", "0"], "--steps must be >= 1"),
+    (["{ok}", "--colors", "0"], "--colors must be >= 1"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
     bad = tmp_path / "bad.png"

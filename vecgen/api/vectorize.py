@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from vecgen.api._run import Common, common, run
 from vecgen.api.result import Result
+from vecgen.api.run_options import RunConfig
 from vecgen.api.verb import Verb
+from vecgen.config import OptionError, VerbConfig, like, option, verb_function
 from vecgen.errors import VecgenError
-from vecgen.options import LIMITS, as_int, check_limit
+from vecgen.options import LIMITS
 
 #: Longest side the paths are optimized at (the SVG keeps the input's size).
 WORK_SIDE = 512
@@ -58,7 +61,7 @@ def _load_rgba(image: Any, side: int):
     im = im.convert("RGBA")
     scale = min(1.0, side / max(size))
     if scale < 1.0:
-        im = im.resize((max(1, round(size[0] * scale)), max(1, round(size[1] * scale))), Image.LANCZOS)
+        im = im.resize((max(1, round(size[0] * scale)), max(1, round(size[1] * scale))), Image.Resampling.LANCZOS)
     data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(im.height, im.width, 4)
     return data.permute(2, 0, 1).float().div(255).unsqueeze(0), size
 
@@ -89,12 +92,51 @@ def _init_paths(init: str | Path, work: tuple[int, int]) -> list:
     return out
 
 
-def vectorize(image: Any, *, paths: int = 16, segments: int = 4, stages: int | None = None,
-              steps: int | None = None, palette: Any = None, colors: int | None = None,
-              init: str | Path | None = None, decimals: int = 0, work_size: int = WORK_SIDE, seed: int = 0,
-              device: str | None = "auto", snapshots: str | Path | None = None, every: int = 10,
-              checkpoint: str | Path | None = None, resume: str | Path | None = None, quiet: bool = False,
-              warn: Callable[[str], None] | None = None, callbacks=None, metadata: bool = True) -> Result:
+def _one_palette(values: dict[str, Any]) -> None:
+    if values.get("palette") is not None and values.get("colors") is not None:
+        raise OptionError("colors", "give --palette or --colors, not both")
+    if values.get("palette") is not None:
+        try:
+            parse_palette(values["palette"])
+        except VecgenError as e:
+            raise OptionError("palette", str(e)) from None
+
+
+@dataclass(frozen=True)
+class VectorizeConfig(VerbConfig):
+    """Every option of :func:`vectorize` (see :mod:`vecgen.config`)."""
+
+    cross_checks = (_one_palette,)
+
+    image: Any = option(None, "the picture to trace (PNG, JPEG, WebP...; alpha kept)", "image", positional=True,
+                        required=True, section="main")
+    paths: int = option(16, "filled paths at most (unused ones are pruned)", "int", minimum=1,
+                        maximum=LIMITS["strokes"], section="main")
+    segments: int = option(4, "cubic segments per new path", "int", minimum=1, maximum=LIMITS["segments"])
+    stages: int | None = option(None, "growth stages: 1, 2, 4, ... paths", "int", minimum=1,
+                                maximum=LIMITS["strokes"], default_text="log2(paths) + 1")
+    steps: int | None = like(RunConfig, "steps", None, default_text="40 per stage + 200")
+    palette: str | None = option(None, "fills only from these colours", "text", metavar="#HEX,...")
+    colors: int | None = option(None, "fills only from N colours of the picture (k-means)", "int", minimum=1,
+                                maximum=MAX_COLORS, metavar="N")
+    init: str | Path | None = option(None, "refine the filled paths of this SVG first", "svg")
+    decimals: int = option(0, "decimals of the written coordinates", "int", minimum=0, maximum=4,
+                           section="advanced")
+    work_size: int = option(WORK_SIDE, "longest side optimized at, in pixels (the SVG keeps the input's size)",
+                            "int", minimum=16, maximum=4096, section="advanced")
+    no_metadata: bool = option(False, "leave out the <metadata> block (settings, software): the smallest file",
+                               section="advanced")
+    seed: int = like(RunConfig, "seed")
+    device: str | None = like(RunConfig, "device")
+    snapshots: str | Path | None = like(RunConfig, "snapshots")
+    every: int = like(RunConfig, "every")
+    checkpoint: str | Path | None = like(RunConfig, "checkpoint")
+    resume: str | Path | None = like(RunConfig, "resume")
+    quiet: bool = like(RunConfig, "quiet")
+
+
+@verb_function(VectorizeConfig, warn=None, callbacks=None)
+def vectorize(cfg: VectorizeConfig, *, warn: Callable[[str], None] | None = None, callbacks=None) -> Result:
     """Trace ``image`` (a PNG/JPEG/WebP path or a PIL image) into ``paths`` filled paths; returns a :class:`Result`.
 
     ``segments``: cubics per new path; ``stages``: growth stages (default
@@ -103,39 +145,23 @@ def vectorize(image: Any, *, paths: int = 16, segments: int = 4, stages: int | N
     ``colors`` (k-means on the picture) fixes the fills to a palette;
     ``init``: an SVG whose filled paths are refined first; ``decimals``:
     coordinate decimals written; ``work_size``: longest side optimized at.
-    The result's settings carry ``psnr`` (dB, at the working size), ``paths``
-    (after pruning) and ``bytes`` (of the SVG). A picture with alpha keeps its
-    transparent background (no background rectangle; ``image`` is RGBA).
-    ``metadata=False`` leaves the ``<metadata>`` block out of the SVG.
+    The result's settings carry ``psnr`` (dB, at the working size, on white),
+    ``paths_written`` (after pruning) and ``bytes`` (of the SVG). A picture with
+    alpha keeps its transparent background (no background rectangle; ``image``
+    is RGBA). ``no_metadata`` leaves the ``<metadata>`` block out of the SVG.
+    Every option: :class:`VectorizeConfig`.
     """
     import torch
 
     from vecgen.losses.pixel import PixelTerm
     from vecgen.params.vector_fit import FilledPaths, growth_schedule
 
-    paths = as_int("--paths", paths)
-    if paths <= 0:
-        raise VecgenError("--paths must be > 0")
-    if paths > LIMITS["strokes"]:
-        raise VecgenError(f"--paths {paths} is above the limit of {LIMITS['strokes']:,} (README, Limits)")
-    segments = check_limit("segments", as_int("--segments", segments, minimum=1))
-    if stages is not None and as_int("--stages", stages) <= 0:
-        raise VecgenError("--stages must be > 0")
-    decimals = as_int("--decimals", decimals)
-    if not 0 <= decimals <= 4:
-        raise VecgenError("--decimals must be between 0 and 4")
-    work_size = as_int("--work-size", work_size)
-    if not 16 <= work_size <= 4096:
-        raise VecgenError("--work-size must be between 16 and 4096")
-    if palette is not None and colors is not None:
-        raise VecgenError("give --palette or --colors, not both")
-    pal = parse_palette(palette) if palette is not None else None
-    if colors is not None and not 1 <= as_int("--colors", colors) <= MAX_COLORS:
-        raise VecgenError(f"--colors must be between 1 and {MAX_COLORS}")
-    stages = int(stages) if stages is not None else math.ceil(math.log2(paths)) + 1
-    if steps is None:
-        steps = 40 * stages + 200
-    opts: Common = common({**locals(), "steps": steps}, uses_prompt=False)
+    image, paths, segments, init, colors = cfg.image, int(cfg.paths), int(cfg.segments), cfg.init, cfg.colors
+    decimals, work_size = int(cfg.decimals), int(cfg.work_size)
+    pal = parse_palette(cfg.palette) if cfg.palette is not None else None
+    stages = int(cfg.stages) if cfg.stages is not None else math.ceil(math.log2(paths)) + 1
+    steps = int(cfg.steps) if cfg.steps is not None else 40 * stages + 200
+    opts: Common = common({**cfg.asdict(), "steps": steps, "warn": warn, "callbacks": callbacks}, uses_prompt=False)
     if init is not None and not Path(init).exists():
         raise VecgenError(f"--init SVG not found: {init}")
     target, in_size = _load_rgba(image, work_size)
@@ -147,20 +173,20 @@ def vectorize(image: Any, *, paths: int = 16, segments: int = 4, stages: int | N
         a = target[0, 3].flatten() > 0.5
         px = target[0, :3].flatten(1).t()[a if bool(a.any()) else slice(None)]
         centres, _ = kmeans_colours(px, int(colors), seed=opts.seed)
-        pal = [tuple(float(v) for v in (c * 255).round() / 255) for c in centres]
+        pal = [(float(r), float(g), float(b)) for r, g, b in ((centres * 255).round() / 255).tolist()]
     total = max(paths, len(init_paths))
-    schedule = growth_schedule(total, stages, opts.steps, start=len(init_paths))
+    schedule = growth_schedule(total, stages, steps, start=len(init_paths))
     settings = {"function": "vectorize", "image": str(image) if not hasattr(image, "size") else "<image>",
                 "paths": paths, "segments": segments, "stages": stages, "steps": opts.steps,
                 "palette": ",".join("#" + "".join(f"{round(v * 255):02x}" for v in c) for c in pal) if pal else None,
                 "colors": colors, "init": str(init) if init else None, "decimals": decimals,
-                "work_size": work_size, "seed": opts.seed, "metadata": bool(metadata)}
+                "work_size": work_size, "seed": opts.seed, "metadata": not cfg.no_metadata}
     param = FilledPaths(target, paths=total, segments=segments, schedule=schedule, out_size=in_size,
                         palette=torch.tensor(pal) if pal else None, decimals=decimals, init_paths=init_paths,
                         seed=opts.seed, device=opts.device)
     opts.callbacks.insert(0, lambda step, p, values: p.grow(step))  # the growth stages, after every step
     result = run(param, opts, settings, terms=[PixelTerm(param.reference)], headline=("image",))
-    _finish(result, param, bool(metadata))
+    _finish(result, param, not cfg.no_metadata)
     return result
 
 
@@ -192,5 +218,6 @@ def _finish(result: Result, param, metadata: bool = True) -> None:
 
 
 VERB = Verb("vectorize", vectorize, "trace a picture into filled SVG paths, layer by layer (LIVE)",
-            outputs=(".svg", ".png"), default_output="vectorized.svg", gallery=False, uploads=(("image", "image"),
-                                                                                                ("init", "svg")))
+            outputs=(".svg", ".png"), default_output="vectorized.svg", gallery=False, config=VectorizeConfig,
+            description=("Trace a picture (PNG, JPEG, WebP; alpha kept) into an SVG of filled paths, grown layer "
+                         "by layer and fitted to the picture (LIVE), then pruned and rounded."))

@@ -44,7 +44,7 @@ def growth_schedule(paths: int, stages: int, steps: int, start: int = 0, grow_sh
     if new <= 0:
         return [(0, paths)]
     stages = max(1, min(stages, new))
-    counts = []
+    counts: list[int] = []
     for s in range(1, stages + 1):
         c = start + max(1, round(new ** (s / stages)))
         counts.append(max(c, counts[-1] + 1 if counts else c))
