@@ -66,10 +66,10 @@ class Common:
             raise VecgenError("--steps must be > 0")
         return self.steps
 
-    def load_perceptors(self) -> list:
-        """The ``clip`` spec's ``(perceptor, weight)`` pairs, loaded once."""
+    def load_perceptors(self, fallback: str | None = None) -> list:
+        """The ``clip`` spec's ``(perceptor, weight)`` pairs, loaded once (``fallback``: as in :func:`load_perceptors`)."""
         if self.perceptors is None:
-            self.perceptors = load_perceptors(self.clip, self.device, self.warn)
+            self.perceptors = load_perceptors(self.clip, self.device, self.warn, fallback)
         return self.perceptors
 
 
@@ -130,14 +130,18 @@ def common(values: dict[str, Any], *, uses_prompt: bool = True, steps_auto: bool
 
 
 # ----------------------------------------------------------------------------- perceptors
-def load_perceptors(clip: str, device: "torch.device", warn: Warn | None = None) -> list:
-    """Load every model of a ``--clip`` spec -> list of ``(perceptor, weight)``."""
+def load_perceptors(clip: str, device: "torch.device", warn: Warn | None = None,
+                    fallback: str | None = None) -> list:
+    """Load every model of a ``--clip`` spec -> list of ``(perceptor, weight)``.
+
+    ``fallback``: the built-in model ``auto`` means offline (default ``mini-vit``; the 3-D verbs pass
+    ``mini-vit-3d``)."""
     from vecgen.backends.perceptors import load_perceptor, resolve_auto
 
     out = []
     for name, weight in parse_clip(clip):
         if name == "auto":
-            name = resolve_auto(warn)
+            name = resolve_auto(warn) if fallback is None else resolve_auto(warn, fallback)
         out.append((load_perceptor(name, device), weight))
     return out
 

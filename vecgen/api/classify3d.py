@@ -210,8 +210,9 @@ def classify3d(points: Any = None, *, labels: Any = None, labels_file: str | Pat
             label_list = data.names
     if perceptors is None:
         from vecgen.api._run import load_perceptors
+        from vecgen.backends.perceptors.clip import FALLBACK_3D
 
-        perceptors = load_perceptors(str(clip), dev, warn)
+        perceptors = load_perceptors(str(clip), dev, warn, FALLBACK_3D)
     enc = Encoder(perceptors, views, size, float(splat), clean=not keep_outliers)
     text = enc.text(texts_for(label_list, template))
     if ad is not None and ad.dim != text.shape[-1]:

@@ -363,27 +363,32 @@ def _load_safetensors(model: nn.Module, path: str) -> None:
 # (benchmarks/quality.py: judge top-1 0.47 with strokes, 0.67 with 32 blobs). Their scenes
 # are whole pictures, so views that zoom out onto the background suit them (vecgen.augment.VIEWS);
 # with those views 300 steps beat 200 (README, Quality).
-MINI_CONFIGS = ("mini-vit", "mini-rn")  # the configs the project trains (and ships) on its own scenes
+# mini-vit-3d: mini-vit's architecture, its image tower fine-tuned on six 3-D solids (minis/finetune3d.py);
+# it draws worse than mini-vit (benchmarks/quality.py top-1 0.653 vs 0.753 over 5 seeds), so 2-D verbs fall
+# back to mini-vit and the 3-D ones (classify3d, mesh) to mini-vit-3d.
+MINI_CONFIGS = ("mini-vit", "mini-rn", "mini-vit-3d")  # the configs the project trains (and ships) on its own scenes
 MINI_DRAW_HINT = {"shapes": "blobs", "strokes": 32, "views": "zoom", "steps": 300}
 
 DEFAULT_MODEL = "ViT-B-32"
 FALLBACK_MODEL = "mini-vit"
+FALLBACK_3D = "mini-vit-3d"  # the offline default of classify3d and mesh
 
 
-def resolve_auto(warn=None) -> str:
-    """``--clip auto``: real ViT-B-32 (OpenAI) when its weights are cached or reachable, else ``mini-vit``.
+def resolve_auto(warn=None, fallback: str = FALLBACK_MODEL) -> str:
+    """``--clip auto``: real ViT-B-32 (OpenAI) when its weights are cached or reachable, else ``fallback``
+    (``mini-vit``; ``mini-vit-3d`` for the 3-D verbs).
 
     Decides within a couple of seconds offline: cache first, HF_HUB_OFFLINE
     honoured, and one bounded connection probe.
     """
     if weights_available(PerceptorSpec(DEFAULT_MODEL, "openai")):
         return f"{DEFAULT_MODEL}@openai"
-    if (WEIGHTS_DIR / f"{FALLBACK_MODEL}.safetensors").exists():
+    if (WEIGHTS_DIR / f"{fallback}.safetensors").exists():
         if warn is not None:
-            warn(f"ViT-B-32 weights unavailable (offline?); using the built-in {FALLBACK_MODEL}, which knows only "
+            warn(f"ViT-B-32 weights unavailable (offline?); using the built-in {fallback}, which knows only "
                  f"simple shapes, colours and positions. For real CLIP: --clip ViT-B-32@/path/to/open_clip_model.safetensors "
                  f"or run once with network to fill the cache")
-        return FALLBACK_MODEL
+        return fallback
     raise VecgenError("no CLIP weights available offline: pass --clip MODEL@/path/to/checkpoint "
                       "or run once with network to fill the Hugging Face cache")
 

@@ -328,6 +328,8 @@ def rasterize(scene: Scene, size: tuple[int, int] | None = None, *, tol: float =
         keep = keep[order]
         pix = key // n_layers
         _, counts = torch.unique_consecutive(pix, return_counts=True)
+    if keep.numel() == 0:  # nothing covers any pixel (a path off the canvas, alone): a blank, still in the graph
+        return torch.zeros(4, h, w, device=device, dtype=dtype) + 0.0 * cov.sum()
     k_layer = slot_layer[keep]
     k_rgba = rgba.index_select(0, k_layer)
     alpha = cov[keep] * k_rgba[:, 3]
