@@ -160,7 +160,7 @@ def _check_number(name: str, label: str, meta: Option, value: Any, strict: bool)
         raise OptionError(name, f"{label} must be >= {meta.minimum:g}, got {_show(value)}")
     if meta.maximum is not None and number > meta.maximum:
         raise OptionError(name, f"{meta.flag_name(name)} {_show(value)} is above the limit of {_number_text(meta.maximum)} "
-                                f"(README, Limits)")
+                                f"(docs: Limits)")
 
 
 def _check_one(name: str, meta: Option, value: Any, strict: bool) -> None:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 MAX_SIDE = 4096
 MAX_PIXELS = 4096 * 4096
-#: Hard bounds on options that size a run (README, Limits). Far above any useful value, low
+#: Hard bounds on options that size a run (docs: Limits). Far above any useful value, low
 #: enough that a typo cannot ask for terabytes or hang in setup.
 LIMITS = {"steps": 1_000_000, "cutouts": 256, "strokes": 10_000, "segments": 64, "samples": 4096, "top": 256,
           "batch": 64, "grid_samples": 64, "every": 1_000_000}
@@ -82,7 +82,7 @@ def check_limit(name: str, value: int) -> int:
     """Refuse ``value`` above ``LIMITS[name]`` in one line naming the limit."""
     top = LIMITS[name]
     if value > top:
-        raise VecgenError(f"--{name.replace('_', '-')} {value} is above the limit of {top:,} (README, Limits)")
+        raise VecgenError(f"--{name.replace('_', '-')} {value} is above the limit of {top:,} (docs: Limits)")
     return value
 
 

@@ -266,7 +266,7 @@ def check_options(function: str, fn: Callable, options: dict[str, Any], order: l
             if key in checks:
                 checks[key](key, value, options)
             if key in LIMITS and isinstance(value, int) and not isinstance(value, bool):
-                check_limit(key, value)  # the API's hard bounds (README, Limits)
+                check_limit(key, value)  # the API's hard bounds (docs: Limits)
             elif isinstance(value, float):
                 _number()(key, value, options)  # no inf or nan where the API takes a number
         except _BadOption:
