@@ -307,7 +307,7 @@ def test_cli_adapt_end_to_end(sg2_file, tmp_path, capsys):
                "--clip", TINY, "--steps", "3", "--layers-k", "2", "-o", str(out), "-q"])
     assert rc == 0
     lines = capsys.readouterr().out.split()
-    assert lines == [str(out), str(out.with_suffix(".png"))]
+    assert lines == [str(out.with_suffix(".png")), str(out)]  # companions first, the main output last
     assert out.is_file() and out.with_suffix(".png").is_file()
     state = torch.load(out, weights_only=True)
     assert "g_ema" in state and state["vecgen"]["steps"] == "3"
@@ -321,7 +321,7 @@ def test_cli_adapt_end_to_end(sg2_file, tmp_path, capsys):
     (["--generator", "stylegan2:/nonexistent/gen.pt", "--source", "a", "--target", "b"], "not found"),
     (["--generator", "GEN", "--target", "b"], "--source is required"),
     (["--generator", "GEN", "--source", "a", "--target", "b", "-o", "x.png"], ".pt"),
-    (["--generator", "GEN", "--source", "a", "--target", "b", "--cutouts", "4"], "does not apply"),
+    (["--generator", "GEN", "--source", "a", "--target", "b", "--cutouts", "4"], "unrecognized arguments: --cutouts"),
     (["--source", "a", "--target", "b"], "--generator is required"),
     (["--generator", "GEN", "--source", "a", "--target", "b", "--layers-k", "x"], "invalid int"),
 ])

@@ -9,7 +9,7 @@ from pathlib import Path
 from vecgen.api import Verb
 from vecgen.cli._common import INTERNAL_KEYS, add_common, call, check_output, default_text, finish, merge_options
 from vecgen.cli._common import set_help
-from vecgen.cli.generate import need_generator
+from vecgen.api.generate import need_generator
 from vecgen.errors import VecgenError
 from vecgen.options import SPACES
 
