@@ -35,8 +35,7 @@ def need_generator(values: dict[str, Any]) -> None:
     """A generator spec (text) or a loaded generator must be given."""
     spec = values.get("generator")
     if spec is None or isinstance(spec, str) and not spec.strip():
-        raise OptionError("generator", "{label} is required (e.g. --generator taef2 or --generator "
-                                       "stylegan2:ckpt.pt)")
+        raise OptionError("generator", "{label} is required, e.g. \"taef2\" or \"stylegan2:ckpt.pt\"")
     if not isinstance(spec, str) and not hasattr(spec, "synthesize"):
         raise OptionError("generator", f"{{label}} must be a spec such as \"taef2\" or a loaded generator, "
                                        f"got {type(spec).__name__}")
@@ -51,7 +50,7 @@ def _top_within_samples(values: dict[str, Any]) -> None:
     """FuseDream keeps the ``top`` best of ``samples`` draws."""
     samples, top = values.get("samples"), values.get("top")
     if _fusedream(values) and isinstance(samples, int) and isinstance(top, int) and top > samples:
-        raise OptionError("top", f"{{label}} must be between 1 and --samples ({samples}), got {top}")
+        raise OptionError("top", f"{{label}} must be between 1 and samples ({samples}), got {top}")
 
 
 @dataclass(frozen=True)

@@ -45,12 +45,12 @@ def _pixels(values: dict[str, Any]) -> bool:
 
 def _palette_needs_pixels(values: dict[str, Any]) -> None:
     if values.get("palette") is not None and not _pixels(values):
-        raise OptionError("palette", "{label} only applies to --param pixels")
+        raise OptionError("palette", "{label} only applies to param \"pixels\"")
 
 
 def _throughout_needs_palette(values: dict[str, Any]) -> None:
     if values.get("palette_mode") == "throughout" and values.get("palette") is None:
-        raise OptionError("palette_mode", "{label} throughout needs a palette size (e.g. --palette 16)")
+        raise OptionError("palette_mode", "{label} \"throughout\" needs a palette (a number of colours, e.g. 16)")
 
 
 def _grid_fits_size(values: dict[str, Any]) -> None:
@@ -62,7 +62,7 @@ def _grid_fits_size(values: dict[str, Any]) -> None:
     rows = max(1, round(cols * h / w)) if rows is None else rows
     if cols > w or rows > h:
         raise OptionError("grid", f"{{label}} {cols}x{rows} is larger than the {w}x{h} image: use a smaller "
-                                  f"{{label}} or a larger --size")
+                                  f"{{label}} or a larger size")
 
 
 @dataclass(frozen=True)
