@@ -472,6 +472,7 @@ def _no_model(*args, **kwargs):
     (["--l2", "-1"], "--l2 must be >= 0"),
     (["--l2", "inf"], "--l2 must be finite"),
     (["--init", "fusedream", "--samples", "3", "--top", "4"], "--top must be between 1 and samples (3), got 4"),
+    (["--save-latent", "latent.npy"], "latent.npy: --save-latent is written as .pt or .pth"),
     ([], "--generator is required"),
 ])
 def test_cli_generate_bounds_refused_before_any_model_loads(args, needle, tmp_path, capsys, monkeypatch):

@@ -49,15 +49,22 @@ def _fusedream(values: dict[str, Any]) -> bool:
 def _top_within_samples(values: dict[str, Any]) -> None:
     """FuseDream keeps the ``top`` best of ``samples`` draws."""
     samples, top = values.get("samples"), values.get("top")
-    if _fusedream(values) and isinstance(samples, int) and isinstance(top, int) and top > samples:
+    if _fusedream(values) and samples is not None and top is not None and int(top) > int(samples):
         raise OptionError("top", f"{{label}} must be between 1 and samples ({samples}), got {top}")
+
+
+def _latent_suffix(values: dict[str, Any]) -> None:
+    try:
+        check_suffix(values.get("save_latent"), (".pt", ".pth"), "{label}")
+    except VecgenError as e:
+        raise OptionError("save_latent", str(e)) from None
 
 
 @dataclass(frozen=True)
 class GenerateConfig(RunConfig):
     """Every option of :func:`generate` (see :mod:`vecgen.config`)."""
 
-    cross_checks = (need_generator, _top_within_samples)
+    cross_checks = (need_generator, _top_within_samples, _latent_suffix)
 
     prompt: str | None = option(None, 'e.g. "a red apple:1 | blurry:-0.5"', positional=True, required=True,
                                 section="main")
@@ -141,7 +148,7 @@ def generate(cfg: GenerateConfig, *, perceptors=None, extra_terms=None, warn: Ca
     import torch
 
     from vecgen.losses import LatentL2, score_images
-    from vecgen.params.latent import Latent, _check_space, check_fusedream
+    from vecgen.params.latent import Latent, _check_space
 
     prompt, generator, size, lr, clip = cfg.prompt, cfg.generator, cfg.size, cfg.lr, cfg.clip
     save_latent = cfg.save_latent
@@ -151,11 +158,8 @@ def generate(cfg: GenerateConfig, *, perceptors=None, extra_terms=None, warn: Ca
     truncation = None if cfg.truncation is None else float(cfg.truncation)
     opts: Common = common(cfg.run_values(perceptors=perceptors, extra_terms=extra_terms, warn=warn,
                                          callbacks=callbacks))
-    check_suffix(save_latent, (".pt", ".pth"), "--save-latent")
     check_writable(save_latent)
-    samples, top = cfg.samples, cfg.top
-    if init_name == "fusedream":
-        samples, top = check_fusedream(samples, top)  # before the generator loads
+    samples, top = int(cfg.samples), int(cfg.top)
     gen = load_generator_for(generator, opts.device, size)
     settings = {"function": "generate", "prompt": prompt, "generator": spec_text(generator), "space": space,
                 "l2": l2, "init": init_name, "samples": samples if init_name == "fusedream" else None,

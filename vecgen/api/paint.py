@@ -160,11 +160,7 @@ def paint(cfg: PaintConfig, *, perceptors=None, warn: Callable[[str], None] | No
     init, grid, palette_mode = cfg.init, cfg.grid, cfg.palette_mode
     decay, contrast, colors, squash = cfg.decay, cfg.contrast, cfg.colors, cfg.squash
     wavelet, levels = cfg.wavelet, cfg.levels
-    palette_k = None
-    if cfg.palette is not None:
-        from vecgen.params.pixels import check_palette
-
-        palette_k = check_palette(cfg.palette)
+    palette_k = None if cfg.palette is None else int(cfg.palette)
     settings: dict[str, Any] = {"function": "paint", "prompt": opts.prompt, "param": name, "steps": opts.steps,
                                 "size": list(wh), "clip": cfg.clip, "cutouts": opts.cutouts, "seed": opts.seed,
                                 "init": None if init is None else (str(init) if isinstance(init, (str, Path))
