@@ -201,9 +201,9 @@ def parse_grid_spec(grid: Any) -> tuple[int, int | None]:
             continue
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise VecgenError(f"grid {label} must be an integer, got {value!r}")
-        if value <= 0:
+        if int(value) <= 0:
             raise VecgenError(f"grid {label} must be positive, got {value}")
-        if value > MAX_SIDE:
+        if int(value) > MAX_SIDE:
             raise VecgenError(f"grid {label} {value} is above the limit of {MAX_SIDE} (README, Limits)")
     return int(cells[0]), None if cells[1] is None else int(cells[1])
 
