@@ -183,6 +183,31 @@ def parse_size(size: Any) -> tuple[int, int]:
     return w, h
 
 
+def parse_grid_spec(grid: Any) -> tuple[int, int | None]:
+    """``"32x24"``, ``[32, 24]`` or ``32`` -> ``(columns, rows)`` of a pixel-art grid; rows None for a lone
+    ``COLS`` (the canvas decides: :func:`vecgen.params.pixels.parse_grid`). Refuses <= 0 or > MAX_SIDE cells."""
+    import numbers
+
+    if isinstance(grid, (tuple, list)) and len(grid) == 2:
+        cells: list[Any] = list(grid)
+    elif isinstance(grid, numbers.Integral) and not isinstance(grid, bool):
+        cells = [grid, None]
+    elif isinstance(grid, str) and (m := re.fullmatch(r"\s*(-?\d+)\s*(?:[xX]\s*(-?\d+))?\s*", grid)):
+        cells = [int(m.group(1)), int(m.group(2)) if m.group(2) else None]
+    else:
+        raise VecgenError(f"bad grid {grid!r}: use COLSxROWS (e.g. 32x32) or COLS")
+    for label, value in zip(("columns", "rows"), cells):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise VecgenError(f"grid {label} must be an integer, got {value!r}")
+        if int(value) <= 0:
+            raise VecgenError(f"grid {label} must be positive, got {value}")
+        if int(value) > MAX_SIDE:
+            raise VecgenError(f"grid {label} {value} is above the limit of {MAX_SIDE} (README, Limits)")
+    return int(cells[0]), None if cells[1] is None else int(cells[1])
+
+
 def parse_width(width: Any) -> tuple[float, float]:
     """``"1,8"``, ``(1, 8)`` or ``4`` -> ``(MIN, MAX)`` stroke widths with 0 <= MIN <= MAX."""
     if isinstance(width, (tuple, list)):
