@@ -296,3 +296,75 @@ def test_resume_continues_exactly(tmp_path, capsys):
     np.testing.assert_array_equal(a.visual.vertex_colors, b.visual.vertex_colors)
     half = trimesh.load(tmp_path / "half.ply", process=False)
     assert not np.array_equal(half.vertices, a.vertices)  # the last two steps did something
+
+
+# ----------------------------------------------------------------------------- the config: bounds, outputs
+@pytest.mark.parametrize("argv, needle", [
+    (["--width", "20000"], "--width 20000 is above the limit of 4,096"),
+    (["--width", "100000"], "--width 100000 is above the limit of 4,096"),
+    (["--depth", "1000000"], "--depth 1000000 is above the limit of 32"),
+    (["--views", "100"], "--views 100 is above the limit of 64"),
+    (["--frames", "1000000", "--turntable", "t.gif"], "--frames 1000000 is above the limit of 720"),
+    (["--max-faces", "100000000"], "--max-faces 100000000 is above the limit of 5,000,000"),
+    (["--lr", "-1"], "--lr must be > 0"),
+    (["--sigma", "0"], "--sigma must be > 0"),
+    (["--sigma", "inf"], "--sigma must be finite"),
+    (["--max-displacement", "2"], "--max-displacement 2.0 is above the limit of 1"),
+    (["--snapshots", "snaps", "--every", "0"], "--every must be >= 1"),
+    (["--size", "5000"], "above the limit of 4096 px"),
+    (["--turntable", "o.ply"], "a turntable is written as .gif"),
+    (["--turntable", "o.png", "-o", "o.png"], "two outputs of one run on one path"),
+    (["--turntable", "./sub/../o.gif", "-o", "o.gif"], "two outputs of one run on one path"),
+    (["--frames", "8"], "--frames applies only with --turntable"),
+])
+def test_mesh_bounds_one_line_before_any_model(tmp_path, capsys, monkeypatch, argv, needle):
+    import vecgen.api._run as _run
+
+    monkeypatch.setattr(_run, "load_perceptors", lambda *a, **k: pytest.fail("models loaded"))
+    src = _sphere_file(tmp_path)
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path)
+    out = [] if "-o" in argv else ["-o", "o.ply"]
+    code, _, err = run_cli(capsys, "mesh", src, "a red circle", *argv, *out, "--clip", TINY, "--steps", "1", "-q")
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, (argv, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ball.obj", "sub"]
+
+
+def test_mesh_memory_is_estimated_before_the_field_is_built(tmp_path, monkeypatch):
+    """size x cameras x cutouts (and the MLP over the vertices) against the free memory, before any model."""
+    import vecgen
+    from vecgen.api import _run
+
+    src = _sphere_file(tmp_path)
+    monkeypatch.setattr("vecgen.options.available_memory", lambda device=None: 8 * 2**30)  # an 8 GiB machine
+    monkeypatch.setattr(_run, "load_perceptors", lambda *a, **k: pytest.fail("models loaded"))
+    with pytest.raises(VecgenError, match=r"needs about .* GiB .* 12 camera\(s\) of 4096x4096 px .* 8.0 GiB is free"):
+        vecgen.mesh(src, "a red circle", clip=TINY, size="4096x4096", views=12, steps=1, quiet=True)
+    with pytest.raises(VecgenError, match=r"MLP 4096x32"):  # the widest allowed MLP: 537 M weights with Adam
+        vecgen.mesh(src, "a red circle", clip=TINY, width=4096, depth=32, steps=1, quiet=True)
+    monkeypatch.undo()
+    # once the models are loaded, each camera's cutouts through them count too: 8 cameras x 256 cutouts of
+    # 32 px (the tiny model) are ~1.3 GiB, refused on a 1 GiB machine after the load, before the field
+    loaded = []
+    real = _run.load_perceptors
+    monkeypatch.setattr(_run, "load_perceptors", lambda *a, **k: loaded.append(1) or real(*a, **k))
+    monkeypatch.setattr("vecgen.options.available_memory", lambda device=None: 2**30)
+    monkeypatch.setattr("vecgen.params.style_field.StyleField.__init__", lambda *a, **k: pytest.fail("built"))
+    with pytest.raises(VecgenError, match=r"8 camera\(s\) of 224x224 px with 256 cutouts each"):
+        vecgen.mesh(src, "a red circle", clip=TINY, views=8, cutouts=256, steps=1, quiet=True)
+    assert loaded == [1]
+
+
+def test_turntable_is_written_by_the_api(tmp_path):
+    import vecgen
+
+    res = vecgen.mesh(_sphere_file(tmp_path), "a red circle", clip=TINY, steps=1, size=32, views=1, cutouts=1,
+                      width=8, depth=1, quiet=True, turntable=tmp_path / "t.png", frames=3)
+    written = res.save_all(tmp_path / "front.png")
+    assert written == [tmp_path / "t.png", tmp_path / "front.png"]
+    assert Image.open(tmp_path / "t.png").size == (96, 32) and Image.open(tmp_path / "front.png").size == (32, 32)
+    assert Image.open(res.save(tmp_path / "spin.gif")).n_frames == 3  # --frames is the run's turntable length
+    with pytest.raises(VecgenError, match="two outputs of one run on one path"):
+        res.save_all(tmp_path / "t.png")
+    with pytest.raises(VecgenError, match="a turntable is written as .gif"):
+        vecgen.mesh(_sphere_file(tmp_path), "a red circle", turntable=tmp_path / "t.mp4")

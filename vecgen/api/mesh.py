@@ -49,6 +49,8 @@ def turntable_frames(param, frames: int = TURNTABLE_FRAMES, elevation: float | N
     from vecgen.io import tensor_to_pil
 
     frames = as_int("--frames", frames, minimum=1)
+    if frames > MAX_FRAMES:
+        raise OptionError("frames", f"--frames {frames} is above the limit of {MAX_FRAMES} (README, Limits)")
     el = param.elevation if elevation is None else float(elevation)
     az = torch.arange(frames, dtype=torch.float32) * (360.0 / frames) + getattr(param, "front_azimuth", 0.0)
     out = []
