@@ -1,6 +1,6 @@
 """PointCLIP benchmark: zero-shot and few-shot classification of six primitives, and speed.
 
-    python benchmarks/pointclip.py [--clip mini-vit] [--n 40] [--threads 1] [--json]
+    python benchmarks/pointclip.py [--clip mini-vit-3d] [--n 40] [--threads 1] [--json]
 
 The test clouds come from a sampler *independent of the mini models' training
 generator* (:mod:`vecgen.minis.shapes3d` samples its solids analytically): trimesh's
@@ -92,7 +92,7 @@ def test_cloud(label: str, rng: np.random.Generator, points: int | None = None) 
 def test_set(per_class: int, seed: int, points: int | None = None) -> tuple[list, np.ndarray]:
     rng = np.random.default_rng(seed)
     clouds, labels = [], []
-    for k in range(per_class):
+    for _ in range(per_class):
         for c, lab in enumerate(LABELS):
             clouds.append(test_cloud(lab, rng, points))
             labels.append(c)
@@ -146,7 +146,7 @@ def shaded_accuracy(perceptor, per_class: int, seed: int, views: int = 4) -> flo
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clip", default="mini-vit")
+    ap.add_argument("--clip", default="mini-vit-3d")
     ap.add_argument("--n", type=int, default=40, help="test clouds per class")
     ap.add_argument("--views", default="1,4,6,8,10")
     ap.add_argument("--shots", default="1,2,4,8,16")

@@ -177,7 +177,8 @@ def classify3d(points: Any = None, *, labels: Any = None, labels_file: str | Pat
     parse_clip(str(clip))
     az, _ = view_angles(views)
     n_views = len(az)
-    ad, ad_settings = None, {}
+    ad = None
+    ad_settings: dict[str, Any] = {}
     if adapter is not None:
         ad, ad_settings = fitting.load_adapter(adapter)
         if label_list is None:
@@ -202,14 +203,16 @@ def classify3d(points: Any = None, *, labels: Any = None, labels_file: str | Pat
 
     clouds, names = load_clouds(points, mesh_points)
     data = None
-    if eval is not None or fit is not None:
-        data = fitting.load_labelled(eval if eval is not None else fit, label_list, mesh_points)
+    labelled = eval if eval is not None else fit
+    if labelled is not None:
+        data = fitting.load_labelled(labelled, label_list, mesh_points)
         if data.names is not None and data.names != label_list:  # class folders: map into label_list
             label_list = data.names
     if perceptors is None:
         from vecgen.api._run import load_perceptors
+        from vecgen.backends.perceptors.clip import FALLBACK_3D
 
-        perceptors = load_perceptors(str(clip), dev, warn)
+        perceptors = load_perceptors(str(clip), dev, warn, FALLBACK_3D)
     enc = Encoder(perceptors, views, size, float(splat), clean=not keep_outliers)
     text = enc.text(texts_for(label_list, template))
     if ad is not None and ad.dim != text.shape[-1]:

@@ -108,6 +108,7 @@ def train_mapper(target: str, *, images: Any, generator: Any, encoder: Any = Non
     bank = torch.cat([_w_plus(gen, inv) for inv in invs])
     param = MapperTraining(gen, bank, mapper=LatentMapper(tuple(bank.shape[2:]), hidden), batch=batch, lr=lr,
                            seed=opts.seed)
+    terms: list
     if source is not None and str(source).strip():
         terms = [DirectionalClipTerm(p, str(source).strip(), [str(target).strip()],
                                      reference=lambda: param.reference_image, weight=w) for p, w in perceptors]

@@ -1,11 +1,12 @@
 """``mesh``: vertex colours and displacements of a mesh optimized so CLIP sees the prompt (Text2Mesh).
 
-    >>> import vecgen
-    >>> res = vecgen.mesh("horse.obj", "a wooden horse", steps=300, quiet=True)
-    >>> res.save("horse.ply"); res.save("turntable.gif"); res.image  # the front view
-    >>> res.turntable("strip.png", frames=8)                        # a PNG strip of views
-    >>> vecgen.mesh("horse.obj", "a wooden horse", turntable="spin.gif").save_all("horse.ply")  # both files
+>>> import vecgen
+>>> res = vecgen.mesh("horse.obj", "a wooden horse", steps=300, quiet=True)
+>>> res.save("horse.ply"); res.save("turntable.gif"); res.image  # the front view
+>>> res.turntable("strip.png", frames=8)                        # a PNG strip of views
+>>> vecgen.mesh("horse.obj", "a wooden horse", turntable="spin.gif").save_all("horse.ply")  # both files
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -56,7 +57,7 @@ def turntable_frames(param, frames: int = TURNTABLE_FRAMES, elevation: float | N
     out = []
     with torch.no_grad():
         for s in range(0, frames, batch):
-            a = az[s:s + batch]
+            a = az[s : s + batch]
             imgs = param.render_views(a, torch.full_like(a, el))
             out += [tensor_to_pil(img.unsqueeze(0)) for img in imgs]
     return out
@@ -74,8 +75,15 @@ def save_turntable(images: list, path: str | Path, metadata: dict | None = None,
     suffix = p.suffix.lower()
     if suffix == ".gif":
         buf = io.BytesIO()
-        images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], loop=0,
-                       duration=int(round(1000 / fps)), disposal=2)
+        images[0].save(
+            buf,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            loop=0,
+            duration=int(round(1000 / fps)),
+            disposal=2,
+        )
         atomic_write(p, buf.getvalue())
     elif suffix == ".png":
         w, h = images[0].size
@@ -94,8 +102,10 @@ def load_for_mesh(path: Any, max_faces: int | None, warn: Callable[[str], None] 
 
     data = load_mesh(path, max_faces)
     if data.simplified_from is not None and warn is not None:
-        warn(f"{path}: {data.simplified_from} faces simplified to {len(data.faces)} (--max-faces {max_faces}); "
-             "the output is a new mesh, not the input's vertices")
+        warn(
+            f"{path}: {data.simplified_from} faces simplified to {len(data.faces)} (--max-faces {max_faces}); "
+            "the output is a new mesh, not the input's vertices"
+        )
     return data
 
 
@@ -147,13 +157,24 @@ def mesh_files(output: str | Path, options: dict[str, Any]) -> list[str]:
         return [str(output)]
     _turntable_output(options)
     if same_file(turntable, output):
-        raise OptionError("turntable", f"--turntable {turntable} is also the output (-o): two outputs of one run "
-                                       "on one path; give each its own file")
+        raise OptionError(
+            "turntable",
+            f"--turntable {turntable} is also the output (-o): two outputs of one run "
+            "on one path; give each its own file",
+        )
     return [str(turntable), str(output)]
 
 
-def check_mesh_memory(opts: Common, vertices: int, faces: int, size: tuple[int, int], cameras: int, width: int,
-                      depth: int, frames: int | None = None) -> None:
+def check_mesh_memory(
+    opts: Common,
+    vertices: int,
+    faces: int,
+    size: tuple[int, int],
+    cameras: int,
+    width: int,
+    depth: int,
+    frames: int | None = None,
+) -> None:
     """Refuse, before the style field is built, a run that cannot fit in the free memory.
 
     Estimate: the MLP's weights with their gradients and Adam's two moments;
@@ -177,10 +198,12 @@ def check_mesh_memory(opts: Common, vertices: int, faces: int, size: tuple[int, 
     need = mlp + render + views + turntable
     free = available_memory(opts.device)
     if free is not None and need > free:
-        raise VecgenError(f"this mesh run needs about {need / 2**30:.1f} GiB ({vertices:,} vertices, MLP "
-                          f"{width}x{depth}, {cameras} camera(s) of {size[0]}x{size[1]} px with {opts.cutouts} "
-                          f"cutouts each), but {free / 2**30:.1f} GiB is free on {opts.device}; lower --size, "
-                          "--views, --cutouts or --width (README, Limits)")
+        raise VecgenError(
+            f"this mesh run needs about {need / 2**30:.1f} GiB ({vertices:,} vertices, MLP "
+            f"{width}x{depth}, {cameras} camera(s) of {size[0]}x{size[1]} px with {opts.cutouts} "
+            f"cutouts each), but {free / 2**30:.1f} GiB is free on {opts.device}; lower --size, "
+            "--views, --cutouts or --width (README, Limits)"
+        )
 
 
 @dataclass(frozen=True)
@@ -189,32 +212,64 @@ class MeshConfig(RunConfig):
 
     cross_checks = (_turntable_output,)
 
-    path: str | Path = option(None, "input mesh: .obj .ply .off .stl .glb .gltf", "mesh", positional=True,
-                              required=True, metavar="MESH", section="main")
+    path: str | Path = option(
+        None,
+        "input mesh: .obj .ply .off .stl .glb .gltf",
+        "mesh",
+        positional=True,
+        required=True,
+        metavar="MESH",
+        section="main",
+    )
     prompt: str | None = option(None, 'e.g. "a horse made of wood"', positional=True, required=True, section="main")
-    views: int = like(RunConfig, "views", 5, kind="int", choices=(), minimum=1, maximum=MAX_CAMERAS, metavar="N",
-                      help="cameras per step: the front plus random ones around")
+    views: Any = like(  # an int here: the number of cameras (RunConfig's views kind is --augment)
+        RunConfig,
+        "views",
+        5,
+        kind="int",
+        choices=(),
+        minimum=1,
+        maximum=MAX_CAMERAS,
+        metavar="N",
+        help="cameras per step: the front plus random ones around",
+    )
     steps: int = like(RunConfig, "steps", 300)
     size: Any = like(RunConfig, "size", 224, help="W or WxH of each camera's image (max 4096 per side)")
     cutouts: int = like(RunConfig, "cutouts", 2, help="augmented views of each camera's image")
-    augment: str = option("auto", "kind of augmented views of each camera image (auto: zoom for the mini models, "
-                                  "crops else)", "choice", choices=VIEW_CHOICES, section="advanced")
+    augment: str = option(
+        "auto",
+        "kind of augmented views of each camera image (auto: zoom for the mini models, crops else)",
+        "choice",
+        choices=VIEW_CHOICES,
+        section="advanced",
+    )
     background: Any = option("white", "white, black, gray or #rrggbb", "colour")
-    max_displacement: float = option(0.1, "displacement bound along the normals, as a fraction of the bounding "
-                                          "box (0 = colours only)", "float", minimum=0.0, maximum=1.0)
+    max_displacement: float = option(
+        0.1,
+        "displacement bound along the normals, as a fraction of the bounding box (0 = colours only)",
+        "float",
+        minimum=0.0,
+        maximum=1.0,
+    )
     sigma: float = option(5.0, "Fourier feature scale, higher = finer detail", "float", above=0.0)
     lr: float = option(5e-4, "learning rate", "float", above=0.0)
     width: int = option(256, "MLP width", "int", minimum=1, maximum=MAX_WIDTH)
     depth: int = option(4, "MLP trunk layers", "int", minimum=1, maximum=MAX_DEPTH)
     elevation: float = option(15.0, "front camera elevation, degrees", "float", minimum=-90.0, maximum=90.0)
     front_azimuth: float = option(0.0, "azimuth of the front camera, degrees (0: looking from +z)", "float")
-    max_faces: int | None = option(DEFAULT_MAX_FACES, "simplify larger meshes to this many faces by vertex "
-                                                      "clustering first; the output is then a new mesh", "int",
-                                   minimum=1, maximum=MAX_FACES)
-    turntable: str | Path | None = option(None, "also write a turntable: .gif (animated) or .png (a strip)",
-                                          "output", metavar="FILE")
-    frames: int = option(TURNTABLE_FRAMES, "turntable frames (--turntable, or a .gif output)", "int", minimum=1,
-                         maximum=MAX_FRAMES)
+    max_faces: int | None = option(
+        DEFAULT_MAX_FACES,
+        "simplify larger meshes to this many faces by vertex clustering first; the output is then a new mesh",
+        "int",
+        minimum=1,
+        maximum=MAX_FACES,
+    )
+    turntable: str | Path | None = option(
+        None, "also write a turntable: .gif (animated) or .png (a strip)", "output", metavar="FILE"
+    )
+    frames: int = option(
+        TURNTABLE_FRAMES, "turntable frames (--turntable, or a .gif output)", "int", minimum=1, maximum=MAX_FRAMES
+    )
 
 
 @verb_function(MeshConfig, perceptors=None, warn=None, callbacks=None)
@@ -235,35 +290,71 @@ def mesh(cfg: MeshConfig, *, perceptors=None, warn: Callable[[str], None] | None
     or ``.png`` strip written beside the output by ``res.save_all(path)``;
     ``res.turntable(path, frames)`` writes one any time. Every option: :class:`MeshConfig`.
     """
+    from vecgen.backends.perceptors.clip import FALLBACK_3D
     from vecgen.params.style_field import StyleField
 
     n_views, augment, clip, background = int(cfg.views), cfg.augment, cfg.clip, cfg.background
     max_displacement, sigma, lr, width, depth = cfg.max_displacement, cfg.sigma, cfg.lr, cfg.width, cfg.depth
     elevation, front_azimuth, frames = cfg.elevation, cfg.front_azimuth, int(cfg.frames)
-    opts: Common = common({**cfg.run_values(perceptors=perceptors, warn=warn, callbacks=callbacks),
-                           "views": augment})
+    opts: Common = common({**cfg.run_values(perceptors=perceptors, warn=warn, callbacks=callbacks), "views": augment})
     wh = parse_size(cfg.size)
     bg = parse_colour(background)
     limit = None if cfg.max_faces is None else int(cfg.max_faces)
     data = load_for_mesh(cfg.path, limit, warn)
-    shown = (len(data.vertices), len(data.faces), wh, n_views, int(width), int(depth),
-             frames if cfg.turntable is not None else None)
+    shown = (
+        len(data.vertices),
+        len(data.faces),
+        wh,
+        n_views,
+        int(width),
+        int(depth),
+        frames if cfg.turntable is not None else None,
+    )
     check_mesh_memory(opts, *shown)  # before the models load (~8 s for real CLIP), without their views
-    settings: dict[str, Any] = {"function": "mesh", "mesh": str(cfg.path), "prompt": opts.prompt,
-                                "cameras": n_views, "steps": opts.steps, "size": list(wh), "clip": clip,
-                                "cutouts": opts.cutouts, "augment": augment, "seed": opts.seed,
-                                "background": background, "max_displacement": max_displacement, "sigma": sigma,
-                                "lr": lr, "width": width, "depth": depth, "elevation": elevation,
-                                "front_azimuth": front_azimuth, "max_faces": limit, "vertices": len(data.vertices),
-                                "faces": len(data.faces)}
+    settings: dict[str, Any] = {
+        "function": "mesh",
+        "mesh": str(cfg.path),
+        "prompt": opts.prompt,
+        "cameras": n_views,
+        "steps": opts.steps,
+        "size": list(wh),
+        "clip": clip,
+        "cutouts": opts.cutouts,
+        "augment": augment,
+        "seed": opts.seed,
+        "background": background,
+        "max_displacement": max_displacement,
+        "sigma": sigma,
+        "lr": lr,
+        "width": width,
+        "depth": depth,
+        "elevation": elevation,
+        "front_azimuth": front_azimuth,
+        "max_faces": limit,
+        "vertices": len(data.vertices),
+        "faces": len(data.faces),
+    }
     if opts.snapshots is not None:  # the shared snapshots write one image; a mesh renders several views
         opts.callbacks.insert(0, _snapshot_views(opts.snapshots, opts.every))
         opts.snapshots = None
-    opts.load_perceptors()
+    opts.load_perceptors(FALLBACK_3D)  # offline, auto is mini-vit-3d: it knows shaded 3-D solids
     check_mesh_memory(opts, *shown)
-    param = StyleField(data.vertices, data.faces, size=wh, views=n_views, background=bg, sigma=sigma,
-                       width=int(width), depth=int(depth), max_displacement=max_displacement, lr=lr, seed=opts.seed,
-                       device=opts.device, elevation=float(elevation), front_azimuth=float(front_azimuth))
+    param = StyleField(
+        data.vertices,
+        data.faces,
+        size=wh,
+        views=n_views,
+        background=bg,
+        sigma=sigma,
+        width=int(width),
+        depth=int(depth),
+        max_displacement=max_displacement,
+        lr=lr,
+        seed=opts.seed,
+        device=opts.device,
+        elevation=float(elevation),
+        front_azimuth=float(front_azimuth),
+    )
     result = run(param, opts, settings)  # records the cutouts' kind, as resolved, as "views"
 
     def write_mesh(p: Path) -> None:
@@ -294,10 +385,17 @@ def mesh(cfg: MeshConfig, *, perceptors=None, warn: Callable[[str], None] | None
     return result
 
 
-VERB = Verb("mesh", mesh, "colour and displace a mesh to a prompt (Text2Mesh); writes PLY/OBJ/GLB",
-            outputs=(*MESH_OUTPUTS, ".png", ".gif"), default_output="vecgen.ply", gallery=False, config=MeshConfig,
-            files=mesh_files,
-            description="Colour and displace a mesh (OBJ, PLY, OFF, STL, GLB) so CLIP sees the prompt from every "
-                        "side (Text2Mesh: a neural style field, rendered by vecgen's own triangle renderer). Writes "
-                        "the mesh in its own frame and vertex order with vertex colours (.ply, .obj, .glb), or its "
-                        "front view (.png); --turntable also writes a turntable (.gif, or a .png strip).")
+VERB = Verb(
+    "mesh",
+    mesh,
+    "colour and displace a mesh to a prompt (Text2Mesh); writes PLY/OBJ/GLB",
+    outputs=(*MESH_OUTPUTS, ".png", ".gif"),
+    default_output="vecgen.ply",
+    gallery=False,
+    config=MeshConfig,
+    files=mesh_files,
+    description="Colour and displace a mesh (OBJ, PLY, OFF, STL, GLB) so CLIP sees the prompt from every "
+    "side (Text2Mesh: a neural style field, rendered by vecgen's own triangle renderer). Writes "
+    "the mesh in its own frame and vertex order with vertex colours (.ply, .obj, .glb), or its "
+    "front view (.png); --turntable also writes a turntable (.gif, or a .png strip).",
+)

@@ -10,6 +10,7 @@ directional and patch CLIP terms per crop, content, TV. The training runs
 through the one engine loop, so ``checkpoint=``/``resume=`` continue it
 exactly (the crop sampler's state is checkpointed too).
 """
+
 from __future__ import annotations
 
 import time
@@ -21,13 +22,26 @@ from typing import Any
 from vecgen.api._run import Common, common, run
 from vecgen.api.result import Result
 from vecgen.api.run_options import RunConfig
-from vecgen.api.style import (CANVAS, MAX_WORK_SIZE, MODEL_SUFFIX, StyleConfig, _something_pulls, _source_text,
-                              check_net_memory, check_patch_memory, content_perceptor, load_style_image,
-                              style_terms, style_weights, working_copy)
+from vecgen.api.style import (
+    CANVAS,
+    MAX_WORK_SIZE,
+    MODEL_SUFFIX,
+    StyleConfig,
+    _something_pulls,
+    _source_text,
+    check_net_memory,
+    check_patch_memory,
+    content_perceptor,
+    load_style_image,
+    style_terms,
+    style_weights,
+    working_copy,
+)
 from vecgen.api.verb import Verb
 from vecgen.config import IMAGE_SUFFIXES, OptionError, VerbConfig, like, option, verb_function
 from vecgen.errors import VecgenError
 from vecgen.options import LIMITS, check_suffix, check_writable
+
 #: Most images read from one folder (each is kept at the working size, as 8-bit).
 MAX_IMAGES = 2000
 
@@ -82,18 +96,28 @@ class StyleTrainConfig(VerbConfig):
 
     cross_checks = (_needs_text, _crop_fits, _something_pulls, _source_text)
 
-    folder: str | Path = option(None, "folder of training photos (" + " ".join(IMAGE_SUFFIXES) + ")", "folder",
-                                positional=True, required=True, metavar="DIR", section="main")
-    prompt: str = option(None, 'the style, e.g. "chain mail"', "text", positional=True, required=True,
-                         metavar="TEXT", section="main")
+    folder: str | Path = option(
+        None,
+        "folder of training photos (" + " ".join(IMAGE_SUFFIXES) + ")",
+        "folder",
+        positional=True,
+        required=True,
+        metavar="DIR",
+        section="main",
+    )
+    prompt: str = option(
+        None, 'the style, e.g. "chain mail"', "text", positional=True, required=True, metavar="TEXT", section="main"
+    )
     output: str | Path | None = option(None, f"also save the network here ({MODEL_SUFFIX})", "output", cli=False)
     source: str = like(StyleConfig, "source")
     steps: int = like(RunConfig, "steps", 500)
     batch: int = option(4, "training crops per step", "int", minimum=1, maximum=LIMITS["batch"])
-    crop: int = option(256, "side of the training crops in px (at most --work-size)", "int", minimum=16,
-                       maximum=MAX_WORK_SIZE)
-    work_size: int = like(StyleConfig, "work_size", 512, default_text=None,
-                          help="short side each photo is resized to first")
+    crop: int = option(
+        256, "side of the training crops in px (at most --work-size)", "int", minimum=16, maximum=MAX_WORK_SIZE
+    )
+    work_size: int = like(
+        StyleConfig, "work_size", 512, default_text=None, help="short side each photo is resized to first"
+    )
     crops: int = like(StyleConfig, "crops", 16, default_text=None, help="patch crops per training crop")
     crop_size: int = like(StyleConfig, "crop_size")
     threshold: float = like(StyleConfig, "threshold")
@@ -114,8 +138,9 @@ class StyleTrainConfig(VerbConfig):
 
 
 @verb_function(StyleTrainConfig, perceptors=None, warn=None, callbacks=None)
-def style_train(cfg: StyleTrainConfig, *, perceptors=None, warn: Callable[[str], None] | None = None,
-                callbacks=None) -> Result:
+def style_train(
+    cfg: StyleTrainConfig, *, perceptors=None, warn: Callable[[str], None] | None = None, callbacks=None
+) -> Result:
     """Train one StyleNet for ``prompt`` over the images of ``folder``; returns a Result whose ``.safetensors``
     writer saves the network (``output``: written at the end) and whose image is the first photo stylized.
 
@@ -126,7 +151,7 @@ def style_train(cfg: StyleTrainConfig, *, perceptors=None, warn: Callable[[str],
     """
     from vecgen.params.stylenet import StyleNetBatches, save_model
 
-    folder, output, source, clip = cfg.folder, cfg.output, cfg.source, cfg.clip
+    folder, prompt, output, source, clip = cfg.folder, cfg.prompt, cfg.output, cfg.source, cfg.clip
     check_suffix(output, (MODEL_SUFFIX,), "style-train's output")
     check_writable(output)
     batch, crop, work, crops = int(cfg.batch), int(cfg.crop), int(cfg.work_size), int(cfg.crops)
@@ -135,8 +160,16 @@ def style_train(cfg: StyleTrainConfig, *, perceptors=None, warn: Callable[[str],
     weights = style_weights(cfg)
     lr = float(cfg.lr)
     files = folder_images(folder)
-    opts: Common = common({**cfg.asdict(), "perceptors": perceptors, "warn": warn, "callbacks": callbacks,
-                           "prompt": str(cfg.prompt), "cutouts": 0})
+    opts: Common = common(
+        {
+            **cfg.asdict(),
+            "perceptors": perceptors,
+            "warn": warn,
+            "callbacks": callbacks,
+            "prompt": str(prompt),
+            "cutouts": 0,
+        }
+    )
     check_net_memory(opts, batch * crop * crop, f"--batch {batch} crops of {crop} px")
     import torch
 
@@ -148,15 +181,38 @@ def style_train(cfg: StyleTrainConfig, *, perceptors=None, warn: Callable[[str],
     check_patch_memory(opts, crops)
     content_p = content_perceptor(cfg.content_model, perceptors, opts.device, opts.warn)
     param = StyleNetBatches(images, crop=crop, batch=batch, lr=lr, seed=opts.seed, device=opts.device)
-    terms = style_terms(perceptors, content_p, lambda: param.content, prompt=opts.prompt, source=str(source),
-                        crops=crops, crop_frac=min(1.0, crop_size / CANVAS), threshold=threshold, weights=weights)
+    terms = style_terms(
+        perceptors,
+        content_p,
+        lambda: param.content,
+        prompt=str(prompt),
+        source=str(source),
+        crops=crops,
+        crop_frac=min(1.0, crop_size / CANVAS),
+        threshold=threshold,
+        weights=weights,
+    )
     settings: dict[str, Any] = {
-        "function": "style-train", "prompt": opts.prompt, "source": str(source), "folder": str(folder),
-        "images": len(files), "steps": opts.steps, "batch": batch, "crop": crop, "work_size": work,
-        "crops": crops, "crop_size": crop_size, "threshold": threshold, "weights": weights, "lr": lr,
-        "clip": clip, "content_model": content_p.name, "seed": opts.seed}
+        "function": "style-train",
+        "prompt": opts.prompt,
+        "source": str(source),
+        "folder": str(folder),
+        "images": len(files),
+        "steps": opts.steps,
+        "batch": batch,
+        "crop": crop,
+        "work_size": work,
+        "crops": crops,
+        "crop_size": crop_size,
+        "threshold": threshold,
+        "weights": weights,
+        "lr": lr,
+        "clip": clip,
+        "content_model": content_p.name,
+        "seed": opts.seed,
+    }
     done = int(opts.resume_state.get("step", 0)) if opts.resume_state else 0
-    bar = _progress(batch, opts.steps, done, opts.quiet)
+    bar = _progress(batch, opts.total_steps(), done, opts.quiet)
     if bar is not None:
         opts.callbacks.insert(0, bar)
     opts.quiet = True  # the images/s bar above replaces the engine's steps bar
@@ -182,9 +238,16 @@ def _preview(net, x):
     return tensor_to_pil(net.apply(x, x))
 
 
-VERB = Verb("style-train", style_train, "fast-mode style: train one network for a text over a folder of photos; "
-            f"writes {MODEL_SUFFIX} (apply it with vecgen style --model)", outputs=(MODEL_SUFFIX,),
-            default_output="style" + MODEL_SUFFIX, gallery=False, config=StyleTrainConfig,
-            description="Fast-mode style transfer: fit one StyleNet for one text over a folder of photos (random "
-                        "crops, the same terms as vecgen style), then apply it to any photo in one forward pass "
-                        f"with vecgen style --model FILE{MODEL_SUFFIX}. Old spelling: vecgen style --train DIR TEXT.")
+VERB = Verb(
+    "style-train",
+    style_train,
+    "fast-mode style: train one network for a text over a folder of photos; "
+    f"writes {MODEL_SUFFIX} (apply it with vecgen style --model)",
+    outputs=(MODEL_SUFFIX,),
+    default_output="style" + MODEL_SUFFIX,
+    gallery=False,
+    config=StyleTrainConfig,
+    description="Fast-mode style transfer: fit one StyleNet for one text over a folder of photos (random "
+    "crops, the same terms as vecgen style), then apply it to any photo in one forward pass "
+    f"with vecgen style --model FILE{MODEL_SUFFIX}. Old spelling: vecgen style --train DIR TEXT.",
+)

@@ -7,8 +7,16 @@ import sys
 from pathlib import Path
 
 from vecgen.api import Verb
-from vecgen.cli._common import INTERNAL_KEYS, add_common, call, check_output, default_text, finish, merge_options
-from vecgen.cli._common import set_help
+from vecgen.cli._common import (
+    INTERNAL_KEYS,
+    add_common,
+    call,
+    check_output,
+    default_text,
+    finish,
+    merge_options,
+    set_help,
+)
 from vecgen.cli.generate import need_generator
 from vecgen.errors import VecgenError
 from vecgen.options import SPACES
@@ -17,11 +25,12 @@ DESCRIPTION = ("Edit a photo by text through a frozen generator (StyleCLIP). The
                "(--encoder: encode and refine; else by optimization), then edited by latent optimization "
                "(--method optimize, default), a precomputed global direction (--method global, --alpha, --beta) "
                "or a trained mapper (--mapper FILE; train one with --train-mapper TEXT --images DIR). "
-               "The edit is pasted back at the photo's own size.")
+               "Only the subject changes (--where: auto = where the perceptor sees the photo's class, a box "
+               "X,Y,W,H, or all), and the change goes back into the photo at its own resolution.")
 METHOD_CHOICES = ("auto", "optimize", "global", "mapper")
 #: Flags that only training a mapper takes, and edit flags it does not.
 TRAIN_ONLY = ("images", "batch", "hidden")
-EDIT_ONLY = ("method", "mapper", "alpha", "beta", "global_samples", "global_cache", "space", "image_prompt")
+EDIT_ONLY = ("method", "mapper", "alpha", "beta", "global_samples", "global_cache", "space", "image_prompt", "where")
 
 
 def add_arguments(p: argparse.ArgumentParser, verb: Verb) -> None:
@@ -34,6 +43,8 @@ def add_arguments(p: argparse.ArgumentParser, verb: Verb) -> None:
     p.add_argument("--method", choices=METHOD_CHOICES, help="optimize, global or mapper (auto: mapper with "
                    "--mapper, global with --alpha, else optimize)")
     p.add_argument("--source", help='what the photo shows now, e.g. "a cat": directional edits')
+    p.add_argument("--where", metavar="auto|all|X,Y,W,H", help="where the edit may change the photo: auto (default: "
+                   "where the perceptor sees the photo's own class, or --source's), all, or a box in photo pixels")
     p.add_argument("--l2", type=float, help="weight of the L2 distance to the inverted latent (default: 0.008 for "
                    "StyleGAN2, 0.0005 for TAEF2 and others; mapper training: 0.8)")
     p.add_argument("--space", choices=SPACES, help=f"latent space of a StyleGAN2 edit (default {d('space')})")

@@ -9,6 +9,7 @@ with the same options (its flags are hidden from ``--help``: ``vecgen
 style-train --help`` lists them), and flags of one mode given to the other
 are refused in one line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,9 @@ def add_arguments(p: argparse.ArgumentParser, verb: Verb) -> None:
     p.add_argument("--train", metavar="DIR", help=argparse.SUPPRESS)  # the old spelling of `vecgen style-train`
     for name in _train_only(verb):
         meta = _train_config().option_of(name)
-        p.add_argument(meta.flag_name(name), dest=name, type=int if meta.kind == "int" else float,
-                       help=argparse.SUPPRESS)
+        p.add_argument(
+            meta.flag_name(name), dest=name, type=int if meta.kind == "int" else float, help=argparse.SUPPRESS
+        )
     for name in NOT_FOR_STYLE:
         p.add_argument("--" + name.replace("_", "-"), dest=name, action="append", help=argparse.SUPPRESS)
 
@@ -65,8 +67,9 @@ def run(args: argparse.Namespace, verb: Verb) -> int:
         dropped = {"train", *NOT_FOR_STYLE, *_train_only(verb)}
         return run_verb(argparse.Namespace(**{k: v for k, v in vars(args).items() if k not in dropped}), verb)
     if args.prompt is not None:
-        raise VecgenError(f'--train DIR takes one text: vecgen style-train photos/ "chain mail" -o model'
-                          f'{VERBS[TRAIN].outputs[0]}')
+        raise VecgenError(
+            f'--train DIR takes one text: vecgen style-train photos/ "chain mail" -o model{VERBS[TRAIN].outputs[0]}'
+        )
     _refuse(args, _style_only(verb), "does not apply to vecgen style-train (--train)")
     given = vars(args)
     names = [n for n, meta, _ in _train_config().options() if meta.cli]
