@@ -10,7 +10,6 @@ registry line), and write ``vecgen/cli/NAME.py`` (its flags). Nothing else
 lists verbs: ``vecgen.NAME``, ``vecgen.api.NAME``, the CLI subcommand and the
 gallery's ``function = "NAME"`` all come from here.
 """
-
 from __future__ import annotations
 
 from vecgen.api import adapt as _adapt
@@ -22,6 +21,7 @@ from vecgen.api import mesh as _mesh
 from vecgen.api import paint as _paint
 from vecgen.api import style as _style
 from vecgen.api import style_train as _style_train
+from vecgen.api import vectorize as _vectorize
 from vecgen.api._run import Common, load_perceptors, parse_image_prompts, run, view_style
 from vecgen.api.draw import draw_steps, draw_style
 from vecgen.api.generate import load_generator_for
@@ -32,10 +32,8 @@ from vecgen.io import load_image, pil_to_tensor, tensor_to_pil
 from vecgen.options import check_writable, parse_clip, parse_colour, parse_size, parse_width, resolve_device
 
 #: Every verb, by name, in the order the CLI lists them.
-VERBS: dict[str, Verb] = {
-    m.VERB.name: m.VERB for m in (_draw, _paint, _generate, _adapt, _edit, _style, _style_train, _classify3d, _mesh)
-}
-
+VERBS: dict[str, Verb] = {m.VERB.name: m.VERB for m in (_draw, _paint, _generate, _adapt, _edit, _style,
+                                                          _style_train, _classify3d, _mesh, _vectorize)}
 
 def python_name(verb: str) -> str:
     """A verb's name in Python: ``style-train`` is ``vecgen.style_train``."""
@@ -60,30 +58,7 @@ def load_perceptor(spec: str, device="cpu"):
     return _load(spec, device)
 
 
-__all__ = [
-    *map(python_name, VERBS),
-    "VERBS",
-    "Common",
-    "Result",
-    "Verb",
-    "check_writable",
-    "draw_steps",
-    "draw_style",
-    "list_models",
-    "load_generator_for",
-    "load_image",
-    "load_perceptor",
-    "load_perceptors",
-    "parse_clip",
-    "parse_colour",
-    "parse_image_prompts",
-    "parse_size",
-    "parse_width",
-    "pil_to_tensor",
-    "python_name",
-    "render_svg",
-    "resolve_device",
-    "run",
-    "tensor_to_pil",
-    "view_style",
-]
+__all__ = [*map(python_name, VERBS), "VERBS", "Common", "Result", "Verb", "check_writable", "draw_steps", "draw_style",
+           "list_models", "load_generator_for", "load_image", "load_perceptor", "load_perceptors",
+           "parse_clip", "parse_colour", "parse_image_prompts", "parse_size", "parse_width",
+           "pil_to_tensor", "python_name", "render_svg", "resolve_device", "run", "tensor_to_pil", "view_style"]
