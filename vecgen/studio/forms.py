@@ -184,6 +184,11 @@ def form_options(fields: list[Field], values: dict[str, Any]) -> dict[str, Any]:
     the server). Blank fields and values equal to the default are left out (the
     verb's function fills them in); a blank required field is refused in one line.
     """
+    for f in fields:  # first: no server path reaches anything, whatever else the form lacks
+        v = values.get(f.name)
+        if f.spec and not _blank(v):
+            for item in v if isinstance(v, (list, tuple)) else str(v).splitlines() or [""]:
+                check_spec(f, str(item))
     out: dict[str, Any] = {}
     for f in fields:
         v = values.get(f.name)
@@ -199,13 +204,8 @@ def form_options(fields: list[Field], values: dict[str, Any]) -> dict[str, Any]:
             v = bool(v)
         elif f.kind in ("text", "choice"):
             v = str(v) if f.kind == "choice" or f.positional else str(v).strip()
-            if f.spec:
-                check_spec(f, v)
         elif f.kind == "lines":
             v = [str(x) for x in (v if isinstance(v, (list, tuple)) else [v])]
-            if f.spec:
-                for item in v:
-                    check_spec(f, item)
         elif f.kind == "uploads" and not isinstance(v, (list, tuple)):
             v = [v]
         if not f.required and not f.positional and f.kind not in ("upload", "uploads", "folder", "lines") and (
