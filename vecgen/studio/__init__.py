@@ -13,6 +13,7 @@ Python API (:data:`vecgen.api.VERBS`); it never imports the command line.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,16 +23,26 @@ from vecgen.errors import VecgenError
 INSTALL = "the studio needs Gradio: pip install 'vecgen[studio]'"
 
 
-def launch(folder: str | Path, *, host: str = "127.0.0.1",
-           port: int = 7860, galleries: Sequence[str | Path] = (), max_upload: int | None = None) -> tuple[Any, Any]:
+def default_folder() -> Path:
+    """The studio's folder when ``--share-dir`` is not given: a user cache folder, never the working
+    directory (a studio started in a git checkout must not fill it): ``$VECGEN_CACHE/studio``, else
+    ``$XDG_CACHE_HOME/vecgen/studio``, else ``~/.cache/vecgen/studio``."""
+    root = os.environ.get("VECGEN_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vecgen"
+    return Path(root).expanduser() / "studio"
+
+
+def launch(folder: str | Path | None = None, *, host: str = "127.0.0.1", port: int = 7860,
+           galleries: Sequence[str | Path] = (), max_upload: int | None = None) -> tuple[Any, Any]:
     """Start the studio's server in the background; returns ``(gradio Blocks, Studio)``.
 
     ``folder``: the studio's own folder (runs, uploads, Gradio's and vecgen's
-    caches), the only place it serves files from and writes to. Raises a one-line :class:`VecgenError` when
-    Gradio is missing or the port is taken.
+    caches), the only place it serves files from and writes to (None:
+    :func:`default_folder`, a user cache folder). Raises a one-line
+    :class:`VecgenError` when Gradio is missing or the port is taken.
     """
     import importlib.util
 
+    folder = default_folder() if folder is None else folder
     root = Path(folder).expanduser().resolve()
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -59,4 +70,4 @@ def launch(folder: str | Path, *, host: str = "127.0.0.1",
     return demo, studio
 
 
-__all__ = ["INSTALL", "launch"]
+__all__ = ["INSTALL", "default_folder", "launch"]
