@@ -11,7 +11,8 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["vecgen", "vecgen.*"]),
-    package_data={"vecgen": ["backends/perceptors/configs/*.json", "backends/perceptors/weights/*"]},
+    package_data={"vecgen": ["backends/perceptors/configs/*.json", "backends/perceptors/weights/*",
+                            "backends/generators/weights/taef2/*"]},
     install_requires=[
         "torch>=2.1",
         "torchvision",

@@ -428,7 +428,7 @@ def test_edit_where_box_changes_only_the_box(tiny):
                where="0,0,20,40")
     s = res.settings
     assert s["mask"] == "box" and s["where"] == [0, 0, 20, 40] and 0.4 < s["mask_area"] < 0.5
-    out = torch.from_numpy(np.asarray(res.image)).permute(2, 0, 1)[None].float() / 255
+    out = torch.from_numpy(np.array(res.image)).permute(2, 0, 1)[None].float() / 255
     right = (out - photo)[..., :, 22:].abs()
     assert float(right.max()) <= 1.5 / 255  # 8-bit PNG rounding on top of a zero change
     assert float((out - photo)[..., :, :18].abs().mean()) > 0.01  # the edit happened, on the left

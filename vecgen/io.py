@@ -73,6 +73,73 @@ def torch_bytes(obj: Any) -> bytes:
     return buf.getvalue()
 
 
+def safetensors_bytes(tensors: dict[str, "torch.Tensor"], metadata: dict[str, str] | None = None) -> bytes:
+    """A safetensors file as bytes, the same for the same tensors and metadata in any process.
+
+    ``safetensors.torch.save`` writes its ``__metadata__`` in a hash order that changes from
+    one process to the next; here the JSON header is rewritten with every key sorted and
+    the usual space padding to 8 bytes (the tensor data is untouched, its offsets are
+    relative to the data), so a seed gives the same file byte for byte.
+    """
+    import json
+    import struct
+
+    from safetensors.torch import save
+
+    raw = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+               metadata={str(k): str(v) for k, v in (metadata or {}).items()} or None)
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + raw[8 + n:]
+
+
+def safetensors_metadata(path: str | os.PathLike) -> dict[str, str] | None:
+    """The ``__metadata__`` of a safetensors file (``{}`` when it has none); None when ``path`` is not one.
+
+    Reads the header only (bounded by the file's size), never the tensors.
+    """
+    import json
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(8)
+            if len(head) < 8:
+                return None
+            n = struct.unpack("<Q", head)[0]
+            if n < 2 or n > min(size - 8, 100 << 20):
+                return None
+            header = json.loads(f.read(n))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(header, dict):
+        return None
+    meta = header.get("__metadata__") or {}
+    return {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else None
+
+
+def refuse_foreign(path: str | os.PathLike, kind: str, option: str, *, legacy: tuple[str, ...] = ()) -> None:
+    """Refuse (one line) to replace ``path`` unless it is absent or a safetensors file vecgen wrote as ``kind``.
+
+    Our caches carry ``{"vecgen": kind}`` in their metadata; ``legacy``: metadata keys that,
+    all present, mark a file of that kind written before the marker existed. A folder, or
+    a file of any other kind (a user's model, a picture), is never overwritten.
+    """
+    p = Path(path)
+    if not os.path.lexists(p):
+        return
+    if p.is_dir():
+        raise VecgenError(f"{option} {p}: is a folder, not a file")
+    meta = safetensors_metadata(p)
+    if meta is not None and (meta.get("vecgen") == kind or (legacy and all(k in meta for k in legacy))):
+        return
+    raise VecgenError(f"{option} {p}: the file is not a vecgen {kind} file, and it is left untouched; "
+                      f"give another path")
+
+
 def png_bytes(image: "Image.Image", text: dict[str, str] | None = None) -> bytes:
     """PNG bytes of ``image``, carrying ``text`` as tEXt chunks (prompt, seed, settings, version)."""
     from PIL.PngImagePlugin import PngInfo

@@ -130,18 +130,19 @@ def _read_cache(path: Path, clip: str) -> dict[str, tuple[int, int, Tensor]]:
 def _write_cache(path: Path, clip: str, entries: Sequence[tuple[str, int, int, Tensor]],
                  warn: Callable[[str], None] | None) -> None:
     import torch
-    from safetensors.torch import save
 
-    from vecgen.io import atomic_write
+    from vecgen.io import atomic_write, refuse_foreign, safetensors_bytes
 
     index = [{"path": p, "mtime_ns": m, "size": s} for p, m, s, _ in entries]
     emb = torch.stack([e for *_, e in entries]).contiguous() if entries else torch.zeros(0, 1)
-    data = save({"embeddings": emb}, metadata={"version": CACHE_VERSION, "clip": clip, "index": json.dumps(index)})
+    data = safetensors_bytes({"embeddings": emb}, {"vecgen": "search cache", "version": CACHE_VERSION, "clip": clip,
+                                                   "index": json.dumps(index)})
     try:
+        refuse_foreign(path, "search cache", "search cache", legacy=("version", "clip", "index"))
         atomic_write(path, data)
-    except OSError as e:
+    except VecgenError as e:  # an unwritable folder, or a file of another kind there: never fatal, never lost
         if warn is not None:
-            warn(f"cannot write the search cache {path} ({e.strerror}); searching without it")
+            warn(f"{e}; searching without a cache")
 
 
 # ----------------------------------------------------------------------------- the index

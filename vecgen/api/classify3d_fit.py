@@ -223,15 +223,12 @@ def train_adapter(feats: Tensor, target: Tensor, text: Tensor, view_weights: Ten
 
 def save_adapter(adapter: InterViewAdapter, path: str | Path, settings: dict) -> Path:
     """Write the adapter and ``settings`` (labels, views, template, clip, ...) as safetensors, atomically."""
-    from safetensors.torch import save
-
-    from vecgen.io import atomic_write
+    from vecgen.io import atomic_write, safetensors_bytes
 
     meta = {"format": ADAPTER_FORMAT, "settings": json.dumps(settings, sort_keys=True),
             "shape": json.dumps({"views": adapter.views, "dim": adapter.dim, "hidden": adapter.hidden,
                                  "ratio": adapter.ratio})}
-    state = {k: v.detach().cpu().contiguous() for k, v in adapter.state_dict().items()}
-    return atomic_write(path, save(state, metadata=meta))
+    return atomic_write(path, safetensors_bytes(adapter.state_dict(), meta))
 
 
 def load_adapter(path: str | Path) -> tuple[InterViewAdapter, dict]:

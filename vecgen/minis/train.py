@@ -205,11 +205,11 @@ def load_batch(images: torch.Tensor, idx: torch.Tensor, clutter: float, bgs, poo
 
 def save_fp16(model: torch.nn.Module, path: Path) -> None:
     """The fp16 state dict as safetensors (what vecgen ships), with the umask's permissions (0644 under 022)."""
-    from safetensors.torch import save
+    from vecgen.io import safetensors_bytes
 
     state = {k: (v.detach().half() if v.is_floating_point() else v.detach()).contiguous()
              for k, v in model.state_dict().items()}
-    atomic_write(path, save(state, metadata={"format": "pt"}), mkdir=True)
+    atomic_write(path, safetensors_bytes(state, {"format": "pt"}), mkdir=True)
 
 
 def train(args: argparse.Namespace) -> dict:

@@ -20,6 +20,7 @@ REGISTRY: dict[str, str] = {
     "StyleField": "vecgen.params.style_field",
     "StyleNetImage": "vecgen.params.stylenet",
     "StyleNetBatches": "vecgen.params.stylenet",
+    "FilledPaths": "vecgen.params.vector_fit",
 }
 
 

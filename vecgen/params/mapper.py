@@ -185,12 +185,11 @@ class MapperTraining:
 
 def save_mapper(path: str | Path, mapper: LatentMapper, meta: dict[str, Any]) -> Path:
     """Write the mapper as safetensors (atomically); ``meta`` (text, generator...) goes in the metadata."""
-    from safetensors.torch import save
+    from vecgen.io import safetensors_bytes
 
-    info = {"format": FORMAT, "config": json.dumps(mapper.config())}
-    info.update({k: json.dumps(v) for k, v in meta.items()})
-    tensors = {k: v.detach().cpu().contiguous() for k, v in mapper.state_dict().items()}
-    return atomic_write(path, save(tensors, metadata=info))
+    info = {"format": FORMAT, "config": json.dumps(mapper.config(), sort_keys=True)}
+    info.update({k: json.dumps(v, sort_keys=True) for k, v in meta.items()})
+    return atomic_write(path, safetensors_bytes(mapper.state_dict(), info))
 
 
 def load_mapper(path: str | Path) -> tuple[LatentMapper, dict[str, Any]]:

@@ -114,9 +114,9 @@ class StyleField:
         self.seed, self.elevation, self.front_azimuth = int(seed), float(elevation), float(front_azimuth)
         self.distance = float(distance)
         self.width_px, self.height_px = int(size[0]), int(size[1])
-        v = torch.as_tensor(np.asarray(vertices, dtype=np.float64)).to(torch.float32)
+        v = np.asarray(vertices.detach().cpu() if isinstance(vertices, Tensor) else vertices, dtype=np.float64)
         self.faces = torch.as_tensor(np.asarray(faces, dtype=np.int64)).to(self.device)
-        v_norm, self.centre, self.scale = normalize_vertices(v)
+        v_norm, self.centre, self.scale = normalize_vertices(v)  # in float64: any finite coordinates
         self.v0 = v_norm.to(self.device)
         self.normals = welded_normals(self.v0, self.faces)
         self.bound = self.max_displacement * float((v_norm.amax(0) - v_norm.amin(0)).max())

@@ -240,8 +240,16 @@ class StyleNetImage:
 
 
 def halve_at_half(step: int, steps: int) -> float:
-    """CLIPstyler's schedule: lr x0.5 from half of the run on (step 100 of 200)."""
+    """CLIPstyler's schedule: lr x0.5 from half of the run on (step 100 of 200).
+
+    Marked ``exact_resume``: a checkpoint resumes with another ``--steps`` only while none of its
+    steps depended on the length (before both halves); else the engine refuses, naming the
+    ``--steps`` to use, so a resumed style run always equals a plain one (:func:`vecgen.engine.check_schedule`).
+    """
     return 0.5 if step >= steps // 2 else 1.0
+
+
+halve_at_half.exact_resume = True  # type: ignore[attr-defined]
 
 
 # ----------------------------------------------------------------------------- fast mode: one net, many images
@@ -311,13 +319,10 @@ def _as_float(x: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------- model files
 def save_model(net: StyleNet, path: str | Path, metadata: dict[str, str]) -> None:
     """Write the network as safetensors (atomically) with ``metadata`` (text, settings) and its architecture."""
-    from safetensors.torch import save
+    from vecgen.io import atomic_write, safetensors_bytes
 
-    from vecgen.io import atomic_write
-
-    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     meta = {**{str(k): str(v) for k, v in metadata.items()}, "arch": ARCH, "ngf": str(net.ngf)}
-    atomic_write(path, save(tensors, metadata=meta))
+    atomic_write(path, safetensors_bytes(net.state_dict(), meta))
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[StyleNet, dict[str, str]]:
