@@ -27,10 +27,10 @@ def _tiny_classifier():
     from vecgen.backends.perceptors.classifier import ClassifierPerceptor
 
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                        nn.Linear(8, 1000))
-    return ClassifierPerceptor(net, "toy-classifier", 32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), {"conv": "0"},
-                               ("conv",))
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 1000)
+    )
+    return ClassifierPerceptor(net, "toy-classifier", 32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), {"conv": "0"}, ("conv",))
 
 
 @pytest.mark.parametrize("which", ["clip", "mini", "classifier"])
@@ -136,9 +136,13 @@ def test_stepaware_params_count_no_steps_in_project():
     for name in ("GeneratorWeights", "Latent", "MapperTraining", "StyleField", "StyleNetBatches"):
         cls = getattr(importlib.import_module(REGISTRY[name]), name)
         assert issubclass(cls, StepAware) or hasattr(cls, "end_step"), name
-        src = ast.unparse(next(n for n in ast.walk(ast.parse(Path(importlib.import_module(REGISTRY[name]).__file__)
-                                                                .read_text()))
-                               if isinstance(n, ast.FunctionDef) and n.name == "project_"))
+        src = ast.unparse(
+            next(
+                n
+                for n in ast.walk(ast.parse(Path(importlib.import_module(REGISTRY[name]).__file__).read_text()))
+                if isinstance(n, ast.FunctionDef) and n.name == "project_"
+            )
+        )
         assert "step" not in src.split(":", 1)[1] and "_draw" not in src, name
 
 
@@ -244,8 +248,7 @@ def test_fit_learns_and_resume_equals_a_straight_run(tmp_path):
         fit({"m": model2}, loss2, stops, 8, rngs=rngs2, checkpoint=ckpt, checkpoint_every=3, **kw)
     assert ckpt.exists()
     model3, data3, loss3, rngs3 = _problem(seed=7)  # other weights and random states: the checkpoint sets them
-    resumed = fit({"m": model3}, loss3, data3, 8, rngs=rngs3, checkpoint=ckpt, checkpoint_every=3, resume=True,
-                  **kw)
+    resumed = fit({"m": model3}, loss3, data3, 8, rngs=rngs3, checkpoint=ckpt, checkpoint_every=3, resume=True, **kw)
     assert resumed.resumed_from == 3 and resumed.step == 8
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in straight.history]
     for a, b in zip(model.state_dict().values(), model3.state_dict().values()):

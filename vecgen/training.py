@@ -10,6 +10,7 @@ containers, read back with ``weights_only=True``) from which a run resumes
 exactly where it stopped: same weights, optimizer moments, random states and
 history as a run that never stopped.
 """
+
 from __future__ import annotations
 
 import math
@@ -83,13 +84,32 @@ def _set_rng_states(rngs: dict[str, Rng], states: dict[str, Any]) -> None:
             r.setstate((s[0], tuple(s[1]), s[2]))
 
 
-def save_fit_checkpoint(path: str | Path, modules: dict[str, nn.Module], opt: torch.optim.Optimizer, step: int,
-                        history: list[dict[str, float]], elapsed: float, rngs: dict[str, Rng]) -> None:
+def save_fit_checkpoint(
+    path: str | Path,
+    modules: dict[str, nn.Module],
+    opt: torch.optim.Optimizer,
+    step: int,
+    history: list[dict[str, float]],
+    elapsed: float,
+    rngs: dict[str, Rng],
+) -> None:
     """The one training checkpoint format (atomic write; loads with ``weights_only=True``)."""
-    atomic_write(path, torch_bytes({
-        "format": CHECKPOINT_FORMAT, "modules": {k: m.state_dict() for k, m in modules.items()},
-        "optimizer": opt.state_dict(), "step": int(step), "history": history, "elapsed": float(elapsed),
-        "rng": _rng_states(rngs), "torch_rng": torch.get_rng_state()}), mkdir=True)
+    atomic_write(
+        path,
+        torch_bytes(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "modules": {k: m.state_dict() for k, m in modules.items()},
+                "optimizer": opt.state_dict(),
+                "step": int(step),
+                "history": history,
+                "elapsed": float(elapsed),
+                "rng": _rng_states(rngs),
+                "torch_rng": torch.get_rng_state(),
+            }
+        ),
+        mkdir=True,
+    )
 
 
 def load_fit_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -106,14 +126,30 @@ def _means(history: list[dict[str, float]], k: int) -> dict[str, float]:
     return {key: sum(h.get(key, 0.0) for h in recent) / len(recent) for key in keys}
 
 
-def fit(modules: dict[str, nn.Module], loss_fn: LossFn, data: Callable[[int], Any], steps: int, *, lr: float,
-        groups: Iterable[dict[str, Any]] | None = None, betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8, weight_decay: float = 0.01, schedule: Schedule = constant,
-        clip_grad: float | None = None, clip_params: list[Tensor] | None = None,
-        after_step: Callable[[int], None] | None = None, rngs: dict[str, Rng] | None = None,
-        checkpoint: str | Path | None = None, checkpoint_every: int = 0, resume: bool = False,
-        log: Callable[[str], None] | None = None, log_every: int = 0, label: str = "step",
-        elapsed: float = 0.0) -> FitResult:
+def fit(
+    modules: dict[str, nn.Module],
+    loss_fn: LossFn,
+    data: Callable[[int], Any],
+    steps: int,
+    *,
+    lr: float,
+    groups: Iterable[dict[str, Any]] | None = None,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.01,
+    schedule: Schedule = constant,
+    clip_grad: float | None = None,
+    clip_params: list[Tensor] | None = None,
+    after_step: Callable[[int], None] | None = None,
+    rngs: dict[str, Rng] | None = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 0,
+    resume: bool = False,
+    log: Callable[[str], None] | None = None,
+    log_every: int = 0,
+    label: str = "step",
+    elapsed: float = 0.0,
+) -> FitResult:
     """Train ``modules`` for ``steps`` AdamW steps of ``loss_fn(data(step), step)``.
 
     ``groups``: AdamW parameter groups (each may carry ``weight_decay`` and an
@@ -134,8 +170,9 @@ def fit(modules: dict[str, nn.Module], loss_fn: LossFn, data: Callable[[int], An
     rngs = dict(rngs or {})
     if groups is None:
         groups = [{"params": [p for m in modules.values() for p in m.parameters() if p.requires_grad]}]
-    opt = torch.optim.AdamW([{"lr_mult": 1.0, **g} for g in groups], lr=lr, betas=betas, eps=eps,
-                            weight_decay=weight_decay)
+    opt = torch.optim.AdamW(
+        [{"lr_mult": 1.0, **g} for g in groups], lr=lr, betas=betas, eps=eps, weight_decay=weight_decay
+    )
     tensors = clip_params if clip_params is not None else [p for g in opt.param_groups for p in g["params"]]
     result = FitResult(step=0, elapsed=float(elapsed))
     if resume and checkpoint is not None and Path(checkpoint).exists():
@@ -145,8 +182,10 @@ def fit(modules: dict[str, nn.Module], loss_fn: LossFn, data: Callable[[int], An
                 m.load_state_dict(state["modules"][k])
             opt.load_state_dict(state["optimizer"])
         except (KeyError, ValueError, RuntimeError) as e:
-            raise VecgenError(f"{checkpoint}: checkpoint does not match this model "
-                              f"({type(e).__name__}: {str(e).splitlines()[0][:100]})") from None
+            raise VecgenError(
+                f"{checkpoint}: checkpoint does not match this model "
+                f"({type(e).__name__}: {str(e).splitlines()[0][:100]})"
+            ) from None
         _set_rng_states(rngs, state["rng"])
         torch.set_rng_state(state["torch_rng"])
         result.step = result.resumed_from = int(state["step"])
@@ -171,8 +210,11 @@ def fit(modules: dict[str, nn.Module], loss_fn: LossFn, data: Callable[[int], An
         result.step, result.elapsed = step + 1, time.time() - t0
         if log is not None and log_every and ((step + 1) % log_every == 0 or step + 1 == steps):
             means = _means(result.history, min(len(result.history), log_every))
-            log(f"{label} {step + 1}/{steps} " + " ".join(f"{k} {v:.4g}" for k, v in means.items())
-                + f" lr {opt.param_groups[0]['lr']:.2e} {result.elapsed:.0f}s")
+            log(
+                f"{label} {step + 1}/{steps} "
+                + " ".join(f"{k} {v:.4g}" for k, v in means.items())
+                + f" lr {opt.param_groups[0]['lr']:.2e} {result.elapsed:.0f}s"
+            )
         if checkpoint is not None and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
             save_fit_checkpoint(checkpoint, modules, opt, step + 1, result.history, result.elapsed, rngs)
     return result

@@ -3,6 +3,7 @@ and attribute-head losses, adversarial views, and the trimmed text tower they sh
 
 Used by :mod:`vecgen.minis.train` (and its 3-D fine-tune); kept apart from the loop so each stays small.
 """
+
 from __future__ import annotations
 
 import torch
@@ -29,8 +30,9 @@ def encode_text_trimmed(model, tokens: torch.Tensor) -> torch.Tensor:
     return x @ model.text_projection
 
 
-def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, neg: torch.Tensor, captions: list[str],
-                     logit_scale: torch.Tensor) -> tuple[torch.Tensor, float]:
+def contrastive_loss(
+    img: torch.Tensor, txt: torch.Tensor, neg: torch.Tensor, captions: list[str], logit_scale: torch.Tensor
+) -> tuple[torch.Tensor, float]:
     """CLIP loss with hard negatives: image i must pick caption i among all captions and all negatives.
 
     Identical captions of two images in a batch are not treated as negatives of each other.
@@ -51,8 +53,9 @@ def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, neg: torch.Tensor, ca
     return loss, acc
 
 
-def attribute_loss(img: torch.Tensor, groups: list[tuple[int, list[int]]], feats: torch.Tensor,
-                   logit_scale: torch.Tensor) -> torch.Tensor:
+def attribute_loss(
+    img: torch.Tensor, groups: list[tuple[int, list[int]]], feats: torch.Tensor, logit_scale: torch.Tensor
+) -> torch.Tensor:
     """Contrastive loss over attribute captions: image b must pick its true short caption
     (index 0 of its group) among the same caption with every other value of the attribute."""
     width = max(len(g) for _, g in groups)
@@ -68,8 +71,13 @@ def attribute_loss(img: torch.Tensor, groups: list[tuple[int, list[int]]], feats
 # Linear heads on the image embedding, trained on the generator's own labels. They give the
 # image tower a direct, dense signal (which shape, which colour, where) long before the text
 # tower has learned the words; the heads are thrown away, only the CLIP weights ship.
-_SINGLE = {"shape": list(SHAPES), "colour": list(COLOURS), "size": list(SIZES), "style": list(STYLES),
-           "position": list(POSITIONS.values())}
+_SINGLE = {
+    "shape": list(SHAPES),
+    "colour": list(COLOURS),
+    "size": list(SIZES),
+    "style": list(STYLES),
+    "position": list(POSITIONS.values()),
+}
 _PRESENT = {"shapes": list(SHAPES), "colours": list(COLOURS)}
 
 
@@ -101,8 +109,12 @@ class AttributeHeads(torch.nn.Module):
 
     def __init__(self, dim: int, solids: bool = False):  # solids: a last head for the 3-D mix (off: as before)
         super().__init__()
-        sizes = {**{k: len(v) for k, v in _SINGLE.items()}, "count": 3, **{k: len(v) for k, v in _PRESENT.items()},
-                 **({"solid": len(shapes3d.SOLIDS)} if solids else {})}
+        sizes = {
+            **{k: len(v) for k, v in _SINGLE.items()},
+            "count": 3,
+            **{k: len(v) for k, v in _PRESENT.items()},
+            **({"solid": len(shapes3d.SOLIDS)} if solids else {}),
+        }
         self.heads = torch.nn.ModuleDict({k: torch.nn.Linear(dim, n) for k, n in sizes.items()})
 
     def loss(self, emb: torch.Tensor, labels: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -119,8 +131,18 @@ class AttributeHeads(torch.nn.Module):
         return total, accs
 
 
-def adversarial(model, x: torch.Tensor, txt: torch.Tensor, neg: torch.Tensor, captions: list[str], mean, std,
-                eps: float, steps: int, gen: torch.Generator) -> torch.Tensor:
+def adversarial(
+    model,
+    x: torch.Tensor,
+    txt: torch.Tensor,
+    neg: torch.Tensor,
+    captions: list[str],
+    mean,
+    std,
+    eps: float,
+    steps: int,
+    gen: torch.Generator,
+) -> torch.Tensor:
     """L2 PGD on pixels: ``x`` ``(B, 3, S, S)`` in [0, 1] -> the nearby images the tower matches worst.
 
     Training on them (Madry et al.) makes the tower's input gradients follow what a

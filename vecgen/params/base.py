@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from vecgen.errors import VecgenError
+
+if TYPE_CHECKING:  # torch-free at import: the CLI's parser and the verb registry load without it
+    import torch
+    from torch import Tensor
 
 
 @dataclass

@@ -3,6 +3,7 @@
 A CLIP model (open_clip, the shipped mini models) and an ImageNet classifier
 both satisfy it; the loss terms use nothing else of them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -29,8 +30,7 @@ class Perceptor(Protocol):
     content_layers: tuple[str, ...]
 
     @property
-    def device(self) -> torch.device:
-        ...
+    def device(self) -> torch.device: ...
 
     def encode_image(self, x: Tensor) -> Tensor:
         """``(N, 3, H, W)`` in ``[0, 1]`` (resized and normalised inside) -> ``(N, D)`` unit embeddings."""
