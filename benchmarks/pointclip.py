@@ -158,7 +158,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from vecgen import load_perceptor
-    from vecgen.api import classify3d_fit as fitting
+    import importlib
+
+    fitting = importlib.import_module("vecgen.api.classify3d_fit")  # the module, not the verb
     from vecgen.api.classify3d import DEFAULT_TEMPLATE, texts_for
     from vecgen.api.classify3d_fit import LOGIT_SCALE, Encoder, view_logits
 

@@ -316,7 +316,7 @@ def signature(config: type[VerbConfig], runtime: dict[str, Any]) -> inspect.Sign
     params = []
     for name, meta, default in config.options():
         kind = inspect.Parameter.POSITIONAL_OR_KEYWORD if meta.positional else inspect.Parameter.KEYWORD_ONLY
-        d = inspect.Parameter.empty if meta.required and meta.positional else default
+        d = inspect.Parameter.empty if meta.required else default  # a required keyword: no default
         params.append(inspect.Parameter(name, kind, default=d))
     positional = [p for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
     # a positional with a default may not precede one without: such positionals become keyword-only
