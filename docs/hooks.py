@@ -177,7 +177,7 @@ def options_table(command: str) -> str:
     config = _config()
     if verb is not None and config is not None and hasattr(config, "markdown_table") \
             and getattr(verb, "config", None) is not None:
-        return plain_brackets(config.markdown_table(verb.config))
+        return plain_brackets(config.markdown_table(verb.config, verb.outputs, verb.default_output))
     return argparse_table(command)
 
 
@@ -185,7 +185,9 @@ def limits_table() -> str:
     """Every size-like option's bound: ``vecgen.config.limits_table()``, else :data:`vecgen.options.LIMITS`."""
     config = _config()
     if config is not None and hasattr(config, "limits_table"):
-        return plain_brackets(config.limits_table())
+        from vecgen.api import VERBS
+
+        return plain_brackets(config.limits_table({n: v.config for n, v in VERBS.items() if v.config is not None}))
     from vecgen.options import LIMITS, MAX_SIDE
 
     rows = [[f"`--{name.replace('_', '-')}`", f"{top:,}"] for name, top in LIMITS.items()]

@@ -1,13 +1,23 @@
+"""Shared test settings, constants, fixtures and helpers (import the constants and helpers with
+``from conftest import TINY, small_stylegan2``; fixtures are found by name)."""
+from __future__ import annotations
+
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from vecgen.backends.generators import StyleGAN2Generator
 
 # Tests must not try the network for CLIP weights.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("VECGEN_OFFLINE", "1")
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+#: A randomly initialised tiny CLIP: fast, offline, deterministic (no weights file needed).
 TINY = "vecgen-tiny-vit@random"
 
 
@@ -18,5 +28,24 @@ def shared_dir() -> Path:
     return SHARED
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: long tests (deselect with -m 'not slow')")
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """torch on one thread for the test (on two busy cores one thread is several times faster than two:
+    no spin-waiting). Use per module with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def small_stylegan2(seed: int = 0) -> StyleGAN2Generator:
+    """A 32 px StyleGAN2 with random weights (seeded), frozen, in eval mode: small enough for unit tests."""
+    import torch
+
+    from vecgen.backends.generators import StyleGAN2Generator
+
+    torch.manual_seed(seed)
+    g = StyleGAN2Generator(32, style_dim=32, n_mlp=2, channels={4: 16, 8: 16, 16: 8, 32: 8})
+    return g.eval().requires_grad_(False)

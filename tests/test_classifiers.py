@@ -195,7 +195,8 @@ def test_any_timm_classifier_checkpoint_loads(tmp_path):
     x = torch.rand(1, 3, 96, 128)
     assert p.kind == "classifier" and p.encode_image(x).shape == (1, 512)  # resnet18's penultimate width
     assert p.features(x, ["logits"])["logits"].shape == (1, 1000)
-    assert "layer3" in p.feature_layers or any(name.startswith("layer") for name in p.feature_layers)
+    # timm's feature_info stages, then the pooled features and the logits
+    assert p.feature_layers == ("act1", "layer1", "layer2", "layer3", "layer4", "pool", "logits")
 
 
 def test_models_lists_the_classifiers(capsys):

@@ -11,12 +11,10 @@ import pytest
 import torch
 
 from conftest import SHARED
+from vecgen.api import classify3d_adapter as fitting
 from vecgen.backends.mesh.points import check_points, depth_maps, load_points, view_angles
 from vecgen.cli import main
 from vecgen.errors import VecgenError
-
-# the module (the attribute vecgen.api.classify3d_fit is the classify3d-fit verb's function)
-fitting = importlib.import_module("vecgen.api.classify3d_fit")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import pointclip  # noqa: E402  (the benchmark's independent test sampler)
@@ -43,7 +41,7 @@ def sampler():
 def mini():
     from vecgen import load_perceptor
 
-    return [(load_perceptor("mini-vit"), 1.0)]
+    return [(load_perceptor("mini-vit-3d"), 1.0)]
 
 
 def run_cli(capsys, *argv):
@@ -141,7 +139,7 @@ def test_real_meshes_from_shared_classify(mini):
 def test_zero_shot_beats_chance_on_primitives_from_the_independent_sampler(mini, sampler):
     from vecgen.api.classify3d import classify3d
 
-    clouds, target = sampler.test_set(5, seed=99)  # 30 clouds the shipped mini-vit never saw the like of
+    clouds, target = sampler.test_set(5, seed=99)  # 30 clouds mini-vit-3d never saw the like of
     res = classify3d(clouds, labels=LABELS, perceptors=mini)
     acc = float((res.scores.argmax(1).numpy() == target).mean())
     assert acc >= 0.8, acc  # chance is 1/6; the benchmark's 240 clouds: see README
@@ -153,32 +151,32 @@ def test_fit_and_eval_through_the_cli(tmp_path, capsys, mini, monkeypatch, sampl
     pytest.importorskip("h5py")
     import vecgen.api._run as run_mod
 
-    monkeypatch.setattr(run_mod, "load_perceptors", lambda *a, **k: mini)  # load mini-vit once for all calls
+    monkeypatch.setattr(run_mod, "load_perceptors", lambda *a, **k: mini)  # load mini-vit-3d once for all calls
     train = pointclip.write_h5(tmp_path / "train.h5", *pointclip.test_set(8, seed=5), points=512)
     test = pointclip.write_h5(tmp_path / "test.h5", *pointclip.test_set(3, seed=6), points=512)
     labels = tmp_path / "labels.txt"
     labels.write_text("\n".join(LABELS) + "\n")
     ad = tmp_path / "ad.safetensors"
     code, out, err = run_cli(capsys, "classify3d", "--fit", train, "--labels-file", labels, "--shots", "8",
-                             "--clip", "mini-vit", "-o", ad)
+                             "--clip", "mini-vit-3d", "-o", ad)
     assert code == 0, err
     assert ad.is_file() and "accuracy" in out
     # the classify3d-fit verb is the same run as the old spelling: the same adapter weights and settings
     ad2 = tmp_path / "ad2.safetensors"
     code, out, err = run_cli(capsys, "classify3d-fit", train, "--labels-file", labels, "--shots", "8",
-                             "--clip", "mini-vit", "-o", ad2)
+                             "--clip", "mini-vit-3d", "-o", ad2)
     assert code == 0, err
     (a, sa), (b, sb) = fitting.load_adapter(ad), fitting.load_adapter(ad2)
     assert sa == sb and all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
     assert out.strip() == str(ad2)
     code, out, err = run_cli(capsys, "classify3d", "--eval", test, "--labels-file", labels, "--adapter", ad,
-                             "--json", "--clip", "mini-vit")
+                             "--json", "--clip", "mini-vit-3d")
     assert code == 0, err
     rep = json.loads(out)
     # 8 shots per solid, 18 held-out clouds (chance: 1/6)
     assert rep["n"] == 18 and rep["accuracy"] >= 0.35, rep["accuracy"]
     assert np.asarray(rep["confusion"]).sum() == 18 and set(rep["per_class"]) == set(LABELS)
-    code, out, err = run_cli(capsys, "classify3d", "--eval", test, "--labels-file", labels, "--clip", "mini-vit")
+    code, out, err = run_cli(capsys, "classify3d", "--eval", test, "--labels-file", labels, "--clip", "mini-vit-3d")
     assert code == 0 and out.startswith("accuracy ") and "confusion" in out
 
 

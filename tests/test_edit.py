@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import TINY, small_stylegan2
 from vecgen import gallery
 from vecgen.api import edit
 from vecgen.api.edit_invert import crop_box, invert, paste, prepare_photo, psnr, read_photo
@@ -20,24 +21,12 @@ from vecgen.params.mapper import LatentMapper, generator_fingerprint, load_mappe
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 TAEF2_DIR = SHARED / "weights" / "taef2"
-TINY = "vecgen-tiny-vit@random"
 CPU = torch.device("cpu")
 needs_taef2 = pytest.mark.skipif(not (TAEF2_DIR / "taef2_encoder.pth").is_file(),
                                  reason="../shared/weights/taef2 not available")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def small_stylegan2(seed: int = 0) -> StyleGAN2Generator:
-    torch.manual_seed(seed)
-    g = StyleGAN2Generator(32, style_dim=32, n_mlp=2, channels={4: 16, 8: 16, 16: 8, 32: 8})
-    return g.eval().requires_grad_(False)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -274,6 +263,7 @@ def test_cli_edit_bad_input(sg2_file, tmp_path, capsys):
          "TorchScript encoder not found"),
         ([str(photo), "--generator", f"stylegan2:{sg2_file}", "--mapper", str(bad)], "cannot read mapper"),
         ([str(photo), "x"], "--generator is required"),
+        ([str(photo), "x", "--generator", f"stylegan2:{sg2_file}", "--where", "1,2"], "--where takes X,Y,W,H"),
     ]
     for args, needle in cases:
         assert main(["edit", *args, "-o", str(tmp_path / "o.png"), "-q"]) == 2
@@ -412,3 +402,110 @@ def test_edit_mapper_verb_writes_the_mapper_and_its_grid(sg2_file, tmp_path, tin
     with pytest.raises(VecgenError, match="needs about"):
         vecgen.edit_mapper("x", images=folder, generator=small_stylegan2(0), invert_steps=1, steps=1, clip=TINY,
                            perceptors=tiny, device="cpu", quiet=True)
+
+
+# ----------------------------------------------------------------------------- keeping the photo, locality
+def test_residual_paste_keeps_unchanged_pixels_within_one_level():
+    from vecgen.api.edit_mask import residual_paste
+
+    g = torch.Generator().manual_seed(3)
+    photo = torch.rand(1, 3, 120, 160, generator=g)
+    base = torch.rand(1, 3, 30, 40, generator=g)  # the inversion: nothing like the photo, as it happens
+    edited = base.clone()
+    edited[..., 5:12, 8:20] = (edited[..., 5:12, 8:20] + 0.4).clamp(0, 1)  # a change in one block only
+    box = (0, 0, 120, 160)
+    out = residual_paste(photo, base, edited, box)
+    assert out.shape == photo.shape and float(out.min()) >= 0 and float(out.max()) <= 1
+    # upsampled x4 (bilinear): the block covers photo rows 20..48, columns 32..80, plus a 2-pixel fringe
+    far = torch.ones(1, 1, 120, 160, dtype=torch.bool)
+    far[..., 17:51, 29:83] = False
+    assert float((out - photo).abs().amax(1, keepdim=True)[far].max()) <= 1 / 255
+    assert float((out - photo)[..., 24:44, 36:76].mean()) > 0.2  # the change itself did arrive
+    # no change at all: exactly the photo (the old paste replaced it with the blurry inversion: ~8 dB here)
+    assert torch.equal(residual_paste(photo, base, base, box), photo)
+    assert psnr(paste(photo, base, box), photo) < 15
+    # a crop box: outside it the photo is untouched, inside the change lands where it belongs
+    out = residual_paste(photo, base, edited, (10, 20, 60, 80))
+    assert torch.equal(out[..., :10, :], photo[..., :10, :]) and torch.equal(out[..., :, 100:], photo[..., :, 100:])
+
+
+def test_locality_figures_on_a_synthetic_edit():
+    import math
+
+    from vecgen.api.edit_mask import box_mask, locality
+
+    photo = torch.full((1, 3, 20, 30), 0.5)
+    result = photo.clone()
+    result[..., 2:12, 4:14] += 0.1  # 100 pixels x 3 channels inside the region
+    result[..., 15:20, 25:30] -= 0.05  # 25 pixels outside it
+    region = box_mask((20, 30), (2, 0, 15, 14)).bool()  # x 2..17, y 0..14: holds the first block
+    assert int(region.sum()) == 15 * 14
+    got = locality(photo, result, region)
+    assert got["change_inside"] == pytest.approx(100 * 0.1 / (100 * 0.1 + 25 * 0.05), abs=1e-4)
+    mse = 25 * 0.05 ** 2 / (600 - 210)
+    assert got["psnr_outside"] == pytest.approx(10 * math.log10(1 / mse), abs=0.01)
+    assert locality(photo, photo, region) == {"change_inside": None, "psnr_outside": 120.0}
+
+
+def test_where_boxes_and_masks():
+    from vecgen.api.edit_mask import box_in_crop, box_mask, parse_where, shape_mask
+
+    assert parse_where(None, (300, 400)) == "auto" and parse_where(" All ", (300, 400)) == "all"
+    assert parse_where("10,20,100,50", (300, 400)) == (10, 20, 100, 50)
+    assert parse_where("-10,250,100,100", (300, 400)) == (0, 250, 90, 50)  # clipped to the photo
+    for bad in ("1,2,3", "a,b,c,d", "0,0,0,5", "500,0,10,10"):
+        with pytest.raises(VecgenError) as e:
+            parse_where(bad, (300, 400))
+        assert "\n" not in str(e.value) and "--where" in str(e.value)
+    # photo 300x400 cropped to (0, 50, 300, 300), generator 150x150: the box halves and shifts
+    assert box_in_crop((50, 0, 100, 300), (0, 50, 300, 300), (150, 150)) == (0.0, 0.0, 50.0, 150.0)
+    m = box_mask((10, 10), (2, 2, 6, 6), feather=2.0)
+    assert float(m[0, 0, 0, 0]) == 0 and float(m[0, 0, 5, 5]) == 1 and 0 < float(m[0, 0, 2, 5]) < 1
+    cam = torch.tensor([0.0, 0.2, 0.35, 0.5, 1.0]).reshape(1, 1, 1, 5)
+    assert shape_mask(cam).flatten().tolist() == pytest.approx([0, 0, 0.5, 1, 1])
+
+
+def test_occlusion_saliency_finds_the_coloured_subject():
+    from vecgen.api.edit_mask import saliency
+
+    img = torch.full((1, 3, 48, 64), 0.5)
+    img[..., 8:24, 40:56] = torch.tensor([0.9, 0.2, 0.2]).view(1, 3, 1, 1)  # a red square on grey
+    cam, how = saliency([(MeanColourPerceptor(), 1.0)], img)
+    assert how == "occlusion:mean-colour" and cam.shape == (1, 1, 48, 64)
+    assert float(cam[..., 8:24, 40:56].mean()) > 5 * float(cam[..., 30:, :30].mean())
+
+
+def test_grad_cam_of_a_real_classifier_lies_on_the_subject():
+    from vecgen.api.edit_mask import grad_cam
+
+    try:
+        import vecgen
+
+        clf = vecgen.load_perceptor("efficientnet-lite0")
+    except VecgenError:
+        pytest.skip("efficientnet-lite0 weights not installed")
+    photo = real_photo("coffee")  # 600x400: the cup (x 170..410, y 15..310) on a saucer on a table
+    small, _ = prepare_photo(photo, (128, 192))
+    cam, cls = grad_cam(clf, small)
+    assert cls == clf.class_index("espresso") and cam.shape == (1, 1, 128, 192)
+    cup = torch.zeros(1, 1, 128, 192, dtype=torch.bool)
+    cup[..., 5:100, 54:131] = True
+    # measured at 192x128: mean map 0.64 on the cup, 0.28 elsewhere (a map blind to the cup gives a ratio ~1)
+    assert float(cam[cup].mean()) > 1.8 * float(cam[~cup].mean())
+
+
+def test_edit_where_box_changes_only_the_box(tiny):
+    photo = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(2))
+    res = edit("a red circle", photo=photo, generator=small_stylegan2(0), steps=6, lr=0.2, l2=0.0,
+               invert_steps=3, cutouts=2, clip=TINY, perceptors=tiny, device="cpu", quiet=True,
+               where="0,0,20,40")
+    s = res.settings
+    assert s["mask"] == "box" and s["where"] == [0, 0, 20, 40] and 0.4 < s["mask_area"] < 0.5
+    out = torch.from_numpy(np.array(res.image)).permute(2, 0, 1)[None].float() / 255
+    right = (out - photo)[..., :, 22:].abs()
+    assert float(right.max()) <= 1.5 / 255  # 8-bit PNG rounding on top of a zero change
+    assert float((out - photo)[..., :, :18].abs().mean()) > 0.01  # the edit happened, on the left
+    assert s["change_inside"] > 0.95 and s["psnr_outside"] > 45
+    with pytest.raises(VecgenError, match="--where"):
+        edit("x", photo=photo, generator=small_stylegan2(0), clip=TINY, perceptors=tiny, device="cpu", quiet=True,
+             where="1,2,3")

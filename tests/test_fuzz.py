@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TINY
 from vecgen.cli import main
 
-TINY = "vecgen-tiny-vit@random"
 BUDGET_S = 90.0
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -123,6 +123,7 @@ def _argv(rng: random.Random, name: str, tmp: Path, files) -> list[str]:
     return argv
 
 
+@pytest.mark.slow  # time-boxed fuzzing (up to BUDGET_S = 90 s in all)
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_fuzzed_commands_end_in_0_2_or_130(name, tmp_path, capsys):
     rng = random.Random(f"vecgen-fuzz-{name}")

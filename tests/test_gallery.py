@@ -270,6 +270,7 @@ def test_required_options_are_checked_up_front():
         gallery.parse_spec('[[entry]]\nfunction = "generate"\nprompt = "x"\n', "g.toml")
 
 
+@pytest.mark.slow  # spawns worker processes that each import torch
 def test_local_process_pool_matches_in_process(tmp_path, local_site):
     spec, one = local_site
     two = gallery.run_gallery(spec, tmp_path / "two", workers=2, progress=False, build=False)
@@ -278,6 +279,7 @@ def test_local_process_pool_matches_in_process(tmp_path, local_site):
     assert manifest(tmp_path / "two")["last_run"]["workers"] == 2
 
 
+@pytest.mark.slow  # Ray: starts a local cluster
 def test_ray_executor_gives_the_local_bytes(tmp_path, request):
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'vecgen[ray]')")
     spec, local = request.getfixturevalue("local_site")
@@ -714,6 +716,7 @@ def test_run_refuses_unavailable_weights_before_any_job(tmp_path, capsys, monkey
     assert not site.exists()
 
 
+@pytest.mark.slow  # Ray: a CLI subprocess per case
 @pytest.mark.parametrize("listener", ["refused", "silent"])
 def test_ray_connect_timeout_bounds_the_whole_wait(tmp_path, listener):
     """--connect-timeout 1: the CLI gives up within about a second (plus start-up), says so in one line."""

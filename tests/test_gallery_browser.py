@@ -21,6 +21,8 @@ from PIL import Image, ImageStat
 
 from vecgen import gallery
 
+pytestmark = pytest.mark.slow  # a real browser / Gradio server per module: the slow tier
+
 ROOT = Path(__file__).resolve().parents[1]
 EVIL = "<script>alert(1)</script>"
 SPEC = f'''

@@ -304,7 +304,7 @@ def test_only_the_protocol_warning_is_silenced(tmp_path):
     real_load = torch.load
 
     def noisy_load(*args, **kwargs):
-        warnings.warn("something else", UserWarning)
+        warnings.warn("something else", UserWarning, stacklevel=2)
         return real_load(*args, **kwargs)
 
     with warnings.catch_warnings(record=True) as caught:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from vecgen.api import run
-from vecgen.api import generate
+from conftest import TINY, small_stylegan2
+from vecgen.api import generate, run
 from vecgen.backends.generators import StyleGAN2Generator, load_generator
 from vecgen.cli import main
 from vecgen.errors import VecgenError
@@ -22,25 +22,12 @@ from vecgen.prompts import parse_prompts
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 TAEF2_DECODER = SHARED / "weights" / "taef2" / "taef2_decoder.pth"
 MINI_WEIGHTS = Path(__file__).resolve().parents[1] / "vecgen" / "backends" / "perceptors" / "weights"
-TINY = "vecgen-tiny-vit@random"
 CPU = torch.device("cpu")
 
 needs_taef2 = pytest.mark.skipif(not TAEF2_DECODER.is_file(), reason="../shared/weights/taef2 not available")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # On two busy cores one thread is several times faster than two (no spin-waiting).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def small_stylegan2(seed: int = 0) -> StyleGAN2Generator:
-    torch.manual_seed(seed)
-    g = StyleGAN2Generator(32, style_dim=32, n_mlp=2, channels={4: 16, 8: 16, 16: 8, 32: 8})
-    return g.eval().requires_grad_(False)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,10 @@ import time
 
 import pytest
 
+from conftest import TINY
 from vecgen.cli import main
 from vecgen.errors import VecgenError
 from vecgen.options import LIMITS
-
-TINY = "vecgen-tiny-vit@random"
 
 
 def run_cli(capsys, *argv):

@@ -1,7 +1,8 @@
-"""Tests for the built-in mini CLIP models (mini-vit, mini-rn): configs, shipped weights, probes, training."""
+"""Tests for the built-in mini CLIP models (mini-vit, mini-rn, mini-vit-3d): configs, shipped weights, probes, training."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ from vecgen.backends.perceptors import clip as clip_mod
 from vecgen.errors import VecgenError
 from vecgen.minis.probes import PROBE_SEED0, probe, probe_items
 
-NAMES = ("mini-vit", "mini-rn")
+NAMES = ("mini-vit", "mini-rn", "mini-vit-3d")
 WEIGHTS = clip_mod.WEIGHTS_DIR
 needs_weights = pytest.mark.skipif(not all((WEIGHTS / f"{n}.safetensors").is_file() for n in NAMES),
                                    reason="shipped mini-* weights not present")
@@ -22,6 +23,7 @@ needs_weights = pytest.mark.skipif(not all((WEIGHTS / f"{n}.safetensors").is_fil
 MIN_ACCURACY = {
     "mini-vit": {"colour": 0.9, "shape": 0.85, "position": 0.9, "size": 0.9, "count": 0.9},
     "mini-rn": {"colour": 0.9, "shape": 0.9, "position": 0.9, "size": 0.9, "count": 0.9},
+    "mini-vit-3d": {"colour": 0.9, "shape": 0.85, "position": 0.9, "size": 0.9, "count": 0.9},
 }
 
 
@@ -90,9 +92,43 @@ def test_auto_falls_back_to_mini_vit(monkeypatch):
     assert warnings and "mini-vit" in warnings[0]
 
 
+@needs_weights
+def test_two_mini_vits_2d_for_drawing_3d_for_shapes(monkeypatch, capsys):
+    """mini-vit is the 2-D model (drawing's offline default), mini-vit-3d its 3-D fine-tune (the offline default of
+    classify3d and mesh): same architecture, different image towers, one text tower."""
+    from safetensors.torch import load_file
+
+    import vecgen.backends.perceptors as perceptors_mod
+    from vecgen.api.classify3d import classify3d
+    from vecgen.cli import main
+
+    two, three = (load_file(str(WEIGHTS / f"{n}.safetensors")) for n in ("mini-vit", "mini-vit-3d"))
+    assert two.keys() == three.keys()
+    assert not torch.equal(two["visual.conv1.weight"], three["visual.conv1.weight"])
+    assert torch.equal(two["token_embedding.weight"], three["token_embedding.weight"])  # frozen text tower
+    p3 = vecgen.load_perceptor("mini-vit-3d")
+    assert p3.name == "mini-vit-3d" and p3.draw_hint == clip_mod.MINI_DRAW_HINT
+    metrics = json.loads((WEIGHTS / "metrics.json").read_text())
+    assert "finetune3d" in metrics["mini-vit-3d"] and "finetune3d" not in metrics["mini-vit"]
+    assert metrics["mini-vit"]["probes"]["shape"]["accuracy"] > 0.9
+
+    assert main(["models"]) == 0
+    shipped = capsys.readouterr().out.splitlines()[0]
+    assert "mini-vit," in shipped + "," and "mini-vit-3d" in shipped
+
+    monkeypatch.setattr(clip_mod, "weights_available", lambda spec: False)
+    assert clip_mod.resolve_auto() == "mini-vit"
+    assert clip_mod.resolve_auto(fallback=clip_mod.FALLBACK_3D) == "mini-vit-3d"
+    seen = []
+    monkeypatch.setattr(perceptors_mod, "load_perceptor", lambda name, device="cpu": seen.append(name) or p3)
+    cloud = torch.rand(300, 3)
+    res = classify3d([cloud.numpy()], labels="cube,sphere", device="cpu", quiet=True, mesh_points=64)
+    assert seen == ["mini-vit-3d"] and res is not None
+
+
 def test_probe_items_are_held_out_and_differ_in_one_attribute():
     items = probe_items("colour", 5)
-    for attrs, caps in items:
+    for _attrs, caps in items:
         assert len(caps) == 12 and len(set(caps)) == 12
         words = [set(c.split()) for c in caps]
         assert all(len(w ^ words[0]) <= 3 for w in words[1:])
@@ -121,6 +157,7 @@ def test_training_smoke(tmp_path):
     assert p.encode_text(["a red circle"]).shape[0] == 1
 
 
+@pytest.mark.slow  # a full draw plus judging (16 s on 2 busy cores)
 @needs_weights
 def test_draw_red_circle_judged_by_the_other_model(perceptors):
     """Drawing 'a red circle' against mini-vit makes mini-rn prefer that caption too."""
@@ -193,6 +230,7 @@ def test_recalibrate_bn_matches_batch_statistics():
     assert bn.momentum == 0.1 and net.training
 
 
+@pytest.mark.slow  # a training run with pretraining (about 2 minutes on 2 busy cores)
 def test_training_smoke_with_pretraining(tmp_path):
     from safetensors.torch import load_file
 
@@ -256,7 +294,9 @@ def test_view_style_follows_the_models():
 def test_mini_models_draw_filled_blobs_by_default(tmp_path):
     res = vecgen.draw("a red circle", clip="mini-vit", steps=2, size=48, cutouts=0, device="cpu", quiet=True)
     assert res.settings["shapes"] == "blobs" and res.settings["strokes"] == 32 and res.settings["views"] == "zoom"
-    assert res.svg.count("<path") == 32 and res.svg.count('fill="none"') == 0
+    written = res.svg.count("<path")  # 32 blobs, less those a clean SVG prunes (hidden ones), counted in its metadata
+    pruned = int(re.search(r'key="pruned">(\d+)<', res.svg).group(1))
+    assert written + pruned == 32 and written >= 24 and res.svg.count('fill="none"') == 0
     assert vecgen.load_perceptor("mini-vit@random").draw_hint == {}  # random weights know no domain
     import shutil
 

@@ -7,38 +7,27 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import TINY, small_stylegan2
 from vecgen.api import adapt
-from vecgen.backends.generators import StyleGAN2Generator, load_generator
+from vecgen.backends.generators import load_generator
+from vecgen.backends.generators.base import Generator
 from vecgen.cli import main
 from vecgen.engine import optimize
 from vecgen.errors import VecgenError
 from vecgen.losses import DirectionalClipTerm, text_distance
 from vecgen.objective import Context, Objective
 from vecgen.params.base import Parameterization
-from vecgen.backends.generators.base import Generator
 from vecgen.params.generator_weights import ADAPT_LR, GeneratorWeights, default_adapt_lr
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 TAEF2_DECODER = SHARED / "weights" / "taef2" / "taef2_decoder.pth"
-TINY = "vecgen-tiny-vit@random"
 CPU = torch.device("cpu")
 TERM = f"direction:{TINY}"
 
 needs_taef2 = pytest.mark.skipif(not TAEF2_DECODER.is_file(), reason="../shared/weights/taef2 not available")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def small_stylegan2(seed: int = 0) -> StyleGAN2Generator:
-    torch.manual_seed(seed)
-    g = StyleGAN2Generator(32, style_dim=32, n_mlp=2, channels={4: 16, 8: 16, 16: 8, 32: 8})
-    return g.eval().requires_grad_(False)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

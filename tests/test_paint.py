@@ -12,12 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import TINY
 from vecgen import api
 from vecgen.cli import main
 from vecgen.errors import VecgenError
 from vecgen.svg import read_svg
 
-TINY = "vecgen-tiny-vit@random"
 FAST = ["--clip", TINY, "--steps", "3", "--cutouts", "2", "-q"]
 
 

@@ -10,11 +10,11 @@ import torch
 from PIL import Image
 
 from vecgen.errors import VecgenError
+from vecgen.io import load_init_image
+from vecgen.io import save_png as save_png_atomic
 from vecgen.params.base import Parameterization
 from vecgen.params.dwt import DWTImage
 from vecgen.params.fft import FFTImage
-from vecgen.io import load_init_image
-from vecgen.io import save_png as save_png_atomic
 from vecgen.params.raster_base import color_correlation_sqrt, psnr, squash, unsquash
 
 CLASSES = [FFTImage, DWTImage]
@@ -98,6 +98,7 @@ def test_any_resolution(cls, size):
 # ---------------------------------------------------------- (a) expressive
 
 
+@pytest.mark.slow  # 250-300 optimization steps each (18 s on 2 busy cores)
 @pytest.mark.parametrize(
     "cls,lr,steps", [(FFTImage, 0.3, 250), (DWTImage, 0.5, 300)], ids=IDS
 )

@@ -29,6 +29,7 @@ def test_prompt_file_is_read_without_comments(tmp_path):
     assert quality.read_prompts(f) == ["a red circle", "two blue stars"]
 
 
+@pytest.mark.slow  # the benchmark in a subprocess (300 s timeout)
 @pytest.mark.skipif(not (WEIGHTS_DIR / "mini-vit.safetensors").is_file(), reason="mini weights not shipped")
 def test_report_has_the_promised_fields(tmp_path):
     prompts = tmp_path / "p.txt"

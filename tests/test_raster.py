@@ -176,6 +176,7 @@ def test_offscreen_and_degenerate_paths():
     assert float(a[5, 5]) > 0.9 and float(a[0, 0]) == 0.0  # a zero-length stroke is a round dot
 
 
+@pytest.mark.slow  # 256 strokes at 224 px on 2 threads, twice per shape (20 s on 2 busy cores)
 def test_gradients_are_bitwise_reproducible_with_threads():
     """Same scene, same gradients, byte for byte, with 2 CPU threads.
 

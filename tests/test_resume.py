@@ -10,10 +10,10 @@ import pytest
 import torch
 
 import vecgen
+from conftest import TINY
 from vecgen.engine import StopRun, load_checkpoint
 from vecgen.errors import VecgenError
 
-TINY = "vecgen-tiny-vit@random"
 OPTS = dict(clip=TINY, steps=12, strokes=6, size=64, cutouts=2, seed=3, quiet=True, device="cpu")
 
 
@@ -113,6 +113,7 @@ runpy.run_module("vecgen", run_name="__main__", alter_sys=True)
 """
 
 
+@pytest.mark.slow  # a draw subprocess per module (300 s timeout)
 @pytest.mark.parametrize("module", ["contextvars", "numpy._typing._scalars", "open_clip"])
 def test_ctrl_c_inside_a_package_import_says_nothing_was_drawn(tmp_path, module):
     """Before vecgen.interrupts, Ctrl-C as numpy imports gave exit 1 (numpy: "cannot load module more

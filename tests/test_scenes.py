@@ -7,10 +7,8 @@ import pytest
 import torch
 
 from vecgen.minis import scenes as S
-from vecgen.minis.captions import (SceneDataset, canonical_plan, caption_scene, make_scene, negatives,
-                                   render_caption)
-from vecgen.minis.scenes import (COLOURS, POSITION_WORDS, SHAPES, build_scene, render_batch, render_scene,
-                                 sample_scene)
+from vecgen.minis.captions import SceneDataset, canonical_plan, caption_scene, make_scene, negatives, render_caption
+from vecgen.minis.scenes import COLOURS, POSITION_WORDS, SHAPES, build_scene, render_batch, render_scene, sample_scene
 
 
 def _find(kind: str, pred, start: int = 0, limit: int = 5000) -> list[dict]:

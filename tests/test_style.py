@@ -5,30 +5,24 @@ import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from conftest import TINY
 from vecgen.cli import main
 from vecgen.errors import VecgenError
 from vecgen.objective import Context
 from vecgen.params.stylenet import StyleNet, load_model, save_model
 
-TINY = "vecgen-tiny-vit@random"
 FAST = dict(clip=TINY, content_model=TINY, steps=2, work_size=32, crops=4, quiet=True)
 FAST_FLAGS = ["--clip", TINY, "--content-model", TINY, "--steps", "2", "--work-size", "32", "--crops", "4", "-q"]
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

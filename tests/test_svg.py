@@ -79,22 +79,25 @@ def test_write_then_read_round_trip_and_escaping():
 
 
 # ----------------------------------------------------------------------------- exact bytes
-# Both expectations were computed by the hand-written writer that svgwrite replaced:
-# if the format drifts (attribute order, spacing, "/>", escaping), these fail.
+# The writer's exact format (attribute order, spacing, "/>", escaping; ids in paint order, coordinates at
+# COORD_DECIMALS, the paths/bytes entries last): if it drifts, these fail. The layout is the one the
+# hand-written writer that svgwrite replaced produced, plus the clean-SVG additions of issue 25.
 FIXED_SVG = (
     '<svg xmlns="http://www.w3.org/2000/svg" width="32" height="24" viewBox="0 0 32 24">\n<metadata>\n'
     '<vecgen:entry xmlns:vecgen="https://vecgen.dev/ns" key="prompt">a &lt;b&gt; &amp; "c"</vecgen:entry>\n'
     '<vecgen:entry xmlns:vecgen="https://vecgen.dev/ns" key="seed">3</vecgen:entry>\n'
-    '<vecgen:entry xmlns:vecgen="https://vecgen.dev/ns" key="empty"></vecgen:entry>\n</metadata>\n'
+    '<vecgen:entry xmlns:vecgen="https://vecgen.dev/ns" key="empty"></vecgen:entry>\n'
+    '<vecgen:entry xmlns:vecgen="https://vecgen.dev/ns" key="paths">4</vecgen:entry>\n'
+    '<vecgen:entry xmlns:vecgen="https://vecgen.dev/ns" key="bytes">1118</vecgen:entry>\n</metadata>\n'
     '<rect width="32" height="24" fill="rgb(255,255,229)"/>\n'
-    '<path d="M 1 2 C 3.25 -4 5.5 6 7 8.125" fill="none" stroke="rgb(255,128,0)" stroke-opacity="0.75" '
+    '<path id="p0" d="M 1 2 C 3.2 -4 5.5 6 7 8.1" fill="none" stroke="rgb(255,128,0)" stroke-opacity="0.75" '
     'stroke-width="2.5" stroke-linecap="round" stroke-linejoin="round"/>\n'
-    '<path d="M 1 2 C 3.25 -4 5.5 6 1 2 Z" fill="rgb(0,0,255)" fill-opacity="1" fill-rule="evenodd"/>\n'
-    '<path d="M 2 4 C 6.5 -8 11 12 2 4 Z" fill="rgb(51,102,153)" fill-opacity="0.3" fill-rule="nonzero" '
+    '<path id="p1" d="M 1 2 C 3.2 -4 5.5 6 1 2 Z" fill="rgb(0,0,255)" fill-opacity="1" fill-rule="evenodd"/>\n'
+    '<path id="p2" d="M 2 4 C 6.5 -8 11 12 2 4 Z" fill="rgb(51,102,153)" fill-opacity="0.3" fill-rule="nonzero" '
     'stroke="rgb(0,0,0)" stroke-opacity="1" stroke-width="0.5" stroke-linecap="round" stroke-linejoin="round"/>\n'
-    '<path d="M 1 2" fill="none"/>\n</svg>\n'
+    '<path id="p3" d="M 1 2" fill="none"/>\n</svg>\n'
 )
-MANY_SHA256 = "5fe2e66e0ef737d7d93f59351dcaebd6db19d4cb270e97e7656e2045f955f01c"
+MANY_SHA256 = "3bc17ee5c8b996d898a5d7dfc18624f531f13da1fb6821ebd416af7ea86bd0ad"
 
 
 def fixed_scene() -> Scene:
@@ -124,7 +127,7 @@ def many_scene() -> Scene:
     return Scene(224, 224, paths, None)
 
 
-def test_bytes_are_exactly_the_old_format():
+def test_bytes_are_exactly_the_format():
     assert scene_to_svg(fixed_scene(), {"prompt": 'a <b> & "c"', "seed": "3", "empty": ""}) == FIXED_SVG
     text = scene_to_svg(many_scene(), {"prompt": "many"})
     assert hashlib.sha256(text.encode("utf-8")).hexdigest() == MANY_SHA256
@@ -136,7 +139,7 @@ def test_metadata_escaping_parses_back_exactly():
     text = scene_to_svg(Scene(8, 8, [], None), {"prompt": value, "a<&>b": "<&>"})
     assert "<&>" not in text and "&lt;&amp;&gt;" in text
     entries = SafeET.fromstring(text).find("{http://www.w3.org/2000/svg}metadata")
-    got = {e.get("key"): e.text for e in entries}
+    got = {e.get("key"): e.text for e in entries if e.get("key") not in ("paths", "bytes")}
     assert got == {"prompt": value, "a<&>b": "<&>"}
 
 

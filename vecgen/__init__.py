@@ -1,7 +1,7 @@
 """vecgen: text to pictures by optimization (strokes, images, latents) against CLIP."""
 __version__ = "0.1.0"
 
-from vecgen.errors import VecgenError  # noqa: E402
+from vecgen.errors import VecgenError as VecgenError  # noqa: E402 (after __version__; re-exported)
 
 _API_NAMES = ("Result", "VERBS", "list_models", "load_perceptor", "render_svg")
 

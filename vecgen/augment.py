@@ -68,7 +68,7 @@ class Cutouts:
         corners = (base + jitter) * side.view(-1, 1, 1) + torch.stack([x0, y0], 1).view(-1, 1, 2)
         dst = base * (s - 1)
         m = get_perspective_transform(corners, dst.expand(b * n, 4, 2))
-        bg = 0.0
+        bg: Tensor | float = 0.0
         if self.pad == "border":
             # Warp the difference to the background with zero padding, then add it back:
             # outside the image a view shows plain background, as the mini models' scenes do.

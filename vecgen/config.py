@@ -398,9 +398,12 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def markdown_table(config: type[VerbConfig]) -> str:
-    """The options of a verb as a Markdown table: option | type | default | help."""
+def markdown_table(config: type[VerbConfig], outputs: tuple[str, ...] = (), default_output: str = "") -> str:
+    """The options of a verb as a Markdown table: option | type | default | help (``-o`` first, given the
+    verb's ``outputs`` suffixes and ``default_output``)."""
     rows = ["| option | type | default | what it does |", "| --- | --- | --- | --- |"]
+    if outputs:
+        rows.append(f"| `-o`, `--output` | output file | `{default_output}` | {' or '.join(outputs)} |")
     for name, meta, default in config.options():
         if not meta.cli:
             continue

@@ -8,11 +8,15 @@ from its own seeded generators: the caller's global RNG state is left as it was.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import json
 import math
+import signal
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -72,14 +76,17 @@ def _rng_state(views: torch.Generator, devices: list[int]) -> dict[str, Any]:
 
 
 def save_checkpoint(path: str | Path, param: Parameterization, opt: torch.optim.Optimizer, state: RunState,
-                    meta: dict[str, Any], rng: dict[str, Any] | None = None) -> None:
+                    meta: dict[str, Any], rng: dict[str, Any] | None = None, steps: int | None = None) -> None:
     """Everything a resumed run needs to continue exactly as an uninterrupted one would.
 
     ``rng``: the random states (:func:`_rng_state`); checkpoints without them
-    (older vecgen) still resume, with fresh views.
+    (older vecgen) still resume, with fresh views. ``steps``: the run's length (its lr
+    schedule depends on it; see :func:`check_schedule`).
     """
     data = {"param": param.state_dict(), "optimizer": opt.state_dict(), "step": state.step,
             "history": state.history, "meta": meta}
+    if steps is not None:
+        data["steps"] = int(steps)
     if rng is not None:
         data.update(rng=rng, lr_scale=state.lr_scale, nan_events=state.nan_events)
     atomic_write(path, torch_bytes(data))
@@ -91,6 +98,63 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(state, dict) or "param" not in state or "step" not in state:
         raise VecgenError(f"{path} is not a vecgen checkpoint (no parameterization state)")
     return state
+
+
+@contextlib.contextmanager
+def _holding_sigint() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) while the block runs; one that came meanwhile is handed to the previous
+    handler (which raises ``KeyboardInterrupt``) right after it.
+
+    Swaps the Python-level handler, which always runs in the main thread (a signal mask would
+    not do: the kernel may give the signal to another thread, e.g. one of torch's). Off the main
+    thread, or under a handler that is not a Python callable, the block runs unguarded.
+    """
+    previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    if not callable(previous):
+        yield
+        return
+    caught: list[Any] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        previous(signal.SIGINT, caught[0])
+
+
+def _saved_steps(resume: dict[str, Any]) -> int | None:
+    """The length of the run a checkpoint came from (older checkpoints: from their recorded settings)."""
+    if resume.get("steps") is not None:
+        return int(resume["steps"])
+    try:
+        value = json.loads(resume.get("meta", {}).get("settings", "{}")).get("steps")
+        return int(value) if value is not None else None
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def check_schedule(rules: list, schedule: LrSchedule, done: int, saved: int | None, steps: int) -> None:
+    """Refuse (one line) to resume ``done`` steps of a ``saved``-step run as a ``steps``-step one when a
+    group's schedule is marked ``exact_resume`` and the steps already taken had other lr factors
+    under the new length (a resumed run would then differ from a plain run of ``steps``).
+
+    Style's schedule (x0.5 from half the run) is marked: its checkpoints may change ``--steps``
+    while they are before both halves, else only resume with their own ``--steps``. Unmarked
+    schedules (draw's drops at 50% and 75%, generate's ramp) let ``--steps`` grow as the README
+    says: the remaining steps follow the new length's schedule.
+    """
+    if saved is None or saved == steps:
+        return
+    for rule in rules:
+        f = rule if callable(rule) else schedule
+        if not rule or not getattr(f, "exact_resume", False):
+            continue
+        moved = next((i for i in range(done) if f(i, saved) != f(i, steps)), None)
+        if moved is not None:
+            raise VecgenError(f"this checkpoint is {done} steps into a {saved}-step run, and its learning rate "
+                              f"already followed that length (from step {moved}); resume it with --steps {saved}, "
+                              f"since a {steps}-step run would differ from a plain one")
 
 
 def _finite(param: Parameterization) -> bool:
@@ -150,6 +214,7 @@ def _loop(param: Parameterization, objective: Objective, steps: int, *, seed: in
         except (ValueError, KeyError) as e:
             raise VecgenError(f"checkpoint does not match this run's settings ({e})") from None
         state.step = int(resume["step"])
+        check_schedule(rules, schedule, state.step, _saved_steps(resume), steps)
         state.history = list(resume.get("history", []))
         rng = resume.get("rng")
         if rng is not None:  # continue the very same random streams
@@ -162,8 +227,8 @@ def _loop(param: Parameterization, objective: Objective, steps: int, *, seed: in
         else:  # an older checkpoint: new views after resume, still reproducible
             gen.manual_seed(seed + 1 + state.step)
 
-    def save() -> None:
-        save_checkpoint(checkpoint, param, opt, state, meta or {}, _rng_state(gen, devices))
+    def save(path: str | Path, rng: dict[str, Any] | None = None) -> None:
+        save_checkpoint(path, param, opt, state, meta or {}, rng or _rng_state(gen, devices), steps)
 
     good = copy.deepcopy(param.state_dict())
     bar = None
@@ -171,9 +236,16 @@ def _loop(param: Parameterization, objective: Objective, steps: int, *, seed: in
         from tqdm.auto import tqdm
 
         bar = tqdm(total=steps, initial=state.step, unit="step", leave=False, dynamic_ncols=True)
+    # A Ctrl-C can land anywhere in a step. Before the optimizer moves anything, the step is
+    # simply not taken: the checkpoint keeps the random states of the step's start (the views
+    # and noise it drew are drawn again on resume). From ``opt.step()`` to the step's
+    # bookkeeping, Ctrl-C is held (:func:`_holding_sigint`), so parameters, optimizer, the
+    # parameterization's own step counter and ``state.step`` always move together.
+    start_rng: dict[str, Any] | None = None
     try:
         while state.step < steps:
             i = state.step
+            start_rng = _rng_state(gen, devices)
             for g, rule in zip(opt.param_groups, rules):
                 f = (rule if callable(rule) else schedule)(i, steps) if rule else 1.0
                 g["lr"] = g["base_lr"] * f * state.lr_scale
@@ -187,30 +259,36 @@ def _loop(param: Parameterization, objective: Objective, steps: int, *, seed: in
                 ok = _finite(param)
             if not ok:
                 # NaN guard: restore the last good state, lower the lr, try again.
-                state.nan_events += 1
-                param.load_state_dict(good)
-                state.lr_scale *= 0.5
-                opt.state.clear()
+                with _holding_sigint():
+                    state.nan_events += 1
+                    param.load_state_dict(good)
+                    state.lr_scale *= 0.5
+                    opt.state.clear()
                 if state.nan_events > 20:
                     raise VecgenError("optimization keeps producing NaN/inf; lower the learning rates")
                 continue
-            opt.step()
-            with torch.no_grad():
-                param.project_()
-            state.step += 1
-            state.history.append(values)
-            good = copy.deepcopy(param.state_dict())
+            with _holding_sigint():
+                opt.step()
+                with torch.no_grad():
+                    param.project_()
+                state.step += 1
+                state.history.append(values)
+                good = copy.deepcopy(param.state_dict())
+                start_rng = None  # the step is done: the live random states are the next step's
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{values['total']:.4f}", refresh=False)
             for cb in callbacks or []:
                 cb(state.step, param, values)
             if checkpoint and (state.step % checkpoint_every == 0 or state.step == steps):
-                save()
+                save(checkpoint)
     except (KeyboardInterrupt, StopRun):
         state.interrupted = True
+        if start_rng is not None:  # stopped inside a step that was not taken: drop what it began
+            param.load_state_dict(good)
+            opt.zero_grad(set_to_none=True)
         if checkpoint:
-            save()
+            save(checkpoint, start_rng)
     finally:
         if bar is not None:
             bar.close()

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from types import FrameType
+from typing import Any, Callable
 
 __all__ = ["install", "in_import"]
 
@@ -48,13 +49,13 @@ class _Handler:
         # Handlers run in the main thread only; interrupt_main calls this handler again there, once
         # that thread's stack holds no import (if it has entered another by then, it waits again).
         main_id = threading.main_thread().ident
-        while in_import(sys._current_frames().get(main_id)):
+        while main_id is not None and in_import(sys._current_frames().get(main_id)):
             time.sleep(_POLL_S)
         self._waiting.clear()
         _thread.interrupt_main(signal.SIGINT)
 
 
-def install() -> object | None:
+def install() -> Callable[[int, FrameType | None], Any] | int | None:
     """Replace Python's default Ctrl-C handler by the import-safe one; return what to restore.
 
     Returns None (and changes nothing) off the main thread, when it is already

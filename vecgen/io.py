@@ -73,6 +73,73 @@ def torch_bytes(obj: Any) -> bytes:
     return buf.getvalue()
 
 
+def safetensors_bytes(tensors: dict[str, "torch.Tensor"], metadata: dict[str, str] | None = None) -> bytes:
+    """A safetensors file as bytes, the same for the same tensors and metadata in any process.
+
+    ``safetensors.torch.save`` writes its ``__metadata__`` in a hash order that changes from
+    one process to the next; here the JSON header is rewritten with every key sorted and
+    the usual space padding to 8 bytes (the tensor data is untouched, its offsets are
+    relative to the data), so a seed gives the same file byte for byte.
+    """
+    import json
+    import struct
+
+    from safetensors.torch import save
+
+    raw = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+               metadata={str(k): str(v) for k, v in (metadata or {}).items()} or None)
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + raw[8 + n:]
+
+
+def safetensors_metadata(path: str | os.PathLike) -> dict[str, str] | None:
+    """The ``__metadata__`` of a safetensors file (``{}`` when it has none); None when ``path`` is not one.
+
+    Reads the header only (bounded by the file's size), never the tensors.
+    """
+    import json
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(8)
+            if len(head) < 8:
+                return None
+            n = struct.unpack("<Q", head)[0]
+            if n < 2 or n > min(size - 8, 100 << 20):
+                return None
+            header = json.loads(f.read(n))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(header, dict):
+        return None
+    meta = header.get("__metadata__") or {}
+    return {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else None
+
+
+def refuse_foreign(path: str | os.PathLike, kind: str, option: str, *, legacy: tuple[str, ...] = ()) -> None:
+    """Refuse (one line) to replace ``path`` unless it is absent or a safetensors file vecgen wrote as ``kind``.
+
+    Our caches carry ``{"vecgen": kind}`` in their metadata; ``legacy``: metadata keys that,
+    all present, mark a file of that kind written before the marker existed. A folder, or
+    a file of any other kind (a user's model, a picture), is never overwritten.
+    """
+    p = Path(path)
+    if not os.path.lexists(p):
+        return
+    if p.is_dir():
+        raise VecgenError(f"{option} {p}: is a folder, not a file")
+    meta = safetensors_metadata(p)
+    if meta is not None and (meta.get("vecgen") == kind or (legacy and all(k in meta for k in legacy))):
+        return
+    raise VecgenError(f"{option} {p}: the file is not a vecgen {kind} file, and it is left untouched; "
+                      f"give another path")
+
+
 def png_bytes(image: "Image.Image", text: dict[str, str] | None = None) -> bytes:
     """PNG bytes of ``image``, carrying ``text`` as tEXt chunks (prompt, seed, settings, version)."""
     from PIL.PngImagePlugin import PngInfo
@@ -161,8 +228,7 @@ def open_image(path: str | os.PathLike, what: str = "image") -> "Image.Image":
             if img.width * img.height > MAX_IMAGE_PIXELS:
                 raise _too_large(what, p, img.size)
             img.load()
-            img = ImageOps.exif_transpose(img)
-            return img.copy()
+            return ImageOps.exif_transpose(img).copy()
     except UnidentifiedImageError:
         raise VecgenError(f"cannot read {what} {p}: not a recognised image file") from None
     except Image.DecompressionBombError as err:  # over twice PIL's limit: refused by Image.open itself
@@ -184,7 +250,7 @@ def load_image(path: str | os.PathLike, size: tuple[int, int] | None = None) -> 
         im = im.convert("RGBA")
     im = im.convert("RGB")
     if size is not None:
-        im = im.resize(size, Image.BICUBIC)
+        im = im.resize(size, Image.Resampling.BICUBIC)
     return pil_to_tensor(im)
 
 
@@ -276,9 +342,9 @@ def load_init_image(init: InitSource, size: tuple[int, int], *, fit: str = "cove
                 arr = _pil_to_rgb_array(img)
                 img = Image.fromarray(np.round(arr * 255.0).astype(np.uint8), "RGB")
             if fit == "cover":
-                img = ImageOps.fit(img, (width, height), method=Image.LANCZOS)
+                img = ImageOps.fit(img, (width, height), method=Image.Resampling.LANCZOS)
             else:
-                img = img.resize((width, height), resample=Image.LANCZOS)
+                img = img.resize((width, height), resample=Image.Resampling.LANCZOS)
         arr = _pil_to_rgb_array(img)
         return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].contiguous()
     if isinstance(init, torch.Tensor):
@@ -409,8 +475,8 @@ def state_mismatch(expected: dict, state: Any) -> str | None:
         parts.append(f"unexpected key '{unexpected[0]}'"
                      + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""))
     for k, ref in expected.items():
-        got = state.get(k)
-        if hasattr(got, "shape") and tuple(got.shape) != tuple(ref.shape):
-            parts.append(f"shape mismatch for '{k}': checkpoint {tuple(got.shape)} vs model {tuple(ref.shape)}")
+        got = getattr(state.get(k), "shape", None)
+        if got is not None and tuple(got) != tuple(ref.shape):
+            parts.append(f"shape mismatch for '{k}': checkpoint {tuple(got)} vs model {tuple(ref.shape)}")
             break
     return "; ".join(parts) or None

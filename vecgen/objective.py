@@ -56,7 +56,7 @@ class Objective:
         return self.cutouts is not None and any(getattr(t, "needs_views", False) for t in self.terms)
 
     def __call__(self, image: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, float]]:
-        views = self.cutouts(image, generator) if self.needs_views else None
+        views = self.cutouts(image, generator) if self.cutouts is not None and self.needs_views else None
         ctx = Context(image, views)
         total = image.new_zeros(())
         values: dict[str, float] = {}

@@ -17,9 +17,12 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from vecgen.errors import VecgenError
+
+if TYPE_CHECKING:  # torch loads on first use, not on import
+    from torch import Tensor
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".svg")
 CACHE_PREFIX = ".vecgen-search-"
@@ -104,7 +107,7 @@ def cache_path(folder: str | Path, clip: str) -> Path:
     return Path(folder) / f"{CACHE_PREFIX}{slug}.safetensors"
 
 
-def _read_cache(path: Path, clip: str) -> dict[str, tuple[int, int, object]]:
+def _read_cache(path: Path, clip: str) -> dict[str, tuple[int, int, Tensor]]:
     """``{relpath: (mtime_ns, size, embedding row)}`` from a cache file; empty if absent or unusable."""
     if not path.is_file():
         return {}
@@ -124,21 +127,22 @@ def _read_cache(path: Path, clip: str) -> dict[str, tuple[int, int, object]]:
     return {row["path"]: (int(row["mtime_ns"]), int(row["size"]), emb[i]) for i, row in enumerate(index)}
 
 
-def _write_cache(path: Path, clip: str, entries: Sequence[tuple[str, int, int, object]],
+def _write_cache(path: Path, clip: str, entries: Sequence[tuple[str, int, int, Tensor]],
                  warn: Callable[[str], None] | None) -> None:
     import torch
-    from safetensors.torch import save
 
-    from vecgen.io import atomic_write
+    from vecgen.io import atomic_write, refuse_foreign, safetensors_bytes
 
     index = [{"path": p, "mtime_ns": m, "size": s} for p, m, s, _ in entries]
     emb = torch.stack([e for *_, e in entries]).contiguous() if entries else torch.zeros(0, 1)
-    data = save({"embeddings": emb}, metadata={"version": CACHE_VERSION, "clip": clip, "index": json.dumps(index)})
+    data = safetensors_bytes({"embeddings": emb}, {"vecgen": "search cache", "version": CACHE_VERSION, "clip": clip,
+                                                   "index": json.dumps(index)})
     try:
+        refuse_foreign(path, "search cache", "search cache", legacy=("version", "clip", "index"))
         atomic_write(path, data)
-    except OSError as e:
+    except VecgenError as e:  # an unwritable folder, or a file of another kind there: never fatal, never lost
         if warn is not None:
-            warn(f"cannot write the search cache {path} ({e.strerror}); searching without it")
+            warn(f"{e}; searching without a cache")
 
 
 # ----------------------------------------------------------------------------- the index
@@ -188,7 +192,7 @@ class ImageIndex:
             spec = self._spec_name(k)
             cfile = cache_path(self.folder, spec)
             cached = _read_cache(cfile, spec) if self.cache else {}
-            rows: dict[str, object] = {}
+            rows: dict[str, Tensor] = {}
             todo = []
             for rel, (mtime, size) in keys.items():
                 hit = cached.get(rel)
@@ -214,17 +218,17 @@ class ImageIndex:
                     continue
                 with torch.no_grad():
                     emb = perceptor.encode_image(torch.cat(batch).to(perceptor.device)).cpu()
-                for rel, e in zip(names, emb):
-                    rows[rel] = e
+                for rel, row in zip(names, emb):
+                    rows[rel] = row
             if k == 0:
                 self.stats["embedded"] = len(todo) - len(bad)
                 self.stats["skipped"] += len(bad)
             if self.cache:
                 kept = dict(rows)
                 if paths is not None:  # a partial refresh keeps the other files' rows while they are unchanged
-                    for rel, (m, sz, e) in cached.items():
+                    for rel, (m, sz, row) in cached.items():
                         if rel not in kept and _unchanged(self.folder / rel, m, sz):
-                            kept[rel] = e
+                            kept[rel] = row
                             keys.setdefault(rel, (m, sz))
                 if todo and len(todo) > len(bad) or set(kept) != set(cached):
                     entries = [(rel, *keys[rel], kept[rel]) for rel in sorted(kept)]

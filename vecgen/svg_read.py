@@ -16,7 +16,9 @@ from __future__ import annotations
 import io
 import math
 import re
+from collections.abc import Iterator
 from pathlib import Path as FsPath
+from typing import Any
 
 import torch
 
@@ -347,6 +349,8 @@ def svg_to_scene(text: str, device: str | torch.device = "cpu") -> Scene:
         raise VecgenError(f"refusing unsafe SVG ({type(e).__name__}: DTDs and entities are not allowed)") from None
     except Exception as e:  # ParseError and friends
         raise VecgenError(f"malformed SVG: {str(e).splitlines()[0]}") from None
+    if root is None:
+        raise VecgenError("malformed SVG: no elements")
     if not isinstance(root.tag, str) or not root.tag.endswith("svg"):
         raise VecgenError("not an SVG document (root element is not <svg>)")
     vb = _view_box(root.get("viewBox"))
@@ -395,7 +399,7 @@ def svg_to_scene(text: str, device: str | torch.device = "cpu") -> Scene:
             ))
 
     # The walk keeps its own stack (no recursion), in document order; parsing bounded the depth.
-    stack = [(iter(root), {}, base)]
+    stack: list[tuple[Iterator[Any], dict[str, str], list[float]]] = [(iter(root), {}, base)]
     while stack:
         children, style, mat = stack[-1]
         child = next(children, None)
@@ -415,8 +419,8 @@ def svg_to_scene(text: str, device: str | torch.device = "cpu") -> Scene:
             add_paths(subs, st, m, tag)
     # Coordinates may overflow in the transforms (or in float32): one check for the whole scene.
     if scene.paths and not bool(torch.isfinite(torch.cat([p.points for p in scene.paths])).all()):
-        bad = next(i for i, p in enumerate(scene.paths) if not bool(torch.isfinite(p.points).all()))
-        raise VecgenError(f"<{tags[bad]}> coordinates are out of range after transforms")
+        first = next(i for i, p in enumerate(scene.paths) if not bool(torch.isfinite(p.points).all()))
+        raise VecgenError(f"<{tags[first]}> coordinates are out of range after transforms")
     return scene
 
 

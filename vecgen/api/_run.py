@@ -14,9 +14,20 @@ from typing import TYPE_CHECKING, Any, Callable
 from vecgen.api.result import Result
 from vecgen.api.run_options import VIEW_CHOICES
 from vecgen.errors import VecgenError
-from vecgen.options import (BYTES_PER_VIEW_PIXEL, VIEWS, as_int, available_memory, check_cutouts, check_folder,
-                            check_limit, check_seed, check_steps, check_writable, parse_clip, resolve_device,
-                            split_weight)
+from vecgen.options import (
+    BYTES_PER_VIEW_PIXEL,
+    as_int,
+    available_memory,
+    check_cutouts,
+    check_folder,
+    check_limit,
+    check_seed,
+    check_steps,
+    check_writable,
+    parse_clip,
+    resolve_device,
+    split_weight,
+)
 from vecgen.prompts import Prompt, parse_prompts
 
 if TYPE_CHECKING:
@@ -49,10 +60,16 @@ class Common:
     resume_state: dict | None = field(default=None, repr=False)  # the checkpoint, read up front
     images: list = field(default_factory=list, repr=False)  # the image prompts, loaded up front
 
-    def load_perceptors(self) -> list:
-        """The ``clip`` spec's ``(perceptor, weight)`` pairs, loaded once."""
+    def total_steps(self) -> int:
+        """``steps``, which verbs with ``steps_auto`` resolve before :func:`run`."""
+        if self.steps is None:
+            raise VecgenError("--steps must be > 0")
+        return self.steps
+
+    def load_perceptors(self, fallback: str | None = None) -> list:
+        """The ``clip`` spec's ``(perceptor, weight)`` pairs, loaded once (``fallback``: as in :func:`load_perceptors`)."""
         if self.perceptors is None:
-            self.perceptors = load_perceptors(self.clip, self.device, self.warn)
+            self.perceptors = load_perceptors(self.clip, self.device, self.warn, fallback)
         return self.perceptors
 
 
@@ -113,14 +130,18 @@ def common(values: dict[str, Any], *, uses_prompt: bool = True, steps_auto: bool
 
 
 # ----------------------------------------------------------------------------- perceptors
-def load_perceptors(clip: str, device: "torch.device", warn: Warn | None = None) -> list:
-    """Load every model of a ``--clip`` spec -> list of ``(perceptor, weight)``."""
+def load_perceptors(clip: str, device: "torch.device", warn: Warn | None = None,
+                    fallback: str | None = None) -> list:
+    """Load every model of a ``--clip`` spec -> list of ``(perceptor, weight)``.
+
+    ``fallback``: the built-in model ``auto`` means offline (default ``mini-vit``; the 3-D verbs pass
+    ``mini-vit-3d``)."""
     from vecgen.backends.perceptors import load_perceptor, resolve_auto
 
     out = []
     for name, weight in parse_clip(clip):
         if name == "auto":
-            name = resolve_auto(warn)
+            name = resolve_auto(warn) if fallback is None else resolve_auto(warn, fallback)
         out.append((load_perceptor(name, device), weight))
     return out
 
@@ -214,7 +235,7 @@ def check_memory(opts: Common, terms: list) -> None:
 
 def check_resume(checkpoint: dict, settings: dict[str, Any], path: Any) -> None:
     """Refuse to resume a checkpoint made by another verb or with other settings (``steps`` may grow)."""
-    meta = checkpoint.get("meta") if isinstance(checkpoint, dict) else None
+    meta = checkpoint.get("meta", {}) if isinstance(checkpoint, dict) else {}
     try:
         saved = json.loads(meta["settings"])
     except (TypeError, KeyError, ValueError):
@@ -270,7 +291,7 @@ def run(param, opts: Common | None = None, settings: dict[str, Any] | None = Non
     ck = opts.resume_state
     if ck is not None:
         check_resume(ck, settings, opts.resume)
-    state = optimize(param, objective, opts.steps, seed=opts.seed, callbacks=callbacks, checkpoint=opts.checkpoint,
+    state = optimize(param, objective, opts.total_steps(), seed=opts.seed, callbacks=callbacks, checkpoint=opts.checkpoint,
                      resume=ck, meta={"settings": json.dumps(settings, default=str)}, progress=not opts.quiet)
     if state.interrupted:
         settings["steps_done"] = state.step  # the files say how far the run got

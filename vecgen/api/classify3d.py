@@ -12,17 +12,16 @@ Each cloud is normalised and projected to ``views`` depth maps
 encodes every map, and each view's logits against ``template`` (one text per
 label) are summed with ``view_weights``. With ``adapter`` (trained by ``fit``)
 the view features pass PointCLIP's inter-view adapter first
-(:mod:`vecgen.api.classify3d_fit`).
+(:mod:`vecgen.api.classify3d_adapter`).
 """
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from dataclasses import dataclass
 
 from vecgen.api.result import Result
 from vecgen.api.run_options import RunConfig
@@ -246,11 +245,8 @@ def _classify(o: dict[str, Any], perceptors, warn: Callable[[str], None] | None)
     """The run of :func:`classify3d` / :func:`classify3d_fit` from their checked options ``o``."""
     import torch
 
-    import importlib
-
-    # the module: vecgen.api.classify3d_fit, the attribute, is the classify3d-fit verb's function
-    fitting = importlib.import_module("vecgen.api.classify3d_fit")
-    from vecgen.api.classify3d_fit import LOGIT_SCALE, Encoder, grid_image, view_logits
+    from vecgen.api import classify3d_adapter as fitting
+    from vecgen.api.classify3d_adapter import LOGIT_SCALE, Encoder, grid_image, view_logits
     from vecgen.backends.mesh.points import view_angles
 
     t_start = time.perf_counter()
@@ -265,7 +261,8 @@ def _classify(o: dict[str, Any], perceptors, warn: Callable[[str], None] | None)
     parse_clip(str(clip))
     az, _ = view_angles(views)
     n_views = len(az)
-    ad, ad_settings = None, {}
+    ad = None
+    ad_settings: dict[str, Any] = {}
     if adapter is not None:
         ad, ad_settings = fitting.load_adapter(adapter)
         if label_list is None:
@@ -290,14 +287,16 @@ def _classify(o: dict[str, Any], perceptors, warn: Callable[[str], None] | None)
 
     clouds, names = load_clouds(points, mesh_points)
     data = None
-    if eval is not None or fit is not None:
-        data = fitting.load_labelled(eval if eval is not None else fit, label_list, mesh_points)
+    labelled = eval if eval is not None else fit
+    if labelled is not None:
+        data = fitting.load_labelled(labelled, label_list, mesh_points)
         if data.names is not None and data.names != label_list:  # class folders: map into label_list
             label_list = data.names
     if perceptors is None:
         from vecgen.api._run import load_perceptors
+        from vecgen.backends.perceptors.clip import FALLBACK_3D
 
-        perceptors = load_perceptors(str(clip), dev, warn)
+        perceptors = load_perceptors(str(clip), dev, warn, FALLBACK_3D)
     enc = Encoder(perceptors, views, size, float(splat), clean=not keep_outliers)
     check_encode_memory(len(clouds) if data is None else len(data.clouds), batch, n_views, enc.size,
                         [int(p.input_size) for p, _ in perceptors], dev)

@@ -64,6 +64,7 @@ class DrawConfig(RunConfig):
     init: str | Path | None = option(None, "start from the paths of this SVG", "svg")
     background: Any = option("white", "white, black, gray or #rrggbb", "colour")
     rasterizer: str = option("native", "native (default) or diffvg (if installed)", "choice", choices=RASTERIZERS)
+    keep_all: bool = option(False, "keep the paths whose removal changes no pixel (by default the SVG drops them)")
 
 
 @verb_function(DrawConfig, perceptors=None, warn=None, callbacks=None)
@@ -76,7 +77,9 @@ def draw(cfg: DrawConfig, *, perceptors=None, warn: Callable[[str], None] | None
     real CLIP, 32 filled blobs for the built-in mini models (see :func:`draw_style`);
     ``steps=None`` is 200, or 300 for the mini models (:func:`draw_steps`), and
     ``views="auto"`` picks the cutouts likewise. ``callbacks``: functions
-    ``f(step, param, values)`` called after every step. Every option: :class:`DrawConfig`.
+    ``f(step, param, values)`` called after every step. The SVG drops paths whose
+    removal changes no pixel by more than 1/255 (``pruned`` in its metadata) unless
+    ``keep_all``. Every option: :class:`DrawConfig`.
     """
     from vecgen.params.strokes import Strokes
 
@@ -93,9 +96,10 @@ def draw(cfg: DrawConfig, *, perceptors=None, warn: Callable[[str], None] | None
     settings = {"function": "draw", "prompt": cfg.prompt, "strokes": strokes,
                 "segments": segments, "width": list(wrange), "shapes": shapes, "steps": opts.steps,
                 "size": list(wh), "clip": cfg.clip, "cutouts": cfg.cutouts, "seed": cfg.seed,
-                "init": str(init) if init else None, "background": cfg.background, "rasterizer": cfg.rasterizer}
+                "init": str(init) if init else None, "background": cfg.background, "rasterizer": cfg.rasterizer,
+                **({"keep_all": True} if cfg.keep_all else {})}
     param = Strokes(wh, strokes=int(strokes), segments=segments, width=wrange, shapes=shapes, background=bg,
-                    init=init, seed=opts.seed, device=opts.device, rasterizer=cfg.rasterizer)
+                    init=init, seed=opts.seed, device=opts.device, rasterizer=cfg.rasterizer, keep_all=bool(cfg.keep_all))
     return run(param, opts, settings)
 
 

@@ -15,17 +15,26 @@ refinement, or optimization), then:
 * ``mapper`` -- a trained latent mapper (:mod:`vecgen.api.edit_mapper`), one
   forward pass.
 
-The edit is pasted back into the photo at the photo's own size (only the
-centred box that matches the generator's aspect changes).
+Every method edits only where the subject is (:mod:`vecgen.api.edit_mask`):
+``where="auto"`` (default) -- a soft mask of where the perceptor sees the
+photo's own class (Grad-CAM of a classifier's top class, or of ``source``
+when it names a class; occlusion for other perceptors); ``"X,Y,W,H"`` -- a
+box in photo pixels; ``"all"`` -- everywhere. The optimized render is
+``inversion + mask * (render - inversion)``, so the perceptor sees only that.
+
+The change goes back as a residual at the photo's own resolution:
+``photo + upsample(edit - inversion)``, clamped; what did not change keeps
+the photo's own pixels (no blur from the generator's 256 px). Settings record
+``change_inside`` (the share of ``sum |result - photo|`` inside the subject
+region: the ``where`` box, or the mask >= 0.5) and ``psnr_outside``.
 """
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from dataclasses import dataclass
 
 from vecgen.api._run import Common, clip_terms, common, make_views, run
 from vecgen.api.generate import load_generator_for, spec_text
@@ -129,6 +138,9 @@ class EditConfig(RunConfig):
     perceptual: float | None = option(None, "inversion: weight of the classifier feature term (default 0 with "
                                             "an encoder, 0.1 without; needs a perceptor with features)", "float",
                                       minimum=0)
+    where: Any = option(None, "where the edit may change the photo: auto (default: where the perceptor sees the "
+                              "photo's own class, or --source's), all, or a box in photo pixels", "object",
+                        metavar="auto|all|X,Y,W,H", default_text="auto")
     space: str = option("wplus", "latent space of a StyleGAN2 edit", "choice", choices=SPACES)
     lr: float = option(0.1, "learning rate (mapper training: 0.002)", "float", above=0)
     steps: int | None = like(RunConfig, "steps", STEPS)
@@ -156,7 +168,12 @@ def check_bank_memory(gen, samples: int, device) -> None:
 
 def setup(photo: Any, generator: Any, encoder: Any, size: Any, device) -> tuple[Any, Any, Any, Any, tuple]:
     """Read the photo, load generator and encoder, check they pair -> ``(photo, gen, enc, native, box)``."""
-    from vecgen.api.edit_invert import load_encoder_for, native_size, prepare_photo, read_photo
+    from vecgen.api.edit_invert import (
+        load_encoder_for,
+        native_size,
+        prepare_photo,
+        read_photo,
+    )
 
     pic = read_photo(photo)  # an unreadable photo is refused before any model loads
     if size is not None:
@@ -167,30 +184,37 @@ def setup(photo: Any, generator: Any, encoder: Any, size: Any, device) -> tuple[
         from vecgen.backends.generators.encoders import check_pair
 
         check_pair(enc, gen)
-    hw = native_size(gen, tuple(pic.shape[-2:]), size)
+    hw = native_size(gen, (int(pic.shape[-2]), int(pic.shape[-1])), size)
     if size is not None and getattr(gen, "kind", "") != "taef2" and parse_size(size) != (hw[1], hw[0]):
         raise VecgenError(f"{gen.kind} generator renders {hw[1]}x{hw[0]}; --size cannot change that")
     target, box = prepare_photo(pic, hw)
     return pic, gen, enc, target.to(gen.device), box
 
 
-def finish(res: Result, photo, inv, edited, box, gen, settings: dict, t0: float) -> Result:
-    """Paste the edit into the photo; record PSNRs and timings; the result's image is the photo-sized edit."""
+def finish(res: Result, photo, inv, edited, box, gen, settings: dict, t0: float, mask=None, region=None) -> Result:
+    """Put the change ``edited - inversion`` into the photo at its own resolution (:func:`residual_paste`:
+    what did not change keeps the photo's pixels); record PSNRs, locality and timings."""
     import torch
 
-    from vecgen.api.edit_invert import paste, psnr
+    from vecgen.api.edit_invert import psnr
+    from vecgen.api.edit_mask import locality, region_at, residual_paste
     from vecgen.io import tensor_to_pil
 
     with torch.no_grad():
-        full = paste(photo, edited[:1], box)
+        full = residual_paste(photo, inv.image, edited[:1], box)
+    photo_hw = (int(photo.shape[-2]), int(photo.shape[-1]))
+    if region is None:
+        region = region_at(mask if mask is not None else torch.ones(1, 1, 1, 1), box, photo_hw)
     settings.update(inv.info())
     settings["psnr_to_photo"] = round(psnr(full, photo.to(full.device)), 2)
     settings["psnr_to_inversion"] = round(psnr(edited[:1], inv.image), 2)
-    settings["photo_size"] = [int(photo.shape[-1]), int(photo.shape[-2])]
+    settings.update(locality(photo, full, region))
+    settings["photo_size"] = [photo_hw[1], photo_hw[0]]
     settings["box"] = [int(v) for v in box]
     settings["seconds"] = round(time.perf_counter() - t0, 2)
     res.image = tensor_to_pil(full)
-    res.extras.update(edit=edited[:1].detach(), inversion=inv, photo=photo, box=box, generator=gen)
+    res.extras.update(edit=edited[:1].detach(), inversion=inv, photo=photo, box=box, generator=gen, mask=mask,
+                      region=region)
     return res
 
 
@@ -208,14 +232,17 @@ def edit(cfg: EditConfig, *, perceptors=None, extra_terms=None, warn: Callable[[
     ``beta``; responses over ``global_samples`` latents cached in ``global_cache``, a file or a
     folder), ``mapper`` (``mapper``: a file from :func:`vecgen.api.edit_mapper.train_mapper`);
     ``auto`` picks by which of ``mapper`` / ``alpha`` is given. ``source``: the text the photo
-    is now (directional terms). Settings record ``inversion_psnr``, ``psnr_to_photo`` (the
-    pasted edit vs the photo) and the method's timings (``apply_ms``...).
+    is now (directional terms). ``where``: ``"auto"`` (the perceptor's saliency mask of the
+    photo's class), ``"X,Y,W,H"`` (a box in photo pixels) or ``"all"``. Settings record
+    ``inversion_psnr``, ``psnr_to_photo`` (the result vs the photo), ``change_inside`` /
+    ``psnr_outside`` (locality on the subject region), ``mask`` and the method's timings.
     """
     import torch
 
     from vecgen.api.edit_invert import invert
+    from vecgen.api.edit_mask import MaskedLatent, compose, parse_where
     from vecgen.losses import DirectionalClipTerm, LatentL2
-    from vecgen.params.latent import Latent, _check_space
+    from vecgen.params.latent import _check_space
 
     t0 = time.perf_counter()
     prompt, photo, generator, encoder, mapper, clip, size = (cfg.prompt, cfg.photo, cfg.generator, cfg.encoder,
@@ -230,7 +257,7 @@ def edit(cfg: EditConfig, *, perceptors=None, extra_terms=None, warn: Callable[[
         source = None
     global_samples = int(cfg.global_samples)
     invert_steps = None if cfg.invert_steps is None else int(cfg.invert_steps)
-    invert_lr, perceptual, lr = cfg.invert_lr, cfg.perceptual, cfg.lr
+    invert_lr, perceptual, lr, where = cfg.invert_lr, cfg.perceptual, cfg.lr, cfg.where
     opts: Common = common(cfg.run_values(perceptors=perceptors, extra_terms=extra_terms, warn=warn,
                                          callbacks=callbacks), uses_prompt=method != "mapper")
     if method != "optimize" and opts.resume_state is not None:
@@ -238,7 +265,10 @@ def edit(cfg: EditConfig, *, perceptors=None, extra_terms=None, warn: Callable[[
     pic, gen, enc, target, box = setup(photo, generator, encoder, size, opts.device)
     if method == "global":
         check_bank_memory(gen, global_samples, opts.device)
-    perceptors = opts.load_perceptors() if (method != "mapper" or perceptual) else []
+    photo_hw = (int(pic.shape[-2]), int(pic.shape[-1]))
+    parse_where(where, photo_hw)  # a bad box is refused before the inversion
+    use = method != "mapper" or perceptual or (str(clip) != "auto" and parse_where(where, photo_hw) == "auto")
+    perceptors = opts.load_perceptors() if use else []
     settings: dict[str, Any] = {
         "function": "edit", "prompt": prompt, "method": method, "source": source, "photo": _name(photo),
         "generator": spec_text(generator), "encoder": None if encoder is None else _name(encoder),
@@ -246,6 +276,7 @@ def edit(cfg: EditConfig, *, perceptors=None, extra_terms=None, warn: Callable[[
         "size": None if size is None else list(parse_size(size))}
     inv = invert(gen, target, encoder=enc, space=space if gen.has_mapping else "wplus", steps=invert_steps,
                  lr=invert_lr, perceptors=perceptors, perceptual=perceptual, seed=opts.seed, quiet=opts.quiet)
+    mask, region = where_to_edit(where, perceptors, inv, box, photo_hw, source, settings)
     if method == "global":
         from vecgen.api.edit_global import global_edit
 
@@ -253,16 +284,18 @@ def edit(cfg: EditConfig, *, perceptors=None, extra_terms=None, warn: Callable[[
             alpha = ALPHA["mapping" if gen.has_mapping else "other"]
         res, edited = global_edit(gen, inv, opts, prompt, source, alpha=alpha,
                                   beta=beta, samples=global_samples, cache=cfg.global_cache, settings=settings)
-        return finish(res, pic, inv, edited, box, gen, settings, t0)
+        return finish(res, pic, inv, compose(inv.image, edited, mask), box, gen, settings, t0, mask, region)
     if method == "mapper":
         from vecgen.api.edit_mapper import mapper_edit
 
+        assert mapper is not None  # resolve_method refused mapper mode without a file
         res, edited = mapper_edit(gen, inv, mapper, opts, settings)
-        return finish(res, pic, inv, edited, box, gen, settings, t0)
+        return finish(res, pic, inv, compose(inv.image, edited, mask), box, gen, settings, t0, mask, region)
     l2 = default_l2(gen) if l2 is None else l2
     settings.update(l2=l2, lr=float(lr), cutouts=opts.cutouts)
-    param = Latent(gen, space=inv.space, init=inv.latent, lr=float(lr), steps=opts.steps, truncation=1.0,
-                   seed=opts.seed)
+    param = MaskedLatent(gen, base=inv.image, mask=mask, space=inv.space, init=inv.latent, lr=float(lr),
+                         steps=opts.steps, truncation=1.0, seed=opts.seed)
+    terms: list
     if source is not None:  # directional: the step from the inverted photo must follow source -> prompt
         reference = inv.image.detach()
         terms = [DirectionalClipTerm(p, str(source).strip(), [q.text for q in opts.prompts if q.weight > 0],
@@ -279,7 +312,30 @@ def edit(cfg: EditConfig, *, perceptors=None, extra_terms=None, warn: Callable[[
     with torch.no_grad():
         edited = param.render().detach()
         settings["latent_l2"] = round(float(param.l2_to_init()), 4)
-    return finish(res, pic, inv, edited, box, gen, settings, t0)
+    return finish(res, pic, inv, edited, box, gen, settings, t0, mask, region)
+
+
+def where_to_edit(where: Any, perceptors, inv, box, photo_hw: tuple[int, int], source: str | None,
+                  settings: dict) -> tuple[Any, Any]:
+    """The soft mask the edit may change ``(1, 1, h, w)`` and the subject region its locality is measured
+    on ``(1, 1, H, W)`` bool (the ``where`` box itself, or the mask >= 0.5); records both in ``settings``."""
+    import torch
+
+    from vecgen.api.edit_mask import box_mask, parse_where, region_at, subject_mask
+
+    spec = parse_where(where, photo_hw)
+    if spec == "auto" and not perceptors:  # the mapper without a perceptor: nothing to see the subject with
+        spec = "all"
+        settings["mask_note"] = "no perceptor to find the subject (give --clip or --where X,Y,W,H): edits everywhere"
+    mask, info = subject_mask(spec if isinstance(spec, str) else where, perceptors, inv.target, box, photo_hw,
+                              source)
+    settings.update(info)
+    if isinstance(spec, tuple):
+        x, y, w, h = spec
+        region = box_mask(photo_hw, (x, y, w, h)).to(torch.bool)
+    else:
+        region = region_at(mask, box, photo_hw)
+    return mask, region
 
 
 def _name(obj: Any) -> str:
@@ -293,5 +349,6 @@ VERB = Verb("edit", edit,
                         "(--encoder: encode and refine; else by optimization), then edited by latent optimization "
                         "(--method optimize, default), a precomputed global direction (--method global, --alpha, "
                         "--beta) or a trained mapper (--mapper FILE; train one with vecgen edit-mapper TEXT "
-                        "--images DIR, or vecgen edit --train-mapper TEXT --images DIR). The edit is pasted back "
-                        "at the photo's own size.")
+                        "--images DIR, or vecgen edit --train-mapper TEXT --images DIR). Only the subject changes "
+                        "(--where: auto = where the perceptor sees the photo's class, a box X,Y,W,H, or all), and "
+                        "the change goes back into the photo at its own resolution.")

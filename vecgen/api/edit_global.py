@@ -65,7 +65,7 @@ class ChannelSpace:
         self.modules = mods
         self.kind = "style" if mods else "latent"
         if mods:
-            self.sizes = [int(m.weight.shape[0]) for m in mods]
+            self.sizes = [int(m.get_parameter("weight").shape[0]) for m in mods]
         else:
             self.sizes = [int(gen.w_shape[0]) if gen.w_shape else 1]
         self.n = sum(self.sizes)
@@ -147,7 +147,7 @@ def channel_responses(gen, perceptor, *, samples: int = SAMPLES, seed: int = 0, 
     space = ChannelSpace(gen)
     w = (bank if bank is not None else sample_bank(gen, samples, seed)).to(gen.device)
     std = space.channel_std(w, seed)
-    out = []
+    out: list[Tensor] = []
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -163,6 +163,8 @@ def channel_responses(gen, perceptor, *, samples: int = SAMPLES, seed: int = 0, 
             e = perceptor.encode_image(imgs).float()
             u = F.normalize(e[:part.shape[0]] - e[part.shape[0]:], dim=-1).sum(0)
             acc = u if acc is None else acc + u
+        if acc is None:
+            raise VecgenError("channel responses need at least one latent sample")
         out.append(acc / w.shape[0])
         if bar is not None:
             bar.update(1)
@@ -181,42 +183,68 @@ def _embed_dim(perceptor) -> int:
         return int(perceptor.encode_image(torch.zeros(1, 3, size, size, device=dev)).shape[-1])
 
 
+#: The metadata marker of our cache files (``{"vecgen": CACHE_KIND}``); older caches carry ``key`` and ``info``.
+CACHE_KIND, CACHE_LEGACY = "global-direction cache", ("key", "info")
+
+
+def check_cache_target(cache: str | Path | None) -> Path:
+    """Where ``--global-cache`` points (a ``.safetensors`` file, or a folder; None: :func:`cache_dir`),
+    checked before any work: an existing file must be one of our caches (never a user's model or
+    picture, which would be overwritten), a folder must be a folder, and the place must be writable."""
+    from vecgen.io import refuse_foreign
+
+    target = Path(cache) if cache is not None else cache_dir()
+    if target.suffix.lower() == ".safetensors" and not target.is_dir():
+        refuse_foreign(target, CACHE_KIND, "--global-cache", legacy=CACHE_LEGACY)
+        folder = target.parent if str(target.parent) else Path(".")
+    else:
+        if target.exists() and not target.is_dir():
+            raise VecgenError(f"--global-cache {target}: a file that is not a .safetensors cache; give a folder "
+                              "or a .safetensors file")
+        folder = target
+    probe = folder
+    while not probe.exists() and probe != probe.parent:  # the folders to create: the nearest existing one decides
+        probe = probe.parent
+    if not probe.is_dir():
+        raise VecgenError(f"--global-cache {target}: cannot write there ({probe} is not a folder)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise VecgenError(f"--global-cache {target}: cannot write there (permission denied in {probe})")
+    return target
+
+
 def load_or_compute(gen, perceptor, *, cache: str | Path | None = None, samples: int = SAMPLES, seed: int = 0,
                     progress: bool = False) -> Responses:
     """The cached responses for this generator + perceptor, computed (and written atomically) when absent.
 
     ``cache``: a file, or a folder to keep ``<key>.safetensors`` in (default :func:`cache_dir`).
+    A file that is not one of our caches is refused (one line), before any precompute.
     """
-    from safetensors.torch import load_file, save
+    from safetensors.torch import load_file
 
-    from vecgen.io import atomic_write
+    from vecgen.io import atomic_write, refuse_foreign, safetensors_bytes, safetensors_metadata
 
+    target = check_cache_target(cache)
     space = ChannelSpace(gen)
     key = cache_key(gen, perceptor, samples, seed, space)
-    target = Path(cache) if cache is not None else cache_dir()
-    path = target if target.suffix == ".safetensors" else target / f"{key}.safetensors"
+    path = target if target.suffix.lower() == ".safetensors" and not target.is_dir() else target / f"{key}.safetensors"
+    refuse_foreign(path, CACHE_KIND, "--global-cache", legacy=CACHE_LEGACY)
     if path.is_file():
-        from safetensors import safe_open
-
+        meta = safetensors_metadata(path) or {}
         try:
-            with safe_open(str(path), "pt") as f:
-                meta = dict(f.metadata() or {})
             data = load_file(str(path))
-        except Exception:
-            meta, data = {}, {}
+        except Exception:  # noqa: BLE001 - a damaged cache of ours is recomputed
+            data = {}
         if meta.get("key") == key and "responses" in data and data["responses"].shape[0] == space.n \
                 and data["responses"].shape[1] == _embed_dim(perceptor):
             return Responses(data["responses"], data["std"], json.loads(meta.get("info", "{}")), 0.0, cached=True)
-        if target.suffix == ".safetensors" and meta.get("key") not in (None, key):
+        if meta.get("key") not in (None, key):
             raise VecgenError(f"{path}: global-direction cache of another generator or perceptor; "
                               f"give another --global-cache file")
     res = channel_responses(gen, perceptor, samples=samples, seed=seed, progress=progress)
     info = {**res.meta, "seconds": round(res.seconds, 2)}
-    try:
-        atomic_write(path, save({"responses": res.responses.contiguous(), "std": res.std.contiguous()},
-                                metadata={"key": key, "info": json.dumps(info)}), mkdir=True)
-    except OSError as e:
-        raise VecgenError(f"cannot write global-direction cache {path}: {e.strerror or e}") from None
+    data_bytes = safetensors_bytes({"responses": res.responses, "std": res.std},
+                                   {"vecgen": CACHE_KIND, "key": key, "info": json.dumps(info, sort_keys=True)})
+    atomic_write(path, data_bytes, mkdir=True)  # OS errors: one line (VecgenError)
     res.meta["cache"] = str(path)
     return res
 
@@ -272,6 +300,7 @@ def global_edit(gen, inv, opts, prompt: str | None, source: str | None, *, alpha
 
     if not opts.prompts:
         raise VecgenError("--method global needs a text prompt (the target)")
+    check_cache_target(cache)  # before the perceptors load and the precompute
     target = " ".join(p.text for p in opts.prompts if p.weight > 0) or opts.prompts[0].text
     space = ChannelSpace(gen)
     offsets = None
@@ -289,6 +318,8 @@ def global_edit(gen, inv, opts, prompt: str | None, source: str | None, *, alpha
                       f"relevant: {float(rel.abs().max()):.3f}); the edit is the inversion; lower --beta")
         kept = max(kept, int((off != 0).sum()))
         offsets = weight * off if offsets is None else offsets + weight * off
+    if offsets is None:
+        raise VecgenError("--method global needs a perceptor (--clip)")
     t1 = time.perf_counter()
     edited = _apply(space, gen, inv, offsets, alpha)
     apply_ms = (time.perf_counter() - t1) * 1000.0

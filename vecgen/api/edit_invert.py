@@ -106,7 +106,7 @@ def _resize(x: Tensor, hw: tuple[int, int]) -> Tensor:
 
 def prepare_photo(photo: Tensor, native_hw: tuple[int, int]) -> tuple[Tensor, tuple[int, int, int, int]]:
     """``(1, 3, H, W)`` photo -> ``((1, 3, h, w)`` at the generator's size, the crop box it came from)."""
-    top, left, bh, bw = box = crop_box(tuple(photo.shape[-2:]), native_hw)
+    top, left, bh, bw = box = crop_box((int(photo.shape[-2]), int(photo.shape[-1])), native_hw)
     return _resize(photo[..., top:top + bh, left:left + bw], native_hw), box
 
 

@@ -187,6 +187,7 @@ def edit_mapper(cfg: EditMapperConfig, *, output: str | Path | None = None, perc
                           f"--hidden or --batch (README, Limits)")
     param = MapperTraining(gen, bank, mapper=LatentMapper(tuple(bank.shape[2:]), hidden), batch=batch, lr=lr,
                            seed=opts.seed)
+    terms: list
     if source is not None and str(source).strip():
         terms = [DirectionalClipTerm(p, str(source).strip(), [str(target).strip()],
                                      reference=lambda: param.reference_image, weight=w) for p, w in perceptors]

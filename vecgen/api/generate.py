@@ -108,7 +108,7 @@ def generate(prompt: str | None, *, generator: Any, space: str = "w", l2: float 
                 "top": top if init_name == "fusedream" else None, "truncation": truncation, "lr": lr,
                 "steps": opts.steps, "size": None if size is None else list(parse_size(size)), "clip": clip,
                 "cutouts": opts.cutouts, "seed": opts.seed}
-    shared = dict(space=space, seed=opts.seed, truncation=truncation, lr=float(lr), steps=opts.steps)
+    shared: dict[str, Any] = dict(space=space, seed=opts.seed, truncation=truncation, lr=float(lr), steps=opts.steps)
     terms = clip_terms(opts) + list(extra_terms or [])
     cuts = make_views(opts)
     if init_name == "fusedream" and resume:  # the kept samples are in the checkpoint: no need to rank again

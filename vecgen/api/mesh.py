@@ -124,6 +124,7 @@ def mesh(path: str | Path, prompt: str | None, *, views: int = 5, steps: int = 3
     front view) and ``.gif`` (a turntable); ``res.turntable(path, frames)`` writes a GIF
     or PNG strip. Other options are those of :func:`vecgen.draw`.
     """
+    from vecgen.backends.perceptors.clip import FALLBACK_3D
     from vecgen.params.style_field import StyleField
 
     n_views = as_int("--views", views, minimum=1)
@@ -144,7 +145,7 @@ def mesh(path: str | Path, prompt: str | None, *, views: int = 5, steps: int = 3
     if opts.snapshots is not None:  # the shared snapshots write one image; a mesh renders several views
         opts.callbacks.insert(0, _snapshot_views(opts.snapshots, opts.every))
         opts.snapshots = None
-    opts.load_perceptors()
+    opts.load_perceptors(FALLBACK_3D)  # offline, auto is mini-vit-3d: it knows shaded 3-D solids
     param = StyleField(data.vertices, data.faces, size=wh, views=n_views, background=bg, sigma=sigma,
                        width=as_int("--width", width, minimum=1), depth=as_int("--depth", depth, minimum=1),
                        max_displacement=max_displacement, lr=lr, seed=opts.seed, device=opts.device,

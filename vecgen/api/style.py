@@ -25,7 +25,7 @@ from vecgen.api._run import Common, common, load_perceptors, run
 from vecgen.api.result import Result
 from vecgen.api.verb import Verb
 from vecgen.errors import VecgenError
-from vecgen.options import as_int, check_limit, check_number, check_suffix, check_writable
+from vecgen.options import as_int, check_number, check_suffix, check_writable
 
 SOURCE = "a photo"
 #: ``--quality`` presets: what ``steps``, ``crops`` and ``work_size`` are when left on auto.
@@ -142,7 +142,7 @@ def style_terms(perceptors: list, content_p, content: Callable, *, prompt: str, 
     from vecgen.losses.patch import GlobalDirectionTerm, PatchDirectionTerm, StyleDirection
     from vecgen.objective import FnTerm
 
-    terms = []
+    terms: list = []
     for p, w in perceptors:
         d = StyleDirection(p, source, prompt, content)
         if weights["direction"]:
@@ -159,12 +159,11 @@ def style_terms(perceptors: list, content_p, content: Callable, *, prompt: str, 
 
 def check_patch_memory(opts: Common, crops: int) -> None:
     """Refuse, before the first step, patch crops that cannot fit in free memory (the runner's estimate)."""
+    from vecgen.losses.patch import CHUNK
     from vecgen.options import BYTES_PER_VIEW_PIXEL, available_memory
 
-    from vecgen.losses.patch import CHUNK
-
     chunk = min(crops, CHUNK)  # the crops one perceptor pass holds at a time
-    need = chunk * BYTES_PER_VIEW_PIXEL * sum(p.input_size ** 2 for p, _ in opts.perceptors)
+    need = chunk * BYTES_PER_VIEW_PIXEL * sum(p.input_size ** 2 for p, _ in opts.load_perceptors())
     free = available_memory(opts.device)
     if free is not None and need > free:
         raise VecgenError(f"{crops} patch crops need about {need / 2**30:.1f} GiB, but {free / 2**30:.1f} GiB is "
@@ -262,7 +261,7 @@ def style(image: Any, prompt: str | None = None, *, model: str | Path | None = N
     check_patch_memory(opts, crops)
     content_p = content_perceptor(content_model, perceptors, opts.device, opts.warn)
     param = StyleNetImage(content, lr=lr, seed=opts.seed, device=opts.device)
-    terms = style_terms(perceptors, content_p, lambda: param.content, prompt=opts.prompt, source=str(source),
+    terms = style_terms(perceptors, content_p, lambda: param.content, prompt=str(prompt), source=str(source),
                         crops=crops, crop_frac=crop_frac, threshold=threshold, weights=weights)
     settings: dict[str, Any] = {
         "function": "style", "prompt": opts.prompt, "source": str(source), "image": label,

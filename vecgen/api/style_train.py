@@ -20,8 +20,19 @@ from typing import Any
 
 from vecgen.api._run import Common, common, run
 from vecgen.api.result import Result
-from vecgen.api.style import (CANVAS, MODEL_SUFFIX, SOURCE, WEIGHTS, check_crops, check_patch_memory,
-                              check_weights, content_perceptor, load_style_image, style_terms, working_copy)
+from vecgen.api.style import (
+    CANVAS,
+    MODEL_SUFFIX,
+    SOURCE,
+    WEIGHTS,
+    check_crops,
+    check_patch_memory,
+    check_weights,
+    content_perceptor,
+    load_style_image,
+    style_terms,
+    working_copy,
+)
 from vecgen.errors import VecgenError
 from vecgen.options import as_int, check_limit, check_number, check_suffix, check_writable
 
@@ -108,7 +119,7 @@ def train_style(folder: str | Path, prompt: str, *, output: str | Path | None = 
     check_patch_memory(opts, crops)
     content_p = content_perceptor(content_model, perceptors, opts.device, opts.warn)
     param = StyleNetBatches(images, crop=crop, batch=batch, lr=lr, seed=opts.seed, device=opts.device)
-    terms = style_terms(perceptors, content_p, lambda: param.content, prompt=opts.prompt, source=str(source),
+    terms = style_terms(perceptors, content_p, lambda: param.content, prompt=str(prompt), source=str(source),
                         crops=crops, crop_frac=min(1.0, crop_size / CANVAS), threshold=threshold, weights=weights)
     settings: dict[str, Any] = {
         "function": "style-train", "prompt": opts.prompt, "source": str(source), "folder": str(folder),
@@ -116,7 +127,7 @@ def train_style(folder: str | Path, prompt: str, *, output: str | Path | None = 
         "crops": crops, "crop_size": crop_size, "threshold": threshold, "weights": weights, "lr": lr,
         "clip": clip, "content_model": content_p.name, "seed": opts.seed}
     done = int(opts.resume_state.get("step", 0)) if opts.resume_state else 0
-    bar = _progress(batch, opts.steps, done, opts.quiet)
+    bar = _progress(batch, opts.total_steps(), done, opts.quiet)
     if bar is not None:
         opts.callbacks.insert(0, bar)
     opts.quiet = True  # the images/s bar above replaces the engine's steps bar

@@ -9,8 +9,9 @@ import argparse
 import inspect
 import math
 import sys
+from collections.abc import Set
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from vecgen.api import Verb
 from vecgen.api.run_options import VIEW_CHOICES
@@ -22,7 +23,7 @@ from vecgen.options import check_suffix, check_writable
 
 
 class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, no usage dump
+    def error(self, message: str) -> NoReturn:  # one line, no usage dump
         raise VecgenError(f"{self.prog}: {message}")
 
 
@@ -119,8 +120,8 @@ def check_config_value(path: str | Path, key: str, value: Any, kind: Option | st
     """
     name = "--" + key.replace("_", "-")  # named as its flag, as the API's own messages do
     meta = kind if isinstance(kind, Option) else None
-    if meta is not None:
-        kind = _legacy_kind(meta)
+    if isinstance(kind, Option):
+        kind = _legacy_kind(kind)
     numbers = value if isinstance(value, list) else [value]
     if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
         raise VecgenError(f"config {path}: {name} must be finite, got {_shown(value)}")
@@ -198,7 +199,7 @@ def load_config(path: str | Path, allowed: set[str],
     return out
 
 
-def merge_options(args: argparse.Namespace, verb: Verb, skip: set[str] = frozenset()) -> dict[str, Any]:
+def merge_options(args: argparse.Namespace, verb: Verb, skip: Set[str] = frozenset()) -> dict[str, Any]:
     """API defaults < config file < command-line flags, for the flags this subcommand has.
 
     ``output`` defaults to the verb's ``default_output``. Returns keyword

@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 
 from vecgen.api import Verb
-from vecgen.options import INITS, SPACES
 from vecgen.cli._common import add_common, call, check_output, default_text, finish, merge_options, set_help
 from vecgen.errors import VecgenError
+from vecgen.options import INITS, SPACES
 
 DESCRIPTION = ("StyleCLIP-style latent optimization: the picture is what a frozen generator makes of an "
                "optimized latent in z, w or W+ space. --init fusedream ranks --samples random latents by "

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vecgen.options import RASTERIZERS
 from vecgen.errors import VecgenError
+from vecgen.options import RASTERIZERS
 
 
 def register(sub) -> None:

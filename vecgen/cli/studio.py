@@ -41,9 +41,9 @@ def register(sub) -> None:
                                       "search (pip install 'vecgen[studio]')")
     s.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    s.add_argument("--share-dir", default="vecgen-studio", metavar="DIR",
+    s.add_argument("--share-dir", default=None, metavar="DIR",
                    help="the studio's folder: runs, uploads and cache; the only files it serves (default "
-                        "./vecgen-studio)")
+                        "~/.cache/vecgen/studio, or $VECGEN_CACHE/studio)")
     s.add_argument("--gallery", action="append", metavar="SITE",
                    help="a gallery site folder to browse and search (repeatable)")
     s.add_argument("--max-upload-mb", type=float, metavar="MB", help="largest upload (default 20)")

@@ -21,10 +21,13 @@ import socket
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
 from vecgen.errors import VecgenError
 from vecgen.gallery.spec import accepts_option, function_options, resolve_function
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 
 class PerceptorCache:
@@ -52,7 +55,9 @@ class Executor(Protocol):
     """What :func:`vecgen.gallery.run_gallery` needs of an executor (see the module docstring)."""
 
     name: str
-    workers: int | None
+
+    @property
+    def workers(self) -> int | None: ...
 
     def start(self) -> None: ...
 
@@ -114,7 +119,7 @@ class LocalExecutor:
         self.workers = max(1, int(workers or 1))
         self.job_runner = job_runner
         self.cache = PerceptorCache()
-        self._pool = None
+        self._pool: ProcessPoolExecutor | None = None
 
     def start(self) -> None:
         if self.workers > 1:
@@ -163,6 +168,8 @@ def _pool_init(threads: int, job_runner: JobRunner) -> None:
 
 
 def _pool_run(payload: dict[str, Any]) -> dict[str, Any]:
+    if _POOL_WORKER is None:
+        raise RuntimeError("_pool_run runs only in a pool worker (after _pool_init)")
     job_runner, cache = _POOL_WORKER
     return job_runner(payload, cache)
 
@@ -228,7 +235,7 @@ class RayExecutor:
         self.address = address
         self.connect_timeout = float(connect_timeout)
         self.job_runner = job_runner
-        self._ray = None
+        self._ray: Any = None  # the ray module, once start() imported it
         self._started = False
         self._actors: list = []
         self.gpus_per_worker = 0.0
@@ -241,7 +248,7 @@ class RayExecutor:
         import logging
 
         self._ray = ray
-        common = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
+        common: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
                       configure_logging=True)
         if ray.is_initialized():
             pass  # a caller's own Ray session: use it, leave it running
@@ -266,8 +273,8 @@ class RayExecutor:
             import torch
 
             cpus = self.workers or os.cpu_count() or 1
-            gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-            ray.init(num_cpus=cpus, num_gpus=gpus, object_store_memory=128 * 1024 ** 2, **common)
+            n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            ray.init(num_cpus=cpus, num_gpus=n_gpus, object_store_memory=128 * 1024 ** 2, **common)
             self._started = True
         res = ray.cluster_resources()
         if not self.workers:
@@ -321,7 +328,7 @@ class RayExecutor:
             first = _first_line(str(e)) if str(e) else type(e).__name__
             raise VecgenError(f"cannot connect to the Ray cluster at {address}: {first[:300]}")
 
-    def _new_actor(self):
+    def _new_actor(self) -> Any:  # a Ray actor handle
         opts: dict[str, Any] = {"num_cpus": 1}
         if self.gpus_per_worker:
             opts["num_gpus"] = self.gpus_per_worker

@@ -56,6 +56,7 @@ class ClipTerm:
         self._targets: tuple[Tensor, Tensor, list[float | None]] | None = None
 
     def targets(self) -> tuple[Tensor, Tensor, list[float | None]]:
+        """The target embeddings ``(T, D)`` (text prompts, then image prompts), their weights ``(T,)`` and stops."""
         if self._targets is None:
             parts, weights, stops = [], [], []
             if self.prompts:

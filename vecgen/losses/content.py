@@ -44,6 +44,7 @@ class ContentTerm:
         self._target: dict[str, Tensor] = {}
 
     def target(self) -> dict[str, Tensor]:
+        """``{layer: activation}`` of the content image ``(B, 3, H, W)``, as the perceptor's ``features`` gives them."""
         x = self.content()
         if x is not self._seen:
             with torch.no_grad():

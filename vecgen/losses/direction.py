@@ -37,7 +37,7 @@ class DirectionalClipTerm:
     """
 
     def __init__(self, perceptor, source: str | Sequence[str], target: str | Sequence[str],
-                 reference: Callable[[], Tensor], weight: float = 1.0, name: str | None = None,
+                 reference: Callable[[], Tensor | None], weight: float = 1.0, name: str | None = None,
                  floor: float = DIRECTION_FLOOR) -> None:
         src = [source] if isinstance(source, str) else list(source)
         tgt = [target] if isinstance(target, str) else list(target)
@@ -61,6 +61,8 @@ class DirectionalClipTerm:
     def __call__(self, ctx: Context) -> Tensor:
         d_text = self.text_direction()
         ref = self.reference()
+        if ref is None:
+            raise VecgenError("directional loss: no reference render yet (the parameterization renders it first)")
         if ref.shape != ctx.image.shape:
             raise VecgenError(f"directional loss: reference {tuple(ref.shape)} and render "
                               f"{tuple(ctx.image.shape)} differ in shape")

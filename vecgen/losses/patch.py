@@ -70,16 +70,19 @@ class StyleDirection:
     def target_embedding(self) -> Tensor:
         """The target text's unit embedding ``(D,)``."""
         self._update()
+        assert self._target is not None  # set by _update
         return self._target
 
     def embedding(self) -> Tensor:
         """The content's embeddings ``(B, D)``."""
         self._update()
+        assert self._embedding is not None  # set by _update
         return self._embedding
 
     def direction(self) -> Tensor:
         """Unit text steps ``(B, D)``, one per content image (all equal for CLIP)."""
         self._update()
+        assert self._direction is not None  # set by _update
         return self._direction
 
 
@@ -160,7 +163,8 @@ class PatchDirectionTerm:
         return directional_distance(e_out, e_src, d_text)
 
     def reject(self, dist: Tensor) -> Tensor:
-        """Mean of ``dist`` with the crops below the threshold zeroed (no gradient flows through them)."""
+        """Per-crop distances ``(N,)`` -> their mean ``()`` with the crops below the threshold zeroed (no gradient
+        flows through them)."""
         keep = (dist.detach() >= self.threshold).to(dist.dtype)
         self.kept = float(keep.mean())
         return (dist * keep).mean()
@@ -206,6 +210,7 @@ class PatchDirectionTerm:
         if not grad_on:
             return total
         g = leaf.grad
+        assert g is not None  # backward() above reached the leaf
         return total + (views * g).sum() - (views.detach() * g).sum()  # value: total; gradient: g through views
 
     def _chunk_loss(self, part: Tensor, sources: Tensor | None, image: int, n: int) -> Tensor:

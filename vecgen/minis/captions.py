@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -176,8 +177,8 @@ def render_caption(attrs: dict, plan: CaptionPlan) -> str:
     return text
 
 
-def caption_scene(attrs: dict, rng_or_seed, templates: str = "all") -> tuple[str, CaptionPlan]:
-    """A random caption for a scene -> (text, plan); the plan makes hard negatives."""
+def caption_scene(attrs: dict, rng_or_seed, templates: str = "all") -> tuple[str, CaptionPlan | dict[str, Any]]:
+    """A random caption for a scene -> (text, plan); the plan makes hard negatives (a dict for 3-D primitives)."""
     rng = _rng(rng_or_seed)
     if attrs["kind"] in shapes3d.KINDS:  # 3-D primitives (depth maps, shaded views) caption themselves
         return shapes3d.caption3d(attrs, rng)
@@ -217,7 +218,7 @@ def mutable_slots(attrs: dict, plan: CaptionPlan) -> list[tuple[str, int]]:
     return slots
 
 
-_VALUES = {"colour": list(COLOURS), "shape": list(SHAPES), "size": list(SIZES), "position": list(_CELL),
+_VALUES: dict[str, list[Any]] = {"colour": list(COLOURS), "shape": list(SHAPES), "size": list(SIZES), "position": list(_CELL),
            "style": [s for s in STYLES], "count": [1, 2, 3], "relation": list(RELATIONS),
            "background": list(BACKGROUNDS)}
 
@@ -254,7 +255,7 @@ NEGATIVE_WEIGHTS = {"shape": 3.0, "position": 2.0, "colour": 1.0, "size": 1.0, "
                     "swap_colour": 2.0, "swap_shape": 1.0, "style": 0.5, "background": 0.3}
 
 
-def negatives(attrs: dict, plan: CaptionPlan, rng_or_seed, k: int = 3,
+def negatives(attrs: dict, plan: CaptionPlan | dict[str, Any], rng_or_seed, k: int = 3,
               weights: dict[str, float] | None = None) -> list[str]:
     """Up to ``k`` distinct captions that each change exactly one named attribute (all false).
 
@@ -262,7 +263,7 @@ def negatives(attrs: dict, plan: CaptionPlan, rng_or_seed, k: int = 3,
     :data:`NEGATIVE_WEIGHTS`), so one attribute may appear with several wrong values.
     """
     rng = _rng(rng_or_seed)
-    if attrs["kind"] in shapes3d.KINDS:
+    if isinstance(plan, dict):  # 3-D primitives: caption3d's plan
         return shapes3d.negatives3d(attrs, plan, rng, k)
     weights = NEGATIVE_WEIGHTS if weights is None else weights
     slots = mutable_slots(attrs, plan)
@@ -273,6 +274,7 @@ def negatives(attrs: dict, plan: CaptionPlan, rng_or_seed, k: int = 3,
     while len(out) < k and tries < 4 * k + 8:
         tries += 1
         attr, idx = rng.choices(slots, weights=w, k=1)[0]
+        value: Any
         if attr in ("swap_colour", "swap_shape"):
             value = None
         elif attr == "relation":

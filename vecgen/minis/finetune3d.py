@@ -44,8 +44,17 @@ from vecgen.io import atomic_write
 from vecgen.minis import shapes3d
 from vecgen.minis.captions import caption_scene, negatives
 from vecgen.minis.probes import run_probes
-from vecgen.minis.train import (DEFAULT_CACHE, add_clutter, build_model, clutter_pool, load_trained, log, lr_at,
-                                save_fp16, scene_cache)
+from vecgen.minis.train import (
+    DEFAULT_CACHE,
+    add_clutter,
+    build_model,
+    clutter_pool,
+    load_trained,
+    log,
+    lr_at,
+    save_fp16,
+    scene_cache,
+)
 
 
 class TextBank:

@@ -20,6 +20,7 @@ import argparse
 import json
 import random
 import sys
+from typing import Any
 
 import torch
 
@@ -30,7 +31,7 @@ PROBE_SEED0 = 1_000_000_000
 ATTRIBUTES = ("colour", "shape", "position", "size", "count", "relation", "binding")
 _KIND = {"colour": "single", "shape": "single", "position": "single", "size": "single", "count": "count",
          "relation": "relation", "binding": "relation"}
-_VALUES = {"colour": list(COLOURS), "shape": list(SHAPES), "position": list(POSITIONS.values()),
+_VALUES: dict[str, list[Any]] = {"colour": list(COLOURS), "shape": list(SHAPES), "position": list(POSITIONS.values()),
            "size": list(SIZES), "count": [1, 2, 3]}
 
 
@@ -39,7 +40,7 @@ def probe_items(attribute: str, n: int, seed0: int = PROBE_SEED0) -> list[tuple[
     if attribute not in ATTRIBUTES:
         raise ValueError(f"unknown probe {attribute!r} (known: {', '.join(ATTRIBUTES)})")
     base = seed0 + 10_000_000 * ATTRIBUTES.index(attribute)
-    items = []
+    items: list[tuple[dict, list[str]]] = []
     i = 0
     while len(items) < n:
         attrs = sample_scene(random.Random(base + i), _KIND[attribute])

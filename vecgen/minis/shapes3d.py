@@ -22,13 +22,14 @@ import math
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from vecgen.backends.mesh.points import VIEW_SETS, cameras, depth_maps, normalize, splat
 from vecgen.backends.mesh.camera import project
+from vecgen.backends.mesh.points import VIEW_SETS, cameras, depth_maps, normalize, splat
 from vecgen.minis.scenes import BACKGROUNDS, COLOURS
 
 GENERATOR_VERSION = 2  # bump when sampling or drawing changes (invalidates caches)
@@ -258,7 +259,7 @@ def _article(word: str) -> str:
 def caption3d(attrs: dict, rng: random.Random) -> tuple[str, dict]:
     """A caption and its plan (template and word choices, reused by :func:`negatives3d`)."""
     words = SOLIDS[attrs["solid"]]
-    plan = {"solid_word": rng.randrange(len(words))}
+    plan: dict[str, Any] = {"solid_word": rng.randrange(len(words))}
     if attrs["kind"] == "depth":
         plan["template"] = _DEPTH_TEMPLATES[0] if rng.random() < 0.4 else rng.choice(_DEPTH_TEMPLATES)
     else:

@@ -34,10 +34,9 @@ import torch.nn.functional as F
 from vecgen.backends.perceptors.clip import ClipPerceptor, _load_safetensors, _register_configs
 from vecgen.io import atomic_write, torch_bytes
 from vecgen.minis import shapes3d
-from vecgen.minis.probes import run_probes
 from vecgen.minis.captions import PARTIAL_ATTRIBUTES, caption_scene, negatives, partial_captions
-from vecgen.minis.scenes import (COLOURS, GENERATOR_VERSION, POSITIONS, SHAPES, SIZES, STYLES, render_batch,
-                                 sample_scene)
+from vecgen.minis.probes import run_probes
+from vecgen.minis.scenes import COLOURS, GENERATOR_VERSION, POSITIONS, SHAPES, SIZES, STYLES, render_batch, sample_scene
 
 ARCHS = {"vit": ("mini-vit", "a"), "rn": ("mini-rn", "b")}  # arch -> (model config, caption template set)
 PARTIAL_WEIGHTS = {"shape": 1.0, "position": 1.0, "colour": 0.5, "size": 0.5, "count": 1.0, "solid": 1.0}  # loss
@@ -88,7 +87,7 @@ def build_model(name: str):
     return model, tokenizer
 
 
-def encode_text_trimmed(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+def encode_text_trimmed(model, tokens: torch.Tensor) -> torch.Tensor:
     """``model.encode_text`` over only the first L token positions, L = the longest caption in the batch.
 
     Exact for causal text towers pooled at the end-of-text token: positions after it
@@ -334,11 +333,11 @@ def adversarial(model, x: torch.Tensor, txt: torch.Tensor, neg: torch.Tensor, ca
 
 def save_fp16(model: torch.nn.Module, path: Path) -> None:
     """The fp16 state dict as safetensors (what vecgen ships), with the umask's permissions (0644 under 022)."""
-    from safetensors.torch import save
+    from vecgen.io import safetensors_bytes
 
     state = {k: (v.detach().half() if v.is_floating_point() else v.detach()).contiguous()
              for k, v in model.state_dict().items()}
-    atomic_write(path, save(state, metadata={"format": "pt"}), mkdir=True)
+    atomic_write(path, safetensors_bytes(state, {"format": "pt"}), mkdir=True)
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -391,7 +390,9 @@ def train(args: argparse.Namespace) -> dict:
         labels = attribute_labels(attrs)
         heads = AttributeHeads(int(model.text_projection.shape[1]), solids=bool(args.scenes3d))
         if args.scenes3d:  # the solid head = frozen text of "point cloud depth map of a X.": cheap zero-shot steps
-            shapes3d.anchor_head(heads.heads["solid"], model, tokenizer, images, mean, std)
+            solid = heads.heads["solid"]
+            assert isinstance(solid, torch.nn.Linear)
+            shapes3d.anchor_head(solid, model, tokenizer, images, mean, std)
         opt.add_param_group({"params": list(heads.parameters()), "weight_decay": 0.0, "lr_mult": 1.0})
     out = Path(args.out)
     ckpt = out / f"{name}.ckpt.pt"
@@ -407,7 +408,7 @@ def train(args: argparse.Namespace) -> dict:
         if heads is not None and state.get("heads"):
             heads.load_state_dict(state["heads"])
         log(f"resumed from {ckpt} at step {start}")
-    if start == 0 and args.pretrain_steps > 0:
+    if start == 0 and args.pretrain_steps > 0 and heads is not None and labels is not None:
         elapsed += pretrain_visual(model, heads, images, labels, kind_weights, args, mean, std, gen, bgs, pool)
     t0 = time.time() - elapsed
     model.train()
@@ -452,9 +453,9 @@ def train(args: argparse.Namespace) -> dict:
         loss, acc = contrastive_loss(fi, ft[:len(caps)], ft[len(caps):], caps, model.logit_scale)
         if groups:
             fp = F.normalize(encode_text_trimmed(model, tokenizer(list(partial))), dim=-1)
-            for att, g in groups.items():
-                loss = loss + args.partial_weight * PARTIAL_WEIGHTS[att] * attribute_loss(fi, g, fp, model.logit_scale)
-        if args.aux > 0:
+            for att, grp in groups.items():
+                loss = loss + args.partial_weight * PARTIAL_WEIGHTS[att] * attribute_loss(fi, grp, fp, model.logit_scale)
+        if args.aux > 0 and heads is not None and labels is not None:
             loss = loss + args.aux * heads.loss(emb, {k: v[idx] for k, v in labels.items()})[0]
         opt.zero_grad(set_to_none=True)
         loss.backward()

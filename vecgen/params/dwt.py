@@ -12,7 +12,7 @@ amplitude of frequency ``f`` goes as ``f**-decay``).
 from __future__ import annotations
 
 import difflib
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import ptwt
@@ -28,7 +28,7 @@ from vecgen.params.raster_base import DEFAULT_INIT_EPS, RasterParam, check_state
 # Boundary handling of the forward transform (used for init images and to
 # learn the band shapes).  "symmetric" works for every image size, unlike
 # "reflect" which needs the image larger than the filter.
-BOUNDARY_MODE = "symmetric"
+BOUNDARY_MODE: Final = "symmetric"
 
 
 def check_wavelet(name: Any) -> str:
@@ -150,6 +150,7 @@ class DWTImage(RasterParam):
         return image[..., : self.height, : self.width]
 
     def render(self) -> Tensor:
+        """The current image ``(1, 3, H, W)`` in ``[0, 1]`` (differentiable)."""
         return self._to_rgb(self.signal())
 
     def param_groups(self) -> list[dict[str, Any]]:

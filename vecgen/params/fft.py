@@ -104,6 +104,7 @@ class FFTImage(RasterParam):
         return torch.fft.irfft2(spectrum, s=(self.height, self.width), norm="ortho")
 
     def render(self) -> Tensor:
+        """The current image ``(1, 3, H, W)`` in ``[0, 1]`` (differentiable)."""
         return self._to_rgb(self.signal())
 
     def param_groups(self) -> list[dict[str, Any]]:

@@ -226,7 +226,7 @@ class GeneratorWeights:
         return self.frozen.to_w_plus(self._truncate(self.frozen.mapping(z)))
 
     def batch_latents(self, step: int) -> Tensor:
-        """The seeded prior batch of ``step`` (the same on resume)."""
+        """The seeded prior batch of ``step``, ``(batch, *z_shape)`` (the same on resume)."""
         return self.frozen.sample_latent(self.batch, self.seed * 1_000_003 + 7919 * step + 1, device=self.device)
 
     # ------------------------------------------------------------------ layer selection
@@ -237,14 +237,16 @@ class GeneratorWeights:
                 p.requires_grad_(i in on)
 
     def select_layers(self, w_plus: Tensor) -> list[int]:
-        """Pick the layers to train for ``w_plus`` (see the module docstring); sets ``requires_grad``."""
+        """Pick the layers to train for ``w_plus`` ``(B, n_latent, *w_shape)`` (see the module docstring); sets
+        ``requires_grad``."""
         n = len(self.layer_names)
         if self.probe is None or self.layers_k >= n:
             chosen = list(range(n))
             self.last_scores = None
         else:
             with torch.enable_grad():
-                scores = self._probe_wplus(w_plus) if self.mode == "wplus" else self._probe_grad(w_plus)
+                probe = self.probe
+                scores = self._probe_wplus(probe, w_plus) if self.mode == "wplus" else self._probe_grad(probe, w_plus)
             self.last_scores = scores.detach().cpu()
             order = torch.argsort(-self.last_scores, stable=True)
             chosen = sorted(int(i) for i in order[: self.layers_k])
@@ -253,21 +255,21 @@ class GeneratorWeights:
         self.selection_counts[chosen] += 1
         return chosen
 
-    def _probe_wplus(self, w_plus: Tensor) -> Tensor:
+    def _probe_wplus(self, probe: ProbeFn, w_plus: Tensor) -> Tensor:
         self._set_trainable([])
         x0 = w_plus.detach()
         x = x0.clone().requires_grad_(True)
         for _ in range(self.probe_steps):
-            loss = self.probe(self.trained.synthesize(x)).sum()
+            loss = probe(self.trained.synthesize(x)).sum()
             (g,) = torch.autograd.grad(loss, [x])
             x = (x - self.probe_lr * g).detach().requires_grad_(True)
         move = (x.detach() - x0).flatten(2).norm(dim=-1).mean(0)  # (n_latent,)
         return move
 
-    def _probe_grad(self, w_plus: Tensor) -> Tensor:
+    def _probe_grad(self, probe: ProbeFn, w_plus: Tensor) -> Tensor:
         self._set_trainable(list(range(len(self.layer_names))))
         params = [p for ps in self._layer_params for p in ps]
-        loss = self.probe(self.trained.synthesize(w_plus.detach())).sum()
+        loss = probe(self.trained.synthesize(w_plus.detach())).sum()
         grads = torch.autograd.grad(loss, params, allow_unused=True)
         by_param = {id(p): g for p, g in zip(params, grads)}
         scores = []

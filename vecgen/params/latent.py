@@ -42,9 +42,8 @@ import torch
 from torch import Tensor
 
 from vecgen.errors import VecgenError
-from vecgen.options import SPACES, as_int, check_limit, check_number
 from vecgen.io import atomic_write, save_png, tensor_to_pil, torch_bytes
-
+from vecgen.options import SPACES, as_int, check_limit, check_number
 
 #: Scores a batch of renders ``(B, 3, H, W)`` -> ``(B,)`` losses (lower is better).
 ScoreFn = Callable[[Tensor], Tensor]
@@ -139,6 +138,11 @@ class Latent:
         self.top_indices: Tensor | None = None
         self.basis_scores = basis_scores
 
+        # FuseDream runs optimize basis mixing logits and a residual; the others one latent value.
+        self.basis: Tensor | None
+        self.logits: Tensor | None
+        self.residual: Tensor | None
+        self.value: Tensor | None
         if basis is not None:
             basis = basis.detach().to(self.device, torch.float32).clone().contiguous()
             if tuple(basis.shape[1:]) != self.space_shape or basis.shape[0] < 1:
@@ -284,7 +288,9 @@ class Latent:
     def latent(self) -> Tensor:
         """The current latent in the optimized space, ``(1, *space_shape)`` (differentiable)."""
         if self.basis is None:
+            assert self.value is not None  # one of the two forms is always set
             return self.value
+        assert self.logits is not None and self.residual is not None
         wts = torch.softmax(self.logits, 0).reshape(-1, *([1] * len(self.space_shape)))
         return (wts * self.basis).sum(0, keepdim=True) + self.residual
 
@@ -293,7 +299,7 @@ class Latent:
         return self.w_plus_of(self.latent())
 
     def l2_to_init(self) -> Tensor:
-        """Squared L2 distance (sum over entries) of the latent to its starting value."""
+        """Squared L2 distance (sum over entries) of the latent to its starting value, a scalar ``()``."""
         return (self.latent() - self._initial).pow(2).sum()
 
     def lr_factor(self, step: int, steps: int | None = None) -> float:
@@ -312,6 +318,7 @@ class Latent:
         return [{"params": [self.value], "lr": self.lr, "name": f"latent_{self.space}", **ramp}]
 
     def render(self) -> Tensor:
+        """The generator's image of the current latent, ``(1, 3, H, W)`` in ``[0, 1]`` (differentiable)."""
         return self.generator.synthesize(self.w_plus())
 
     def project_(self) -> None:
@@ -341,9 +348,11 @@ class Latent:
         state: dict[str, Any] = {"type": "latent", "space": self.space, "step": self.step,
                                  "initial": self._initial.detach().cpu().clone()}
         if self.basis is not None:
+            assert self.logits is not None and self.residual is not None
             state.update(basis=self.basis.detach().cpu().clone(), logits=self.logits.detach().cpu().clone(),
                          residual=self.residual.detach().cpu().clone())
         else:
+            assert self.value is not None
             state["value"] = self.value.detach().cpu().clone()
         return state
 
@@ -366,6 +375,7 @@ class Latent:
                 for key in ("basis", "logits", "residual"):
                     put(getattr(self, key), key)
             else:
+                assert self.value is not None
                 put(self.value, "value")
             put(self._initial, "initial")
         self.step = int(state.get("step", 0))

@@ -81,14 +81,16 @@ class LatentMapper(nn.Module):
                     layers.append(nn.LeakyReLU(0.2))
             self.net = nn.Sequential(*layers)
         self.hidden, self.depth = hidden, int(depth)
-        last = [m for m in self.net if isinstance(m, (nn.Conv2d, nn.Linear))][-1]
-        nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
+        out_layer = [m for m in self.net if isinstance(m, (nn.Conv2d, nn.Linear))][-1]
+        nn.init.zeros_(out_layer.weight)
+        if out_layer.bias is not None:
+            nn.init.zeros_(out_layer.bias)
 
     def config(self) -> dict[str, Any]:
         return {"w_shape": list(self.w_shape), "hidden": self.hidden, "depth": self.depth, "arch": self.arch}
 
     def forward(self, w_plus: Tensor) -> Tensor:
+        """``(B, n_latent, *w_shape)`` latents -> their steps, the same shape."""
         b, n = w_plus.shape[:2]
         rows = w_plus.reshape(b * n, *w_plus.shape[2:])
         if self.arch == "conv":
@@ -132,6 +134,7 @@ class MapperTraining:
         return [{"params": list(self.mapper.parameters()), "lr": self.lr, "name": "mapper"}]
 
     def render(self) -> Tensor:
+        """The edited renders of this step's latent batch, ``(B, 3, H, W)`` (``B = batch``)."""
         w = self._pick()
         with torch.no_grad():
             self.reference_image = self.generator.synthesize(w)
@@ -139,16 +142,20 @@ class MapperTraining:
         return self.generator.synthesize(w + self._delta)
 
     def l2_to_init(self) -> Tensor:
-        """Mean squared step of the last rendered batch (StyleCLIP's mapper L2)."""
-        if self._delta is None:
+        """Mean squared step of the last rendered batch (StyleCLIP's mapper L2), a scalar ``()``."""
+        delta = self._delta
+        if delta is None:
             self.render()
-        return self._delta.pow(2).mean()
+            delta = self._delta
+        assert delta is not None  # render() sets it
+        return delta.pow(2).mean()
 
     def project_(self) -> None:
         self.step += 1
 
     @torch.no_grad()
     def apply(self, w_plus: Tensor) -> Tensor:
+        """``(B, n_latent, *w_shape)`` latents -> the edited latents, the same shape."""
         return w_plus + self.mapper(w_plus)
 
     def state_dict(self) -> dict[str, Any]:
@@ -167,12 +174,11 @@ class MapperTraining:
 
 def save_mapper(path: str | Path, mapper: LatentMapper, meta: dict[str, Any]) -> Path:
     """Write the mapper as safetensors (atomically); ``meta`` (text, generator...) goes in the metadata."""
-    from safetensors.torch import save
+    from vecgen.io import safetensors_bytes
 
-    info = {"format": FORMAT, "config": json.dumps(mapper.config())}
-    info.update({k: json.dumps(v) for k, v in meta.items()})
-    tensors = {k: v.detach().cpu().contiguous() for k, v in mapper.state_dict().items()}
-    return atomic_write(path, save(tensors, metadata=info))
+    info = {"format": FORMAT, "config": json.dumps(mapper.config(), sort_keys=True)}
+    info.update({k: json.dumps(v, sort_keys=True) for k, v in meta.items()})
+    return atomic_write(path, safetensors_bytes(mapper.state_dict(), info))
 
 
 def load_mapper(path: str | Path) -> tuple[LatentMapper, dict[str, Any]]:

@@ -56,7 +56,6 @@ from vecgen.options import PALETTE_MODES, check_number, check_size, make_generat
 from vecgen.scene import Path, Scene
 from vecgen.svg import element, svg_document
 
-
 # Logit-gradient gain relative to the colour learning rate in "throughout" mode:
 # logits live on a wider scale than colours in [0, 1].
 LOGIT_LR_SCALE = 5.0
@@ -378,8 +377,12 @@ class PixelArt:
         weights, index, bg = probe_weights(self.size, self.grid, rasterizer, str(self.device))
         self._weights, self._index, self._bg_weight = weights, index, bg
 
+        self.palette: Tensor | None
+        self.logits: Tensor | None
+        self.colors: Tensor | None
         if self.palette_mode == "throughout":
             k = self.palette_k
+            assert k is not None  # checked above: "throughout" needs a palette size
             if start is not None:
                 pal, lab = kmeans_palette(start, k, seed=seed)
                 extra = torch.rand(k - pal.shape[0], 3, generator=gen)
@@ -416,23 +419,31 @@ class PixelArt:
         return cells[0].permute(1, 2, 0).reshape(-1, 3).clamp(0, 1)
 
     # ------------------------------------------------------------------ colours
+    def _palette_logits(self) -> tuple[Tensor, Tensor]:
+        """The palette ``(K, 3)`` and per-cell logits ``(rows * cols, K)`` (set whenever ``colors`` is None)."""
+        if self.palette is None or self.logits is None:
+            raise RuntimeError("PixelArt holds neither free colours nor a palette")
+        return self.palette, self.logits
+
     def cell_colors(self) -> Tensor:
         """Current per-cell colours ``(rows * cols, 3)``, row-major (differentiable)."""
         if self.colors is not None:
             return self.colors
+        palette, logits = self._palette_logits()
         if self.hard:
-            return self.palette[self.logits.argmax(1)]
-        weights = torch.softmax(self.logits, dim=1)
+            return palette[logits.argmax(1)]
+        weights = torch.softmax(logits, dim=1)
         if self.straight_through:
             one_hot = torch.nn.functional.one_hot(weights.argmax(1), weights.shape[1]).to(weights)
             weights = one_hot + (weights - weights.detach())
-        return weights @ self.palette
+        return weights @ palette
 
     @torch.no_grad()
     def final_colors(self) -> Tensor:
-        """The colours that export writes: palette-snapped or hardened, in ``[0, 1]``."""
+        """The colours that export writes, ``(rows * cols, 3)``: palette-snapped or hardened, in ``[0, 1]``."""
         if self.colors is None:
-            return self.palette[self.logits.argmax(1)].clamp(0, 1).float()
+            palette, logits = self._palette_logits()
+            return palette[logits.argmax(1)].clamp(0, 1).float()
         cells = self.colors.clamp(0, 1)
         if self.palette_k is None:
             return cells.float()
@@ -474,7 +485,7 @@ class PixelArt:
         return image - (image - image.clamp(0, 1)).detach()
 
     def render_scene(self) -> Tensor:
-        """Rasterize :meth:`scene` directly (slow reference for :meth:`render`)."""
+        """Rasterize :meth:`scene` directly to ``(1, 3, H, W)`` (slow reference for :meth:`render`)."""
         rgba = self.rasterizer.render(self.scene(), self.size)
         return composite(rgba, self.background).unsqueeze(0).clamp(0, 1)
 
@@ -483,17 +494,18 @@ class PixelArt:
             if self.colors is not None:
                 self.colors.clamp_(0, 1)
             else:
-                self.palette.clamp_(0, 1)
-                self.logits.clamp_(-30.0, 30.0)
+                palette, logits = self._palette_logits()
+                palette.clamp_(0, 1)
+                logits.clamp_(-30.0, 30.0)
 
     # ------------------------------------------------------------------ export
     def runs(self) -> list[tuple[int, int, int, tuple[int, int, int]]]:
         """Horizontal runs of equal 8-bit final colour: ``(row, col0, col1, rgb8)``,
         cells ``col0 <= j < col1``, in paint order."""
         rgb8 = (self.final_colors().cpu().double() * 255.0).round().to(torch.int64)
-        rgb8 = rgb8.view(self.rows, self.cols, 3).tolist()
+        rows8 = rgb8.view(self.rows, self.cols, 3).tolist()
         out = []
-        for i, row in enumerate(rgb8):
+        for i, row in enumerate(rows8):
             start = 0
             for j in range(1, self.cols + 1):
                 if j == self.cols or row[j] != row[start]:
@@ -529,8 +541,9 @@ class PixelArt:
         if self.colors is not None:
             state["colors"] = self.colors.detach().to("cpu").clone()
         else:
-            state["palette_colors"] = self.palette.detach().to("cpu").clone()
-            state["logits"] = self.logits.detach().to("cpu").clone()
+            palette, logits = self._palette_logits()
+            state["palette_colors"] = palette.detach().to("cpu").clone()
+            state["logits"] = logits.detach().to("cpu").clone()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -545,7 +558,7 @@ class PixelArt:
             if theirs != mine:
                 raise VecgenError(f"state has {key} {theirs!r}, this pixel image has {mine!r}")
         names = ["colors"] if self.colors is not None else ["palette_colors", "logits"]
-        live = [self.colors] if self.colors is not None else [self.palette, self.logits]
+        live = [self.colors] if self.colors is not None else list(self._palette_logits())
         for name, tensor in zip(names, live):
             saved = state.get(name)
             if not isinstance(saved, Tensor) or tuple(saved.shape) != tuple(tensor.shape):

@@ -30,7 +30,6 @@ from vecgen.errors import VecgenError
 from vecgen.io import FITS, InitSource, load_init_image, one_line, save_png, tensor_to_pil
 from vecgen.options import SQUASHES, check_number, check_size
 
-
 # Clamp applied to an init image before the squash is inverted: pixels at
 # exactly 0 or 1 would need infinite pre-squash values.  logit(1e-3) ~ -6.9,
 # which keeps saturated pixels trainable, and the clamp error (<= 1e-3, i.e.
@@ -96,7 +95,7 @@ def check_squash(name: Any) -> str:
 
 
 def squash(x: Tensor, name: str) -> Tensor:
-    """Map an unbounded signal to ``[0, 1]``."""
+    """Map an unbounded signal to ``[0, 1]`` (any shape, e.g. ``(1, 3, H, W)``; the same shape out)."""
     if name == "sigmoid":
         return torch.sigmoid(x)
     if name == "tanh":
@@ -105,7 +104,7 @@ def squash(x: Tensor, name: str) -> Tensor:
 
 
 def unsquash(y: Tensor, name: str, eps: float = DEFAULT_INIT_EPS) -> Tensor:
-    """Inverse of :func:`squash`, with ``y`` first clamped to ``[eps, 1-eps]``."""
+    """Inverse of :func:`squash` (any shape, the same shape out), with ``y`` first clamped to ``[eps, 1-eps]``."""
     y = y.clamp(eps, 1.0 - eps)
     logit = torch.log(y) - torch.log1p(-y)
     if name == "sigmoid":
@@ -116,7 +115,8 @@ def unsquash(y: Tensor, name: str, eps: float = DEFAULT_INIT_EPS) -> Tensor:
 
 
 def psnr(a: Tensor, b: Tensor, peak: float = 1.0) -> float:
-    """Peak signal-to-noise ratio in dB between two images in ``[0, peak]`` (capped at 120 dB: finite in metadata)."""
+    """Peak signal-to-noise ratio in dB between two images of one shape, e.g. ``(B, 3, H, W)``, in ``[0, peak]``
+    (capped at 120 dB: finite in metadata)."""
     mse = torch.mean((a.detach().double() - b.detach().double().to(a.device)) ** 2).item()
     return 10.0 * math.log10(peak * peak / max(mse, 1e-12))
 
@@ -194,6 +194,7 @@ class RasterParam:
     # -- protocol pieces ---------------------------------------------------
 
     def render(self) -> Tensor:  # pragma: no cover - overridden
+        """The current image ``(1, 3, H, W)`` in ``[0, 1]`` (differentiable)."""
         raise NotImplementedError
 
     def project_(self) -> None:
@@ -226,7 +227,7 @@ class RasterParam:
             raise VecgenError(
                 f"state is for parameterization {state.get('type')!r}, not {self.name!r}"
             )
-        size = state.get("size")
+        size: Any = state.get("size")  # untrusted: None or a non-sequence gives TypeError below
         try:
             same = tuple(int(v) for v in size) == self.size
         except (TypeError, ValueError):
@@ -249,7 +250,7 @@ class RasterParam:
 
 
 def check_state_tensor(target: Tensor, source: Any, label: str) -> Tensor:
-    """Validate a saved tensor against a live parameter (same shape)."""
+    """Validate a saved tensor against a live parameter (any shape, the same for both)."""
     if not isinstance(source, Tensor):
         raise VecgenError(f"state entry {label!r} is missing or not a tensor")
     if tuple(source.shape) != tuple(target.shape):

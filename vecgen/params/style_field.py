@@ -49,6 +49,8 @@ def welded_normals(vertices: Tensor, faces: Tensor) -> Tensor:
 class StyleMLP(nn.Module):
     """Fourier features -> ``depth`` x ``width`` ReLU trunk -> colour ``(N, 3)`` and displacement ``(N,)`` heads."""
 
+    B: Tensor  # (3, features // 2) random Fourier frequencies
+
     def __init__(self, sigma: float = 5.0, features: int = 256, width: int = 256, depth: int = 4,
                  head_depth: int = 2, generator: torch.Generator | None = None) -> None:
         super().__init__()
@@ -111,9 +113,9 @@ class StyleField:
         self.seed, self.elevation, self.front_azimuth = int(seed), float(elevation), float(front_azimuth)
         self.distance = float(distance)
         self.width_px, self.height_px = int(size[0]), int(size[1])
-        v = torch.as_tensor(np.asarray(vertices, dtype=np.float64)).to(torch.float32)
+        v = np.asarray(vertices.detach().cpu() if isinstance(vertices, Tensor) else vertices, dtype=np.float64)
         self.faces = torch.as_tensor(np.asarray(faces, dtype=np.int64)).to(self.device)
-        v_norm, self.centre, self.scale = normalize_vertices(v)
+        v_norm, self.centre, self.scale = normalize_vertices(v)  # in float64: any finite coordinates
         self.v0 = v_norm.to(self.device)
         self.normals = welded_normals(self.v0, self.faces)
         self.bound = self.max_displacement * float((v_norm.amax(0) - v_norm.amin(0)).max())
@@ -164,6 +166,7 @@ class StyleField:
 
     # ------------------------------------------------------------------ the protocol
     def render(self) -> Tensor:
+        """The stylised mesh from every camera, ``(V, 3, H, W)`` (differentiable)."""
         color, v = self.field()
         return self.renderer.render(v, self.faces, color, self.cameras())
 

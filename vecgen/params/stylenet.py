@@ -52,6 +52,7 @@ class Norm(nn.Module):
         self.record = False
 
     def forward(self, x: Tensor) -> Tensor:
+        """``(B, C, H, W)`` -> the same shape, normalised per channel then scaled and shifted."""
         w, b = self.weight.view(1, -1, 1, 1), self.bias.view(1, -1, 1, 1)
         if self.frozen is not None:
             mean, std = self.frozen
@@ -66,8 +67,8 @@ class Norm(nn.Module):
 
 
 def pointwise(conv: nn.Conv2d, x: Tensor) -> Tensor:
-    """A 1x1 ``conv`` as a matrix product over channels-last pixels (torch's CPU 1x1 conv on
-    channels-last tensors takes a slow path: a third of a full-size pass)."""
+    """A 1x1 ``conv`` as a matrix product over channels-last pixels, ``(B, C_in, H, W)`` -> ``(B, C_out, H, W)``
+    (torch's CPU 1x1 conv on channels-last tensors takes a slow path: a third of a full-size pass)."""
     w = conv.weight.view(conv.out_channels, conv.in_channels)
     return F.linear(x.permute(0, 2, 3, 1), w, conv.bias).permute(0, 3, 1, 2)
 
@@ -87,6 +88,7 @@ class Merge(nn.Module):
         self.act = nn.LeakyReLU(0.2, inplace=True)
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
+        """``(B, C_a, H, W)`` and ``(B, C_b, H, W)`` -> ``(B, C_out, H, W)``."""
         if self.a.kernel_size == (1, 1):
             return self.act(self.norm(pointwise(self.a, a) + pointwise(self.b, b)))
         return self.act(self.norm(self.a(a) + self.b(b)))
@@ -116,7 +118,8 @@ class StyleNet(nn.Module):
         self.dec0 = Merge(g, g, g, 1)
         self.out = nn.Conv2d(g, 3, 1)
         nn.init.zeros_(self.out.weight)  # step 0 renders the content image itself
-        nn.init.zeros_(self.out.bias)
+        if self.out.bias is not None:
+            nn.init.zeros_(self.out.bias)
         self.to(memory_format=torch.channels_last)
 
     def norms(self) -> list[Norm]:
@@ -134,6 +137,7 @@ class StyleNet(nn.Module):
         return torch.sigmoid(logit + pointwise(self.out, d0)).contiguous()
 
     def forward(self, x: Tensor) -> Tensor:
+        """``(B, 3, H, W)`` in ``[0, 1]``, any size -> the stylised ``(B, 3, H, W)``."""
         h, w = x.shape[-2:]
         ph, pw = (-h) % ALIGN, (-w) % ALIGN
         if ph or pw:  # replicate to a multiple of ALIGN, crop back
@@ -153,7 +157,7 @@ class StyleNet(nn.Module):
                 n.record = False
 
     @torch.no_grad()
-    def apply(self, image: Tensor, stats_from: Tensor, tile: int = TILE) -> Tensor:
+    def apply(self, image: Tensor, stats_from: Tensor, tile: int = TILE) -> Tensor:  # type: ignore[override]
         """Stylize ``image`` ``(1, 3, H, W)`` at its full size, ``tile`` x ``tile`` pixels at a time.
 
         ``stats_from``: the image whose InstanceNorm statistics are used (the
@@ -211,6 +215,7 @@ class StyleNetImage:
                  "schedule": halve_at_half}]
 
     def render(self) -> Tensor:
+        """The stylised content image ``(1, 3, H, W)`` in ``[0, 1]`` (differentiable)."""
         return self.net(self.content)
 
     def project_(self) -> None:
@@ -230,8 +235,16 @@ class StyleNetImage:
 
 
 def halve_at_half(step: int, steps: int) -> float:
-    """CLIPstyler's schedule: lr x0.5 from half of the run on (step 100 of 200)."""
+    """CLIPstyler's schedule: lr x0.5 from half of the run on (step 100 of 200).
+
+    Marked ``exact_resume``: a checkpoint resumes with another ``--steps`` only while none of its
+    steps depended on the length (before both halves); else the engine refuses, naming the
+    ``--steps`` to use, so a resumed style run always equals a plain one (:func:`vecgen.engine.check_schedule`).
+    """
     return 0.5 if step >= steps // 2 else 1.0
+
+
+halve_at_half.exact_resume = True  # type: ignore[attr-defined]
 
 
 # ----------------------------------------------------------------------------- fast mode: one net, many images
@@ -300,13 +313,10 @@ def _as_float(x: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------- model files
 def save_model(net: StyleNet, path: str | Path, metadata: dict[str, str]) -> None:
     """Write the network as safetensors (atomically) with ``metadata`` (text, settings) and its architecture."""
-    from safetensors.torch import save
+    from vecgen.io import atomic_write, safetensors_bytes
 
-    from vecgen.io import atomic_write
-
-    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     meta = {**{str(k): str(v) for k, v in metadata.items()}, "arch": ARCH, "ngf": str(net.ngf)}
-    atomic_write(path, save(tensors, metadata=meta))
+    atomic_write(path, safetensors_bytes(net.state_dict(), meta))
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[StyleNet, dict[str, str]]:

@@ -15,6 +15,8 @@ parser, so it reads every verb's flags without importing the CLI.
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +37,26 @@ def verb_parsers(parser) -> dict[str, argparse.ArgumentParser]:
     return {name: sub.choices[name] for name in VERBS if name in sub.choices}
 
 
-def launch(parsers: dict[str, argparse.ArgumentParser], folder: str | Path, *, host: str = "127.0.0.1",
-           port: int = 7860, galleries: list[str | Path] = (), max_upload: int | None = None) -> tuple[Any, Any]:
+def default_folder() -> Path:
+    """The studio's folder when ``--share-dir`` is not given: a user cache folder, never the working
+    directory (a studio started in a git checkout must not fill it): ``$VECGEN_CACHE/studio``, else
+    ``$XDG_CACHE_HOME/vecgen/studio``, else ``~/.cache/vecgen/studio``."""
+    root = os.environ.get("VECGEN_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vecgen"
+    return Path(root).expanduser() / "studio"
+
+
+def launch(parsers: dict[str, argparse.ArgumentParser], folder: str | Path | None = None, *,
+           host: str = "127.0.0.1", port: int = 7860, galleries: Sequence[str | Path] = (),
+           max_upload: int | None = None) -> tuple[Any, Any]:
     """Start the studio's server in the background; returns ``(gradio Blocks, Studio)``.
 
     ``folder``: the studio's own folder (runs, uploads, Gradio's cache), the only
-    place it serves files from. Raises a one-line :class:`VecgenError` when
-    Gradio is missing or the port is taken.
+    place it serves files from (None: :func:`default_folder`, a user cache folder).
+    Raises a one-line :class:`VecgenError` when Gradio is missing or the port is taken.
     """
     import importlib.util
 
+    folder = default_folder() if folder is None else folder
     root = Path(folder).expanduser().resolve()
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -72,4 +84,4 @@ def launch(parsers: dict[str, argparse.ArgumentParser], folder: str | Path, *, h
     return demo, studio
 
 
-__all__ = ["INSTALL", "launch", "verb_parsers"]
+__all__ = ["INSTALL", "default_folder", "launch", "verb_parsers"]

@@ -13,6 +13,7 @@ import argparse
 import inspect
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable
 
@@ -47,7 +48,7 @@ class Studio:
     """The studio's state: its folder, the verbs' parsers and fields, the jobs running per browser session."""
 
     def __init__(self, parsers: dict[str, argparse.ArgumentParser], folder: str | Path, *,
-                 galleries: list[str | Path] = (), max_upload: int = MAX_UPLOAD_BYTES) -> None:
+                 galleries: Sequence[str | Path] = (), max_upload: int = MAX_UPLOAD_BYTES) -> None:
         self.folder = Path(folder).resolve()
         self.runs = self.folder / RUNS
         self.parsers = {name: p for name, p in parsers.items() if name in VERBS}
@@ -195,7 +196,7 @@ def widget(f: Field, elem: str):
     """The Gradio input for one field (label = the flag, info = its CLI help)."""
     import gradio as gr
 
-    common = {"label": f.label, "info": f.help or None, "elem_id": elem}
+    common: dict[str, Any] = {"label": f.label, "info": f.help or None, "elem_id": elem}
     if f.flag is None and f.name == "prompt":
         return gr.Textbox(lines=2, placeholder='e.g. "a red circle"', **common)
     if f.kind == "bool":
@@ -229,7 +230,7 @@ def endpoint(names: list[str], body: Callable) -> Callable:
     params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for n in names]
     params.append(inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
                                     annotation=gr.Request))
-    fn.__signature__ = inspect.Signature(params)
+    fn.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]  # typeshed lacks it; inspect reads it
     fn.__annotations__ = {"request": gr.Request}
     return fn
 

@@ -2,7 +2,7 @@
 
 ``load_generator(spec)`` builds one from a short spec string::
 
-    taef2                         the shared TAEF2 decoder (../shared/weights/taef2)
+    taef2                         the TAEF2 decoder shipped with vecgen
     taef2:/path/taef2_decoder.pth TAEF2 decoder file (taef2_encoder.pth beside it
                                   is picked up for encode())
     taef2:/path/dec.pth:512       ... with output size 512x512, or :WxH as --size writes it

@@ -66,8 +66,8 @@ class Generator(nn.Module):
         """Device of the first parameter or buffer (CPU for a weightless module)."""
         for t in self.parameters():
             return t.device
-        for t in self.buffers():
-            return t.device
+        for b in self.buffers():
+            return b.device
         return torch.device("cpu")
 
     # ----------------------------------------------------------------- latents

@@ -2,7 +2,7 @@
 
 ``load_encoder(spec)`` builds one from a short spec string::
 
-    taef2                         the shared TAEF2 encoder (../shared/weights/taef2/taef2_encoder.pth)
+    taef2                         the TAEF2 encoder shipped with vecgen
     taef2:/path/taef2_encoder.pth TAEF2 encoder file (32-channel latent at 1/8 resolution)
     script:/path/enc.pt           a TorchScript module image (B, 3, H, W) in [0, 1] -> latent (B, C, ...)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Sequence
 
@@ -28,7 +29,9 @@ MAX_LATENT_NUMEL = 2**24
 
 def _as_shape(value: object, what: str) -> tuple[int, ...]:
     try:
-        shape = tuple(int(v) for v in value)  # type: ignore[union-attr]
+        if not isinstance(value, Iterable):
+            raise TypeError(type(value).__name__)
+        shape = tuple(int(v) for v in value)
     except (TypeError, ValueError):
         raise VecgenError(f"{what}: latent shape must be a list of ints, got {value!r}") from None
     if not shape or any(s <= 0 for s in shape):

@@ -120,6 +120,8 @@ class _EqualLinear(nn.Module):
 class _Blur(nn.Module):
     """FIR low-pass after a strided transposed conv (``kernel`` buffer ``(4, 4)``)."""
 
+    kernel: Tensor
+
     def __init__(self, taps: Sequence[float], pad: tuple[int, int], gain: float = 1.0) -> None:
         super().__init__()
         self.register_buffer("kernel", _fir_kernel(taps, gain))
@@ -131,6 +133,8 @@ class _Blur(nn.Module):
 
 class _Upsample(nn.Module):
     """2x FIR upsampling of the RGB skip path (``kernel`` buffer, sum 4)."""
+
+    kernel: Tensor
 
     def __init__(self, taps: Sequence[float], factor: int = 2) -> None:
         super().__init__()
@@ -292,6 +296,8 @@ class StyleGAN2Generator(Generator):
             "random" (fresh N(0,1) each call, global RNG) or "none".
         noise_seed: seed of the initial ``noises`` buffers.
     """
+
+    w_avg: Tensor
 
     kind = "stylegan2"
     has_mapping = True
@@ -518,8 +524,8 @@ class StyleGAN2Generator(Generator):
             raise VecgenError(f"{source}: missing key 'to_rgbs.0.conv.weight' in state dict")
         size = 2 ** (n_blocks + 2)
         channels = {4: c4}
-        for k in range(n_blocks):
-            channels[2 ** (k + 3)] = int(need(f"convs.{2 * k}.conv.weight").shape[1])
+        for b in range(n_blocks):
+            channels[2 ** (b + 3)] = int(need(f"convs.{2 * b}.conv.weight").shape[1])
         kwargs.setdefault("noise_seed", 0)
         with torch.device("cpu"):
             gen = cls(size, style_dim=style_dim, n_mlp=max(mlp_ids, default=0),

@@ -1,7 +1,7 @@
 """TAEF2: a tiny pretrained autoencoder (32-channel latent at 1/8 resolution).
 
 The modules below reproduce, layer for layer, the architecture described in
-``shared/weights/taef2/README.md`` so that the published state dicts
+``weights/taef2/README.md`` (shipped beside this module) so that the published state dicts
 (``taef2_decoder.pth`` / ``taef2_encoder.pth``) load with ``strict=True``.
 Both are ``nn.Sequential``; the index of each layer is its key prefix.
 
@@ -12,6 +12,7 @@ the encoder maps ``(B, 3, H, W)`` in ``[0, 1]`` (H, W multiples of 8) to
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -19,6 +20,8 @@ from torch import Tensor, nn
 from vecgen.errors import VecgenError
 
 from .base import Generator, load_weights, read_checkpoint
+
+M = TypeVar("M", bound=nn.Module)
 
 __all__ = [
     "LATENT_CHANNELS",
@@ -131,11 +134,12 @@ class TAEF2Encoder(nn.Sequential):
 
 
 def default_taef2_dir() -> Path:
-    """``<repo root>/../shared/weights/taef2`` (may not exist outside CI)."""
-    return Path(__file__).resolve().parents[3].parent / "shared" / "weights" / "taef2"
+    """The TAEF2 weights shipped with vecgen (``vecgen/backends/generators/weights/taef2``: the
+    decoder and encoder of madebyollin/taesd, MIT licence, LICENSE and provenance beside them)."""
+    return Path(__file__).resolve().parent / "weights" / "taef2"
 
 
-def _load_module(module: nn.Module, path: str | Path, what: str) -> nn.Module:
+def _load_module(module: M, path: str | Path, what: str) -> M:
     state = read_checkpoint(path, what)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
@@ -144,7 +148,7 @@ def _load_module(module: nn.Module, path: str | Path, what: str) -> nn.Module:
 
 
 def load_taef2_encoder(path: str | Path | None = None, device: torch.device | str = "cpu") -> TAEF2Encoder:
-    """The pretrained TAEF2 encoder alone (default: the shared ``taef2_encoder.pth``), frozen, in eval mode.
+    """The pretrained TAEF2 encoder alone (default: the shipped ``taef2_encoder.pth``), frozen, in eval mode.
 
     Maps ``(B, 3, H, W)`` in ``[0, 1]`` to the decoder's ``(B, 32, H/8, W/8)`` latents
     (encode then decode a natural 256x256 photo: ~31-34 dB PSNR).

@@ -3,8 +3,14 @@ needs trimesh, imported only there)."""
 from __future__ import annotations
 
 from vecgen.backends.mesh.camera import (
-    DEFAULT_DISTANCE, DEFAULT_FOV, denormalize_vertices, look_at, normalize_vertices, orbit,
-    perspective, project,
+    DEFAULT_DISTANCE,
+    DEFAULT_FOV,
+    denormalize_vertices,
+    look_at,
+    normalize_vertices,
+    orbit,
+    perspective,
+    project,
 )
 from vecgen.backends.mesh.render import Fragments, MeshRenderer, rasterize
 

@@ -151,13 +151,21 @@ def normalize_vertices(v) -> tuple[Tensor, Tensor, Tensor]:
 
     v: ``(N, 3)`` tensor or array. Returns ``(v_norm (N, 3), centre (3,), scale ())``
     with ``v_norm = (v - centre) / scale`` and ``max |v_norm| == 1``. A single point
-    (or all-equal points) gets scale 1.
+    (or all-equal points) gets scale 1. ``v_norm`` is float32 (float64 stays float64);
+    a float64 input (what mesh files load as) is normalised in float64 and its
+    ``centre``/``scale`` stay float64, so huge coordinates (``1e38``, beyond float32's
+    squares) and far-off small meshes keep their shape, and go back exactly.
     """
-    v = _as_tensor(v, dtype=torch.float32)
-    centre = (v.amin(0) + v.amax(0)) / 2.0
-    scale = (v - centre).norm(dim=-1).amax()
+    if isinstance(v, Tensor):
+        work = v if v.dtype in (torch.float32, torch.float64) else v.float()
+    else:
+        work = torch.as_tensor(v)
+        work = work if work.dtype == torch.float64 else work.to(torch.float32)
+    centre = (work.amin(0) + work.amax(0)) / 2.0
+    scale = (work - centre).norm(dim=-1).amax()
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    return (v - centre) / scale, centre, scale
+    out = (work - centre) / scale
+    return (out if isinstance(v, Tensor) and v.dtype == torch.float64 else out.to(torch.float32)), centre, scale
 
 
 def denormalize_vertices(v_norm: Tensor, centre: Tensor, scale: Tensor) -> Tensor:

@@ -47,6 +47,101 @@ def is_mesh_path(path) -> bool:
     return Path(str(path)).suffix.lower() in MESH_IN
 
 
+#: Most vertices, faces or points a mesh file may declare (about 1 GB of float64 vertices);
+#: a header that claims more is refused before anything is allocated.
+MAX_ELEMENTS = 40_000_000
+_PLY_SIZES = {"char": 1, "int8": 1, "uchar": 1, "uint8": 1, "short": 2, "int16": 2, "ushort": 2, "uint16": 2,
+              "int": 4, "int32": 4, "uint": 4, "uint32": 4, "float": 4, "float32": 4, "double": 8, "float64": 8}
+
+
+def _refuse_claim(p: Path, claims: str, need: int, size: int) -> VecgenError:
+    return VecgenError(f"{p}: its header claims {claims}, which needs at least {need:,} bytes, but the file "
+                       f"holds {size:,} (truncated or damaged)")
+
+
+def _check_ply(p: Path, head: bytes, size: int) -> None:
+    end = head.find(b"end_header")
+    if not head.startswith(b"ply") or end < 0:
+        return  # not a PLY header we can read: the reader says what is wrong
+    lines = head[:end].decode("latin-1").splitlines()
+    fmt = next((ln.split()[1] for ln in lines if ln.startswith("format") and len(ln.split()) > 1), "ascii")
+    binary = fmt != "ascii"
+    elements: list[list] = []  # [name, count, min bytes per element]
+    for ln in lines:
+        parts = ln.split()
+        if not parts:
+            continue
+        if parts[0] == "element" and len(parts) >= 3:
+            try:
+                count = int(parts[2])
+            except ValueError:
+                raise VecgenError(f"{p}: PLY element {parts[1]!r} has no count ({parts[2]!r})") from None
+            if count < 0 or count > MAX_ELEMENTS:
+                raise VecgenError(f"{p}: its header claims {count:,} {parts[1]} elements (the limit is "
+                                  f"{MAX_ELEMENTS:,})")
+            elements.append([parts[1], count, 0])
+        elif parts[0] == "property" and elements:
+            if len(parts) >= 5 and parts[1] == "list":  # list <count type> <item type> name: at least the count
+                elements[-1][2] += _PLY_SIZES.get(parts[2], 1) if binary else 2
+            else:
+                elements[-1][2] += _PLY_SIZES.get(parts[1], 1) if binary else 2  # ascii: a digit and a space
+    need = end + len(b"end_header") + sum(count * per for _, count, per in elements)
+    if need > size:
+        plural = {"vertex": "vertices", "face": "faces"}
+        claims = " and ".join(f"{count:,} {plural.get(name, name + ' elements') if count != 1 else name}"
+                              for name, count, _ in elements)
+        raise _refuse_claim(p, claims, need, size)
+
+
+def _check_off(p: Path, head: bytes, size: int) -> None:
+    tokens: list[str] = []
+    for ln in head.decode("latin-1").splitlines():
+        ln = ln.split("#", 1)[0].strip()
+        if ln:
+            tokens += ln.split()
+        if len(tokens) >= 3 and not tokens[0].upper().endswith("OFF") or len(tokens) >= 4:
+            break
+    if tokens and tokens[0].upper().endswith("OFF"):
+        tokens = tokens[1:]
+    try:
+        nv, nf = int(tokens[0]), int(tokens[1])
+    except (IndexError, ValueError):
+        return  # the reader says what is wrong
+    if max(nv, nf) > MAX_ELEMENTS or min(nv, nf) < 0:
+        raise VecgenError(f"{p}: its header claims {nv:,} vertices and {nf:,} faces; the limit is {MAX_ELEMENTS:,}")
+    need = nv * 6 + nf * 8  # "0 0 0\n" per vertex, "3 0 1 2\n" per face at the least
+    if need > size:
+        raise _refuse_claim(p, f"{nv:,} vertices and {nf:,} faces", need, size)
+
+
+def _check_stl(p: Path, head: bytes, size: int) -> None:
+    if len(head) < 84:
+        return
+    count = int(np.frombuffer(head[80:84], dtype="<u4")[0])
+    if 84 + 50 * count == size or head.lstrip().startswith(b"solid"):
+        return  # binary and whole, or ASCII (read as text)
+    if count > MAX_ELEMENTS:
+        raise VecgenError(f"{p}: its header claims {count:,} triangles; the limit is {MAX_ELEMENTS:,}")
+    raise _refuse_claim(p, f"{count:,} triangles", 84 + 50 * count, size)
+
+
+def check_header(path) -> None:
+    """Refuse (one line) a PLY, OFF or binary STL whose header claims more vertices, faces or
+    triangles than :data:`MAX_ELEMENTS`, or more than the file can hold: read before the
+    reader allocates anything from the header's counts."""
+    p = Path(str(path))
+    suffix = p.suffix.lower()
+    if suffix not in (".ply", ".off", ".stl"):
+        return
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            head = f.read(65536)
+    except OSError as e:
+        raise VecgenError(f"{p}: cannot read it ({e.strerror or e})") from None
+    {".ply": _check_ply, ".off": _check_off, ".stl": _check_stl}[suffix](p, head, size)
+
+
 def load_mesh(path, max_faces: int | None = None) -> MeshData:
     """Read a mesh file; with more than ``max_faces`` faces it is simplified by vertex clustering
     (:func:`simplify`, vertex order then changes). ``None``: no limit."""
@@ -58,6 +153,7 @@ def load_mesh(path, max_faces: int | None = None) -> MeshData:
         raise VecgenError(f"{p}: no such file")
     if p.stat().st_size == 0:
         raise VecgenError(f"{p}: empty file")
+    check_header(p)
     trimesh = _trimesh()
     kw = {"maintain_order": True, "skip_materials": True} if suffix == ".obj" else {}
     try:
@@ -94,12 +190,21 @@ def check_mesh(mesh: MeshData, name: str = "mesh", max_faces: int | None = None)
     if not np.isfinite(v).all():
         bad = int((~np.isfinite(v)).any(1).sum())
         raise VecgenError(f"{name}: {bad} vertices have NaN or infinite coordinates")
+    if max(len(v), len(f)) > MAX_ELEMENTS:
+        raise VecgenError(f"{name}: {len(v):,} vertices and {len(f):,} faces; the limit is {MAX_ELEMENTS:,}")
     if f.min() < 0 or f.max() >= len(v):
         raise VecgenError(f"{name}: faces refer to vertices that do not exist")
-    tri = v[f]
+    lo, hi = v.min(0), v.max(0)
+    with np.errstate(over="ignore"):
+        extent = float((hi - lo).max())
+    if not np.isfinite(extent):  # e.g. -1e308 and 1e308: the size itself overflows
+        raise VecgenError(f"{name}: coordinates span more than a float64 can hold "
+                          f"({float(np.abs(v).max()):.3g}); rescale the mesh")
+    # Huge or tiny coordinates are fine (they are normalised in float64 before rendering);
+    # the area test runs on the normalised mesh so it cannot overflow.
+    tri = ((v - (lo + hi) / 2.0) / max(extent, 1e-300))[f]
     area = np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-    extent = float(np.ptp(v, axis=0).max())
-    if not (area > 1e-12 * max(extent, 1e-300) ** 2).any():
+    if extent == 0.0 or not (area > 1e-12).any():
         raise VecgenError(f"{name}: all {len(f)} faces have zero area; nothing to render")
     if max_faces is not None and len(f) > max_faces:
         sv, sf = simplify(v, f, max_faces)
@@ -172,5 +277,5 @@ def save_mesh(path, vertices, faces, colors=None, metadata: dict | None = None) 
     return p
 
 
-__all__ = ["MESH_IN", "MESH_OUT", "MeshData", "check_mesh", "denormalize_vertices", "is_mesh_path", "load_mesh",
-           "normalize_vertices", "save_mesh", "simplify"]
+__all__ = ["MAX_ELEMENTS", "MESH_IN", "MESH_OUT", "MeshData", "check_header", "check_mesh", "denormalize_vertices",
+           "is_mesh_path", "load_mesh", "normalize_vertices", "save_mesh", "simplify"]

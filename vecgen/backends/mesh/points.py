@@ -24,6 +24,9 @@ from vecgen.errors import VecgenError
 POINT_SUFFIXES = (".ply", ".xyz", ".txt", ".pts", ".csv", ".npy")
 MESH_SUFFIXES = (".obj", ".off", ".stl", ".glb", ".gltf")
 MAX_POINTS = 2_000_000  # a bigger cloud is refused rather than filling memory
+#: Largest coordinate a cloud may have: clouds are float32, whose squares (distances) overflow
+#: near 1.8e19, and no real scan comes near it; larger ones are refused (one line), not normalised.
+MAX_COORDINATE = 1e15
 NEAR_SHADE, FAR_SHADE = 1.0, 0.2  # brightness at the unit sphere's near side / half a radius behind its centre
 
 # name -> (azimuth, elevation) in degrees. The first four are the sides, then top and bottom
@@ -57,11 +60,12 @@ def view_angles(views: int | str | list = 6) -> tuple[Tensor, Tensor]:
         views = int(views)
     if isinstance(views, bool):
         raise VecgenError(f"views must be a count or AZ:EL pairs, got {views!r}")
+    pairs: list[tuple[float, ...]]
     if isinstance(views, int):
         if views not in VIEW_SETS:
             raise VecgenError(f"views: {views} views is not a preset (choose {', '.join(map(str, VIEW_SETS))}, "
                               "or give AZ:EL,AZ:EL,... in degrees)")
-        pairs = VIEW_SETS[views]
+        pairs = list(VIEW_SETS[views])
     elif isinstance(views, str):
         pairs = []
         for part in views.split(","):
@@ -107,6 +111,10 @@ def check_points(points, name: str = "point cloud") -> np.ndarray:
         raise VecgenError(f"{name}: a single point has no shape to classify")
     if arr.shape[0] > MAX_POINTS:
         raise VecgenError(f"{name}: {arr.shape[0]} points is more than the limit of {MAX_POINTS}")
+    big = float(np.abs(arr).max())
+    if big > MAX_COORDINATE:
+        raise VecgenError(f"{name}: coordinates up to {big:.3g}, beyond the limit of {MAX_COORDINATE:.0e} "
+                          "(points are kept as float32); rescale the cloud")
     if np.ptp(arr, axis=0).max() <= 1e-12 * max(1.0, float(np.abs(arr).max())):
         raise VecgenError(f"{name}: all {arr.shape[0]} points are the same point")
     return arr.astype(np.float32)
@@ -134,9 +142,12 @@ def _read_text(p: Path) -> np.ndarray:
 
 
 def sample_mesh(vertices, faces, count: int, seed: int = 0) -> np.ndarray:
-    """``count`` points uniformly on a triangle mesh's surface (area-weighted), ``(count, 3)``."""
+    """``count`` points uniformly on a triangle mesh's surface (area-weighted), ``(count, 3)`` float64."""
     v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces, dtype=np.int64)
+    bad = ~np.isfinite(v).all(1)
+    if bad.any():
+        raise VecgenError(f"the mesh: {int(bad.sum())} vertices have NaN or infinite coordinates")
     tri = v[f]
     area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
     if not np.isfinite(area).all() or area.sum() <= 0:
@@ -147,7 +158,7 @@ def sample_mesh(vertices, faces, count: int, seed: int = 0) -> np.ndarray:
     flip = u + w > 1
     u[flip], w[flip] = 1 - u[flip], 1 - w[flip]
     t = tri[pick]
-    return (t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + w[:, None] * (t[:, 2] - t[:, 0])).astype(np.float32)
+    return t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + w[:, None] * (t[:, 2] - t[:, 0])  # float64: checked later
 
 
 def _read_trimesh(p: Path, count: int, seed: int) -> np.ndarray:
@@ -155,6 +166,9 @@ def _read_trimesh(p: Path, count: int, seed: int) -> np.ndarray:
         import trimesh
     except ImportError:  # pragma: no cover - trimesh is a core dependency
         raise VecgenError(f"{p}: reading meshes needs trimesh (pip install trimesh)") from None
+    from vecgen.backends.mesh.io import check_header
+
+    check_header(p)  # a header claiming more than the file holds is refused before the reader allocates
     try:
         obj = trimesh.load(str(p), process=False)
     except Exception as e:
@@ -170,11 +184,11 @@ def _read_trimesh(p: Path, count: int, seed: int) -> np.ndarray:
         else:
             raise VecgenError(f"{p}: the file holds no geometry")
     faces = getattr(obj, "faces", None)
-    if faces is not None and len(faces):
-        return sample_mesh(obj.vertices, faces, count, seed)
     verts = getattr(obj, "vertices", None)
     if verts is None:
         raise VecgenError(f"{p}: the file holds no points")
+    if faces is not None and len(faces):
+        return sample_mesh(verts, faces, count, seed)
     return np.asarray(verts, dtype=np.float64)
 
 
@@ -306,5 +320,6 @@ def batch_depth_maps(clouds: list, views: int | str | list = 6, size: int = 64, 
     return torch.stack([depth_maps(c, views, size, **kw) for c in clouds])
 
 
-__all__ = ["VIEW_SETS", "POINT_SUFFIXES", "MESH_SUFFIXES", "view_angles", "cameras", "check_points", "load_points",
+__all__ = ["VIEW_SETS", "MAX_COORDINATE", "MAX_POINTS", "POINT_SUFFIXES", "MESH_SUFFIXES", "view_angles", "cameras",
+           "check_points", "load_points",
            "sample_mesh", "drop_outliers", "normalize", "splat_radius", "splat", "depth_maps", "batch_depth_maps"]

@@ -95,6 +95,8 @@ class ClassifierPerceptor(nn.Module):
     """
 
     kind = "classifier"
+    mean: Tensor  # (1, 3, 1, 1) buffers
+    std: Tensor
 
     def __init__(self, model: nn.Module, name: str, input_size: int, mean, std, layers: dict[str, str],
                  content_layers: Sequence[str], draw_hint: dict | None = None, embedding: str = "features") -> None:
@@ -119,7 +121,8 @@ class ClassifierPerceptor(nn.Module):
         return self.mean.device
 
     def prepare(self, x: Tensor) -> Tensor:
-        """Resize (antialiased; the short side to ``input_size``, aspect kept) and normalise."""
+        """``(N, 3, H, W)`` in ``[0, 1]`` -> ``(N, 3, h, w)`` normalised, the short side ``input_size``
+        (antialiased resize, aspect kept)."""
         h, w = x.shape[-2:]
         s = self.input_size
         if min(h, w) != s:
@@ -138,12 +141,14 @@ class ClassifierPerceptor(nn.Module):
         return got[0].flatten(1).float(), logits.float()
 
     def encode_image(self, x: Tensor) -> Tensor:
+        """``(N, 3, H, W)`` in ``[0, 1]`` -> ``(N, D)`` unit features (``(N, 1000)`` sqrt-probabilities with ``embedding="probs"``)."""
         feats, logits = self._run(x)
         if self.embedding == "probs":
             return (0.5 * logits.log_softmax(-1)).exp()  # sqrt(p), stable; unit norm since the p sum to 1
         return F.normalize(feats, dim=-1)
 
     def logits(self, x: Tensor) -> Tensor:
+        """``(N, 3, H, W)`` in ``[0, 1]`` -> ``(N, 1000)`` ImageNet logits."""
         return self._run(x)[1]
 
     def class_index(self, text: str) -> int:
@@ -151,6 +156,7 @@ class ClassifierPerceptor(nn.Module):
 
     @torch.no_grad()
     def encode_text(self, texts: list[str]) -> Tensor:
+        """``P`` class names -> ``(P, D)`` unit rows of the final layer (``(P, 1000)`` one-hot with ``embedding="probs"``)."""
         for t in dict.fromkeys(texts):
             if t not in self._text_cache:
                 i = self.class_index(t)
@@ -180,8 +186,9 @@ def _final_linear(model: nn.Module, name: str) -> nn.Linear:
 def _timm_layers(model: nn.Module) -> dict[str, str]:
     info = getattr(model, "feature_info", None) or []
     names = [i["module"] for i in info if isinstance(i, dict) and i.get("module")]
-    if names and all(n.startswith("blocks.") for n in names) and hasattr(model, "blocks"):
-        names = [f"blocks.{i}" for i in range(len(model.blocks))]  # every stage of an EfficientNet
+    blocks = getattr(model, "blocks", None)
+    if names and all(n.startswith("blocks.") for n in names) and blocks is not None:
+        names = [f"blocks.{i}" for i in range(len(blocks))]  # every stage of an EfficientNet
     return {n: n for n in names}
 
 
@@ -272,7 +279,7 @@ def load_classifier(model: str, pretrained: str | None, device: str | torch.devi
         raise VecgenError(f"{spec!r}: classifiers take a checkpoint file or @random after '@', "
                           f"not a pretrained tag like {path!r} (open_clip tags are for CLIP models)")
     net = _build(family, arch, spec)
-    if path != "random":
+    if path is not None and path != "random":
         _load_weights(net, path, spec)
     if family == "timm":
         cfg = getattr(net, "pretrained_cfg", {}) or {}

@@ -13,9 +13,10 @@ import os
 import re
 import socket
 import warnings
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -82,9 +83,11 @@ def _cached_file(cfg: dict) -> str | None:
     if hub:
         try:
             from huggingface_hub import try_to_load_from_cache
+
+            have_hub = True
         except ImportError:  # pragma: no cover - open_clip depends on it
-            try_to_load_from_cache = None
-        if try_to_load_from_cache is not None:
+            have_hub = False
+        if have_hub:
             parts = hub.split("/")
             repo = "/".join(parts[:2])
             names = [parts[2]] if len(parts) > 2 and parts[2] else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
@@ -238,20 +241,23 @@ class ClipPerceptor(nn.Module):
     """
 
     kind = "clip"
+    mean: Tensor  # (1, 3, 1, 1) buffers
+    std: Tensor
 
     def __init__(self, model: nn.Module, tokenizer, name: str, mean, std,
                  draw_hint: dict | None = None) -> None:
         super().__init__()
         self.draw_hint = dict(draw_hint or {})
-        self.model = model.eval().requires_grad_(False)
+        # an open_clip CLIP: its towers and methods are attributes torch's Module stub cannot type
+        self.model: Any = cast(Any, model.eval().requires_grad_(False))
         self.tokenizer = tokenizer
         self.name = name
-        size = model.visual.image_size
+        size = self.model.visual.image_size
         self.input_size = int(size[0] if isinstance(size, (tuple, list)) else size)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         self._text_cache: dict[str, Tensor] = {}
-        self._taps = _tower_layers(model.visual)
+        self._taps = _tower_layers(self.model.visual)
         self.feature_layers: tuple[str, ...] = (*self._taps, "embed")
         deep = list(self._taps)
         self.content_layers: tuple[str, ...] = tuple(deep[max(0, len(deep) // 2 - 1): len(deep) // 2 + 1])
@@ -261,17 +267,19 @@ class ClipPerceptor(nn.Module):
         return self.mean.device
 
     def prepare(self, x: Tensor) -> Tensor:
-        """Resize to the tower's square input (antialiased when shrinking) and normalise."""
+        """``(N, 3, H, W)`` in ``[0, 1]`` -> ``(N, 3, S, S)`` normalised, ``S = input_size`` (antialiased when shrinking)."""
         s = self.input_size
         if x.shape[-2:] != (s, s):
             x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=x.shape[-1] > s)
         return (x.to(self.mean) - self.mean) / self.std
 
     def encode_image(self, x: Tensor) -> Tensor:
+        """``(N, 3, H, W)`` in ``[0, 1]``, any size -> ``(N, D)`` unit vectors."""
         return F.normalize(self.model.encode_image(self.prepare(x)).float(), dim=-1)
 
     def features(self, x: Tensor, layers: Sequence[str] | None = None) -> dict[str, Tensor]:
-        """Intermediate activations of the image tower (see the class docstring for layer names)."""
+        """``(N, 3, H, W)`` in ``[0, 1]`` -> ``{layer: activation}`` of the image tower (layer names and
+        shapes in the class docstring)."""
         from vecgen.backends.perceptors.taps import check_layers, tap
 
         layers = check_layers(layers, self.feature_layers, self.name)
@@ -281,6 +289,7 @@ class ClipPerceptor(nn.Module):
 
     @torch.no_grad()
     def encode_text(self, texts: list[str]) -> Tensor:
+        """``P`` texts -> ``(P, D)`` unit vectors (cached per string)."""
         missing = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
         if missing:
             tokens = self.tokenizer(missing).to(self.device)
@@ -319,12 +328,12 @@ def load_perceptor(spec: str, device: str | torch.device = "cpu") -> ClipPercept
             warnings.filterwarnings("ignore", message=PROTOCOL_WARNING, category=UserWarning)  # only that note
             torch.manual_seed(0)
             model = open_clip.create_model(ps.model, pretrained=None if shipped else pre, device="cpu", **kwargs)
-            if shipped:
+            if shipped and pre is not None:
                 _load_safetensors(model, pre)
     except VecgenError:
         raise
     except Exception as e:  # bad checkpoint files, hub errors
-        if local:  # name the first bad key, or why the file is refused (read_checkpoint's words)
+        if local and pre is not None:  # name the first bad key, or why the file is refused (read_checkpoint's words)
             raise _checkpoint_error(spec, ps.model, pre, e, kwargs) from None
         first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
         raise VecgenError(f"could not load CLIP {spec!r}: {first[:200]}") from None
@@ -354,27 +363,32 @@ def _load_safetensors(model: nn.Module, path: str) -> None:
 # (benchmarks/quality.py: judge top-1 0.47 with strokes, 0.67 with 32 blobs). Their scenes
 # are whole pictures, so views that zoom out onto the background suit them (vecgen.augment.VIEWS);
 # with those views 300 steps beat 200 (README, Quality).
-MINI_CONFIGS = ("mini-vit", "mini-rn")  # the configs the project trains (and ships) on its own scenes
+# mini-vit-3d: mini-vit's architecture, its image tower fine-tuned on six 3-D solids (minis/finetune3d.py);
+# it draws worse than mini-vit (benchmarks/quality.py top-1 0.653 vs 0.753 over 5 seeds), so 2-D verbs fall
+# back to mini-vit and the 3-D ones (classify3d, mesh) to mini-vit-3d.
+MINI_CONFIGS = ("mini-vit", "mini-rn", "mini-vit-3d")  # the configs the project trains (and ships) on its own scenes
 MINI_DRAW_HINT = {"shapes": "blobs", "strokes": 32, "views": "zoom", "steps": 300}
 
 DEFAULT_MODEL = "ViT-B-32"
 FALLBACK_MODEL = "mini-vit"
+FALLBACK_3D = "mini-vit-3d"  # the offline default of classify3d and mesh
 
 
-def resolve_auto(warn=None) -> str:
-    """``--clip auto``: real ViT-B-32 (OpenAI) when its weights are cached or reachable, else ``mini-vit``.
+def resolve_auto(warn=None, fallback: str = FALLBACK_MODEL) -> str:
+    """``--clip auto``: real ViT-B-32 (OpenAI) when its weights are cached or reachable, else ``fallback``
+    (``mini-vit``; ``mini-vit-3d`` for the 3-D verbs).
 
     Decides within a couple of seconds offline: cache first, HF_HUB_OFFLINE
     honoured, and one bounded connection probe.
     """
     if weights_available(PerceptorSpec(DEFAULT_MODEL, "openai")):
         return f"{DEFAULT_MODEL}@openai"
-    if (WEIGHTS_DIR / f"{FALLBACK_MODEL}.safetensors").exists():
+    if (WEIGHTS_DIR / f"{fallback}.safetensors").exists():
         if warn is not None:
-            warn(f"ViT-B-32 weights unavailable (offline?); using the built-in {FALLBACK_MODEL}, which knows only "
+            warn(f"ViT-B-32 weights unavailable (offline?); using the built-in {fallback}, which knows only "
                  f"simple shapes, colours and positions. For real CLIP: --clip ViT-B-32@/path/to/open_clip_model.safetensors "
                  f"or run once with network to fill the cache")
-        return FALLBACK_MODEL
+        return fallback
     raise VecgenError("no CLIP weights available offline: pass --clip MODEL@/path/to/checkpoint "
                       "or run once with network to fill the Hugging Face cache")
 

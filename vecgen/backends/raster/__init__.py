@@ -14,6 +14,7 @@ class Rasterizer(Protocol):
     name: str
 
     def render(self, scene: Scene, size: tuple[int, int] | None = None) -> Tensor:
+        """``scene`` -> premultiplied RGBA ``(4, H, W)``, at ``size`` ``(W, H)`` (default: the scene's own)."""
         ...
 
 

@@ -24,6 +24,7 @@ class DiffvgRasterizer:
         self.samples = samples
 
     def render(self, scene: Scene, size: tuple[int, int] | None = None) -> Tensor:
+        """``scene`` -> premultiplied RGBA ``(4, H, W)``, at ``size`` ``(W, H)`` (default: the scene's own)."""
         import pydiffvg
 
         w, h = size if size is not None else (scene.width, scene.height)

@@ -51,6 +51,7 @@ class NativeRasterizer:
         self.max_line = max_line
 
     def render(self, scene: Scene, size: tuple[int, int] | None = None) -> Tensor:
+        """``scene`` -> premultiplied RGBA ``(4, H, W)``, at ``size`` ``(W, H)`` (default: the scene's own)."""
         return rasterize(scene, size, tol=self.tol, max_line=self.max_line)
 
 
@@ -191,7 +192,6 @@ def rasterize(scene: Scene, size: tuple[int, int] | None = None, *, tol: float =
     seg_idx, seg_path, pts = [], [], []
     layer_path, layer_is_fill, layer_rgba, layer_evenodd = [], [], [], []
     base = 0
-    zero = torch.zeros((), device=device, dtype=dtype)
     for i, path in enumerate(scene.paths):
         m = path.points.shape[0]
         nseg = path.num_segments
@@ -328,6 +328,8 @@ def rasterize(scene: Scene, size: tuple[int, int] | None = None, *, tol: float =
         keep = keep[order]
         pix = key // n_layers
         _, counts = torch.unique_consecutive(pix, return_counts=True)
+    if keep.numel() == 0:  # nothing covers any pixel (a path off the canvas, alone): a blank, still in the graph
+        return torch.zeros(4, h, w, device=device, dtype=dtype) + 0.0 * cov.sum()
     k_layer = slot_layer[keep]
     k_rgba = rgba.index_select(0, k_layer)
     alpha = cov[keep] * k_rgba[:, 3]

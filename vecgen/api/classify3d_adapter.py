@@ -102,12 +102,13 @@ def load_labelled(path: str | Path, labels: list[str] | None = None, mesh_points
             if unknown:
                 raise VecgenError(f"{p}: class folder {unknown[0]!r} is not one of the labels")
         classes = list(labels) if labels is not None else names
-        clouds, lab = [], []
+        clouds = []
+        folder_labels: list[int] = []
         for q in folders:
             files = sorted(f for f in q.iterdir() if f.suffix.lower() in POINT_SUFFIXES + MESH_SUFFIXES)
             clouds += [load_points(f, mesh_points=mesh_points) for f in files]
-            lab += [classes.index(q.name)] * len(files)
-        out = LabelledSet(clouds, np.asarray(lab, dtype=np.int64), classes, str(p))
+            folder_labels += [classes.index(q.name)] * len(files)
+        out = LabelledSet(clouds, np.asarray(folder_labels, dtype=np.int64), classes, str(p))
     if not out.clouds:
         raise VecgenError(f"{p}: the labelled set is empty")
     return out
@@ -211,15 +212,12 @@ def train_adapter(feats: Tensor, target: Tensor, text: Tensor, view_weights: Ten
 
 def save_adapter(adapter: InterViewAdapter, path: str | Path, settings: dict) -> Path:
     """Write the adapter and ``settings`` (labels, views, template, clip, ...) as safetensors, atomically."""
-    from safetensors.torch import save
-
-    from vecgen.io import atomic_write
+    from vecgen.io import atomic_write, safetensors_bytes
 
     meta = {"format": ADAPTER_FORMAT, "settings": json.dumps(settings, sort_keys=True),
             "shape": json.dumps({"views": adapter.views, "dim": adapter.dim, "hidden": adapter.hidden,
                                  "ratio": adapter.ratio})}
-    state = {k: v.detach().cpu().contiguous() for k, v in adapter.state_dict().items()}
-    return atomic_write(path, save(state, metadata=meta))
+    return atomic_write(path, safetensors_bytes(adapter.state_dict(), meta))
 
 
 def load_adapter(path: str | Path) -> tuple[InterViewAdapter, dict]:
