@@ -26,7 +26,7 @@ ENC = f"taef2:{SHARED / 'weights/taef2/taef2_encoder.pth'}"
 
 
 #: Settings that measure the run (wall-clock seconds), not what it made: left out of the hash.
-TIMING = ("seconds",)
+TIMING = ("seconds", "inversion_s")
 
 
 def _drop_timing(value):
@@ -90,6 +90,10 @@ def main() -> int:
     out: dict[str, dict[str, str]] = {}
     # one fixed folder: input paths are recorded in the settings, so a random temp name would change bytes
     tmp = Path(tempfile.gettempdir()) / "vecgen-identity"
+    import fcntl
+
+    lock = open(str(tmp) + ".lock", "w")  # one run at a time uses the folder
+    fcntl.flock(lock, fcntl.LOCK_EX)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     if True:

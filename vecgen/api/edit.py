@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from vecgen.api._run import Common, clip_terms, common, make_views, run
-from vecgen.api.generate import load_generator_for, spec_text
+from vecgen.api.generate import load_generator_for, need_generator, spec_text
 from vecgen.api.result import Result
 from vecgen.api.run_options import RunConfig
 from vecgen.api.verb import Verb
@@ -106,7 +106,7 @@ def _method_mix(values: dict[str, Any]) -> None:
 class EditConfig(RunConfig):
     """Every option of :func:`edit` (see :mod:`vecgen.config`)."""
 
-    cross_checks = (_method_mix,)
+    cross_checks = (need_generator, _method_mix)
 
     prompt: str | None = option(None, 'what it should show, e.g. "a leopard"', positional=True, section="main")
     # required: a keyword-only argument in Python (it follows the optional prompt), the first positional on the

@@ -39,9 +39,17 @@ MAPPER_L2 = 0.8
 MAX_HIDDEN = 4096
 
 
+def _need_generator(values: dict[str, Any]) -> None:
+    from vecgen.api.generate import need_generator
+
+    need_generator(values)
+
+
 @dataclass(frozen=True)
 class EditMapperConfig(VerbConfig):
     """Every option of :func:`edit_mapper` (see :mod:`vecgen.config`)."""
+
+    cross_checks = (_need_generator,)
 
     target: str | None = option(None, 'the text the mapper edits toward, e.g. "a leopard"', positional=True,
                                 required=True, metavar="TEXT", section="main")
