@@ -213,6 +213,21 @@ def parse_colour(value: Any) -> tuple[float, float, float]:
     raise VecgenError(f"bad colour {value!r}: use white, black, gray or #rrggbb")
 
 
+def parse_palette(text: Any) -> list[tuple[float, float, float]]:
+    """``"#000000,#ff8800"`` -> RGB triples in ``[0, 1]`` (exact multiples of 1/255), at most ``LIMITS["colors"]``."""
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
+    if not items:
+        raise VecgenError('--palette needs colours, e.g. "#000000,#ff0000"')
+    if len(items) > LIMITS["colors"]:
+        raise VecgenError(f"--palette lists {len(items)} colours, above the limit of {LIMITS['colors']}")
+    out = []
+    for item in items:
+        if not re.fullmatch(r"#?[0-9a-fA-F]{6}", item):
+            raise VecgenError(f"bad --palette colour {item!r}: use #rrggbb, e.g. #ff0000")
+        out.append(tuple(int(item.lstrip("#")[i:i + 2], 16) / 255.0 for i in (0, 2, 4)))
+    return out  # type: ignore[return-value]
+
+
 def split_weight(spec: str) -> tuple[str, float]:
     """``"name:0.5"`` -> ``("name", 0.5)``; no weight -> 1.0."""
     m = _WEIGHT.fullmatch(spec)

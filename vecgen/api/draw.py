@@ -17,6 +17,7 @@ from vecgen.api.verb import Verb
 from vecgen.config import OptionError, like, option, verb_function
 from vecgen.errors import VecgenError
 from vecgen.options import LIMITS, RASTERIZERS, SHAPES, parse_colour, parse_size, parse_width
+from vecgen.options import parse_palette as parse_palette_text
 
 #: CLIPDraw's look, for real CLIP models; perceptors may hint another (the mini models: 32 blobs, 300 steps).
 DRAW_STYLE = {"shapes": "strokes", "strokes": 256, "steps": 200}
@@ -49,10 +50,8 @@ def _strokes_need_init(values: dict[str, Any]) -> None:
 
 def _one_palette(values: dict[str, Any]) -> None:
     if values.get("palette") is not None:
-        from vecgen.params.palette import parse_palette
-
         try:
-            parse_palette(values["palette"])
+            parse_palette_text(values["palette"])
         except VecgenError as e:
             raise OptionError("palette", str(e).replace("--palette", "{label}")) from None
         if values.get("colors") is not None:

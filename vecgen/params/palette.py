@@ -5,32 +5,15 @@ drawing and snapped onto it at the end, so the SVG uses palette colours only.
 
 from __future__ import annotations
 
-import re
-
 import torch
 from torch import Tensor
 
-from vecgen.errors import VecgenError
-
-#: The most colours a palette may list (as ``--colors``' limit).
-MAX_COLOURS = 256
-_HEX = re.compile(r"#?([0-9a-fA-F]{6})")
+from vecgen.options import parse_palette as _palette_text
 
 
 def parse_palette(text: str) -> Tensor:
-    """``"#000000,#ff8800"`` -> ``(K, 3)`` colours in ``[0, 1]`` (exact multiples of 1/255); one-line error."""
-    items = [t.strip() for t in str(text).split(",") if t.strip()]
-    if not items:
-        raise VecgenError('--palette needs colours, e.g. "#000000,#ff0000"')
-    if len(items) > MAX_COLOURS:
-        raise VecgenError(f"--palette lists {len(items)} colours, above the limit of {MAX_COLOURS}")
-    out = []
-    for item in items:
-        m = _HEX.fullmatch(item)
-        if m is None:
-            raise VecgenError(f"bad --palette colour {item!r}: use #rrggbb, e.g. #ff0000")
-        out.append([int(m.group(1)[i : i + 2], 16) / 255.0 for i in (0, 2, 4)])
-    return torch.tensor(out, dtype=torch.float32)
+    """``"#000000,#ff8800"`` -> ``(K, 3)`` colours in ``[0, 1]`` (see :func:`vecgen.options.parse_palette`)."""
+    return torch.tensor(_palette_text(text), dtype=torch.float32)
 
 
 def nearest(colours: Tensor, palette: Tensor) -> Tensor:

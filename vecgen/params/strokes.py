@@ -152,8 +152,9 @@ class Strokes:
 
     def colour_values(self) -> Tensor:
         """``(M, 3)`` RGB of every stroke and fill that is drawn (differentiable): what a palette constrains."""
-        stroke = [i for i, s in enumerate(self.has_stroke) if s]
-        fill = [i for i, f in enumerate(self.has_fill) if f]
+        d = self.stroke_rgba.device
+        stroke = torch.tensor([i for i, s in enumerate(self.has_stroke) if s], dtype=torch.long, device=d)
+        fill = torch.tensor([i for i, f in enumerate(self.has_fill) if f], dtype=torch.long, device=d)
         return torch.cat([self.stroke_rgba[stroke, :3], self.fill_rgba[fill, :3]])
 
     def snap_colours_(self) -> None:
