@@ -129,7 +129,7 @@ def draw(cfg: DrawConfig, *, perceptors=None, warn: Callable[[str], None] | None
     param = Strokes(wh, strokes=int(strokes), segments=segments, width=wrange, shapes=shapes, background=bg,
                     init=init, seed=opts.seed, device=opts.device, rasterizer=cfg.rasterizer, keep_all=bool(cfg.keep_all),
                     palette=palette, colors=colors)
-    extra = []
+    extra: list[PaletteTerm | InkTerm] = []
     if palette is not None or colors is not None:
         extra.append(PaletteTerm(param.colour_values, palette, colors))
     if cfg.ink:
