@@ -563,7 +563,7 @@ def test_bad_spec_values_are_refused_before_any_job(tmp_path, capsys, table, val
 
 
 @pytest.mark.parametrize("text,words", [
-    ('[[entry]]\nfunction = "paint"\nprompt = "a"\npalette = 8\n', 'palette only applies to param = "pixels"'),
+    ('[[entry]]\nfunction = "paint"\nprompt = "a"\npalette = 8\n', 'palette only applies to param "pixels"'),
     ('[[entry]]\nfunction = "paint"\nprompt = "a"\nparam = "pixels"\ngrid = "0x8"\n', "grid columns must be positive"),
     ('[[entry]]\nfunction = "paint"\nprompt = "a"\nparam = "watercolour"\n', "unknown param 'watercolour'"),
     ('[[entry]]\nfunction = "paint"\nprompt = "a"\ndecay = inf\n', "decay must be finite"),

@@ -442,3 +442,55 @@ def test_fusedream_ranking_shows_progress(sg2, tiny, capsys):
     generate("a red apple", generator=sg2, init="fusedream", samples=4, top=2, steps=1, cutouts=0, device="cpu",
              quiet=False, perceptors=tiny)
     assert "fusedream: ranking" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- bounds and cross checks
+def _no_model(*args, **kwargs):
+    raise AssertionError("a model was loaded before the options were checked")
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--samples", "5000"], "--samples 5000 is above the limit of 4,096"),
+    (["--samples", "0"], "--samples must be >= 1"),
+    (["--top", "300"], "--top 300 is above the limit of 256"),
+    (["--truncation", "3"], "--truncation 3.0 is above the limit of 2"),
+    (["--truncation", "-0.5"], "--truncation must be >= 0"),
+    (["--lr", "0"], "--lr must be > 0"),
+    (["--l2", "-1"], "--l2 must be >= 0"),
+    (["--l2", "inf"], "--l2 must be finite"),
+    (["--init", "fusedream", "--samples", "3", "--top", "4"], "--top must be between 1 and samples (3), got 4"),
+    (["--save-latent", "latent.npy"], "latent.npy: --save-latent is written as .pt or .pth"),
+    ([], "--generator is required"),
+])
+def test_cli_generate_bounds_refused_before_any_model_loads(args, needle, tmp_path, capsys, monkeypatch):
+    from vecgen.backends import generators, perceptors
+
+    monkeypatch.setattr(perceptors, "load_perceptor", _no_model)
+    monkeypatch.setattr(generators, "load_generator", _no_model)
+    gen = [] if args == [] else ["--generator", "stylegan2:whatever.pt"]
+    rc = main(["generate", "x", "--clip", TINY, "--steps", "1", "-q", "-o", str(tmp_path / "o.png"), *gen, *args])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and needle in err, err
+
+
+def test_api_generate_config():
+    """generator has no default (as before); None, a non-spec or a bad combination is refused up front."""
+    import inspect
+
+    from vecgen import gallery
+
+    assert inspect.signature(generate).parameters["generator"].default is inspect.Parameter.empty
+    with pytest.raises(TypeError):
+        generate("x")
+    with pytest.raises(VecgenError, match="--generator is required"):
+        generate("x", generator=None)
+    with pytest.raises(VecgenError, match="--generator must be a spec"):
+        generate("x", generator=3)
+    with pytest.raises(VecgenError, match="--space"):
+        generate("x", generator="taef2", space="u")
+    # a gallery job is checked by the same config, naming its key
+    with pytest.raises(VecgenError, match="generate needs option 'generator'"):
+        gallery.parse_spec('[[entry]]\nfunction = "generate"\nprompt = "a"\n', "g.toml")
+    with pytest.raises(VecgenError, match="top must be between 1 and samples"):
+        gallery.parse_spec('[[entry]]\nfunction = "generate"\nprompt = "a"\ngenerator = "taef2"\n'
+                           'init = "fusedream"\nsamples = 2\ntop = 3\n', "g.toml")

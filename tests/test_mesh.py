@@ -1,4 +1,5 @@
 """Meshes: I/O through trimesh, the style field, `vecgen mesh` / `vecgen render` and bad inputs."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,8 +43,9 @@ def test_shared_meshes_load_in_file_order(name):
         pytest.skip("../shared/meshes not present")
     data = load_mesh(path)
     if path.suffix == ".obj":  # the file's own `v` lines, in order
-        raw = np.array([list(map(float, ln.split()[1:4])) for ln in path.read_text().splitlines()
-                        if ln.startswith("v ")])
+        raw = np.array(
+            [list(map(float, ln.split()[1:4])) for ln in path.read_text().splitlines() if ln.startswith("v ")]
+        )
         np.testing.assert_allclose(data.vertices, raw, rtol=0, atol=1e-9)
     assert data.faces.shape[1] == 3 and data.faces.max() < len(data.vertices)
 
@@ -90,7 +92,7 @@ BAD = {
     "text.obj": b"hello, this is not a mesh\n",
     "noise.ply": bytes(range(256)) * 2,
     "cloud.ply": b"ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
-                 b"end_header\n0 0 0\n1 0 0\n0 1 0\n",
+    b"end_header\n0 0 0\n1 0 0\n0 1 0\n",
     "nan.obj": b"v 0 0 0\nv nan 0 0\nv 0 1 0\nf 1 2 3\n",
     "flat.obj": b"v 0 0 0\nv 1 0 0\nv 2 0 0\nf 1 2 3\nf 1 3 2\n",
     "mesh.xyz": b"0 0 0\n",
@@ -190,9 +192,31 @@ def test_field_state_round_trip(tmp_path):
 def test_mesh_cli_end_to_end(tmp_path, capsys):
     src = _sphere_file(tmp_path)
     out, gif, strip = tmp_path / "ball.ply", tmp_path / "ball.gif", tmp_path / "strip.png"
-    code, stdout, err = run_cli(capsys, "mesh", src, "a red circle", "--clip", TINY, "--steps", "3", "--size", "32",
-                                "--views", "2", "--cutouts", "1", "--width", "32", "-q", "-o", out,
-                                "--turntable", gif, "--frames", "4")
+    code, stdout, err = run_cli(
+        capsys,
+        "mesh",
+        src,
+        "a red circle",
+        "--clip",
+        TINY,
+        "--steps",
+        "3",
+        "--size",
+        "32",
+        "--views",
+        "2",
+        "--cutouts",
+        "1",
+        "--width",
+        "32",
+        "-q",
+        "-o",
+        out,
+        "--turntable",
+        gif,
+        "--frames",
+        "4",
+    )
     assert code == 0, err
     assert str(out) in stdout and str(gif) in stdout
     from vecgen.backends.mesh.io import load_mesh
@@ -203,9 +227,31 @@ def test_mesh_cli_end_to_end(tmp_path, capsys):
     assert np.abs(ply.vertices - orig.vertices).max() <= 0.1 * np.ptp(orig.vertices, axis=0).max() + 1e-6
     im = Image.open(gif)
     assert im.n_frames == 4 and im.size == (32, 32)
-    code, _, err = run_cli(capsys, "mesh", src, "a red circle", "--clip", TINY, "--steps", "1", "--size", "32",
-                           "--views", "1", "--cutouts", "1", "--width", "16", "-q", "-o", tmp_path / "front.png",
-                           "--turntable", strip, "--frames", "3")
+    code, _, err = run_cli(
+        capsys,
+        "mesh",
+        src,
+        "a red circle",
+        "--clip",
+        TINY,
+        "--steps",
+        "1",
+        "--size",
+        "32",
+        "--views",
+        "1",
+        "--cutouts",
+        "1",
+        "--width",
+        "16",
+        "-q",
+        "-o",
+        tmp_path / "front.png",
+        "--turntable",
+        strip,
+        "--frames",
+        "3",
+    )
     assert code == 0, err
     assert Image.open(strip).size == (96, 32) and Image.open(tmp_path / "front.png").size == (32, 32)
 
@@ -226,8 +272,20 @@ def test_render_cli_draws_meshes(tmp_path, capsys):
 def test_mesh_api_result_saves_every_format(tmp_path):
     import vecgen
 
-    res = vecgen.mesh(_sphere_file(tmp_path), "a blue square", clip=TINY, steps=2, size=32, views=2, cutouts=1,
-                      width=16, depth=1, quiet=True, snapshots=tmp_path / "snaps", every=1)
+    res = vecgen.mesh(
+        _sphere_file(tmp_path),
+        "a blue square",
+        clip=TINY,
+        steps=2,
+        size=32,
+        views=2,
+        cutouts=1,
+        width=16,
+        depth=1,
+        quiet=True,
+        snapshots=tmp_path / "snaps",
+        every=1,
+    )
     snaps = sorted((tmp_path / "snaps").glob("*.png"))
     assert [s.name for s in snaps] == ["00001.png", "00002.png"]
     assert Image.open(snaps[-1]).size == (64, 32)  # both views side by side
@@ -255,8 +313,19 @@ def _quality(tmp_path, clip: str, judge: str, prompt: str, colour: int, steps: i
     from vecgen.api._run import load_perceptors
 
     per = load_perceptors(clip, torch.device("cpu"))
-    res = vecgen.mesh(_sphere_file(tmp_path), prompt, clip=clip, perceptors=per, steps=steps, size=64, views=3,
-                      cutouts=4, lr=5e-3, quiet=True, device="cpu")
+    res = vecgen.mesh(
+        _sphere_file(tmp_path),
+        prompt,
+        clip=clip,
+        perceptors=per,
+        steps=steps,
+        size=64,
+        views=3,
+        cutouts=4,
+        lr=5e-3,
+        quiet=True,
+        device="cpu",
+    )
     _, _, c = res.mesh_data()
     mean = c.mean(0)
     assert mean[colour] > 0.6 and all(mean[k] < 0.35 for k in range(3) if k != colour), mean
@@ -275,9 +344,14 @@ def test_mini_model_turns_the_mesh_red_and_another_agrees(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("clip,judge,prompt,colour", [("mini-rn", "mini-vit", "a green square", 1),
-                                                      ("mini-vit", "mini-rn", "a green star", 1),
-                                                      ("mini-vit", "mini-rn", "a blue square", 2)])
+@pytest.mark.parametrize(
+    "clip,judge,prompt,colour",
+    [
+        ("mini-rn", "mini-vit", "a green square", 1),
+        ("mini-vit", "mini-rn", "a green star", 1),
+        ("mini-vit", "mini-rn", "a blue square", 2),
+    ],
+)
 def test_mini_models_colour_meshes(tmp_path, clip, judge, prompt, colour):
     ranks = _quality(tmp_path, clip, judge, prompt, colour)
     assert ranks[0] == prompt.split()[1], ranks
@@ -285,14 +359,121 @@ def test_mini_models_colour_meshes(tmp_path, clip, judge, prompt, colour):
 
 def test_resume_continues_exactly(tmp_path, capsys):
     src = _sphere_file(tmp_path, subdivisions=1)
-    base = ["mesh", src, "a red circle", "--clip", TINY, "--size", "32", "--views", "2", "--cutouts", "1",
-            "--width", "16", "--lr", "0.02", "-q"]
+    base = [
+        "mesh",
+        src,
+        "a red circle",
+        "--clip",
+        TINY,
+        "--size",
+        "32",
+        "--views",
+        "2",
+        "--cutouts",
+        "1",
+        "--width",
+        "16",
+        "--lr",
+        "0.02",
+        "-q",
+    ]
     assert run_cli(capsys, *base, "--steps", "4", "-o", tmp_path / "full.ply")[0] == 0
-    assert run_cli(capsys, *base, "--steps", "2", "-o", tmp_path / "half.ply", "--checkpoint", tmp_path / "ck.pt")[0] == 0
-    code, _, err = run_cli(capsys, *base, "--steps", "4", "-o", tmp_path / "resumed.ply", "--resume", tmp_path / "ck.pt")
+    assert (
+        run_cli(capsys, *base, "--steps", "2", "-o", tmp_path / "half.ply", "--checkpoint", tmp_path / "ck.pt")[0] == 0
+    )
+    code, _, err = run_cli(
+        capsys, *base, "--steps", "4", "-o", tmp_path / "resumed.ply", "--resume", tmp_path / "ck.pt"
+    )
     assert code == 0, err
     a, b = (trimesh.load(tmp_path / n, process=False) for n in ("full.ply", "resumed.ply"))
     np.testing.assert_array_equal(a.vertices, b.vertices)
     np.testing.assert_array_equal(a.visual.vertex_colors, b.visual.vertex_colors)
     half = trimesh.load(tmp_path / "half.ply", process=False)
     assert not np.array_equal(half.vertices, a.vertices)  # the last two steps did something
+
+
+# ----------------------------------------------------------------------------- the config: bounds, outputs
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--width", "20000"], "--width 20000 is above the limit of 4,096"),
+        (["--width", "100000"], "--width 100000 is above the limit of 4,096"),
+        (["--depth", "1000000"], "--depth 1000000 is above the limit of 32"),
+        (["--views", "100"], "--views 100 is above the limit of 64"),
+        (["--frames", "1000000", "--turntable", "t.gif"], "--frames 1000000 is above the limit of 720"),
+        (["--max-faces", "100000000"], "--max-faces 100000000 is above the limit of 5,000,000"),
+        (["--lr", "-1"], "--lr must be > 0"),
+        (["--sigma", "0"], "--sigma must be > 0"),
+        (["--sigma", "inf"], "--sigma must be finite"),
+        (["--max-displacement", "2"], "--max-displacement 2.0 is above the limit of 1"),
+        (["--snapshots", "snaps", "--every", "0"], "--every must be >= 1"),
+        (["--size", "5000"], "above the limit of 4096 px"),
+        (["--turntable", "o.ply"], "a turntable is written as .gif"),
+        (["--turntable", "o.png", "-o", "o.png"], "two outputs of one run on one path"),
+        (["--turntable", "./sub/../o.gif", "-o", "o.gif"], "two outputs of one run on one path"),
+        (["--frames", "8"], "--frames applies only with --turntable"),
+    ],
+)
+def test_mesh_bounds_one_line_before_any_model(tmp_path, capsys, monkeypatch, argv, needle):
+    import vecgen.api._run as _run
+
+    monkeypatch.setattr(_run, "load_perceptors", lambda *a, **k: pytest.fail("models loaded"))
+    src = _sphere_file(tmp_path)
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path)
+    out = [] if "-o" in argv else ["-o", "o.ply"]
+    code, _, err = run_cli(capsys, "mesh", src, "a red circle", *argv, *out, "--clip", TINY, "--steps", "1", "-q")
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, (argv, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ball.obj", "sub"]
+
+
+def test_mesh_memory_is_estimated_before_the_field_is_built(tmp_path, monkeypatch):
+    """size x cameras x cutouts (and the MLP over the vertices) against the free memory, before any model."""
+    import vecgen
+    from vecgen.api import _run
+
+    src = _sphere_file(tmp_path)
+    monkeypatch.setattr("vecgen.options.available_memory", lambda device=None: 8 * 2**30)  # an 8 GiB machine
+    monkeypatch.setattr(_run, "load_perceptors", lambda *a, **k: pytest.fail("models loaded"))
+    with pytest.raises(VecgenError, match=r"needs about .* GiB .* 12 camera\(s\) of 4096x4096 px .* 8.0 GiB is free"):
+        vecgen.mesh(src, "a red circle", clip=TINY, size="4096x4096", views=12, steps=1, quiet=True)
+    with pytest.raises(VecgenError, match=r"MLP 4096x32"):  # the widest allowed MLP: 537 M weights with Adam
+        vecgen.mesh(src, "a red circle", clip=TINY, width=4096, depth=32, steps=1, quiet=True)
+    monkeypatch.undo()
+    # once the models are loaded, each camera's cutouts through them count too: 8 cameras x 256 cutouts of
+    # 32 px (the tiny model) are ~1.3 GiB, refused on a 1 GiB machine after the load, before the field
+    loaded = []
+    real = _run.load_perceptors
+    monkeypatch.setattr(_run, "load_perceptors", lambda *a, **k: loaded.append(1) or real(*a, **k))
+    monkeypatch.setattr("vecgen.options.available_memory", lambda device=None: 2**30)
+    monkeypatch.setattr("vecgen.params.style_field.StyleField.__init__", lambda *a, **k: pytest.fail("built"))
+    with pytest.raises(VecgenError, match=r"8 camera\(s\) of 224x224 px with 256 cutouts each"):
+        vecgen.mesh(src, "a red circle", clip=TINY, views=8, cutouts=256, steps=1, quiet=True)
+    assert loaded == [1]
+
+
+def test_turntable_is_written_by_the_api(tmp_path):
+    import vecgen
+
+    res = vecgen.mesh(
+        _sphere_file(tmp_path),
+        "a red circle",
+        clip=TINY,
+        steps=1,
+        size=32,
+        views=1,
+        cutouts=1,
+        width=8,
+        depth=1,
+        quiet=True,
+        turntable=tmp_path / "t.png",
+        frames=3,
+    )
+    written = res.save_all(tmp_path / "front.png")
+    assert written == [tmp_path / "t.png", tmp_path / "front.png"]
+    assert Image.open(tmp_path / "t.png").size == (96, 32) and Image.open(tmp_path / "front.png").size == (32, 32)
+    assert Image.open(res.save(tmp_path / "spin.gif")).n_frames == 3  # --frames is the run's turntable length
+    with pytest.raises(VecgenError, match="two outputs of one run on one path"):
+        res.save_all(tmp_path / "t.png")
+    with pytest.raises(VecgenError, match="a turntable is written as .gif"):
+        vecgen.mesh(_sphere_file(tmp_path), "a red circle", turntable=tmp_path / "t.mp4")

@@ -296,7 +296,7 @@ def test_cli_adapt_end_to_end(sg2_file, tmp_path, capsys):
                "--clip", TINY, "--steps", "3", "--layers-k", "2", "-o", str(out), "-q"])
     assert rc == 0
     lines = capsys.readouterr().out.split()
-    assert lines == [str(out), str(out.with_suffix(".png"))]
+    assert lines == [str(out.with_suffix(".png")), str(out)]  # companions first, the main output last
     assert out.is_file() and out.with_suffix(".png").is_file()
     state = torch.load(out, weights_only=True)
     assert "g_ema" in state and state["vecgen"]["steps"] == "3"
@@ -310,7 +310,7 @@ def test_cli_adapt_end_to_end(sg2_file, tmp_path, capsys):
     (["--generator", "stylegan2:/nonexistent/gen.pt", "--source", "a", "--target", "b"], "not found"),
     (["--generator", "GEN", "--target", "b"], "--source is required"),
     (["--generator", "GEN", "--source", "a", "--target", "b", "-o", "x.png"], ".pt"),
-    (["--generator", "GEN", "--source", "a", "--target", "b", "--cutouts", "4"], "does not apply"),
+    (["--generator", "GEN", "--source", "a", "--target", "b", "--cutouts", "4"], "unrecognized arguments: --cutouts"),
     (["--source", "a", "--target", "b"], "--generator is required"),
     (["--generator", "GEN", "--source", "a", "--target", "b", "--layers-k", "x"], "invalid int"),
 ])
@@ -322,3 +322,54 @@ def test_cli_adapt_bad_input(sg2_file, tmp_path, capsys, args, needle):
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert len(err.splitlines()) == 1 and needle in err, err
+
+
+# ----------------------------------------------------------------------------- bounds and cross checks
+def _no_model(*args, **kwargs):
+    raise AssertionError("a model was loaded before the options were checked")
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--batch", "100"], "--batch 100 is above the limit of 64"),
+    (["--batch", "0"], "--batch must be >= 1"),
+    (["--grid-samples", "100"], "--grid-samples 100 is above the limit of 64"),
+    (["--layers-k", "0"], "--layers-k must be >= 1"),
+    (["--probe-steps", "0"], "--probe-steps must be >= 1"),
+    (["--probe-steps", "5000"], "--probe-steps 5000 is above the limit"),
+    (["--lr", "-1"], "--lr must be > 0"),
+    (["--truncation", "-1"], "--truncation must be >= 0"),
+    (["--truncation", "nan"], "--truncation must be finite"),
+    (["--steps", "0"], "--steps must be >= 1"),
+    (["--every", "0"], "--every must be >= 1"),
+    (["--grid", "g.jpg"], "the grid is written as .png"),
+    (["--target", "photo "], "--source and --target are the same text"),
+    (["--source", " "], "adapt needs a non-empty --source text"),
+])
+def test_cli_adapt_bounds_refused_before_any_model_loads(args, needle, tmp_path, capsys, monkeypatch):
+    from vecgen.backends import generators, perceptors
+
+    monkeypatch.setattr(perceptors, "load_perceptor", _no_model)
+    monkeypatch.setattr(generators, "load_generator", _no_model)
+    out = tmp_path / "o.pt"
+    rc = main(["adapt", "--generator", "stylegan2:whatever.pt", "--source", "photo", "--target", "sketch",
+               "--clip", TINY, "--steps", "1", "-q", "-o", str(out), *args])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and needle in err, err
+    assert not out.exists() and not out.with_suffix(".png").exists()
+
+
+def test_api_adapt_config():
+    """source and target stay positional, generator keyword-only without a default, as before."""
+    import inspect
+
+    params = inspect.signature(adapt).parameters
+    assert list(params)[:3] == ["source", "target", "generator"]
+    assert params["source"].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    assert params["generator"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert params["generator"].default is inspect.Parameter.empty
+    with pytest.raises(VecgenError, match="--generator is required"):
+        adapt("photo", "sketch", generator=None)
+    with pytest.raises(VecgenError, match="the adapted generator is written as .pt"):
+        adapt("photo", "sketch", generator="taef2", output="x.png")
+    with pytest.raises(TypeError, match="cutouts"):  # no views in adapt: the term sees whole renders
+        adapt("photo", "sketch", generator="taef2", cutouts=2)

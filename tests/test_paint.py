@@ -207,3 +207,53 @@ def test_image_prompt(param, tiny, tmp_path):
     both = api.paint("a blue sky", param=param, size=32, grid="8x8", image_prompt=[f"{target}:0.5"], steps=1,
                      cutouts=2, clip=TINY, quiet=True)
     assert key in both.history[0]
+
+
+# ------------------------------------------------------------ bounds and cross checks (PaintConfig)
+
+
+def _no_model(*args, **kwargs):
+    raise AssertionError("a model was loaded before the options were checked")
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--param", "pixels", "--palette", "300"], "--palette 300 is above the limit of 256"),
+    (["--levels", "0"], "--levels must be >= 1"),
+    (["--levels", "99"], "--levels 99 is above the limit of 16"),
+    (["--lr", "0"], "--lr must be > 0"),
+    (["--lr", "nan"], "--lr must be finite"),
+    (["--decay", "inf"], "--decay must be finite"),
+    (["--param", "pixels", "--grid", "0x4"], "grid columns must be positive"),
+    (["--param", "pixels", "--grid", "5000x4"], "grid columns 5000 is above the limit of 4096"),
+    (["--param", "pixels", "--grid", "65x8"], "--grid 65x8 is larger than the 64x64 image"),
+    (["--param", "pixels", "--grid", "65"], "--grid 65x65 is larger than the 64x64 image"),
+    (["--palette", "4"], '--palette only applies to param "pixels"'),
+    (["--param", "pixels", "--palette-mode", "throughout"], '--palette-mode "throughout" needs a palette'),
+])
+def test_cli_paint_bounds_refused_before_any_model_loads(args, needle, tmp_path, capsys, monkeypatch):
+    from vecgen.backends import perceptors
+
+    monkeypatch.setattr(perceptors, "load_perceptor", _no_model)
+    out = tmp_path / "out.png"
+    rc = main(["paint", "a red apple", "--size", "64", "-o", str(out), "--clip", TINY, "--steps", "2", "-q", *args])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and needle in err, err
+    assert not out.exists() and not out.with_suffix(".svg").exists()
+
+
+def test_api_paint_config_checks_and_twin(tiny, tmp_path):
+    """The API refuses what the CLI refuses (same config); pixel art's result saves its twin with save_all."""
+    from vecgen.api.paint import PaintConfig
+
+    with pytest.raises(VecgenError, match='--palette only applies to param "pixels"'):
+        api.paint("x", palette=4, perceptors=tiny)
+    with pytest.raises(VecgenError, match="--grid 8x40 is larger than the 32x32 image"):
+        api.paint("x", param="pixels", size=32, grid=[8, 40], perceptors=tiny)
+    assert PaintConfig.check_values({"param": "PIXELS", "grid": 16, "palette": 3}) == {
+        "param": "PIXELS", "grid": 16, "palette": 3}
+    res = api.paint("a lighthouse", param="pixels", size=16, grid=4, palette=2, steps=1, cutouts=0,
+                    perceptors=tiny, quiet=True)
+    saved = res.save_all(tmp_path / "art.png")
+    assert [p.name for p in saved] == ["art.svg", "art.png"] and all(p.is_file() for p in saved)
+    plain = api.paint("a lighthouse", size=16, steps=1, cutouts=0, perceptors=tiny, quiet=True)
+    assert [p.name for p in plain.save_all(tmp_path / "fft.png")] == ["fft.png"]

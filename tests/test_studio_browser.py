@@ -29,7 +29,7 @@ from PIL import Image, ImageChops, ImageStat
 
 from conftest import TINY
 from vecgen import gallery
-from vecgen.api import VERBS
+from vecgen.studio.forms import studio_verbs, verb_fields
 
 pytestmark = pytest.mark.slow  # a real browser / Gradio server per module: the slow tier
 
@@ -313,7 +313,7 @@ def test_non_image_upload_is_refused_with_a_message(page, tmp_path):
     page.page.get_by_text("advanced", exact=True).click()
     page.page.locator("#draw-image_prompt input[type=file]").set_input_files(str(fake))
     text = page.wait_status("vg-error", timeout=30)
-    assert text == "upload refused: holiday.png: not an image (PNG, JPEG, WebP, BMP or GIF) that can be read"
+    assert text == "upload refused: holiday.png: not an image (PNG, JPEG, WebP, BMP, GIF or TIFF) that can be read"
     page.page.get_by_text("holiday.png: not an image", exact=False).first.wait_for(timeout=10_000)  # the toast
 
 
@@ -348,7 +348,7 @@ def test_every_verb_is_an_endpoint_and_draw_runs_from_gradio_client(client):
     from vecgen.studio.jobs import file_metadata
 
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    assert {f"/{name}" for name in VERBS} <= set(api)
+    assert {f"/{name}" for name in studio_verbs()} <= set(api)
     params = [p["parameter_name"] for p in api["/draw"]["parameters"]]
     assert params[0] == "prompt" and all(p["parameter_has_default"] for p in api["/draw"]["parameters"])
     preview, status, files, command, metadata, log = client.predict(
@@ -362,7 +362,7 @@ def test_every_verb_is_an_endpoint_and_draw_runs_from_gradio_client(client):
     assert metadata["draw.svg"]["settings"]["steps"] == 3
     # a bad value is one line, not a traceback
     _, status, files, *_ = client.predict(prompt="a tree", steps="0", clip="mini-vit", api_name="/draw")
-    assert "vg-error" in status and "--steps must be &gt; 0" in status and not files
+    assert "vg-error" in status and "--steps must be &gt;= 1, got 0" in status and not files
 
 
 def test_api_uploads_are_checked_too(client, tmp_path):
@@ -376,9 +376,61 @@ def test_api_uploads_are_checked_too(client, tmp_path):
     assert "vg-error" in status and "cat.jpg: not an image" in status and not files and command == ""
 
 
+def _raw_call(server, client, api_name: str, given: dict) -> tuple[str, str]:
+    """Call an endpoint over plain HTTP, as any local process could (no client-side uploads):
+    ``(event, data)`` of its last message (``complete`` or ``error``)."""
+    import json
+
+    params = client.view_api(return_format="dict", print_info=False)["named_endpoints"][api_name]["parameters"]
+    data = [given.get(p["parameter_name"]) for p in params]
+    req = urllib.request.Request(f"{server.url}gradio_api/call{api_name}", data=json.dumps({"data": data}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        event_id = json.load(r)["event_id"]
+    with urllib.request.urlopen(f"{server.url}gradio_api/call{api_name}/{event_id}", timeout=300) as r:
+        text = r.read().decode("utf-8")
+    events = re.findall(r"^event: (\w+)\ndata: (.*)$", text, re.M)
+    assert events, text
+    return events[-1]
+
+
+def test_server_paths_are_refused_on_every_endpoint(server, client, tmp_path):
+    """Issue 29 item 5: inputs are uploads or names the studio resolves; files the run writes are its own.
+
+    For every verb: no endpoint parameter is an output (``/edit``'s ``global_cache``, snapshots, checkpoints);
+    a file parameter naming a server path is refused; a spec (``--clip``, ``--generator``, ``--content-model``...)
+    naming a path is refused in one line; nothing is read or created outside the studio's folder."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.png").write_bytes(b"not a picture")
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    before = set(server.share.rglob("*"))
+    for name, verb in studio_verbs().items():
+        params = {p["parameter_name"] for p in api[f"/{name}"]["parameters"]}
+        outputs = {n for n, meta, _ in verb.config.options() if meta.kind == "output" or not meta.cli}
+        assert not params & outputs, (name, params & outputs)
+        for f in verb_fields(verb):
+            if f.kind in ("upload", "uploads", "folder"):
+                for target in (outside / "x.png", outside / "new" / "x.pt", outside):
+                    value = {"path": str(target), "meta": {"_type": "gradio.FileData"}}
+                    event, data = _raw_call(server, client, f"/{name}", {f.name: [value] if f.kind != "upload"
+                                                                         else value})
+                    assert event == "error" or ("vg-error" in data and "not an uploaded file" in data), (
+                        name, f.name, event, data[:300])
+            elif f.spec:
+                for bad in ("stylegan2:/srv/ffhq.pkl", f"ViT-B-32@{outside}/w.pt", "script:model", "../x"):
+                    event, data = _raw_call(server, client, f"/{name}", {f.name: bad})
+                    assert event == "complete" and "not paths on the server" in data, (name, f.name, data[:300])
+    assert [p.name for p in outside.iterdir()] == ["x.png"]  # nothing made out there
+    made = {p for p in set(server.share.rglob("*")) - before if "runs" in p.relative_to(server.share).parts}
+    assert not {p for p in made if p.is_file()}, made  # and no run wrote anything
+
+
 def test_search_endpoint_over_the_gallery_site(client, site):
     pictures, hits = client.predict(str(site), "a red circle", 2, TINY, api_name="/search")
     assert len(pictures) == 2 and "2 results for" in hits
+    pictures, hits = client.predict(str(site), "a red circle", 2, f"{TINY}@/etc/x.pt", api_name="/search")
+    assert not pictures and "not paths on the server" in hits  # the search tab's model spec: names only
     with pytest.raises(Exception, match="not in the list of choices"):  # only the folders on offer
         client.predict("/etc", "a red circle", 2, TINY, api_name="/search")
 

@@ -1,4 +1,5 @@
 """Tests of ``vecgen style`` (CLIPstyler): StyleNet, the patch/content terms, the verb, fast mode, bad input."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -147,8 +148,16 @@ def test_content_term_is_zero_for_the_identity(name):
     assert term.layers == tuple(p.content_layers)
     with torch.no_grad():
         same = float(term(Context(x.clone(), None)))
-        other = float(term(Context(torch.from_numpy(np.asarray(photo("coffee", (96, 64)), dtype=np.float32)
-                                                    / 255).permute(2, 0, 1)[None], None)))
+        other = float(
+            term(
+                Context(
+                    torch.from_numpy(np.asarray(photo("coffee", (96, 64)), dtype=np.float32) / 255).permute(2, 0, 1)[
+                        None
+                    ],
+                    None,
+                )
+            )
+        )
         noisy = float(term(Context((x + 0.05 * torch.randn_like(x)).clamp(0, 1), None)))
     assert same < 1e-8 and 0 < noisy < other and other > 0.05
 
@@ -209,8 +218,16 @@ def test_directional_term_falls_on_a_short_run():
     """The whole output's direction moves toward the text within a few steps (mini-vit, a real photo)."""
     import vecgen
 
-    res = vecgen.style(photo(size=(96, 64)), "a red circle", clip="mini-vit", content_model="mini-vit", steps=12,
-                       work_size=64, crops=8, quiet=True)
+    res = vecgen.style(
+        photo(size=(96, 64)),
+        "a red circle",
+        clip="mini-vit",
+        content_model="mini-vit",
+        steps=12,
+        work_size=64,
+        crops=8,
+        quiet=True,
+    )
     d = [h["dir:mini-vit"] for h in res.history]
     assert d[0] == pytest.approx(1.0, abs=1e-3)  # the net starts at the photo: no step yet
     assert min(d[-3:]) < 0.7, d
@@ -231,9 +248,30 @@ def test_cli_end_to_end_and_fast_mode(tmp_path, capsys):
     photo("astronaut", (60, 60)).save(folder / "1.png")
     photo("coffee", (80, 50)).save(folder / "2.jpg")
     model = tmp_path / "m.safetensors"
-    code, err = run_cli(capsys, "style", "--train", folder, "chain mail", "-o", model, "--clip", TINY,
-                        "--content-model", TINY, "--steps", "3", "--work-size", "48", "--crop", "32", "--batch", "2",
-                        "--crops", "2", "-q")
+    code, err = run_cli(
+        capsys,
+        "style",
+        "--train",
+        folder,
+        "chain mail",
+        "-o",
+        model,
+        "--clip",
+        TINY,
+        "--content-model",
+        TINY,
+        "--steps",
+        "3",
+        "--work-size",
+        "48",
+        "--crop",
+        "32",
+        "--batch",
+        "2",
+        "--crops",
+        "2",
+        "-q",
+    )
     assert code == 0, err
     net, meta = load_model(model)
     assert meta["prompt"] == "chain mail" and json.loads(meta["settings"])["images"] == 2
@@ -284,8 +322,11 @@ def test_bad_input_one_line_exit_2(tmp_path, capsys):
     ]
     for argv, needle in cases:
         extra = [] if "-o" in argv else ["-o", out if "--train" not in argv else tmp_path / "m.safetensors"]
-        code, err = run_cli(capsys, "style", *argv, *extra, "--clip", TINY, "-q") if "--model" not in argv else \
-            run_cli(capsys, "style", *argv, *extra, "-q")
+        code, err = (
+            run_cli(capsys, "style", *argv, *extra, "--clip", TINY, "-q")
+            if "--model" not in argv
+            else run_cli(capsys, "style", *argv, *extra, "-q")
+        )
         assert code == 2, (argv, err)
         assert needle in err and len(err.strip().splitlines()) == 1, (argv, err)
     assert not out.exists() and not (tmp_path / "m.safetensors").exists()
@@ -300,13 +341,149 @@ def test_12_megapixel_photo_within_the_memory_bound(tmp_path):
     code = f"""
 import resource, torch, vecgen
 torch.set_num_threads(1)
-res = vecgen.style({str(tmp_path / 'big.jpg')!r}, "chain mail", clip={TINY!r}, content_model={TINY!r}, steps=1,
+res = vecgen.style({str(tmp_path / "big.jpg")!r}, "chain mail", clip={TINY!r}, content_model={TINY!r}, steps=1,
                    work_size=128, crops=4, quiet=True)
 assert res.image.size == (4000, 3000), res.image.size
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
-                         env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     peak_kb = int(out.stdout.strip().splitlines()[-1])
     assert peak_kb * 1024 < 3 * 2**30, f"peak RSS {peak_kb / 2**20:.2f} GiB"
+
+
+# ----------------------------------------------------------------------------- the config: bounds, modes
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--crop-size", "100000"], "--crop-size 100000 is above the limit of 512"),
+        (["--crops", "5000"], "--crops 5000 is above the limit of 1,024"),
+        (["--work-size", "100000"], "--work-size 100000 is above the limit of 4,096"),
+        (["--work-size", "8"], "--work-size must be >= 16"),
+        (["--tile", "100000"], "--tile 100000 is above the limit of 4,096"),
+        (["--snapshots", "snaps", "--every", "0"], "--every must be >= 1"),
+        (["--lr", "0"], "--lr must be > 0"),
+        (["--lr", "-1"], "--lr must be > 0"),
+        (["--lr", "nan"], "--lr must be finite"),
+        (["--threshold", "5"], "--threshold 5.0 is above the limit of 2"),
+        (["--patch-weight", "0", "--dir-weight", "0"], "nothing pulls toward the text"),
+        (["--content-weight", "-1"], "--content-weight must be >= 0"),
+        (["--source", " "], "--source must be a non-empty text"),
+        (["--batch", "2"], "--batch applies only to vecgen style-train"),
+        (["--size", "64"], "--size does not apply to style"),
+    ],
+)
+def test_style_bounds_one_line_before_any_model(tmp_path, capsys, monkeypatch, argv, needle):
+    import vecgen.api._run as _run
+
+    def no_models(*a, **k):
+        raise AssertionError("a model loaded before the options were checked")
+
+    monkeypatch.setattr(_run, "load_perceptors", no_models)
+    photo(size=(40, 30)).save(tmp_path / "a.png")
+    monkeypatch.chdir(tmp_path)
+    code, err = run_cli(capsys, "style", tmp_path / "a.png", "chain mail", *argv, "--clip", TINY, "-q")
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, (argv, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
+def test_style_train_is_a_verb_with_its_own_checks(tmp_path, capsys):
+    import vecgen
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photo("astronaut", (60, 60)).save(folder / "1.png")
+    photo("coffee", (80, 50)).save(folder / "2.tif")  # one suffix list for every training folder
+    new, old = tmp_path / "new.safetensors", tmp_path / "old.safetensors"
+    flags = [
+        "--clip",
+        TINY,
+        "--content-model",
+        TINY,
+        "--steps",
+        "2",
+        "--work-size",
+        "32",
+        "--crop",
+        "32",
+        "--batch",
+        "2",
+        "--crops",
+        "2",
+        "-q",
+    ]
+    assert run_cli(capsys, "style-train", folder, "chain mail", "-o", new, *flags)[0] == 0
+    assert run_cli(capsys, "style", "--train", folder, "chain mail", "-o", old, *flags)[0] == 0
+    (a, meta_a), (b, meta_b) = load_model(new), load_model(old)
+    assert meta_a == meta_b and json.loads(meta_a["settings"])["images"] == 2
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]), k
+    res = vecgen.style_train(
+        folder,
+        "chain mail",
+        clip=TINY,
+        content_model=TINY,
+        steps=1,
+        work_size=32,
+        crop=32,
+        batch=1,
+        crops=2,
+        quiet=True,
+    )
+    assert res.settings["function"] == "style-train" and res.net is not None
+    assert vecgen.VERBS["style-train"].function is vecgen.style_train
+    bad = [
+        (["style-train", folder, "chain mail", "--crop", "64", "--work-size", "32"], "--crop 64 is larger than"),
+        (["style-train", folder, "chain mail", "--batch", "1000"], "--batch 1000 is above the limit of 64"),
+        (["style-train", folder, "chain mail", "--lr", "-1"], "--lr must be > 0"),
+        (["style-train", folder, "chain mail", "-o", tmp_path / "m.png"], "style-train's output"),
+        (["style-train", folder, " "], "style-train needs a text"),
+        (
+            ["style", "--train", folder, "chain mail", "--quality", "draft"],
+            "--quality does not apply to vecgen style-train",
+        ),
+        (["style", "--train", folder, "chain mail", "--tile", "64"], "--tile does not apply"),
+        (["style", "--train", folder, "a", "b"], "--train DIR takes one text"),
+        (["style", "--train", folder, "chain mail", "--model", new], "two modes"),
+    ]
+    for argv, needle in bad:
+        code, err = run_cli(capsys, *argv, "--clip", TINY, "-q")
+        assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, (argv, err)
+    with pytest.raises(VecgenError, match="--crop 64 is larger than --work-size 32"):
+        vecgen.style_train(folder, "chain mail", crop=64, work_size=32)
+
+
+def test_fast_mode_refuses_optimization_options_in_the_api(tmp_path):
+    import vecgen
+
+    net = tmp_path / "net.safetensors"
+    save_model(StyleNet(), net, {"prompt": "x"})
+    for kw, needle in (
+        (dict(steps=5), "--steps does not apply with --model"),
+        (dict(crop_size=64), "--crop-size does not apply with --model"),
+        (dict(output=tmp_path / "x.safetensors"), "with --model the output is the stylized .png"),
+    ):
+        with pytest.raises(VecgenError, match=needle):
+            vecgen.style(photo(size=(20, 20)), model=net, **kw)
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_network_memory_is_estimated_before_it_is_built(tmp_path, monkeypatch):
+    import vecgen
+    from vecgen.api import _run
+
+    monkeypatch.setattr("vecgen.options.available_memory", lambda device=None: 2**20)  # a 1 MiB machine
+    monkeypatch.setattr(_run, "load_perceptors", lambda *a, **k: pytest.fail("models loaded"))
+    with pytest.raises(VecgenError, match=r"a working copy of 96x64 px \(--work-size 64\) need about .* GiB"):
+        vecgen.style(photo(size=(96, 64)), "chain mail", clip=TINY, work_size=64, quiet=True)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photo(size=(40, 40)).save(folder / "1.png")
+    with pytest.raises(VecgenError, match=r"--batch 64 crops of 1024 px need about 75.0 GiB"):
+        vecgen.style_train(folder, "chain mail", clip=TINY, batch=64, crop=1024, work_size=1024, quiet=True)

@@ -33,11 +33,11 @@ MESH_SUFFIXES = (".obj", ".ply", ".off", ".stl", ".glb", ".gltf", ".xyz", ".pts"
 TURNTABLE_FRAMES = 24
 
 #: Kinds of option. Numbers: ``int``, ``float``; ``bool``; ``text``; ``choice`` (one of ``choices``);
-#: values with a syntax of their own: ``size`` (W or WxH), ``width`` (MIN,MAX), ``colour``, ``clip``
+#: values with a syntax of their own: ``size`` (W or WxH), ``grid`` (COLS or COLSxROWS cells), ``width`` (MIN,MAX), ``colour``, ``clip``
 #: (a perceptor spec), ``device``; files: ``image``, ``svg``, ``mesh``, ``file`` (any other input file),
 #: ``folder`` (an input folder), ``output`` (a file the run writes); ``object``: Python-only values.
-KINDS = ("int", "float", "bool", "text", "choice", "size", "width", "colour", "clip", "device", "image", "svg",
-         "mesh", "file", "folder", "output", "object")
+KINDS = ("int", "float", "bool", "text", "choice", "size", "grid", "width", "colour", "clip", "device", "image",
+         "svg", "mesh", "file", "folder", "output", "object")
 FILE_KINDS = frozenset({"image", "svg", "mesh", "file", "folder", "output"})
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps", re.I)
 META = "vecgen"
@@ -81,6 +81,11 @@ class Option:
     def flag_name(self, name: str) -> str:
         return self.flag or "--" + name.replace("_", "-")
 
+    @property
+    def cli_positional(self) -> bool:
+        """A positional on the command line (a Python positional with a ``flag`` is a flag there)."""
+        return self.positional and self.flag is None
+
 
 def option(default: Any, help: str, kind: str | None = None, **meta: Any) -> Any:
     """A config field: ``default``, one line of ``help``, its ``kind`` (see :data:`KINDS`) and bounds.
@@ -88,8 +93,10 @@ def option(default: Any, help: str, kind: str | None = None, **meta: Any) -> Any
     ``kind`` defaults from the default's type (bool, int, float, else text).
     ``minimum`` / ``maximum``: inclusive bounds (``maximum`` of a size-like option
     is its documented limit); ``above``: a strict lower bound (a learning rate
-    ``above=0``). ``positional``: a positional argument on the command line;
-    ``required``: must be given (it may still be None where the verb allows). ``multiple``: a repeatable flag (a list).
+    ``above=0``). ``positional``: a positional argument (of the function, and on the command line unless
+    it has a ``flag``: adapt's ``--source``); ``required``: must be given, no default in the signature (it
+    may still be None where the verb allows; the CLI passes None for a required flag not given, so the
+    config's cross checks name it). ``multiple``: a repeatable flag (a list).
     ``cli=False``: Python only. ``section``: ``main``, ``options`` or ``advanced``
     (the studio's grouping). ``default_text``: what help shows as the default.
     """
@@ -160,7 +167,7 @@ def _check_number(name: str, label: str, meta: Option, value: Any, strict: bool)
         raise OptionError(name, f"{label} must be >= {meta.minimum:g}, got {_show(value)}")
     if meta.maximum is not None and number > meta.maximum:
         raise OptionError(name, f"{meta.flag_name(name)} {_show(value)} is above the limit of {_number_text(meta.maximum)} "
-                                f"(README, Limits)")
+                                f"(docs: Limits)")
 
 
 def _check_one(name: str, meta: Option, value: Any, strict: bool) -> None:
@@ -185,6 +192,10 @@ def _check_one(name: str, meta: Option, value: Any, strict: bool) -> None:
                     strict and not isinstance(value, (int, str, list))):
                 raise OptionError(name, f"bad {label} {_show(value)}: use W, \"WxH\" or [W, H] in whole pixels")
             o.parse_size(value)
+        elif kind == "grid":
+            if isinstance(value, bool) or strict and not isinstance(value, (int, str, list)):
+                raise OptionError(name, f"bad {label} {_show(value)}: use COLSxROWS (e.g. \"32x32\") or COLS")
+            o.parse_grid_spec(value)
         elif kind == "width":
             items = value if isinstance(value, (list, tuple)) else [value]
             if not isinstance(value, str) and not all(isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -227,7 +238,7 @@ def check_value(name: str, meta: Option, value: Any, *, strict: bool = False) ->
         return _check(name, meta, value, strict)
     except OptionError as e:
         if meta.positional or meta.flag:
-            e.flag = name if meta.positional else meta.flag_name(name)
+            e.flag = name if meta.cli_positional else meta.flag_name(name)
             e.args = (e.named(e.flag),)
         raise
 
@@ -316,7 +327,7 @@ def signature(config: type[VerbConfig], runtime: dict[str, Any]) -> inspect.Sign
     params = []
     for name, meta, default in config.options():
         kind = inspect.Parameter.POSITIONAL_OR_KEYWORD if meta.positional else inspect.Parameter.KEYWORD_ONLY
-        d = inspect.Parameter.empty if meta.required and meta.positional else default
+        d = inspect.Parameter.empty if meta.required else default
         params.append(inspect.Parameter(name, kind, default=d))
     positional = [p for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
     # a positional with a default may not precede one without: such positionals become keyword-only
@@ -382,7 +393,8 @@ def _number_text(x: float) -> str:
 def _type_text(meta: Option) -> str:
     if meta.kind == "choice":
         return " | ".join(meta.choices)
-    text = {"int": "integer", "float": "number", "bool": "flag", "size": "W or WxH", "width": "MIN,MAX",
+    text = {"int": "integer", "float": "number", "bool": "flag", "size": "W or WxH", "grid": "COLS or COLSxROWS",
+            "width": "MIN,MAX",
             "clip": "model spec", "output": "output file", "text": "text"}.get(meta.kind, meta.kind)
     bounds = []
     if meta.above is not None:
@@ -407,7 +419,7 @@ def markdown_table(config: type[VerbConfig], outputs: tuple[str, ...] = (), defa
     for name, meta, default in config.options():
         if not meta.cli:
             continue
-        shown = name.upper() if meta.positional else meta.flag_name(name)
+        shown = name.upper() if meta.cli_positional else meta.flag_name(name)
         dflt = "required" if meta.required else default_text(meta, default)
         rows.append(f"| `{shown}` | {_cell(_type_text(meta))} | `{_cell(dflt)}` | {_cell(meta.help)} |")
     return "\n".join(rows)

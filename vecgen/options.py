@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 MAX_SIDE = 4096
 MAX_PIXELS = 4096 * 4096
-#: Hard bounds on options that size a run (README, Limits). Far above any useful value, low
+#: Hard bounds on options that size a run (docs: Limits). Far above any useful value, low
 #: enough that a typo cannot ask for terabytes or hang in setup.
 LIMITS = {"steps": 1_000_000, "cutouts": 256, "strokes": 10_000, "segments": 64, "samples": 4096, "top": 256,
           "batch": 64, "grid_samples": 64, "every": 1_000_000}
@@ -82,7 +82,7 @@ def check_limit(name: str, value: int) -> int:
     """Refuse ``value`` above ``LIMITS[name]`` in one line naming the limit."""
     top = LIMITS[name]
     if value > top:
-        raise VecgenError(f"--{name.replace('_', '-')} {value} is above the limit of {top:,} (README, Limits)")
+        raise VecgenError(f"--{name.replace('_', '-')} {value} is above the limit of {top:,} (docs: Limits)")
     return value
 
 
@@ -181,6 +181,31 @@ def parse_size(size: Any) -> tuple[int, int]:
     if w > MAX_SIDE or h > MAX_SIDE or w * h > MAX_PIXELS:
         raise VecgenError(f"size {w}x{h} is above the limit of {MAX_SIDE} px per side")
     return w, h
+
+
+def parse_grid_spec(grid: Any) -> tuple[int, int | None]:
+    """``"32x24"``, ``[32, 24]`` or ``32`` -> ``(columns, rows)`` of a pixel-art grid; rows None for a lone
+    ``COLS`` (the canvas decides: :func:`vecgen.params.pixels.parse_grid`). Refuses <= 0 or > MAX_SIDE cells."""
+    import numbers
+
+    if isinstance(grid, (tuple, list)) and len(grid) == 2:
+        cells: list[Any] = list(grid)
+    elif isinstance(grid, numbers.Integral) and not isinstance(grid, bool):
+        cells = [grid, None]
+    elif isinstance(grid, str) and (m := re.fullmatch(r"\s*(-?\d+)\s*(?:[xX]\s*(-?\d+))?\s*", grid)):
+        cells = [int(m.group(1)), int(m.group(2)) if m.group(2) else None]
+    else:
+        raise VecgenError(f"bad grid {grid!r}: use COLSxROWS (e.g. 32x32) or COLS")
+    for label, value in zip(("columns", "rows"), cells):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise VecgenError(f"grid {label} must be an integer, got {value!r}")
+        if int(value) <= 0:
+            raise VecgenError(f"grid {label} must be positive, got {value}")
+        if int(value) > MAX_SIDE:
+            raise VecgenError(f"grid {label} {value} is above the limit of {MAX_SIDE} (README, Limits)")
+    return int(cells[0]), None if cells[1] is None else int(cells[1])
 
 
 def parse_width(width: Any) -> tuple[float, float]:

@@ -21,6 +21,7 @@ from vecgen.api import mesh as _mesh
 from vecgen.api import paint as _paint
 from vecgen.api import sketch as _sketch
 from vecgen.api import style as _style
+from vecgen.api import style_train as _style_train
 from vecgen.api import vectorize as _vectorize
 from vecgen.api._run import Common, load_perceptors, parse_image_prompts, run, view_style
 from vecgen.api.draw import draw_steps, draw_style
@@ -32,7 +33,9 @@ from vecgen.io import load_image, pil_to_tensor, tensor_to_pil
 from vecgen.options import check_writable, parse_clip, parse_colour, parse_size, parse_width, resolve_device
 
 #: Every verb, by name, in the order the CLI lists them.
-VERBS: dict[str, Verb] = {m.VERB.name: m.VERB for m in (_draw, _paint, _generate, _adapt, _edit, _style, _classify3d, _mesh, _vectorize, _sketch)}
+VERBS: dict[str, Verb] = {m.VERB.name: m.VERB for m in (_draw, _paint, _generate, _adapt, _edit, _style,
+                                                          _style_train, _classify3d, _mesh, _vectorize,
+                                                          _sketch)}
 
 def python_name(verb: str) -> str:
     """A verb's name in Python: ``style-train`` is ``vecgen.style_train``."""

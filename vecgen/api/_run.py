@@ -230,7 +230,7 @@ def check_memory(opts: Common, terms: list) -> None:
     free = available_memory(opts.device)
     if free is not None and need > free:
         raise VecgenError(f"{views} views for {len(sizes)} perceptor(s) need about {need / 2**30:.1f} GiB, but "
-                          f"{free / 2**30:.1f} GiB is free on {opts.device}; lower --cutouts (README, Limits)")
+                          f"{free / 2**30:.1f} GiB is free on {opts.device}; lower --cutouts (docs: Limits)")
 
 
 def check_resume(checkpoint: dict, settings: dict[str, Any], path: Any) -> None:

@@ -10,29 +10,34 @@ photo at a working size and applied to it at its full size (tiled, so a
 ratio and alpha channel. Terms: directional CLIP of the whole output, patch
 CLIP over random perspective-warped crops with threshold rejection
 (:mod:`vecgen.losses.patch`), content (:mod:`vecgen.losses.content`) and
-total variation. Fast mode (one network per text over a folder) is in
-:mod:`vecgen.api.style_train`.
+total variation. Fast mode (one network per text over a folder) is the verb
+``style-train`` (:mod:`vecgen.api.style_train`).
 """
+
 from __future__ import annotations
 
 import importlib.util
-import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vecgen.api._run import Common, common, load_perceptors, run
 from vecgen.api.result import Result
+from vecgen.api.run_options import RunConfig
 from vecgen.api.verb import Verb
+from vecgen.config import OptionError, VerbConfig, like, option, verb_function
 from vecgen.errors import VecgenError
-from vecgen.options import as_int, check_number, check_suffix, check_writable
+from vecgen.options import check_suffix, check_writable
 
 SOURCE = "a photo"
 #: ``--quality`` presets: what ``steps``, ``crops`` and ``work_size`` are when left on auto.
 #: ``normal`` is CLIPstyler's (200 steps, 64 crops, 512 px); ``draft`` is for a quick look on a CPU.
-QUALITY = {"draft": {"steps": 60, "crops": 16, "work_size": 256},
-           "normal": {"steps": 200, "crops": 64, "work_size": 512},
-           "best": {"steps": 300, "crops": 96, "work_size": 512}}
+QUALITY = {
+    "draft": {"steps": 60, "crops": 16, "work_size": 256},
+    "normal": {"steps": 200, "crops": 64, "work_size": 512},
+    "best": {"steps": 300, "crops": 96, "work_size": 512},
+}
 #: The paper's weights for patch and directional terms; content and TV rescaled to our normalised terms
 #: (README, Style transfer: the content term is a relative feature error, TV a mean absolute difference).
 WEIGHTS = {"patch": 9000.0, "direction": 500.0, "content": 3000.0, "tv": 3000.0}
@@ -45,6 +50,10 @@ CONTENT_AUTO = "efficientnet-lite0"
 MODEL_SUFFIX = ".safetensors"
 #: Most patch crops per step (each is one perceptor pass with its backward).
 MAX_CROPS = 1024
+#: Largest working size (short side; the long side is capped at :data:`MAX_WORK_SIDE` too).
+MAX_WORK_SIZE = 4096
+#: Largest tile of the full-size pass (a tile is one forward pass of the network).
+MAX_TILE = 4096
 
 
 # ----------------------------------------------------------------------------- images in and out
@@ -134,8 +143,18 @@ def content_perceptor(spec: str, perceptors: list, device, warn=None):
     return load_perceptors(spec, device, warn)[0][0]
 
 
-def style_terms(perceptors: list, content_p, content: Callable, *, prompt: str, source: str, crops: int,
-                crop_frac: float, threshold: float, weights: dict[str, float]) -> list:
+def style_terms(
+    perceptors: list,
+    content_p,
+    content: Callable,
+    *,
+    prompt: str,
+    source: str,
+    crops: int,
+    crop_frac: float,
+    threshold: float,
+    weights: dict[str, float],
+) -> list:
     """Directional + patch terms per perceptor (weighted by its ``--clip`` weight), content, TV."""
     from vecgen.losses.content import ContentTerm
     from vecgen.losses.image import total_variation
@@ -148,8 +167,11 @@ def style_terms(perceptors: list, content_p, content: Callable, *, prompt: str, 
         if weights["direction"]:
             terms.append(GlobalDirectionTerm(d, weight=weights["direction"] * w))
         if weights["patch"]:
-            terms.append(PatchDirectionTerm(d, crops=crops, crop_frac=crop_frac, threshold=threshold,
-                                            weight=weights["patch"] * w))
+            terms.append(
+                PatchDirectionTerm(
+                    d, crops=crops, crop_frac=crop_frac, threshold=threshold, weight=weights["patch"] * w
+                )
+            )
     if weights["content"]:
         terms.append(ContentTerm(content_p, content, weight=weights["content"]))
     if weights["tv"]:
@@ -163,58 +185,188 @@ def check_patch_memory(opts: Common, crops: int) -> None:
     from vecgen.options import BYTES_PER_VIEW_PIXEL, available_memory
 
     chunk = min(crops, CHUNK)  # the crops one perceptor pass holds at a time
-    need = chunk * BYTES_PER_VIEW_PIXEL * sum(p.input_size ** 2 for p, _ in opts.load_perceptors())
+    need = chunk * BYTES_PER_VIEW_PIXEL * sum(p.input_size**2 for p, _ in opts.load_perceptors())
     free = available_memory(opts.device)
     if free is not None and need > free:
-        raise VecgenError(f"{crops} patch crops need about {need / 2**30:.1f} GiB, but {free / 2**30:.1f} GiB is "
-                          f"free on {opts.device}; lower --crops")
+        raise VecgenError(
+            f"{crops} patch crops need about {need / 2**30:.1f} GiB, but {free / 2**30:.1f} GiB is "
+            f"free on {opts.device}; lower --crops"
+        )
 
 
-def check_weights(patch_weight, dir_weight, content_weight, tv_weight) -> dict[str, float]:
-    out = {k: check_number(f"--{k}-weight", v, nonnegative=True)
-           for k, v in (("patch", patch_weight), ("dir", dir_weight), ("content", content_weight),
-                        ("tv", tv_weight))}
+#: Measured memory of a StyleNet forward+backward, per pixel of its input (CPU, float32: ~960 B at 1024 px,
+#: ~1.4 KB at 512 px with the fixed overheads).
+STYLENET_BYTES_PER_PIXEL = 1200
+
+
+def check_net_memory(opts: Common, pixels: int, what: str) -> None:
+    """Refuse, before the network is built, a step over ``pixels`` input pixels that cannot fit in free memory."""
+    from vecgen.options import available_memory
+
+    need = pixels * STYLENET_BYTES_PER_PIXEL
+    free = available_memory(opts.device)
+    if free is not None and need > free:
+        raise VecgenError(
+            f"{what} need about {need / 2**30:.1f} GiB, but {free / 2**30:.1f} GiB is free on "
+            f"{opts.device} (README, Limits)"
+        )
+
+
+def style_weights(cfg: Any) -> dict[str, float]:
+    """The four term weights of a config (``patch``, ``content``, ``tv``, ``direction``), as floats."""
+    out = {k: float(getattr(cfg, f"{k}_weight")) for k in ("patch", "dir", "content", "tv")}
     out["direction"] = out.pop("dir")
-    if not (out["patch"] or out["direction"]):
-        raise VecgenError("--patch-weight and --dir-weight are both 0: nothing pulls toward the text")
     return out
 
 
-def check_crops(crops: Any) -> int:
-    n = as_int("--crops", crops, minimum=1)
-    if n > MAX_CROPS:
-        raise VecgenError(f"--crops {n} is over the limit of {MAX_CROPS}")
-    return n
-
-
 def resolve_quality(quality: str, steps, crops, work_size) -> tuple[int, int, int]:
-    if quality not in QUALITY:
-        raise VecgenError(f"unknown --quality {quality!r} (choose {', '.join(QUALITY)})")
+    """``steps``, ``crops``, ``work_size``: the values given, else the ``quality`` preset's."""
     q = QUALITY[quality]
-    crops = check_crops(q["crops"] if crops is None else crops)
-    work = as_int("--work-size", q["work_size"] if work_size is None else work_size, minimum=16)
-    if work > 4096:
-        raise VecgenError(f"--work-size {work} is over the limit of 4096 px")
-    return (q["steps"] if steps is None else steps), crops, work
+    return (
+        q["steps"] if steps is None else int(steps),
+        q["crops"] if crops is None else int(crops),
+        q["work_size"] if work_size is None else int(work_size),
+    )
+
+
+# ----------------------------------------------------------------------------- checks across options
+def _something_pulls(values: dict[str, Any]) -> None:
+    if not values.get("patch_weight") and not values.get("dir_weight"):
+        raise OptionError("patch_weight", "--patch-weight and --dir-weight are both 0: nothing pulls toward the text")
+
+
+def _source_text(values: dict[str, Any]) -> None:
+    if not str(values.get("source") or "").strip():
+        raise OptionError("source", '{label} must be a non-empty text (default "a photo")')
+
+
+def _text_or_model(values: dict[str, Any]) -> None:
+    """Optimizing needs a text; fast mode (``model``) takes none, and no optimization option."""
+    prompt, model = values.get("prompt"), values.get("model")
+    if model is None:
+        if prompt is None or not str(prompt).strip():
+            raise OptionError("prompt", 'style needs a photo and a text, e.g. vecgen style photo.jpg "oil painting"')
+        return
+    if prompt is not None:
+        raise OptionError("prompt", "with --model the text is the model's own: give only the photo")
+    defaults = StyleConfig.defaults()
+    for name in OPTIMIZATION_ONLY:
+        if name in defaults and values.get(name) != defaults[name]:
+            raise OptionError(
+                name,
+                "{label} does not apply with --model (the model was trained with its own); "
+                "drop it, or optimize without --model",
+            )
+    out = values.get("output")
+    if out is not None and str(out).lower().endswith(MODEL_SUFFIX):
+        raise OptionError("output", f"{out}: with --model the output is the stylized .png")
+
+
+def style_files(output: str | Path, options: dict[str, Any]) -> list[str]:
+    """The file a style run writes for ``output`` (refused up front: a network file in fast mode)."""
+    _text_or_model({**options, "output": output})
+    return [str(output)]
 
 
 # ----------------------------------------------------------------------------- the verb
 #: Options only an optimization uses: with ``model=`` they must stay at their defaults.
-OPTIMIZATION_ONLY = ("prompt", "source", "quality", "steps", "work_size", "crops", "crop_size", "threshold",
-                     "patch_weight", "dir_weight", "content_weight", "tv_weight", "lr", "content_model", "clip",
-                     "seed", "snapshots", "checkpoint", "resume", "callbacks")
+OPTIMIZATION_ONLY = (
+    "prompt",
+    "source",
+    "quality",
+    "steps",
+    "work_size",
+    "crops",
+    "crop_size",
+    "threshold",
+    "patch_weight",
+    "dir_weight",
+    "content_weight",
+    "tv_weight",
+    "lr",
+    "content_model",
+    "clip",
+    "seed",
+    "snapshots",
+    "checkpoint",
+    "resume",
+    "callbacks",
+)
 
 
-def style(image: Any, prompt: str | None = None, *, model: str | Path | None = None, source: str = SOURCE,
-          quality: str = "normal", steps: int | None = None, work_size: int | None = None,
-          crops: int | None = None, crop_size: int = 128, threshold: float = 0.7,
-          patch_weight: float = WEIGHTS["patch"], dir_weight: float = WEIGHTS["direction"],
-          content_weight: float = WEIGHTS["content"], tv_weight: float = WEIGHTS["tv"], lr: float = 5e-4,
-          content_model: str = "auto", clip: str = "auto", seed: int = 0, device: str | None = "auto",
-          tile: int = 512, output: str | Path | None = None, snapshots: str | Path | None = None,
-          every: int = 10, checkpoint: str | Path | None = None, resume: str | Path | None = None,
-          quiet: bool = False, perceptors=None, warn: Callable[[str], None] | None = None,
-          callbacks=None) -> Result:
+@dataclass(frozen=True)
+class StyleConfig(VerbConfig):
+    """Every option of :func:`style` (see :mod:`vecgen.config`)."""
+
+    cross_checks = (_text_or_model, _something_pulls, _source_text)
+
+    image: Any = option(None, "the photo", "image", positional=True, required=True, metavar="IMAGE", section="main")
+    prompt: str | None = option(
+        None, 'the style, e.g. "oil painting of a stormy sea"', "text", positional=True, metavar="TEXT", section="main"
+    )
+    model: str | Path | None = option(
+        None,
+        f"fast mode: stylize IMAGE with a trained {MODEL_SUFFIX} network (from vecgen style-train); no optimization",
+        "file",
+        metavar="FILE",
+    )
+    source: str = option(SOURCE, "what the photo is now, for CLIP perceptors", "text", default_text=f'"{SOURCE}"')
+    quality: str = option(
+        "normal",
+        "presets of --steps/--crops/--work-size: "
+        + "; ".join(f"{k} {v['steps']}/{v['crops']}/{v['work_size']}" for k, v in QUALITY.items()),
+        "choice",
+        choices=tuple(QUALITY),
+    )
+    steps: int | None = like(RunConfig, "steps", None, default_text="from --quality")
+    work_size: int | None = option(
+        None,
+        "short side the network is optimized at",
+        "int",
+        minimum=16,
+        maximum=MAX_WORK_SIZE,
+        default_text="from --quality",
+    )
+    crops: int | None = option(
+        None, "patch crops per step", "int", minimum=1, maximum=MAX_CROPS, default_text="from --quality"
+    )
+    crop_size: int = option(
+        128,
+        f"patch side in px of a {CANVAS} px canvas (scaled with the working size; {CANVAS} = the whole short side)",
+        "int",
+        minimum=8,
+        maximum=CANVAS,
+    )
+    threshold: float = option(
+        0.7, "patch rejection threshold tau (a directional distance)", "float", minimum=-1.0, maximum=2.0
+    )
+    patch_weight: float = option(WEIGHTS["patch"], "weight of the patch CLIP term", "float", minimum=0.0)
+    dir_weight: float = option(WEIGHTS["direction"], "weight of the directional CLIP term", "float", minimum=0.0)
+    content_weight: float = option(WEIGHTS["content"], "weight of the content term", "float", minimum=0.0)
+    tv_weight: float = option(WEIGHTS["tv"], "weight of the total variation term", "float", minimum=0.0)
+    lr: float = option(5e-4, "Adam learning rate, halved at half way", "float", above=0.0)
+    content_model: str = option(
+        "auto",
+        "perceptor of the content loss (auto: efficientnet-lite0 when installed, else the first --clip model)",
+        "text",
+        metavar="SPEC",
+    )
+    clip: str = like(RunConfig, "clip")
+    seed: int = like(RunConfig, "seed")
+    device: str | None = like(RunConfig, "device")
+    tile: int = option(512, "tile side of the full-size pass", "int", minimum=16, maximum=MAX_TILE)
+    output: str | Path | None = option(
+        None, f"also save the result here (.png, or {MODEL_SUFFIX}: the network)", "output", cli=False
+    )
+    snapshots: str | Path | None = like(RunConfig, "snapshots")
+    every: int = like(RunConfig, "every")
+    checkpoint: str | Path | None = like(RunConfig, "checkpoint")
+    resume: str | Path | None = like(RunConfig, "resume")
+    quiet: bool = like(RunConfig, "quiet")
+
+
+@verb_function(StyleConfig, perceptors=None, warn=None, callbacks=None)
+def style(cfg: StyleConfig, *, perceptors=None, warn: Callable[[str], None] | None = None, callbacks=None) -> Result:
     """Restyle ``image`` (path, PIL image or ``(1, 3, H, W)`` tensor) toward the text ``prompt``.
 
     Optimizes a StyleNet on the image at ``work_size`` px on the short side
@@ -231,46 +383,81 @@ def style(image: Any, prompt: str | None = None, *, model: str | Path | None = N
     full size (alpha kept), stylized ``tile`` px at a time; ``res.save("x.png")``,
     ``res.save("x.safetensors")`` (the network, reusable as ``model=``).
 
-    ``model``: a network from :func:`vecgen.api.style_train.train_style` (or a
+    ``model``: a network from :func:`vecgen.style_train` (or a
     ``.safetensors`` saved from a result): one forward pass, no optimization;
-    the optimization options must then be left at their defaults.
+    the optimization options must then be left at their defaults. Every
+    option: :class:`StyleConfig`.
     """
     from vecgen.params.stylenet import StyleNetImage, save_model
 
+    output = cfg.output
     check_suffix(output, (".png", MODEL_SUFFIX), "style's output")
     check_writable(output)
-    tile = as_int("--tile", tile, minimum=16)
-    if model is not None:
-        return _apply_model(image, model, locals(), device=device, tile=tile, output=output)
-    if prompt is None or not str(prompt).strip():
-        raise VecgenError("style needs a text, e.g. vecgen style photo.jpg \"oil painting\"")
-    steps, crops, work = resolve_quality(quality, steps, crops, work_size)
-    crop_size = as_int("--crop-size", crop_size, minimum=8)
-    threshold = check_number("--threshold", threshold)
-    if not -1.0 <= threshold <= 2.0:
-        raise VecgenError(f"--threshold must lie in [-1, 2] (a directional distance), got {threshold:g}")
-    weights = check_weights(patch_weight, dir_weight, content_weight, tv_weight)
-    lr = check_number("--lr", lr, positive=True)
-    if not str(source or "").strip():
-        raise VecgenError("--source must be a non-empty text (default \"a photo\")")
-    opts: Common = common({**locals(), "prompt": str(prompt), "cutouts": 0})
-    full, alpha, label = load_style_image(image)
+    tile = int(cfg.tile)
+    if cfg.model is not None:
+        if callbacks:
+            raise VecgenError("callbacks do not apply with --model (no optimization runs)")
+        return _apply_model(cfg, cfg.model, tile)
+    prompt, source, quality, clip = cfg.prompt, cfg.source, cfg.quality, cfg.clip
+    steps, crops, work = resolve_quality(quality, cfg.steps, cfg.crops, cfg.work_size)
+    crop_size = int(cfg.crop_size)
+    threshold = float(cfg.threshold)
+    weights = style_weights(cfg)
+    lr = float(cfg.lr)
+    opts: Common = common(
+        {
+            **cfg.asdict(),
+            "perceptors": perceptors,
+            "warn": warn,
+            "callbacks": callbacks,
+            "prompt": str(prompt),
+            "steps": steps,
+            "cutouts": 0,
+        }
+    )
+    full, alpha, label = load_style_image(cfg.image)
     content = working_copy(full, work)
+    check_net_memory(
+        opts,
+        int(content.shape[-1]) * int(content.shape[-2]),
+        f"a working copy of {content.shape[-1]}x{content.shape[-2]} px (--work-size {work})",
+    )
     crop_frac = min(1.0, crop_size / CANVAS)
     perceptors = opts.load_perceptors()
     check_patch_memory(opts, crops)
-    content_p = content_perceptor(content_model, perceptors, opts.device, opts.warn)
+    content_p = content_perceptor(cfg.content_model, perceptors, opts.device, opts.warn)
     param = StyleNetImage(content, lr=lr, seed=opts.seed, device=opts.device)
-    terms = style_terms(perceptors, content_p, lambda: param.content, prompt=str(prompt), source=str(source),
-                        crops=crops, crop_frac=crop_frac, threshold=threshold, weights=weights)
+    terms = style_terms(
+        perceptors,
+        content_p,
+        lambda: param.content,
+        prompt=str(prompt),
+        source=str(source),
+        crops=crops,
+        crop_frac=crop_frac,
+        threshold=threshold,
+        weights=weights,
+    )
     settings: dict[str, Any] = {
-        "function": "style", "prompt": opts.prompt, "source": str(source), "image": label,
-        "size": [int(full.shape[-1]), int(full.shape[-2])], "work_size": [int(content.shape[-1]),
-                                                                          int(content.shape[-2])],
-        "quality": quality, "steps": opts.steps, "crops": crops, "crop_size": crop_size, "threshold": threshold,
-        "weights": weights, "lr": lr, "clip": clip, "content_model": content_p.name,
+        "function": "style",
+        "prompt": opts.prompt,
+        "source": str(source),
+        "image": label,
+        "size": [int(full.shape[-1]), int(full.shape[-2])],
+        "work_size": [int(content.shape[-1]), int(content.shape[-2])],
+        "quality": quality,
+        "steps": opts.steps,
+        "crops": crops,
+        "crop_size": crop_size,
+        "threshold": threshold,
+        "weights": weights,
+        "lr": lr,
+        "clip": clip,
+        "content_model": content_p.name,
         "content_layers": [layer for t in terms for layer in getattr(t, "layers", ())],
-        "seed": opts.seed, "alpha": alpha is not None}
+        "seed": opts.seed,
+        "alpha": alpha is not None,
+    }
     res = run(param, opts, settings, terms=terms)
     res.extras["work_image"] = res.image
     res.image = to_pil(param.net.apply(full, param.content, tile=tile), alpha)
@@ -281,40 +468,58 @@ def style(image: Any, prompt: str | None = None, *, model: str | Path | None = N
     return res
 
 
-def _apply_model(image: Any, model: str | Path, values: dict[str, Any], *, device, tile: int,
-                 output) -> Result:
+def _apply_model(cfg: StyleConfig, model: str | Path, tile: int) -> Result:
     """Fast mode: one forward pass of a trained network over ``image`` at its full size."""
     import json
 
     from vecgen.options import resolve_device
     from vecgen.params.stylenet import load_model
 
-    defaults = {n: p.default for n, p in inspect.signature(style).parameters.items()}
-    for name in OPTIMIZATION_ONLY:
-        if values.get(name) != defaults.get(name):
-            flag = "the text" if name == "prompt" else f"--{name.replace('_', '-')}"
-            raise VecgenError(f"{flag} does not apply with --model (the model was trained with its own); "
-                              f"drop it, or optimize without --model")
-    dev = resolve_device(device)
+    output = cfg.output
+    dev = resolve_device(cfg.device)
     net, meta = load_model(model, dev)
     try:
         work = int(meta.get("work_size", "512"))
     except ValueError:
         raise VecgenError(f"{model}: bad work_size {meta.get('work_size')!r} in the style model") from None
-    full, alpha, label = load_style_image(image)
+    full, alpha, label = load_style_image(cfg.image)
     out = net.apply(full, working_copy(full, work).to(dev), tile=tile)
     try:
         trained = json.loads(meta.get("settings", "{}"))
     except ValueError:
         trained = {}
-    settings = {"function": "style", "prompt": meta.get("prompt", ""), "model": str(model), "image": label,
-                "size": [int(full.shape[-1]), int(full.shape[-2])], "work_size": work,
-                "trained": trained, "seed": trained.get("seed", ""), "alpha": alpha is not None}
+    settings = {
+        "function": "style",
+        "prompt": meta.get("prompt", ""),
+        "model": str(model),
+        "image": label,
+        "size": [int(full.shape[-1]), int(full.shape[-2])],
+        "work_size": work,
+        "trained": trained,
+        "seed": trained.get("seed", ""),
+        "alpha": alpha is not None,
+    }
     res = Result(image=to_pil(out, alpha), settings=settings)
     if output is not None:
         res.save(output)
     return res
 
 
-VERB = Verb("style", style, "restyle a photo toward a text (CLIPstyler); --train DIR / --model FILE: fast mode",
-            outputs=(".png", MODEL_SUFFIX), default_output="style.png", gallery=False)
+DESCRIPTION = (
+    "Restyle a photo toward a text (CLIPstyler): a small U-Net is optimized on the photo at a working "
+    "size against directional CLIP losses of the whole output and of random patches, a content loss "
+    "and total variation, then applied at the photo's full size (alpha kept). Fast mode: "
+    "`vecgen style-train DIR TEXT` fits one network for one text over a folder (old spelling: "
+    "--train DIR); --model FILE applies it in one forward pass."
+)
+VERB = Verb(
+    "style",
+    style,
+    "restyle a photo toward a text (CLIPstyler); --model FILE: fast mode",
+    outputs=(".png", MODEL_SUFFIX),
+    default_output="style.png",
+    gallery=False,
+    config=StyleConfig,
+    files=style_files,
+    description=DESCRIPTION,
+)

@@ -1,7 +1,7 @@
 """Fast-mode style transfer: one StyleNet per text, trained over a folder of photos, then one forward pass each.
 
-    >>> from vecgen.api.style_train import train_style
-    >>> train_style("photos/", "chain mail", output="chainmail.safetensors", steps=500)
+    >>> import vecgen
+    >>> vecgen.style_train("photos/", "chain mail", output="chainmail.safetensors", steps=500)
     >>> vecgen.style("holiday.jpg", model="chainmail.safetensors").save("holiday_chainmail.png")
 
 Each step renders a batch of random crops of the folder's images (at the
@@ -10,34 +10,38 @@ directional and patch CLIP terms per crop, content, TV. The training runs
 through the one engine loop, so ``checkpoint=``/``resume=`` continue it
 exactly (the crop sampler's state is checkpointed too).
 """
+
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vecgen.api._run import Common, common, run
 from vecgen.api.result import Result
+from vecgen.api.run_options import RunConfig
 from vecgen.api.style import (
     CANVAS,
+    MAX_WORK_SIZE,
     MODEL_SUFFIX,
-    SOURCE,
-    WEIGHTS,
-    check_crops,
+    StyleConfig,
+    _something_pulls,
+    _source_text,
+    check_net_memory,
     check_patch_memory,
-    check_weights,
     content_perceptor,
     load_style_image,
     style_terms,
+    style_weights,
     working_copy,
 )
+from vecgen.api.verb import Verb
+from vecgen.config import IMAGE_SUFFIXES, OptionError, VerbConfig, like, option, verb_function
 from vecgen.errors import VecgenError
-from vecgen.options import as_int, check_limit, check_number, check_suffix, check_writable
+from vecgen.options import LIMITS, check_suffix, check_writable
 
-#: Files a training folder may hold (others are ignored).
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 #: Most images read from one folder (each is kept at the working size, as 8-bit).
 MAX_IMAGES = 2000
 
@@ -74,41 +78,99 @@ def _progress(batch: int, steps: int, done: int, quiet: bool) -> Callable | None
     return update
 
 
-def train_style(folder: str | Path, prompt: str, *, output: str | Path | None = None, source: str = SOURCE,
-                steps: int = 500, batch: int = 4, crop: int = 256, work_size: int = 512, crops: int = 16,
-                crop_size: int = 128, threshold: float = 0.7, patch_weight: float = WEIGHTS["patch"],
-                dir_weight: float = WEIGHTS["direction"], content_weight: float = WEIGHTS["content"],
-                tv_weight: float = WEIGHTS["tv"], lr: float = 5e-4, content_model: str = "auto",
-                clip: str = "auto", seed: int = 0, device: str | None = "auto",
-                checkpoint: str | Path | None = None, resume: str | Path | None = None, every: int = 10,
-                snapshots: str | Path | None = None, quiet: bool = False, perceptors=None,
-                warn: Callable[[str], None] | None = None, callbacks=None) -> Result:
+def _crop_fits(values: dict[str, Any]) -> None:
+    crop, work = values.get("crop"), values.get("work_size")
+    if crop is not None and work is not None and int(crop) > int(work):
+        raise OptionError("crop", f"--crop {crop} is larger than --work-size {work}")
+
+
+def _needs_text(values: dict[str, Any]) -> None:
+    prompt = values.get("prompt")
+    if prompt is None or not str(prompt).strip():
+        raise OptionError("prompt", 'style-train needs a text, e.g. vecgen style-train photos/ "chain mail"')
+
+
+@dataclass(frozen=True)
+class StyleTrainConfig(VerbConfig):
+    """Every option of :func:`style_train` (see :mod:`vecgen.config`); shared ones are :class:`StyleConfig`'s."""
+
+    cross_checks = (_needs_text, _crop_fits, _something_pulls, _source_text)
+
+    folder: str | Path = option(
+        None,
+        "folder of training photos (" + " ".join(IMAGE_SUFFIXES) + ")",
+        "folder",
+        positional=True,
+        required=True,
+        metavar="DIR",
+        section="main",
+    )
+    prompt: str = option(
+        None, 'the style, e.g. "chain mail"', "text", positional=True, required=True, metavar="TEXT", section="main"
+    )
+    output: str | Path | None = option(None, f"also save the network here ({MODEL_SUFFIX})", "output", cli=False)
+    source: str = like(StyleConfig, "source")
+    steps: int = like(RunConfig, "steps", 500)
+    batch: int = option(4, "training crops per step", "int", minimum=1, maximum=LIMITS["batch"])
+    crop: int = option(
+        256, "side of the training crops in px (at most --work-size)", "int", minimum=16, maximum=MAX_WORK_SIZE
+    )
+    work_size: int = like(
+        StyleConfig, "work_size", 512, default_text=None, help="short side each photo is resized to first"
+    )
+    crops: int = like(StyleConfig, "crops", 16, default_text=None, help="patch crops per training crop")
+    crop_size: int = like(StyleConfig, "crop_size")
+    threshold: float = like(StyleConfig, "threshold")
+    patch_weight: float = like(StyleConfig, "patch_weight")
+    dir_weight: float = like(StyleConfig, "dir_weight")
+    content_weight: float = like(StyleConfig, "content_weight")
+    tv_weight: float = like(StyleConfig, "tv_weight")
+    lr: float = like(StyleConfig, "lr", help="Adam learning rate")
+    content_model: str = like(StyleConfig, "content_model")
+    clip: str = like(RunConfig, "clip")
+    seed: int = like(RunConfig, "seed")
+    device: str | None = like(RunConfig, "device")
+    checkpoint: str | Path | None = like(RunConfig, "checkpoint")
+    resume: str | Path | None = like(RunConfig, "resume")
+    every: int = like(RunConfig, "every")
+    snapshots: str | Path | None = like(RunConfig, "snapshots")
+    quiet: bool = like(RunConfig, "quiet")
+
+
+@verb_function(StyleTrainConfig, perceptors=None, warn=None, callbacks=None)
+def style_train(
+    cfg: StyleTrainConfig, *, perceptors=None, warn: Callable[[str], None] | None = None, callbacks=None
+) -> Result:
     """Train one StyleNet for ``prompt`` over the images of ``folder``; returns a Result whose ``.safetensors``
     writer saves the network (``output``: written at the end) and whose image is the first photo stylized.
 
     Each of ``steps`` steps takes ``batch`` random ``crop`` px crops of the
     photos (each resized to ``work_size`` on the short side first) and scores
     every crop with ``crops`` patches; the other options are those of
-    :func:`vecgen.api.style`.
+    :func:`vecgen.style`. Every option: :class:`StyleTrainConfig`.
     """
     from vecgen.params.stylenet import StyleNetBatches, save_model
 
-    if prompt is None or not str(prompt).strip():
-        raise VecgenError('--train needs a text, e.g. vecgen style --train photos/ "chain mail"')
-    check_suffix(output, (MODEL_SUFFIX,), "--train's output")
+    folder, prompt, output, source, clip = cfg.folder, cfg.prompt, cfg.output, cfg.source, cfg.clip
+    check_suffix(output, (MODEL_SUFFIX,), "style-train's output")
     check_writable(output)
-    batch = check_limit("batch", as_int("--batch", batch, minimum=1))
-    crop = as_int("--crop", crop, minimum=16)
-    work = as_int("--work-size", work_size, minimum=16)
-    if crop > work:
-        raise VecgenError(f"--crop {crop} is larger than --work-size {work}")
-    crops = check_crops(crops)
-    crop_size = as_int("--crop-size", crop_size, minimum=8)
-    threshold = check_number("--threshold", threshold)
-    weights = check_weights(patch_weight, dir_weight, content_weight, tv_weight)
-    lr = check_number("--lr", lr, positive=True)
+    batch, crop, work, crops = int(cfg.batch), int(cfg.crop), int(cfg.work_size), int(cfg.crops)
+    crop_size = int(cfg.crop_size)
+    threshold = float(cfg.threshold)
+    weights = style_weights(cfg)
+    lr = float(cfg.lr)
     files = folder_images(folder)
-    opts: Common = common({**locals(), "prompt": str(prompt), "cutouts": 0})
+    opts: Common = common(
+        {
+            **cfg.asdict(),
+            "perceptors": perceptors,
+            "warn": warn,
+            "callbacks": callbacks,
+            "prompt": str(prompt),
+            "cutouts": 0,
+        }
+    )
+    check_net_memory(opts, batch * crop * crop, f"--batch {batch} crops of {crop} px")
     import torch
 
     images = []
@@ -117,15 +179,38 @@ def train_style(folder: str | Path, prompt: str, *, output: str | Path | None = 
         images.append((x * 255).round().to(torch.uint8))
     perceptors = opts.load_perceptors()
     check_patch_memory(opts, crops)
-    content_p = content_perceptor(content_model, perceptors, opts.device, opts.warn)
+    content_p = content_perceptor(cfg.content_model, perceptors, opts.device, opts.warn)
     param = StyleNetBatches(images, crop=crop, batch=batch, lr=lr, seed=opts.seed, device=opts.device)
-    terms = style_terms(perceptors, content_p, lambda: param.content, prompt=str(prompt), source=str(source),
-                        crops=crops, crop_frac=min(1.0, crop_size / CANVAS), threshold=threshold, weights=weights)
+    terms = style_terms(
+        perceptors,
+        content_p,
+        lambda: param.content,
+        prompt=str(prompt),
+        source=str(source),
+        crops=crops,
+        crop_frac=min(1.0, crop_size / CANVAS),
+        threshold=threshold,
+        weights=weights,
+    )
     settings: dict[str, Any] = {
-        "function": "style-train", "prompt": opts.prompt, "source": str(source), "folder": str(folder),
-        "images": len(files), "steps": opts.steps, "batch": batch, "crop": crop, "work_size": work,
-        "crops": crops, "crop_size": crop_size, "threshold": threshold, "weights": weights, "lr": lr,
-        "clip": clip, "content_model": content_p.name, "seed": opts.seed}
+        "function": "style-train",
+        "prompt": opts.prompt,
+        "source": str(source),
+        "folder": str(folder),
+        "images": len(files),
+        "steps": opts.steps,
+        "batch": batch,
+        "crop": crop,
+        "work_size": work,
+        "crops": crops,
+        "crop_size": crop_size,
+        "threshold": threshold,
+        "weights": weights,
+        "lr": lr,
+        "clip": clip,
+        "content_model": content_p.name,
+        "seed": opts.seed,
+    }
     done = int(opts.resume_state.get("step", 0)) if opts.resume_state else 0
     bar = _progress(batch, opts.total_steps(), done, opts.quiet)
     if bar is not None:
@@ -142,6 +227,10 @@ def train_style(folder: str | Path, prompt: str, *, output: str | Path | None = 
     return res
 
 
+#: The name fast mode had before it was a verb (``from vecgen.api.style_train import train_style``).
+train_style = style_train
+
+
 def _preview(net, x):
     """The first training photo, stylized at its working size (the Result's image)."""
     from vecgen.io import tensor_to_pil
@@ -149,7 +238,16 @@ def _preview(net, x):
     return tensor_to_pil(net.apply(x, x))
 
 
-def defaults() -> dict[str, Any]:
-    """:func:`train_style`'s keyword options and defaults (the CLI fills in only what the user gave)."""
-    return {n: p.default for n, p in inspect.signature(train_style).parameters.items()
-            if p.default is not inspect.Parameter.empty}
+VERB = Verb(
+    "style-train",
+    style_train,
+    "fast-mode style: train one network for a text over a folder of photos; "
+    f"writes {MODEL_SUFFIX} (apply it with vecgen style --model)",
+    outputs=(MODEL_SUFFIX,),
+    default_output="style" + MODEL_SUFFIX,
+    gallery=False,
+    config=StyleTrainConfig,
+    description="Fast-mode style transfer: fit one StyleNet for one text over a folder of photos (random "
+    "crops, the same terms as vecgen style), then apply it to any photo in one forward pass "
+    f"with vecgen style --model FILE{MODEL_SUFFIX}. Old spelling: vecgen style --train DIR TEXT.",
+)

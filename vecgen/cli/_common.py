@@ -158,7 +158,7 @@ def _legacy_kind(meta: Option) -> str | tuple[str, ...]:
         return "list"
     if meta.kind == "choice":
         return meta.choices
-    if meta.kind in ("size", "width", "colour"):
+    if meta.kind in ("size", "grid", "width", "colour"):
         return "number-or-text"
     return {"int": "int", "float": "number", "bool": "bool"}.get(meta.kind, "text")
 
@@ -236,11 +236,11 @@ def add_options(p: argparse.ArgumentParser, verb: Verb) -> None:
     shared = {f.name for base in config.__mro__[1:] if dataclasses.is_dataclass(base) for f in dataclasses.fields(base)}
     options = [o for o in config.options() if o[1].cli]
     # positionals, then the verb's own options, then the shared ones (as `vecgen VERB --help` lists them)
-    options.sort(key=lambda o: 0 if o[1].positional else 2 if o[0] in shared else 1)
+    options.sort(key=lambda o: 0 if o[1].cli_positional else 2 if o[0] in shared else 1)
     p.add_argument("-o", "--output", help=f"output file ({' or '.join(verb.outputs)}; default {verb.default_output})")
     for name, meta, default in options:
         text = _flag_help(meta, default)
-        if meta.positional:
+        if meta.cli_positional:
             p.add_argument(name, nargs=None if meta.required else "?", default=None, help=text,
                            metavar=meta.metavar or name.upper() if not meta.required else meta.metavar)
             continue
@@ -261,13 +261,15 @@ def add_options(p: argparse.ArgumentParser, verb: Verb) -> None:
 
 
 def positional_names(verb: Verb) -> set[str]:
-    return {name for name, meta, _ in verb.config.options() if meta.positional} if verb.config else set()
+    return {name for name, meta, _ in verb.config.options() if meta.cli_positional} if verb.config else set()
 
 
 def run_verb(args: argparse.Namespace, verb: Verb) -> int:
     """The CLI of a verb made from its config: merge options, check every output, call the API, save."""
     opts = merge_options(args, verb)
     out = str(opts.pop("output"))
+    # a required flag not given: None, which the config's checks refuse naming it (``--generator is required``)
+    opts.update({name: None for name, meta, _ in verb.config.options() if meta.required and name not in opts})
     files = verb.files(out, opts)
     check_suffix(out, verb.outputs, f"{verb.name}'s output")
     for path in files:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from vecgen.api import Verb
+from vecgen.api.generate import need_generator
 from vecgen.cli._common import (
     INTERNAL_KEYS,
     add_common,
@@ -17,7 +18,6 @@ from vecgen.cli._common import (
     merge_options,
     set_help,
 )
-from vecgen.cli.generate import need_generator
 from vecgen.errors import VecgenError
 from vecgen.options import SPACES
 

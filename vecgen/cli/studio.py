@@ -8,7 +8,7 @@ import time
 from vecgen.errors import VecgenError
 
 
-def run(args: argparse.Namespace, sub) -> int:
+def run(args: argparse.Namespace) -> int:
     import importlib.util
 
     from vecgen import studio
@@ -17,9 +17,8 @@ def run(args: argparse.Namespace, sub) -> int:
         raise VecgenError(studio.INSTALL)
     if args.max_upload_mb is not None and args.max_upload_mb <= 0:
         raise VecgenError("--max-upload-mb must be > 0")
-    parsers = studio.verb_parsers(sub)  # the verbs' own subparsers: every tab reads its flags from them
     limit = None if args.max_upload_mb is None else int(args.max_upload_mb * 2**20)
-    demo, state = studio.launch(parsers, args.share_dir, host=args.host, port=args.port,
+    demo, state = studio.launch(args.share_dir, host=args.host, port=args.port,
                                 galleries=args.gallery or [], max_upload=limit)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"vecgen: warning: serving on {args.host}: anyone who can reach this machine can run jobs and read "
@@ -47,4 +46,4 @@ def register(sub) -> None:
     s.add_argument("--gallery", action="append", metavar="SITE",
                    help="a gallery site folder to browse and search (repeatable)")
     s.add_argument("--max-upload-mb", type=float, metavar="MB", help="largest upload (default 20)")
-    s.set_defaults(func=lambda args: run(args, sub))
+    s.set_defaults(func=run)

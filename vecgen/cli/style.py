@@ -1,61 +1,54 @@
-"""``vecgen style``: flags over :func:`vecgen.api.style` and, for fast mode, :func:`vecgen.api.style_train.train_style`.
+"""``vecgen style``: the flags of :class:`vecgen.api.style.StyleConfig`, plus the old spelling of fast mode.
 
     vecgen style photo.jpg "oil painting of a stormy sea" -o out.png
-    vecgen style --train photos/ "chain mail" -o chainmail.safetensors
     vecgen style --model chainmail.safetensors holiday.jpg -o holiday_chainmail.png
+    vecgen style --train photos/ "chain mail" -o chainmail.safetensors   # = vecgen style-train photos/ "chain mail"
+
+Everything here is parsing: ``--train DIR TEXT`` runs the ``style-train`` verb
+with the same options (its flags are hidden from ``--help``: ``vecgen
+style-train --help`` lists them), and flags of one mode given to the other
+are refused in one line.
 """
+
 from __future__ import annotations
 
 import argparse
 
-from vecgen.api import Verb
-from vecgen.api.style import MODEL_SUFFIX, OPTIMIZATION_ONLY, QUALITY
-from vecgen.cli._common import add_common, call, default_text, finish, merge_options, set_help
+from vecgen.api import VERBS, Verb
+from vecgen.cli._common import INTERNAL_KEYS, add_options, run_verb
 from vecgen.errors import VecgenError
-from vecgen.options import check_suffix, check_writable
 
-DESCRIPTION = ("Restyle a photo toward a text (CLIPstyler): a small U-Net is optimized on the photo at a working "
-               "size against directional CLIP losses of the whole output and of random patches, a content loss "
-               "and total variation, then applied at the photo's full size (alpha kept). Fast mode: --train DIR "
-               "fits one network for one text over a folder; --model FILE applies it in one forward pass.")
-#: Shared flags that mean nothing here.
-NOT_FOR_STYLE = ("cutouts", "views", "image_prompt", "size")
-#: Fast-mode training options (vecgen.api.style_train) that optimization runs do not take.
-TRAIN_ONLY = ("batch", "crop")
+#: Shared flags of the other optimizing verbs that mean nothing here (refused by name, not as unknown).
+NOT_FOR_STYLE = ("size", "cutouts", "views", "image_prompt")
+TRAIN = "style-train"
+
+
+def _train_config():
+    return VERBS[TRAIN].config
+
+
+def _style_only(verb: Verb) -> list[str]:
+    """Options of ``style`` that ``style-train`` does not take (``--model``, ``--quality``, ``--tile``...)."""
+    train = {n for n, _, _ in _train_config().options()}
+    return [n for n, meta, _ in verb.config.options() if meta.cli and not meta.positional and n not in train]
+
+
+def _train_only(verb: Verb) -> list[str]:
+    """Options of ``style-train`` that ``style`` does not take (``--batch``, ``--crop``)."""
+    own = {n for n, _, _ in verb.config.options()}
+    return [n for n, meta, _ in _train_config().options() if meta.cli and not meta.positional and n not in own]
 
 
 def add_arguments(p: argparse.ArgumentParser, verb: Verb) -> None:
-    d = lambda name: default_text(verb, name)  # noqa: E731
-    p.add_argument("image", metavar="IMAGE", help="the photo (with --train: the text; with --model: the photo)")
-    p.add_argument("prompt", nargs="?", metavar="TEXT", help='the style, e.g. "oil painting of a stormy sea"')
-    p.add_argument("--train", metavar="DIR", help="fast mode: train one network for TEXT over DIR's images; "
-                   f"-o FILE{MODEL_SUFFIX}")
-    p.add_argument("--model", metavar="FILE", help=f"fast mode: stylize IMAGE with a trained {MODEL_SUFFIX} network")
-    p.add_argument("--source", help=f'what the photo is now, for CLIP perceptors (default "{d("source")}")')
-    p.add_argument("--quality", choices=tuple(QUALITY),
-                   help="presets of --steps/--crops/--work-size: " + "; ".join(
-                       f"{k} {v['steps']}/{v['crops']}/{v['work_size']}" for k, v in QUALITY.items())
-                   + f" (default {d('quality')})")
-    p.add_argument("--work-size", dest="work_size", type=int, help="short side the network is optimized at")
-    p.add_argument("--crops", type=int, help="patch crops per step")
-    p.add_argument("--crop-size", dest="crop_size", type=int,
-                   help=f"patch side in px of a 512 px canvas (scaled with the working size; default {d('crop_size')})")
-    p.add_argument("--threshold", type=float, help=f"patch rejection threshold tau (default {d('threshold')})")
-    for name, what in (("patch", "patch CLIP"), ("dir", "directional CLIP"), ("content", "content"),
-                       ("tv", "total variation")):
-        p.add_argument(f"--{name}-weight", dest=f"{name}_weight", type=float,
-                       help=f"weight of the {what} term (default {d(f'{name}_weight')})")
-    p.add_argument("--lr", type=float, help=f"Adam learning rate, halved at half way (default {d('lr')})")
-    p.add_argument("--content-model", dest="content_model", metavar="SPEC",
-                   help="perceptor of the content loss (auto: efficientnet-lite0 when installed, else the first "
-                        "--clip model)")
-    p.add_argument("--tile", type=int, help=f"tile side of the full-size pass (default {d('tile')})")
-    p.add_argument("--batch", type=int, help="--train: crops per step (default 4)")
-    p.add_argument("--crop", type=int, help="--train: side of the training crops in px (default 256)")
-    add_common(p, verb)
-    set_help(p, {"output": f"output .png (or {MODEL_SUFFIX}: the network; --train writes {MODEL_SUFFIX}; "
-                           f"default {verb.default_output})",
-                 **{k: argparse.SUPPRESS for k in NOT_FOR_STYLE}})
+    add_options(p, verb)
+    p.add_argument("--train", metavar="DIR", help=argparse.SUPPRESS)  # the old spelling of `vecgen style-train`
+    for name in _train_only(verb):
+        meta = _train_config().option_of(name)
+        p.add_argument(
+            meta.flag_name(name), dest=name, type=int if meta.kind == "int" else float, help=argparse.SUPPRESS
+        )
+    for name in NOT_FOR_STYLE:
+        p.add_argument("--" + name.replace("_", "-"), dest=name, action="append", help=argparse.SUPPRESS)
 
 
 def _refuse(args: argparse.Namespace, names, why: str) -> None:
@@ -66,55 +59,21 @@ def _refuse(args: argparse.Namespace, names, why: str) -> None:
 
 def run(args: argparse.Namespace, verb: Verb) -> int:
     _refuse(args, NOT_FOR_STYLE, "does not apply to style")
-    if args.train is not None and args.model is not None:
+    train = args.train
+    if train is not None and args.model is not None:
         raise VecgenError("--train and --model are two modes: train a network, or apply one")
-    skip = {"image", "prompt", "train", *TRAIN_ONLY}
-    if args.train is not None:
-        return _train(args, verb)
-    _refuse(args, TRAIN_ONLY, "applies only to --train")
-    opts = merge_options(args, verb, skip)
-    out = str(opts.pop("output"))
-    check_suffix(out, verb.outputs, "style's output")
-    check_writable(out)
-    if opts.get("model") is not None:
-        if args.prompt is not None:
-            raise VecgenError("with --model the text is the model's own: give only the photo")
-        given = [k for k in OPTIMIZATION_ONLY if getattr(args, k, None) is not None]
-        if given:
-            raise VecgenError(f"--{given[0].replace('_', '-')} does not apply with --model (the model was trained "
-                              f"with its own); drop it")
-        if out.lower().endswith(MODEL_SUFFIX):
-            raise VecgenError(f"{out}: with --model the output is the stylized .png")
-        return finish(call(verb, args.image, opts), out)
-    if args.prompt is None:
-        raise VecgenError('style needs a photo and a text, e.g. vecgen style photo.jpg "oil painting"')
-    return finish(verb.function(args.image, args.prompt, **_with_warn(verb, opts)), out)
-
-
-def _with_warn(verb: Verb, opts: dict) -> dict:
-    from vecgen.cli._common import warn
-
-    return {"warn": warn, **opts}
-
-
-def _train(args: argparse.Namespace, verb: Verb) -> int:
-    from vecgen.api import style_train
-
+    if train is None:
+        _refuse(args, _train_only(verb), "applies only to vecgen style-train (--train)")
+        dropped = {"train", *NOT_FOR_STYLE, *_train_only(verb)}
+        return run_verb(argparse.Namespace(**{k: v for k, v in vars(args).items() if k not in dropped}), verb)
     if args.prompt is not None:
-        raise VecgenError('--train DIR takes one text: vecgen style --train photos/ "chain mail" -o model'
-                          + MODEL_SUFFIX)
-    _refuse(args, ("tile",), "does not apply to --train")
-    text = args.image  # the one positional is the text
-    opts = merge_options(args, verb, {"image", "prompt", "train", "model", "tile"})
-    opts.update({k: getattr(args, k) for k in TRAIN_ONLY if getattr(args, k) is not None})
-    out = str(opts.pop("output"))
-    if out == verb.default_output:
-        out = "style" + MODEL_SUFFIX
-    if not out.lower().endswith(MODEL_SUFFIX):
-        raise VecgenError(f"{out}: --train writes the network as {MODEL_SUFFIX}")
-    check_writable(out)
-    train_defaults = style_train.defaults()
-    opts = {k: v for k, v in opts.items() if k in train_defaults and (v != verb.defaults().get(k) or
-                                                                       getattr(args, k, None) is not None)}
-    res = style_train.train_style(args.train, text, output=out, **_with_warn(verb, opts))
-    return finish(res, out)
+        raise VecgenError(
+            f'--train DIR takes one text: vecgen style-train photos/ "chain mail" -o model{VERBS[TRAIN].outputs[0]}'
+        )
+    _refuse(args, _style_only(verb), "does not apply to vecgen style-train (--train)")
+    given = vars(args)
+    names = [n for n, meta, _ in _train_config().options() if meta.cli]
+    values = {n: given.get(n) for n in names if n not in ("folder", "prompt")}
+    values.update(folder=train, prompt=args.image)  # the one positional is the text
+    values.update({k: given[k] for k in INTERNAL_KEYS | {"output"} if k in given and k != "flag_actions"})
+    return run_verb(argparse.Namespace(**values), VERBS[TRAIN])

@@ -161,62 +161,10 @@ def _check_strokes(key: str, value: Any, opts: dict[str, Any]) -> None:
         raise VecgenError(f"{key} must be > 0 (0 only with an init SVG)")
 
 
-def _check_grid(key: str, value: Any, opts: dict[str, Any]) -> None:
-    """A pixel-art grid as :func:`vecgen.params.pixels.parse_grid` reads it (without loading torch)."""
-    if isinstance(value, list) and len(value) == 2:
-        cells = value
-    elif isinstance(value, int) and not isinstance(value, bool):
-        cells = [value]
-    elif isinstance(value, str) and (m := re.fullmatch(r"\s*(-?\d+)\s*(?:[xX]\s*(-?\d+))?\s*", value)):
-        cells = [int(g) for g in m.groups() if g is not None]
-    else:
-        raise VecgenError(f"bad grid {value!r}: use COLSxROWS (e.g. \"32x32\") or COLS")
-    for label, n in zip(("columns", "rows"), cells):
-        if isinstance(n, bool) or not isinstance(n, int):
-            raise VecgenError(f"grid {label} must be an integer, got {n!r}")
-        if n <= 0:
-            raise VecgenError(f"grid {label} must be positive, got {n}")
-
-
-def _check_palette(key: str, value: Any, opts: dict[str, Any]) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise VecgenError(f"palette must be a whole number of colours, got {value!r}")
-    if value <= 0:
-        raise VecgenError(f"palette must be > 0 colours, got {value}")
-    param = opts.get("param", "fft")
-    if not (isinstance(param, str) and param.strip().lower() == "pixels"):
-        raise VecgenError("palette only applies to param = \"pixels\"")
-
-
-def _check_space(key: str, value: Any, opts: dict[str, Any]) -> None:
-    from vecgen.options import SPACES
-
-    name = value.strip().lower().replace("+", "plus").replace("_", "").replace("-", "") \
-        if isinstance(value, str) else None
-    if name not in SPACES:
-        raise VecgenError(f"unknown space {value!r} (choose {', '.join(SPACES)})")
-
-
-def _fusedream(opts: dict[str, Any]) -> bool:
-    init = opts.get("init")
-    return isinstance(init, str) and init.strip().lower() == "fusedream"
-
-
-def _check_samples(key: str, value: Any, opts: dict[str, Any]) -> None:
-    _whole(1 if _fusedream(opts) else None)(key, value, opts)
-
-
-def _check_top(key: str, value: Any, opts: dict[str, Any]) -> None:
-    _whole()(key, value, opts)
-    samples = opts.get("samples", 64)
-    if _fusedream(opts) and isinstance(samples, int) and not 1 <= value <= samples:
-        raise VecgenError(f"top must be between 1 and samples ({samples}), got {value}")
-
-
 def _value_checks(function: str) -> dict[str, Callable[[str, Any, dict[str, Any]], None]]:
     """``{option: check(key, value, options)}``: the API's checks of ``function``'s options, none of which loads
     a model (or torch). Each raises a one-line VecgenError."""
-    from vecgen.options import (INITS, PAINT_PARAMS, PALETTE_MODES, RASTERIZERS, SHAPES, SQUASHES, VIEWS)
+    from vecgen.options import RASTERIZERS, SHAPES, VIEWS
 
     checks: dict[str, Callable] = {
         "steps": _whole(1), "cutouts": _whole(0), "views": _choice(("auto", *VIEWS)), "clip": _check_clip,
@@ -226,15 +174,6 @@ def _value_checks(function: str) -> dict[str, Callable[[str, Any, dict[str, Any]
         checks.update(strokes=_check_strokes, segments=_whole(1), width=_check_width,
                       shapes=_choice(("auto", *SHAPES)), background=_check_colour, rasterizer=_choice(RASTERIZERS),
                       init=_text("the path of an SVG file"))
-    elif function == "paint":
-        checks.update(param=_choice(PAINT_PARAMS, fold=True), decay=_number(), contrast=_number(), colors=_number(),
-                      wavelet=_text("a wavelet name such as \"db2\""), levels=_whole(1),
-                      squash=_choice(SQUASHES, fold=True), grid=_check_grid, palette=_check_palette,
-                      palette_mode=_choice(PALETTE_MODES), lr=_number(), init=_text("the path of an image file"))
-    elif function == "generate":
-        checks.update(generator=_text("a generator spec such as \"taef2\""), space=_check_space,
-                      l2=_number(nonnegative=True), init=_choice(INITS, fold=True), samples=_check_samples,
-                      top=_check_top, truncation=_number(nonnegative=True, maximum=2.0), lr=_number())
     return checks
 
 
@@ -266,7 +205,7 @@ def check_options(function: str, fn: Callable, options: dict[str, Any], order: l
             if key in checks:
                 checks[key](key, value, options)
             if key in LIMITS and isinstance(value, int) and not isinstance(value, bool):
-                check_limit(key, value)  # the API's hard bounds (README, Limits)
+                check_limit(key, value)  # the API's hard bounds (docs: Limits)
             elif isinstance(value, float):
                 _number()(key, value, options)  # no inf or nan where the API takes a number
         except _BadOption:

@@ -52,7 +52,7 @@ from torch import Tensor
 from vecgen.backends.raster import composite, get_rasterizer
 from vecgen.errors import VecgenError
 from vecgen.io import FITS, InitSource, load_init_image
-from vecgen.options import PALETTE_MODES, check_number, check_size, make_generator
+from vecgen.options import PALETTE_MODES, check_number, check_size, make_generator, parse_grid_spec
 from vecgen.scene import Path, Scene
 from vecgen.svg import element, svg_document
 
@@ -71,27 +71,9 @@ def parse_grid(grid: Any, size: tuple[int, int] | None = None) -> tuple[int, int
 
     A single number gives that many columns and as many rows as keep the
     cells square on a canvas of ``size`` (square grid when no size is given).
+    The syntax is :func:`vecgen.options.parse_grid_spec`'s.
     """
-    if isinstance(grid, (tuple, list)) and len(grid) == 2:
-        cols, rows = grid
-    elif isinstance(grid, (int, np.integer)) and not isinstance(grid, bool):
-        cols, rows = int(grid), None
-    elif isinstance(grid, str):
-        m = re.fullmatch(r"\s*(-?\d+)\s*(?:[xX]\s*(-?\d+))?\s*", grid)
-        if not m:
-            raise VecgenError(f"bad grid {grid!r}: use COLSxROWS (e.g. 32x32) or COLS")
-        cols = int(m.group(1))
-        rows = int(m.group(2)) if m.group(2) else None
-    else:
-        raise VecgenError(f"bad grid {grid!r}: use COLSxROWS (e.g. 32x32) or COLS")
-    for label, value in (("columns", cols), ("rows", rows)):
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise VecgenError(f"grid {label} must be an integer, got {value!r}")
-        if value <= 0:
-            raise VecgenError(f"grid {label} must be positive, got {value}")
-    cols = int(cols)
+    cols, rows = parse_grid_spec(grid)
     if rows is None:
         rows = cols if size is None else max(1, round(cols * size[1] / size[0]))
     return cols, int(rows)

@@ -1,27 +1,28 @@
 """The studio page: one tab per verb of the registry, the gallery and search tabs, one queue.
 
-Everything a tab shows comes from the verb's CLI parser (:mod:`vecgen.studio.forms`):
-a verb added to :data:`vecgen.api.VERBS` with its ``vecgen/cli/NAME.py`` gets a
-tab, an upload widget for each input file and an API endpoint ``/NAME`` with no
-studio code of its own. Runs from every tab and API caller share one queue of
-one worker (``concurrency_id="vecgen-run"``), so two browser tabs run their
-jobs one after another on the same process-wide torch state.
+Everything a tab shows comes from the verb's config (:mod:`vecgen.studio.forms`):
+a verb added to :data:`vecgen.api.VERBS` with a config gets a tab, an upload
+widget for each input file (by its kind) and an API endpoint ``/NAME``, with no
+studio code of its own. A run calls the verb's function (:mod:`vecgen.studio.jobs`).
+Runs from every tab and API caller share one queue of one worker
+(``concurrency_id="vecgen-run"``), so two browser tabs run their jobs one after
+another on the same process-wide torch state.
 """
 from __future__ import annotations
 
-import argparse
 import inspect
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable
 
-from vecgen.api import VERBS, Verb
+from vecgen.api import Verb
 from vecgen.errors import VecgenError
-from vecgen.studio.forms import Field, command_line, form_argv, verb_fields
+from vecgen.studio.forms import Field, cli_argv, command_line, form_options, studio_verbs, verb_fields
 from vecgen.studio.jobs import Job
-from vecgen.studio.safety import MAX_UPLOAD_BYTES, check_upload, escape, status_html
+from vecgen.studio.safety import MAX_UPLOAD_BYTES, check_upload, escape, inside, status_html
 
 CSS = """
 .vg-preview img { height: 100%; width: 100%; max-height: 340px; object-fit: contain; image-rendering: pixelated; }
@@ -30,29 +31,35 @@ CSS = """
 .vg-status.vg-done { background: #dcfce7; }
 """
 RUNS = "runs"
+#: Most files one folder input may hold (a folder of training photos).
+MAX_FOLDER_FILES = 1000
 
 
 def configure_gradio(folder: Path) -> None:
-    """Environment Gradio reads: no analytics or telemetry, no server-side rendering, files in ``folder``.
+    """Environment Gradio and vecgen read: no analytics or telemetry, no server-side rendering, files in
+    ``folder``.
 
     Call before Gradio is imported: the upload folder and file cache are then
-    ``folder`` itself, so every file the server can hand out lies in it.
+    ``folder`` itself, so every file the server can hand out lies in it; vecgen's
+    own caches (``$VECGEN_CACHE``: ``edit --method global`` responses) go in its
+    ``cache`` folder, so a run writes nothing outside the studio's folder.
     """
     env = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1", "GRADIO_SSR_MODE": "False",
            "GRADIO_TEMP_DIR": str(folder), "GRADIO_EXAMPLES_CACHE": str(folder / ".examples"),
-           "GRADIO_ALLOW_FLAGGING": "never", "GRADIO_MCP_SERVER": "False", "DO_NOT_TRACK": "1"}
+           "GRADIO_ALLOW_FLAGGING": "never", "GRADIO_MCP_SERVER": "False", "DO_NOT_TRACK": "1",
+           "VECGEN_CACHE": str(folder / "cache")}
     os.environ.update(env)
 
 
 class Studio:
-    """The studio's state: its folder, the verbs' parsers and fields, the jobs running per browser session."""
+    """The studio's state: its folder, the verbs' forms, the jobs running per browser session."""
 
-    def __init__(self, parsers: dict[str, argparse.ArgumentParser], folder: str | Path, *,
-                 galleries: Sequence[str | Path] = (), max_upload: int = MAX_UPLOAD_BYTES) -> None:
+    def __init__(self, folder: str | Path, *, galleries: Sequence[str | Path] = (),
+                 max_upload: int = MAX_UPLOAD_BYTES) -> None:
         self.folder = Path(folder).resolve()
         self.runs = self.folder / RUNS
-        self.parsers = {name: p for name, p in parsers.items() if name in VERBS}
-        self.fields = {name: verb_fields(VERBS[name], p) for name, p in self.parsers.items()}
+        self.verbs: dict[str, Verb] = studio_verbs()
+        self.fields: dict[str, list[Field]] = {name: verb_fields(v) for name, v in self.verbs.items()}
         self.galleries = [Path(g).resolve() for g in galleries]
         self.max_upload = max_upload
         self.running: dict[str, Job] = {}
@@ -60,27 +67,50 @@ class Studio:
 
     # ------------------------------------------------------------------ a run
     def make_job(self, name: str, values: dict[str, Any], save_as: str | None = None) -> Job:
-        """A job for the form of verb ``name`` filled with ``values`` (uploads checked; not started)."""
-        verb: Verb = VERBS[name]
+        """A job for the form of verb ``name`` filled with ``values`` (uploads checked, options checked; not
+        started). Uploads must be files in the studio's folder; a folder input's files are copied into
+        the run's folder. Raises a one-line :class:`VecgenError`."""
+        if name not in self.verbs:
+            raise VecgenError(f"no studio form for {name!r}")
+        verb = self.verbs[name]
         fields = self.fields[name]
         suffix = save_as if save_as in verb.outputs else Path(verb.default_output).suffix
-        out_name = f"{name}{suffix}"
+        output = f"{name}{suffix}"
+        job = Job(verb, {}, self.runs, output)
+        job.folder = self.runs / f"{time.strftime('%Y%m%d-%H%M%S')}-{job.id}-{name}"
         run_values, shown_values = dict(values), dict(values)
-        for f in fields:
-            if f.kind in ("upload", "uploads") and values.get(f.name):
-                paths = values[f.name] if f.kind == "uploads" else [values[f.name]]
-                paths = [_upload_path(p) for p in (paths if isinstance(paths, (list, tuple)) else [paths])]
-                for p in paths:
-                    check_upload(p, f.accept, self.max_upload)
-                run_values[f.name] = paths if f.kind == "uploads" else paths[0]
-                names = [Path(p).name for p in paths]
-                shown_values[f.name] = names if f.kind == "uploads" else names[0]
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        job = Job(name, self.parsers[name], [], [], self.runs, takes_callbacks="callbacks" in verb.defaults())
-        job.folder = self.runs / f"{stamp}-{job.id}-{name}"
-        job.argv = form_argv(fields, run_values, str(job.folder / out_name))
-        job.shown = form_argv(fields, shown_values, out_name)
+        try:
+            for f in fields:
+                if f.kind in ("upload", "uploads", "folder") and values.get(f.name):
+                    run_values[f.name], shown_values[f.name] = self._uploads(f, values[f.name], job.folder)
+            job.options = form_options(fields, run_values)
+            job.shown = cli_argv(fields, form_options(fields, shown_values), output)
+            job.check()
+        except BaseException:
+            shutil.rmtree(job.folder, ignore_errors=True)  # a folder input's copies, if any
+            raise
         return job
+
+    def _uploads(self, f: Field, value: Any, folder: Path) -> tuple[Any, Any]:
+        """``(value for the run, value for the command line)`` of one upload field."""
+        items = value if isinstance(value, (list, tuple)) else [value]
+        paths = [_upload_path(v) for v in items if v]
+        if f.kind == "folder" and len(paths) > MAX_FOLDER_FILES:
+            raise VecgenError(f"{f.label}: {len(paths)} files is over the studio's {MAX_FOLDER_FILES}")
+        for p in paths:
+            if not inside(p, self.folder):  # an API caller naming a file of the server's: not an upload
+                raise VecgenError(f"{f.label}: not an uploaded file")
+            check_upload(p, f.accept, self.max_upload)
+        names = [Path(p).name for p in paths]
+        if f.kind == "folder":
+            target = folder / "inputs" / f.name
+            target.mkdir(parents=True, exist_ok=True)
+            for p in paths:
+                shutil.copyfile(p, _free_name(target, Path(p).name))
+            return str(target), f.name
+        if f.kind == "uploads":
+            return paths, names
+        return paths[0], names[0]
 
     def run(self, name: str, values: dict[str, Any], save_as: str | None, session: str):
         """Start a job and yield ``(frame, status, files, command, metadata, log)`` until it ends."""
@@ -150,6 +180,15 @@ class Studio:
                 job.wait(timeout)
 
 
+def _free_name(folder: Path, name: str) -> Path:
+    """``folder / name``, or ``stem-2.suffix``... when two uploads share a name."""
+    path, n = folder / name, 1
+    while path.exists():
+        n += 1
+        path = folder / f"{Path(name).stem}-{n}{Path(name).suffix}"
+    return path
+
+
 def _upload_path(value: Any) -> str:
     """A Gradio file value (a path, or a dict/FileData with one) as a path string."""
     if isinstance(value, dict):
@@ -176,7 +215,11 @@ def progress_text(step: int, values: dict[str, float], steps: Any) -> str:
 
 
 def final_picture(job: Job):
-    """The picture of a finished job: its PNG, else its SVG through vecgen's rasterizer, else None."""
+    """The picture of a finished job: the Result's own (in memory), else its PNG, else its SVG through
+    vecgen's rasterizer, else None."""
+    picture = job.picture()
+    if picture is not None:
+        return picture
     files = job.files()
     for p in files:
         if p.suffix.lower() == ".png":
@@ -193,29 +236,36 @@ def final_picture(job: Job):
 
 # ----------------------------------------------------------------------------- widgets
 def widget(f: Field, elem: str):
-    """The Gradio input for one field (label = the flag, info = its CLI help)."""
+    """The Gradio input for one field, from its option: label = the flag, info = its help, numbers bounded."""
     import gradio as gr
 
+    from vecgen.studio.forms import UPLOAD_KINDS
+
     common: dict[str, Any] = {"label": f.label, "info": f.help or None, "elem_id": elem}
-    if f.flag is None and f.name == "prompt":
-        return gr.Textbox(lines=2, placeholder='e.g. "a red circle"', **common)
+    meta = f.meta
+    if f.kind in ("upload", "uploads", "folder"):
+        label = f"{f.label}: {f.help}" if f.help else f.label  # File has no info line
+        if f.kind == "folder":
+            label += " (upload the folder's files)"
+        types = list(UPLOAD_KINDS.get(f.accept or "file", ())) or None
+        return gr.File(file_count="single" if f.kind == "upload" else "multiple", type="filepath", height=130,
+                       label=label, elem_id=elem, file_types=types)
     if f.kind == "bool":
         return gr.Checkbox(value=bool(f.default), **common)
     if f.kind == "choice":
-        value = str(f.default) if f.default is not None and str(f.default) in f.choices else None
-        return gr.Dropdown(choices=list(f.choices), value=value, **common)
+        value = str(f.default) if f.default is not None and str(f.default) in meta.choices else None
+        return gr.Dropdown(choices=list(meta.choices), value=value, **common)
     if f.kind in ("int", "float"):
         if isinstance(f.default, (int, float)) and not isinstance(f.default, bool):
-            return gr.Number(value=f.default, precision=0 if f.kind == "int" else None, **common)
+            return gr.Number(value=f.default, precision=0 if f.kind == "int" else None, minimum=meta.minimum,
+                             maximum=meta.maximum, **common)
         # no number default (auto): a text box, so blank stays blank (a Number sends 0)
         return gr.Textbox(value="", placeholder="auto", **common)
-    if f.kind in ("upload", "uploads"):
-        label = f"{f.label}: {f.help}" if f.help else f.label  # File has no info line
-        return gr.File(file_count="multiple" if f.kind == "uploads" else "single", type="filepath", height=130,
-                       label=label, elem_id=elem)
     if f.kind == "lines":
         return gr.Textbox(lines=2, placeholder="one per line", **common)
-    return gr.Textbox(value="" if f.default is None else f.default_text(), placeholder="auto", **common)
+    if f.positional and meta.kind == "text":
+        return gr.Textbox(lines=2, placeholder=meta.help, **common)
+    return gr.Textbox(value=f.default_text(), placeholder="auto", **common)
 
 
 def endpoint(names: list[str], body: Callable) -> Callable:
@@ -239,7 +289,7 @@ def verb_tab(studio: Studio, name: str) -> None:
     """The tab of one verb: its form, Run/Stop, the live preview and the results."""
     import gradio as gr
 
-    verb = VERBS[name]
+    verb = studio.verbs[name]
     fields = studio.fields[name]
     gr.Markdown(f"**vecgen {name}**: {escape(verb.summary)}")
     inputs: dict[str, Any] = {}
@@ -269,7 +319,7 @@ def verb_tab(studio: Studio, name: str) -> None:
             metadata = gr.JSON(label="metadata and settings", elem_id=f"{name}-metadata")
             log = gr.Textbox(label="log", lines=3, max_lines=12, interactive=False, elem_id=f"{name}-log")
     for f in fields:  # an upload is checked as it arrives, and again when a run starts
-        if f.kind in ("upload", "uploads"):
+        if f.kind in ("upload", "uploads", "folder"):
             inputs[f.name].upload(_upload_checker(studio, f), inputs=inputs[f.name],
                                   outputs=[inputs[f.name], status], api_visibility="private", queue=False)
 
@@ -321,7 +371,7 @@ def build_app(studio: Studio):
     with gr.Blocks(title="vecgen studio", analytics_enabled=False) as demo:
         gr.Markdown(f"## vecgen studio <small>{escape(__version__)}</small>")
         with gr.Tabs():
-            for name in studio.parsers:
+            for name in studio.verbs:
                 with gr.Tab(name, id=name, elem_id=f"tab-{name}"):
                     verb_tab(studio, name)
             browse_tabs(studio)

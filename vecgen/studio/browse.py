@@ -11,9 +11,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from vecgen.config import Option
 from vecgen.errors import VecgenError
+from vecgen.studio.forms import Field, check_spec
 from vecgen.studio.safety import escape, inside, status_html
 
+#: The search tab's model spec, checked as a verb's ``--clip`` is (names, never server paths).
+SEARCH_CLIP = Field("clip", Option("CLIP model spec", "clip"), "auto", "text")
 #: Most pictures a gallery view shows (a site may hold thousands).
 MAX_SHOWN = 200
 
@@ -93,7 +97,10 @@ def search_view(studio: Any, choice: Any, query: str, k: Any, clip: str) -> tupl
     folder = _offered(choice, search_folders(studio))
     if not folder.is_dir():
         raise VecgenError(f"{folder.name}: nothing there yet")
-    hits = search.search(folder, query, int(k or 8), clip=(clip or "auto").strip(), device="auto", cache=True)
+    spec = (clip or "auto").strip()
+    check_spec(SEARCH_CLIP, spec)
+    # the search cache is written only inside the studio's own folder (not into a --gallery site elsewhere)
+    hits = search.search(folder, query, int(k or 8), clip=spec, device="auto", cache=inside(folder, studio.folder))
     items, rows = [], []
     for h in hits:
         path = folder / h.path

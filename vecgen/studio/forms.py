@@ -1,240 +1,252 @@
-"""A verb's form, read from its command-line parser: fields, and the argv a filled form stands for.
+"""A verb's form, made from its config: fields, the options a filled form stands for, and its command line.
 
-No Gradio and no torch here. The studio never restates an option: each field is
-one flag of ``vecgen VERB`` (same name, default, choices and help), and a filled
-form becomes the argv that ``vecgen VERB`` itself would parse, so the run and
-its "copy as CLI command" line are the same thing.
+No Gradio and no torch here. Each field is one option of the verb's config
+(:mod:`vecgen.config`): its kind decides the widget (file kinds become uploads,
+by kind), its bounds the widget's limits, its section where it sits. A filled
+form becomes the keyword options the studio passes to the verb's function, and
+the same options written as ``vecgen VERB ...`` (the "copy as CLI command"
+line), with each option's flag from :meth:`vecgen.config.Option.flag_name`.
 """
 from __future__ import annotations
 
-import argparse
+import math
 import re
 import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from vecgen.api import Verb
+from vecgen.api import VERBS, Verb
+from vecgen.config import IMAGE_SUFFIXES, MESH_SUFFIXES, Option, default_text
 from vecgen.errors import VecgenError
 
-#: Flags the studio sets itself (where files go, no progress bar) or that name paths on the server.
-MANAGED = frozenset({"help", "output", "snapshots", "every", "checkpoint", "resume", "config", "quiet"})
-#: The shared flags shown first, above the verb's own options.
-BASIC = ("steps", "size", "clip", "seed")
-#: The shared flags that go in the collapsed "advanced" section.
-ADVANCED = ("cutouts", "views", "device", "image_prompt")
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
-MESH_SUFFIXES = (".obj", ".ply", ".off", ".stl", ".glb", ".gltf", ".xyz", ".pts", ".txt", ".csv", ".npy")  # + clouds
-#: What an upload of each kind may be (suffixes; content is checked too, see :mod:`vecgen.studio.safety`).
-UPLOAD_KINDS = {"image": IMAGE_SUFFIXES, "svg": (".svg",), "mesh": MESH_SUFFIXES, "file": ()}
-
-_FILE_META = re.compile(r"FILE|IMG|IMAGE|MESH|SVG|PHOTO|PICTURE|\.[a-z]{2,11}$", re.I)
-_FILE_DEST = re.compile(r"^(image|img|picture|photo|svg|mesh|file|path|content|style)s?$", re.I)
-_FILE_WORDS = re.compile(r"\b(this|these|from an?|an?)\s+(svg|image|img|picture|photo|mesh|file)s?\b|"
-                         r"\.(svg|png|jpe?g|obj|ply|pt|safetensors)\b", re.I)
-_OUTPUT_WORDS = re.compile(r"^\s*(also\s+)?(write|save)\b|\bsave\b.*\bhere\b|\bOUTPUT\b")
+#: Options the studio never shows: ``quiet`` it sets itself; ``every`` only paces snapshots and ``resume`` only
+#: reads checkpoints, neither of which the studio writes (``output`` options: see :func:`verb_fields`).
+NOT_SHOWN = frozenset({"quiet", "every", "resume"})
+#: Kinds of option that take an input file, and what an upload of each may be (suffixes; the content is
+#: checked too, see :mod:`vecgen.studio.safety`). ``folder``: several files, copied into one folder of the run.
+UPLOAD_KINDS: dict[str, tuple[str, ...]] = {"image": IMAGE_SUFFIXES, "svg": (".svg",), "mesh": MESH_SUFFIXES,
+                                            "file": (), "folder": ()}
+#: Kinds whose values are model or generator specs (``mini-vit``, ``taef2``, ``RN50@openai:0.5``): names the
+#: studio lets the verb resolve, never paths on the server (also any option whose metavar is ``SPEC``).
+SPEC_KINDS = frozenset({"clip", "object"})
+_SECTIONS = {"main": 0, "options": 1, "advanced": 2}
 
 
 @dataclass(frozen=True)
 class Field:
-    """One input of a verb's form: a flag (or positional) of its parser.
+    """One input of a verb's form: one option of its config.
 
-    ``kind``: ``text``, ``int``, ``float``, ``bool``, ``choice``, ``upload``
-    (one file), ``uploads`` (a repeatable file flag) or ``lines`` (a repeatable
-    text flag, one value a line). ``default``: the API's default (what the CLI
-    passes when the flag is absent). ``accept``: upload kind (:data:`UPLOAD_KINDS`).
-    ``section``: ``main``, ``options`` (the verb's own) or ``advanced``.
+    ``kind``: the widget: ``text``, ``int``, ``float``, ``bool``, ``choice``,
+    ``upload`` (one file), ``uploads`` (several files, a repeatable option),
+    ``folder`` (several files copied into one folder) or ``lines`` (a repeatable
+    text option, one value a line). ``accept``: the upload kind (a key of
+    :data:`UPLOAD_KINDS`). ``meta``: the config's :class:`~vecgen.config.Option`.
     """
 
     name: str
-    flag: str | None  # None: a positional
-    kind: str
+    meta: Option
     default: Any
-    help: str
-    choices: tuple[str, ...] = ()
+    kind: str
     accept: str | None = None
-    section: str = "options"
+
+    @property
+    def positional(self) -> bool:
+        return self.meta.positional
+
+    @property
+    def required(self) -> bool:
+        return self.meta.required
+
+    @property
+    def flag(self) -> str | None:
+        return None if self.meta.positional else self.meta.flag_name(self.name)
 
     @property
     def label(self) -> str:
-        return self.flag or self.name
+        return self.flag or (self.meta.metavar or self.name).upper()
+
+    @property
+    def section(self) -> str:
+        return "main" if self.positional or self.required else self.meta.section
+
+    @property
+    def help(self) -> str:
+        """The option's help, with its default as the CLI's help adds it."""
+        meta = self.meta
+        if meta.kind == "bool" or "default" in meta.help or (self.default is None and not meta.default_text):
+            return meta.help
+        return f"{meta.help} (default {default_text(meta, self.default)})"
+
+    @property
+    def spec(self) -> bool:
+        """A model/generator spec: names only, never server paths (:func:`check_spec`)."""
+        return self.meta.kind in SPEC_KINDS or self.meta.metavar == "SPEC"
 
     def default_text(self) -> str:
-        """The default as the CLI's help shows it (``1,8``; ``auto`` for None)."""
-        v = self.default
-        if isinstance(v, (tuple, list)):
-            return ",".join(f"{x:g}" if isinstance(x, float) else str(x) for x in v)
-        return "auto" if v is None else str(v)
+        """The default as a text box shows it ("" for None: the verb decides)."""
+        return "" if self.default is None else default_text(self.meta, self.default)
 
 
-def _help(action: argparse.Action) -> str:
-    text = action.help or ""
-    if text == argparse.SUPPRESS:
-        return ""
+def studio_verbs() -> dict[str, Verb]:
+    """The verbs the studio has a tab for: every verb of the registry that has a config, in registry order."""
+    return {name: verb for name, verb in VERBS.items() if verb.config is not None}
+
+
+def _field(name: str, meta: Option, default: Any) -> Field | None:
+    kind = meta.kind
+    if not meta.cli or name in NOT_SHOWN or kind == "output":
+        return None  # Python-only values; files the run writes are named by the studio, inside the run's folder
+    if kind == "folder":
+        return Field(name, meta, default, "folder", "folder")
+    if kind in UPLOAD_KINDS:
+        return Field(name, meta, default, "uploads" if meta.multiple else "upload", kind)
+    if meta.multiple:
+        return Field(name, meta, default, "lines")
+    if kind in ("int", "float", "bool"):
+        return Field(name, meta, default, kind)
+    if kind == "choice" or meta.choices:
+        return Field(name, meta, default, "choice")
+    return Field(name, meta, default, "text")  # size, width, colour, clip, device, specs, text
+
+
+def verb_fields(verb: Verb) -> list[Field]:
+    """The form of ``verb`` from its config: the positionals, the other required options, ``section="main"``
+    options, then the verb's options, then the advanced ones; declaration order within each. Raises
+    :class:`VecgenError` for a verb without a config."""
+    if verb.config is None:
+        raise VecgenError(f"{verb.name}: no config, so no studio form")
+    fields = [f for f in (_field(n, m, d) for n, m, d in verb.config.options()) if f is not None]
+    # positionals first (required ones first, as the command line takes them); sorted() keeps declaration order
+    return sorted(fields, key=lambda f: (not f.positional, not f.required, _SECTIONS.get(f.section, 1)))
+
+
+# ----------------------------------------------------------------------------- form -> options
+def _number(field: Field, value: Any) -> int | float:
+    """A widget's number (a Number's float, or a text box's text) as the option's type; one line if not."""
     try:
-        return text % {"default": action.default, "prog": "vecgen", "metavar": action.metavar}
-    except (KeyError, TypeError, ValueError):
-        return text.replace("%%", "%")
-
-
-def _file_role(action: argparse.Action) -> str | None:
-    """``input`` or ``output`` for a flag that names a file, None for any other flag.
-
-    A metavar decides when there is one (``IMG``, ``FILE.png``; ``SPEC`` is text
-    even when its help mentions files); else the help (``this SVG``). A file the
-    help says is written (``also write``, ``default: OUTPUT with .png``) is an output.
-    """
-    if action.choices or action.nargs == 0 or action.type in (int, float):
-        return None
-    meta = action.metavar if isinstance(action.metavar, str) else ""
-    text = re.sub(r'"[^"]*"', "", _help(action))  # quoted examples ("a photo") are values, not what the flag takes
-    if not (_FILE_META.search(meta) if meta else (_FILE_DEST.match(action.dest) or _FILE_WORDS.search(text))):
-        return None
-    return "output" if action.option_strings and _OUTPUT_WORDS.search(text) else "input"
-
-
-def _upload_kind(action: argparse.Action, verb: Verb) -> str | None:
-    """The kind of file an input flag takes (:data:`UPLOAD_KINDS`), or None: not an input file."""
-    declared = dict(getattr(verb, "uploads", None) or {})
-    if action.dest in declared:
-        return declared[action.dest] if declared[action.dest] in UPLOAD_KINDS else None  # "text": not a file
-    if _file_role(action) != "input":
-        return None
-    # the metavar names the kind when it can (``IMG``, ``FILE.safetensors``), else the dest and help
-    meta = action.metavar if isinstance(action.metavar, str) else ""
-    for text in (meta, f"{action.dest} {_help(action)}"):
-        low = text.lower()
-        if re.search(r"\.(safetensors|pt|pth|json|toml)\b", low):
-            return "file"
-        if "svg" in low:
-            return "svg"
-        if re.search(r"\b(mesh|meshes|point clouds?)\b", low) or re.search(r"\.(obj|ply|off|stl)\b", low):
-            return "mesh"
-        if re.search(r"\b(image|img|picture|photo)s?\b", low):
-            return "image"
-    return "file"
-
-
-def verb_fields(verb: Verb, parser: argparse.ArgumentParser) -> list[Field]:
-    """The form of ``verb``, in the parser's order: positionals, basic, verb options, advanced.
-
-    ``parser``: the verb's subparser (``vecgen VERB``), whose actions hold the
-    flag names, choices and help; defaults come from the API (``verb.defaults()``),
-    as the CLI's own ``merge_options`` fills them in.
-    """
-    api = verb.defaults()
-    required = set(verb.required())
-    fields = []
-    for a in parser._actions:
-        if a.dest in MANAGED or a.help == argparse.SUPPRESS or isinstance(a, argparse._SubParsersAction):
-            continue
-        flag = max(a.option_strings, key=len) if a.option_strings else None
-        default = api.get(a.dest, None if a.default is argparse.SUPPRESS else a.default)
-        accept = _upload_kind(a, verb)
-        append = isinstance(a, argparse._AppendAction) or a.nargs in ("*", "+")
-        if accept is not None:
-            kind = "uploads" if append else "upload"
-        elif append:
-            kind = "lines"
-        elif a.nargs == 0:
-            kind = "bool"
-        elif a.choices:
-            kind = "choice"
-        elif a.type is int:
-            kind = "int"
-        elif a.type is float:
-            kind = "float"
-        elif _file_role(a) == "output":
-            continue  # a second output file (adapt's --grid, generate's --save-latent): the studio names it
-        else:
-            kind = "text"
-        if flag is None or a.dest in BASIC or a.dest in required:
-            section = "main"
-        elif a.dest in ADVANCED:
-            section = "advanced"
-        else:
-            section = "options"
-        fields.append(Field(a.dest, flag, kind, default, _help(a), tuple(str(c) for c in a.choices or ()),
-                            accept, section))
-    order = {"main": 0, "options": 1, "advanced": 2}
-    return sorted(fields, key=lambda f: order[f.section])  # sorted() is stable: parser order within a section
-
-
-# ----------------------------------------------------------------------------- form -> argv
-def _number_text(value: float) -> str:
-    return repr(float(value))  # round-trips exactly through argparse's float()
-
-
-def _number(field: Field, value: Any, kind: type) -> int | float:
-    """A widget's number (a Number's float, or a text box's text) as the flag's type; one-line error if not."""
-    try:
-        x = float(str(value).strip()) if isinstance(value, str) else float(value)
-    except (TypeError, ValueError):
-        raise VecgenError(f"{field.flag} must be a number, got {str(value)[:40]!r}") from None
-    if kind is int:
+        x = float(value.strip()) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise VecgenError(f"{field.label} must be a number, got {str(value)[:40]!r}") from None
+    if not math.isfinite(x):
+        raise VecgenError(f"{field.label} must be finite, got {str(value)[:40]!r}")
+    if field.kind == "int":
         if not x.is_integer():
-            raise VecgenError(f"{field.flag} must be a whole number, got {value}")
+            raise VecgenError(f"{field.label} must be a whole number, got {value}")
         return int(x)
     return x
 
 
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip()) or (
+        isinstance(value, (list, tuple)) and not value)
+
+
 def _is_default(field: Field, value: Any) -> bool:
     d = field.default
-    if field.kind == "text":
-        return value.strip() == ("" if d is None else field.default_text())
     if field.kind in ("int", "float"):
-        try:
-            return isinstance(d, (int, float)) and not isinstance(d, bool) and float(value) == float(d)
-        except (TypeError, ValueError):
-            return False
-    if field.kind == "choice":
-        return value == (None if d is None else str(d))
+        return isinstance(d, (int, float)) and not isinstance(d, bool) and float(value) == float(d)
     if field.kind == "bool":
         return bool(value) == bool(d)
+    if field.kind == "choice":
+        return d is not None and value == str(d)
+    if field.kind == "text":
+        return d is not None and value == field.default_text()
     return False
 
 
-def _empty(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip()) or (isinstance(value, (list, tuple))
-                                                                              and not value)
+_PATHLIKE = re.compile(r"[/\\~\x00]|^\.(?!\d)|\.[A-Za-z_][A-Za-z0-9_]{0,11}$")
+_AFTER_COLON = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|\d+x\d+")
 
 
-def form_argv(fields: list[Field], values: dict[str, Any], output: str) -> list[str]:
-    """The ``vecgen VERB`` argv a filled form stands for (options equal to their default are left out).
+def check_spec(field: Field, value: str) -> str:
+    """``value`` if it names models only; a one-line refusal for anything that could be a server path.
 
-    ``values``: field name -> widget value (uploads: local file paths);
-    ``output``: the ``-o`` file. Positionals go last, after ``--`` when one
-    starts with ``-`` (so a prompt such as ``-a cat`` stays a prompt).
+    A spec's parts (split at ``,``, ``|``, ``@`` and ``:``) must be names: no path
+    separator, no leading ``.`` or ``~``, no file suffix; after a ``:`` only a number
+    (a weight) or ``WxH``. So ``mini-vit``, ``taef2``, ``RN50@openai:0.5`` and
+    ``chair,table`` pass; ``stylegan2:ffhq.pkl``, ``taef2:weights``,
+    ``ViT-B-32@/models/x.pt`` do not.
     """
-    opts: list[str] = []
-    positionals: list[str] = []
+    for item in re.split(r"[,|]", value):
+        head, *after = (part.strip() for part in item.split(":"))
+        names = [part.strip() for part in head.split("@")]
+        if any(_PATHLIKE.search(p) for p in [*names, *after]) or any(
+                p and not _AFTER_COLON.fullmatch(p) for p in after):
+            raise VecgenError(f"{field.label} {value.strip()[:60]!r}: the studio takes model names "
+                              f"(e.g. mini-vit, taef2), not paths on the server")
+    return value
+
+
+def form_options(fields: list[Field], values: dict[str, Any]) -> dict[str, Any]:
+    """The keyword options a filled form stands for, typed as the command line types them.
+
+    ``values``: field name -> widget value (uploads already resolved to paths on
+    the server). Blank fields and values equal to the default are left out (the
+    verb's function fills them in); a blank required field is refused in one line.
+    """
+    for f in fields:  # first: no server path reaches anything, whatever else the form lacks
+        v = values.get(f.name)
+        if f.spec and not _blank(v):
+            for item in v if isinstance(v, (list, tuple)) else str(v).splitlines() or [""]:
+                check_spec(f, str(item))
+    out: dict[str, Any] = {}
     for f in fields:
         v = values.get(f.name)
-        if f.flag is None:
-            if isinstance(v, (list, tuple)):  # nargs="*" / "+"
-                positionals.extend(str(x) for x in v)
-            else:
-                positionals.append("" if v is None else str(v))
+        if f.kind == "lines" and isinstance(v, str):
+            v = [x.strip() for x in v.splitlines() if x.strip()]
+        if _blank(v):
+            if f.required:
+                raise VecgenError(f"{f.label} is required")
             continue
-        if _empty(v) or (f.kind not in ("upload", "uploads", "lines") and _is_default(f, v)):
+        if f.kind in ("int", "float"):
+            v = _number(f, v)
+        elif f.kind == "bool":
+            v = bool(v)
+        elif f.kind in ("text", "choice"):
+            v = str(v) if f.kind == "choice" or f.positional else str(v).strip()
+        elif f.kind == "lines":
+            v = [str(x) for x in (v if isinstance(v, (list, tuple)) else [v])]
+        elif f.kind == "uploads" and not isinstance(v, (list, tuple)):
+            v = [v]
+        if not f.required and not f.positional and f.kind not in ("upload", "uploads", "folder", "lines") and (
+                _is_default(f, v)):
             continue
+        out[f.name] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def _flag_value(value: Any) -> str:
+    if isinstance(value, float):
+        return repr(value)  # round-trips exactly through argparse's float()
+    return str(value)
+
+
+def cli_argv(fields: list[Field], options: dict[str, Any], output: str) -> list[str]:
+    """The ``vecgen VERB`` argv of ``options`` (as :func:`form_options` gives them), writing ``output``.
+
+    Flags in form order, then ``-o``, then the positionals (required ones first,
+    as the command line takes them), after ``--`` when one starts with ``-``.
+    """
+    argv: list[str] = []
+    for f in fields:
+        if f.positional or f.name not in options:
+            continue
+        v = options[f.name]
         if f.kind == "bool":
             if v:
-                opts.append(f.flag)
-        elif f.kind == "int":
-            opts += [f.flag, str(_number(f, v, int))]
-        elif f.kind == "float":
-            opts += [f.flag, _number_text(_number(f, v, float))]
-        elif f.kind in ("uploads", "lines"):
-            items = v if isinstance(v, (list, tuple)) else [x for x in str(v).splitlines() if x.strip()]
-            for item in items:
-                opts += [f.flag, str(item).strip() if f.kind == "lines" else str(item)]
-        else:
-            opts += [f.flag, str(v).strip() if f.kind == "text" else str(v)]
-    opts += ["-o", output]
+                argv.append(f.meta.flag_name(f.name))
+            continue
+        for item in v if isinstance(v, list) else [v]:
+            argv += [f.meta.flag_name(f.name), _flag_value(item)]
+    argv += ["-o", output]
+    positionals: list[str] = []
+    for f in sorted((f for f in fields if f.positional), key=lambda f: not f.required):
+        v = options.get(f.name)
+        if v is not None:
+            positionals.extend(_flag_value(x) for x in (v if isinstance(v, list) else [v]))
     if any(p.startswith("-") for p in positionals):
-        return opts + ["--", *positionals]
-    return opts + positionals
+        return [*argv, "--", *positionals]
+    return argv + positionals
 
 
 def command_line(verb_name: str, argv: list[str]) -> str:

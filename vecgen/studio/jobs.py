@@ -1,25 +1,26 @@
-"""One studio run: the verb's own CLI code in a worker thread, with live frames and a stop switch.
+"""One studio run: the verb's function in a worker thread, with live frames, a stop switch and its Result.
 
-A job parses its argv with the verb's real subparser and calls the function the
-CLI dispatches to (``args.func``), so the files it writes are the files
-``vecgen VERB ARGV`` writes, byte for byte. The only additions travel in the
-parsed arguments the CLI hands to the API: ``quiet`` and ``callbacks`` (the
-public per-step hook), through which the job takes preview frames and stops a
-run (:class:`vecgen.engine.StopRun`, which keeps the result, as Ctrl-C does).
+A job calls ``verb.function(**options, callbacks=[...], quiet=True)`` (the
+public Python API, as ``vecgen VERB`` does once it has parsed its flags) and
+saves the :class:`~vecgen.api.Result` it returns with ``result.save_all`` (the
+main file and its companions), so the files are those the job's command line
+writes, byte for byte. The callback takes preview frames and stops a run by
+raising :class:`vecgen.engine.StopRun` (the result is kept, as Ctrl-C keeps it).
+The log is what the run reported through ``warn`` and its result; the process's
+streams are never touched.
 """
 from __future__ import annotations
 
-import argparse
-import io
+import inspect
 import itertools
 import json
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vecgen.api import Verb
 from vecgen.errors import VecgenError
 from vecgen.io import one_line
 
@@ -39,38 +40,21 @@ class Frame:
     image: Any = None  # PIL image, or None when the parameterization cannot render one
 
 
-class _Tee(io.TextIOBase):
-    """Writes go to the real stream and, line by line, to a list (the job's log)."""
-
-    def __init__(self, stream, lines: list[str]) -> None:
-        self.stream, self.lines, self._part = stream, lines, ""
-
-    def write(self, text: str) -> int:
-        self.stream.write(text)
-        self._part += text
-        *done, self._part = self._part.split("\n")
-        self.lines.extend(d for d in done if d.strip())
-        return len(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-
 @dataclass
 class Job:
-    """A run of ``vecgen VERB ARGV`` writing into ``folder``.
+    """A run of ``verb`` with keyword ``options``, saving ``output`` (a file name) in ``folder``.
 
-    ``argv``: what the job parses (upload paths as stored on the server);
-    ``shown``: the same argv as the user's command line shows it (uploads by
-    their own names). ``started`` / ``finished``: ``time.time()`` stamps.
+    ``shown``: the argv of the same run as ``vecgen VERB`` takes it (uploads by
+    their own names). ``result``: the :class:`~vecgen.api.Result` once it ran;
+    ``code``: 0, 130 (stopped: the result is saved) or None (an error: ``error``).
+    ``started`` / ``finished``: ``time.time()`` stamps.
     """
 
-    verb: str
-    parser: argparse.ArgumentParser
-    argv: list[str]
-    shown: list[str]
+    verb: Verb
+    options: dict[str, Any]
     folder: Path
-    takes_callbacks: bool = True
+    output: str
+    shown: list[str] = field(default_factory=list)
     id: str = field(default_factory=lambda: f"{next(_ids):04d}")
     stop: threading.Event = field(default_factory=threading.Event)
     created: float = field(default_factory=time.time)
@@ -78,7 +62,9 @@ class Job:
     finished: float | None = None
     code: int | None = None
     error: str | None = None
-    log: list[str] = field(default_factory=list)  # what the verb printed (paths, warnings, results)
+    result: Any = None
+    saved: list[Path] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)  # warnings, the files written, how it ended
     step: int = 0
     values: dict[str, float] = field(default_factory=dict)
     _frame: Frame | None = None
@@ -87,41 +73,64 @@ class Job:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
 
-    def parse(self) -> argparse.Namespace:
-        """The argv parsed as ``vecgen VERB`` parses it (a bad value: one-line :class:`VecgenError`)."""
-        args = self.parser.parse_args(self.argv)
-        args.quiet = True
-        if self.takes_callbacks:
-            args.callbacks = [self._callback]
-        return args
+    @property
+    def name(self) -> str:
+        return self.verb.name
+
+    def check(self) -> None:
+        """Every option checked as the verb checks it (its config) and its output files declared, before any
+        work: a bad value raises a one-line :class:`VecgenError` naming the option's flag."""
+        defaults = self.verb.config.defaults() if self.verb.config is not None else self.verb.defaults()
+        if self.verb.config is not None:
+            self.verb.config(**self.options)
+        self.verb.files(str(self.folder / self.output), {**defaults, **self.options})
+
+    def call_options(self) -> dict[str, Any]:
+        """The options plus what the studio adds: ``callbacks`` (frames, Stop), ``quiet`` and ``warn``."""
+        params = inspect.signature(self.verb.function).parameters
+        extra: dict[str, Any] = {}
+        if "callbacks" in params:
+            extra["callbacks"] = [self._callback]
+        if "quiet" in params:
+            extra["quiet"] = True
+        if "warn" in params:
+            extra["warn"] = self._warn
+        return {**self.options, **extra}
 
     # ------------------------------------------------------------------ running
     def start(self) -> "Job":
-        args = self.parse()  # before the thread: bad input is reported at once
+        self.check()  # before the thread: bad input is reported at once
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._thread = threading.Thread(target=self._run, args=(args,), name=f"vecgen-job-{self.id}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"vecgen-job-{self.id}", daemon=True)
         self.started = time.time()
         self._thread.start()
         return self
 
-    def _run(self, args: argparse.Namespace) -> None:
-        # only one job runs at a time (the studio's queue), so swapping the process's streams is safe
-        old, old_out = sys.stderr, sys.stdout
-        tees = _Tee(old, self.log), _Tee(old_out, self.log)
-        sys.stderr, sys.stdout = tees
+    def _run(self) -> None:
         try:
-            self.code = int(args.func(args) or 0)
+            result = self.verb.function(**self.call_options())
+            self.result = result
+            self.saved = result.save_all(self.folder / self.output)
+            self.log.extend(p.name for p in self.saved)
+            steps = len(getattr(result, "history", None) or [])
+            self.step = self.step or steps
+            if result.interrupted:
+                self.log.append(f"stopped after {steps} steps; saved {self.saved[-1].name}")
+            self.code = 130 if result.interrupted else 0
         except VecgenError as e:
-            self.error = str(e)
+            self.error = one_line(e)
         except Exception as e:  # a bug: one line here, the traceback in the server's log
             import traceback
 
-            traceback.print_exc(file=old)
+            traceback.print_exc()
             self.error = f"internal error: {type(e).__name__}: {one_line(e)}"
         finally:
-            sys.stderr, sys.stdout = old, old_out
-            self.log.extend(t._part for t in tees if t._part.strip())
+            if self.error:
+                self.log.append(f"error: {self.error}")
             self.finished = time.time()
+
+    def _warn(self, message: str) -> None:
+        self.log.append(f"warning: {message}")
 
     def _callback(self, step: int, param, values: dict[str, float]) -> None:
         from vecgen.engine import StopRun
@@ -159,15 +168,20 @@ class Job:
         return self.code == 130
 
     def files(self) -> list[Path]:
-        """Every file the run wrote, in name order (the ``-o`` file and its twins: grid, SVG...)."""
+        """Every file the run wrote, in name order (the main file and its companions)."""
         if not self.folder.is_dir():
             return []
         return sorted(p for p in self.folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
+    def picture(self) -> Any:
+        """The result's picture, from the Result in memory (None: no run result, or not a PIL picture)."""
+        image = getattr(self.result, "image", None)
+        return image if hasattr(image, "save") and hasattr(image, "size") else None
+
     def metadata(self) -> dict[str, Any]:
         """Each output file's own metadata (settings JSON parsed), plus the job's record."""
         out: dict[str, Any] = {p.name: file_metadata(p) for p in self.files()}
-        out["job"] = {"id": self.id, "verb": self.verb, "exit_code": self.code, "interrupted": self.interrupted,
+        out["job"] = {"id": self.id, "verb": self.name, "exit_code": self.code, "interrupted": self.interrupted,
                       "steps_done": self.step, "queued_s": round((self.started or self.created) - self.created, 3),
                       "started": self.started, "finished": self.finished}
         return out

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from vecgen.config import IMAGE_SUFFIXES
 from vecgen.errors import VecgenError
 from vecgen.studio.forms import UPLOAD_KINDS
 
@@ -35,8 +36,9 @@ def check_upload(path: str | os.PathLike, kind: str | None, max_bytes: int = MAX
 
     ``kind``: ``image`` (decoded by PIL, size-checked), ``svg`` (parsed by
     vecgen's safe SVG reader), ``mesh`` (suffix only: meshes are read by the verb
-    that takes them) or ``file`` (size only). Returns the path; raises a one-line
-    :class:`VecgenError` saying what is wrong.
+    that takes them), ``file`` (size only) or ``folder`` (one file of a folder:
+    checked as an image or an SVG when its suffix says it is one, else by size).
+    Returns the path; raises a one-line :class:`VecgenError` saying what is wrong.
     """
     p = Path(path)
     name = p.name
@@ -48,6 +50,8 @@ def check_upload(path: str | os.PathLike, kind: str | None, max_bytes: int = MAX
         raise VecgenError(f"{name}: {size / 2**20:.1f} MB is over the studio's {max_bytes / 2**20:.0f} MB upload limit")
     if size == 0:
         raise VecgenError(f"{name}: the file is empty")
+    if kind == "folder":
+        kind = "image" if p.suffix.lower() in IMAGE_SUFFIXES else "svg" if p.suffix.lower() == ".svg" else "file"
     suffixes = UPLOAD_KINDS.get(kind or "file", ())
     if suffixes and p.suffix.lower() not in suffixes:
         raise VecgenError(f"{name}: not {_article(kind)} file (expected {', '.join(suffixes)})")
@@ -59,7 +63,7 @@ def check_upload(path: str | os.PathLike, kind: str | None, max_bytes: int = MAX
         except VecgenError as e:
             if "pixels" in str(e):  # a real image, over the size limit: say so (without the server's path)
                 raise VecgenError(f"{name}: {str(e).replace(str(p), name)}") from None
-            raise VecgenError(f"{name}: not an image (PNG, JPEG, WebP, BMP or GIF) that can be read") from None
+            raise VecgenError(f"{name}: not an image (PNG, JPEG, WebP, BMP, GIF or TIFF) that can be read") from None
     elif kind == "svg":
         from vecgen.svg_read import read_svg
 
