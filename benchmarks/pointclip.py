@@ -158,9 +158,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from vecgen import load_perceptor
-    from vecgen.api import classify3d_fit as fitting
+    from vecgen.api import classify3d_adapter as fitting
     from vecgen.api.classify3d import DEFAULT_TEMPLATE, texts_for
-    from vecgen.api.classify3d_fit import LOGIT_SCALE, Encoder, view_logits
+    from vecgen.api.classify3d_adapter import LOGIT_SCALE, Encoder, view_logits
 
     perceptors = [(load_perceptor(args.clip), 1.0)]
     clouds, target = test_set(args.n, args.seed)

@@ -1,6 +1,7 @@
 """classify3d (PointCLIP): depth maps of known shapes, point-cloud I/O, the adapter, accuracy, bad inputs."""
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from conftest import SHARED
-from vecgen.api import classify3d_fit as fitting
+from vecgen.api import classify3d_adapter as fitting
 from vecgen.backends.mesh.points import check_points, depth_maps, load_points, view_angles
 from vecgen.cli import main
 from vecgen.errors import VecgenError
@@ -160,6 +161,14 @@ def test_fit_and_eval_through_the_cli(tmp_path, capsys, mini, monkeypatch, sampl
                              "--clip", "mini-vit-3d", "-o", ad)
     assert code == 0, err
     assert ad.is_file() and "accuracy" in out
+    # the classify3d-fit verb is the same run as the old spelling: the same adapter weights and settings
+    ad2 = tmp_path / "ad2.safetensors"
+    code, out, err = run_cli(capsys, "classify3d-fit", train, "--labels-file", labels, "--shots", "8",
+                             "--clip", "mini-vit-3d", "-o", ad2)
+    assert code == 0, err
+    (a, sa), (b, sb) = fitting.load_adapter(ad), fitting.load_adapter(ad2)
+    assert sa == sb and all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
+    assert out.strip() == str(ad2)
     code, out, err = run_cli(capsys, "classify3d", "--eval", test, "--labels-file", labels, "--adapter", ad,
                              "--json", "--clip", "mini-vit-3d")
     assert code == 0, err
@@ -241,14 +250,36 @@ def test_bad_inputs_are_one_line_and_exit_2(tmp_path, capsys, mini, monkeypatch)
         (["missing.ply", "--labels", "a,b"], "no such file"),
         (["--labels", "a,b"], "nothing to classify"),
         (["--fit", out_of_range, "--labels", "a,b,c,d,e,f,g,h"], "-o FILE.safetensors"),
+        (["ok.npy", "--labels", "a,b", "--splat", "0"], "--splat must be > 0"),
+        (["ok.npy", "--labels", "a,b", "--size", "5000"], "--size 5000 is above the limit of 1,024"),
+        (["ok.npy", "--labels", "a,b", "--batch", "1000"], "--batch 1000 is above the limit of 64"),
+        (["ok.npy", "--labels", "a,b", "--mesh-points", "1"], "--mesh-points must be >= 2"),
+        (["ok.npy", "--labels", "a,b", "--search-weights"], "--search-weights needs a labelled set"),
+        (["--fit", out_of_range, "--labels", "a,b,c", "--epochs", "10000000", "-o", "a.safetensors"],
+         "--epochs 10000000 is above the limit of 100,000"),
+        (["--fit", out_of_range, "--labels", "a,b,c", "--shots", "0", "-o", "a.safetensors"], "--shots must be >= 1"),
+        (["--fit", out_of_range, "--labels", "a,b,c", "--adapter", "x.safetensors", "-o", "a.safetensors"],
+         "--adapter does not apply to --fit"),
+        (["ok.npy", "--eval", out_of_range, "--labels", "a,b,c"], "give one of point-cloud files, --eval or --fit"),
     ]
     monkeypatch.chdir(tmp_path)
     for argv, words in cases:
         code, out, err = run_cli(capsys, "classify3d", *argv)
         assert code == 2, (argv, err)
         assert err.count("\n") == 1 and "Traceback" not in err and words in err, (argv, err)
+    for argv, words in [([out_of_range, "--labels", "a,b,c", "--ratio", "2"], "--ratio 2.0 is above the limit"),
+                        ([out_of_range, "--labels", "a,b,c", "--splat", "nan"], "--splat must be finite")]:
+        code, out, err = run_cli(capsys, "classify3d-fit", *argv)
+        assert code == 2 and err.count("\n") == 1 and words in err, (argv, err)
+    assert not list(tmp_path.glob("*.safetensors")) or {p.name for p in tmp_path.glob("*.safetensors")} == {
+        "other.safetensors"}
     with pytest.raises(VecgenError):
         check_points(np.zeros((0, 3)))
+    # size x views x batch against the free memory, before the first depth map
+    c3d = importlib.import_module("vecgen.api.classify3d")
+    monkeypatch.setattr(c3d, "available_memory", lambda device=None: 2**20)
+    code, out, err = run_cli(capsys, "classify3d", ok, "--labels", "a,b", "--size", "1024", "--views", "12")
+    assert code == 2 and "need about" in err and err.count("\n") == 1, err
 
 
 # ----------------------------------------------------------------------------- the 3-D scene kit

@@ -331,6 +331,79 @@ def test_cli_taef2_edit_with_encoder_and_mismatch(tmp_path, capsys):
     assert "generator/encoder mismatch" in err and len(err.strip().splitlines()) == 1
 
 
+# ----------------------------------------------------------------------------- bounds and the mapper verb
+@pytest.mark.parametrize("argv, needle", [
+    (["PHOTO", "x", "--method", "global", "--global-samples", "100000000"],
+     "--global-samples 100000000 is above the limit of 4,096"),
+    (["PHOTO", "x", "--perceptual", "nan"], "--perceptual must be finite"),
+    (["PHOTO", "x", "--perceptual", "-1"], "--perceptual must be >= 0"),
+    (["PHOTO", "x", "--lr", "0"], "--lr must be > 0"),
+    (["PHOTO", "x", "--invert-lr", "-0.1"], "--invert-lr must be > 0"),
+    (["PHOTO", "x", "--invert-steps", "-1"], "--invert-steps must be >= 0"),
+    (["PHOTO", "x", "--invert-steps", "100000000"], "--invert-steps 100000000 is above the limit"),
+    (["PHOTO", "x", "--beta", "2"], "--beta 2.0 is above the limit of 1"),
+    (["PHOTO", "a leopard", "--mapper", "m.safetensors"], "a prompt does not apply to --mapper"),
+    (["PHOTO", "--mapper", "m.safetensors", "--steps", "5"], "--steps applies to --method optimize only (mapper"),
+    (["PHOTO", "x", "--method", "global", "--steps", "5"], "--steps applies to --method optimize only (global"),
+    (["--train-mapper", "x", "--images", "DIR", "--hidden", "10000000"], "--hidden 10000000 is above the limit"),
+    (["--train-mapper", "x", "--images", "DIR", "--batch", "0"], "--batch must be >= 1"),
+    (["--train-mapper", "x", "--images", "DIR", "--lr", "-1"], "--lr must be > 0"),
+])
+def test_edit_bounds_refused_in_one_line_before_any_model_loads(tmp_path, capsys, argv, needle):
+    import sys
+
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (32, 32)).save(photo)
+    argv = [str(photo) if a == "PHOTO" else str(tmp_path) if a == "DIR" else a for a in argv]
+    out = tmp_path / ("m.safetensors" if "--train-mapper" in argv else "o.png")
+    before = set(sys.modules)
+    assert main(["edit", *argv, "--generator", "stylegan2:/nope.pt", "--clip", TINY, "-q", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1 and "internal error" not in err, err
+    assert not out.exists()
+    assert not any(m.startswith("vecgen.backends.generators") for m in set(sys.modules) - before)  # no model loaded
+
+
+def test_edit_mapper_verb_same_limits_and_required_options(tmp_path, capsys):
+    for argv, needle in [(["x", "--images", str(tmp_path), "--hidden", "5000", "--generator", "taef2"],
+                          "--hidden 5000 is above the limit of 4,096"),
+                         (["x", "--images", str(tmp_path)], "--generator is required"),
+                         (["x", "--generator", "taef2"], "--images is required")]:
+        assert main(["edit-mapper", *argv, "-q", "-o", str(tmp_path / "m.safetensors")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert needle in err and len(err.splitlines()) == 1, err
+
+
+def test_global_bank_memory_estimate_refuses_what_cannot_fit(monkeypatch):
+    edit_mod = __import__("importlib").import_module("vecgen.api.edit")
+    gen = small_stylegan2(1)
+    monkeypatch.setattr(edit_mod, "available_memory", lambda device=None: 10 * 2**20)  # a 10 MiB machine
+    with pytest.raises(VecgenError, match=r"--global-samples 4096: the latent bank needs about"):
+        edit_mod.check_bank_memory(gen, 4096, CPU)
+    edit_mod.check_bank_memory(gen, 8, CPU)  # the default fits
+
+
+def test_edit_mapper_verb_writes_the_mapper_and_its_grid(sg2_file, tmp_path, tiny, monkeypatch):
+    import vecgen
+    from vecgen.api import VERBS
+
+    mapper_mod = __import__("importlib").import_module("vecgen.api.edit_mapper")
+    assert vecgen.edit_mapper is train_mapper and VERBS["edit-mapper"].function is train_mapper
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photo_file(folder, "chelsea", size=(32, 32))
+    out = tmp_path / "m.safetensors"
+    assert VERBS["edit-mapper"].files(out, {}) == [str(out.with_suffix(".png")), str(out)]
+    assert main(["edit-mapper", "a red circle", "--images", str(folder), "--generator", f"stylegan2:{sg2_file}",
+                 "--clip", TINY, "--steps", "1", "--cutouts", "1", "--invert-steps", "1", "-q", "-o", str(out)]) == 0
+    assert out.is_file() and out.with_suffix(".png").is_file()
+    # the memory estimate of a mapper refuses, after the inversions and before the mapper is built
+    monkeypatch.setattr(mapper_mod, "available_memory", lambda device=None: 2**10)
+    with pytest.raises(VecgenError, match="needs about"):
+        vecgen.edit_mapper("x", images=folder, generator=small_stylegan2(0), invert_steps=1, steps=1, clip=TINY,
+                           perceptors=tiny, device="cpu", quiet=True)
+
+
 # ----------------------------------------------------------------------------- keeping the photo, locality
 def test_residual_paste_keeps_unchanged_pixels_within_one_level():
     from vecgen.api.edit_mask import residual_paste

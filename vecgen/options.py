@@ -23,7 +23,8 @@ MAX_PIXELS = 4096 * 4096
 #: Hard bounds on options that size a run (docs: Limits). Far above any useful value, low
 #: enough that a typo cannot ask for terabytes or hang in setup.
 LIMITS = {"steps": 1_000_000, "cutouts": 256, "strokes": 10_000, "segments": 64, "samples": 4096, "top": 256,
-          "batch": 64, "grid_samples": 64, "every": 1_000_000}
+          "batch": 64, "grid_samples": 64, "every": 1_000_000,
+          "colors": 256}
 #: Measured activation memory of a perceptor's forward+backward, per view, per input pixel
 #: (ViT-B-32 at 224 px: ~29 MB a view; mini-vit at 64 px: ~1.5 MB; benchmarks on CPU, float32).
 BYTES_PER_VIEW_PIXEL = 640
@@ -32,7 +33,7 @@ DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 # The names users choose from, defined once: the modules that implement them import
 # these, and the CLI offers them as choices (without loading torch for --help).
 SHAPES = ("strokes", "blobs", "mixed")        # vecgen.params.strokes
-VIEWS = ("crops", "zoom")                     # vecgen.augment.VIEWS
+VIEWS = ("crops", "zoom", "lowres")           # vecgen.augment.VIEWS
 SPACES = ("z", "w", "wplus")                  # vecgen.params.latent
 INITS = ("random", "mean", "fusedream")       # vecgen.params.latent
 SQUASHES = ("sigmoid", "tanh")                # vecgen.params.raster_base
@@ -235,6 +236,21 @@ def parse_colour(value: Any) -> tuple[float, float, float]:
         v = v.lstrip("#")
         return tuple(int(v[i:i + 2], 16) / 255 for i in (0, 2, 4))  # type: ignore[return-value]
     raise VecgenError(f"bad colour {value!r}: use white, black, gray or #rrggbb")
+
+
+def parse_palette(text: Any) -> list[tuple[float, float, float]]:
+    """``"#000000,#ff8800"`` -> RGB triples in ``[0, 1]`` (exact multiples of 1/255), at most ``LIMITS["colors"]``."""
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
+    if not items:
+        raise VecgenError('--palette needs colours, e.g. "#000000,#ff0000"')
+    if len(items) > LIMITS["colors"]:
+        raise VecgenError(f"--palette lists {len(items)} colours, above the limit of {LIMITS['colors']}")
+    out = []
+    for item in items:
+        if not re.fullmatch(r"#?[0-9a-fA-F]{6}", item):
+            raise VecgenError(f"bad --palette colour {item!r}: use #rrggbb, e.g. #ff0000")
+        out.append(tuple(int(item.lstrip("#")[i:i + 2], 16) / 255.0 for i in (0, 2, 4)))
+    return out  # type: ignore[return-value]
 
 
 def split_weight(spec: str) -> tuple[str, float]:

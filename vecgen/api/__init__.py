@@ -16,6 +16,7 @@ from vecgen.api import adapt as _adapt
 from vecgen.api import classify3d as _classify3d
 from vecgen.api import draw as _draw
 from vecgen.api import edit as _edit
+from vecgen.api import edit_mapper as _edit_mapper
 from vecgen.api import generate as _generate
 from vecgen.api import mesh as _mesh
 from vecgen.api import paint as _paint
@@ -33,9 +34,9 @@ from vecgen.io import load_image, pil_to_tensor, tensor_to_pil
 from vecgen.options import check_writable, parse_clip, parse_colour, parse_size, parse_width, resolve_device
 
 #: Every verb, by name, in the order the CLI lists them.
-VERBS: dict[str, Verb] = {m.VERB.name: m.VERB for m in (_draw, _paint, _generate, _adapt, _edit, _style,
-                                                          _style_train, _classify3d, _mesh, _vectorize,
-                                                          _sketch)}
+VERBS: dict[str, Verb] = {v.name: v for v in (
+    _draw.VERB, _paint.VERB, _generate.VERB, _adapt.VERB, _edit.VERB, _edit_mapper.VERB, _style.VERB, _style_train.VERB,
+    _classify3d.VERB, _classify3d.FIT_VERB, _mesh.VERB, _vectorize.VERB, _sketch.VERB)}
 
 def python_name(verb: str) -> str:
     """A verb's name in Python: ``style-train`` is ``vecgen.style_train``."""

@@ -12,26 +12,35 @@ Each cloud is normalised and projected to ``views`` depth maps
 encodes every map, and each view's logits against ``template`` (one text per
 label) are summed with ``view_weights``. With ``adapter`` (trained by ``fit``)
 the view features pass PointCLIP's inter-view adapter first
-(:mod:`vecgen.api.classify3d_fit`).
+(:mod:`vecgen.api.classify3d_adapter`).
 """
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vecgen.api.result import Result
+from vecgen.api.run_options import RunConfig
 from vecgen.api.verb import Verb
+from vecgen.config import OptionError, VerbConfig, like, option, verb_function
 from vecgen.errors import VecgenError
-from vecgen.options import as_int, check_limit, check_seed, parse_clip, resolve_device
+from vecgen.options import BYTES_PER_VIEW_PIXEL, LIMITS, available_memory, parse_clip, resolve_device
 
 if TYPE_CHECKING:
     from torch import Tensor
 
 DEFAULT_TEMPLATE = "point cloud depth map of a {}."
 OUTPUTS = (".json", ".safetensors", ".png")
+#: Largest depth map side, most points sampled from a mesh, most shots per class and adapter epochs.
+MAX_SIZE, MAX_MESH_POINTS, MAX_SHOTS, MAX_EPOCHS = 1024, 1_000_000, 10_000, 100_000
+#: Bytes a view costs a perceptor per input pixel when it only encodes (no graph kept): a quarter of the
+#: forward + backward figure measured for optimization (:data:`vecgen.options.BYTES_PER_VIEW_PIXEL`), an
+#: estimate, not a measurement.
+ENCODE_BYTES_PER_VIEW_PIXEL = BYTES_PER_VIEW_PIXEL // 4
 
 
 # ----------------------------------------------------------------------------- options
@@ -123,15 +132,98 @@ def load_clouds(points: Any, mesh_points: int = 1024) -> tuple[list, list[str]]:
     return clouds, names
 
 
+# ----------------------------------------------------------------------------- configs
+@dataclass(frozen=True)
+class PointsConfig(VerbConfig):
+    """The options :func:`classify3d` and :func:`classify3d_fit` share (see :mod:`vecgen.config`)."""
+
+    labels: Any = option(None, "class names, comma-separated: chair,table,lamp", "object", section="main")
+    labels_file: str | Path | None = option(None, "class names, one per line", "file", metavar="FILE",
+                                            section="main")
+    template: str = option(DEFAULT_TEMPLATE, "caption per label, {} = the label")
+    views: Any = option(6, "view count (1-10, 12) or AZ:EL,AZ:EL,... in degrees", "object")
+    view_weights: Any = option(None, "one weight per view (default equal)", "object", metavar="W,W,...")
+    search_weights: bool = option(False, "grid-search the view weights on the --eval / --fit set")
+    clip: str = like(RunConfig, "clip", help="auto, or MODEL[@PRETRAINED|@PATH][:WEIGHT],... (the ensemble)")
+    size: int | None = option(None, "depth-map side in pixels (default: the perceptors' input size)", "int",
+                              minimum=16, maximum=MAX_SIZE)
+    splat: float = option(1.5, "point splat size, x the point spacing", "float", above=0, maximum=10)
+    keep_outliers: bool | None = option(None, "project every point (default: drop isolated stray points first)",
+                                        "bool")
+    mesh_points: int = option(1024, "points sampled from a mesh file", "int", minimum=2, maximum=MAX_MESH_POINTS)
+    batch: int = option(32, "clouds encoded at once", "int", minimum=1, maximum=LIMITS["batch"])
+    seed: int = like(RunConfig, "seed", help="seed of the shot selection and adapter training")
+    device: str | None = like(RunConfig, "device")
+    quiet: bool = like(RunConfig, "quiet", help="no progress output")
+
+
+def _given(value: Any) -> bool:
+    return value is not None and not (isinstance(value, (list, tuple)) and not value)
+
+
+def _modes(values: dict[str, Any]) -> None:
+    """One of files, ``--eval`` and ``--fit``; ``--search-weights`` needs a labelled set; ``--fit`` makes its
+    own adapter."""
+    modes = [m for m, k in (("files", "points"), ("--eval", "eval"), ("--fit", "fit")) if _given(values.get(k))]
+    if len(modes) > 1:
+        raise OptionError(values.get("fit") is not None and "fit" or "eval",
+                          f"give one of point-cloud files, --eval or --fit (got {' and '.join(modes)})")
+    if values.get("search_weights") and not (_given(values.get("eval")) or _given(values.get("fit"))):
+        raise OptionError("search_weights", "{label} needs a labelled set to search on: --eval SET or --fit SET")
+    if values.get("fit") is not None and values.get("adapter") is not None:
+        raise OptionError("adapter", "--fit trains a new adapter; leave out {label}")
+
+
+@dataclass(frozen=True)
+class Classify3dConfig(PointsConfig):
+    """Every option of :func:`classify3d`."""
+
+    cross_checks = (_modes,)
+
+    points: Any = option(None, "point clouds or meshes to classify", "mesh", positional=True, multiple=True,
+                         metavar="FILE", section="main")
+    adapter: str | Path | None = option(None, "few-shot adapter from --fit", "file", metavar="FILE")
+    eval: str | Path | None = option(None, "labelled set to score: accuracy, per class, confusion matrix", "file",
+                                     metavar="SET")
+    fit: str | Path | None = option(None, "labelled set to train the adapter on (write it with -o; "
+                                          "vecgen classify3d-fit)", "file", metavar="SET")
+    shots: int = option(16, "examples per class for --fit", "int", minimum=1, maximum=MAX_SHOTS)
+    epochs: int = option(300, "adapter training epochs", "int", minimum=1, maximum=MAX_EPOCHS)
+    ratio: float = option(0.6, "adapter residual ratio", "float", minimum=0, maximum=1)
+
+
+@dataclass(frozen=True)
+class Classify3dFitConfig(PointsConfig):
+    """Every option of :func:`classify3d_fit`."""
+
+    fit: str | Path | None = option(None, "labelled set to train the adapter on: ModelNet40 .h5, or a folder per "
+                                          "class", "file", positional=True, required=True, metavar="SET",
+                                    section="main")
+    shots: int = like(Classify3dConfig, "shots", help="examples per class")
+    epochs: int = like(Classify3dConfig, "epochs")
+    ratio: float = like(Classify3dConfig, "ratio")
+    search_weights: bool = like(PointsConfig, "search_weights", help="grid-search the view weights on the set")
+
+
+def check_encode_memory(clouds: int, batch: int, views: int, size: int, inputs: list[int], device) -> None:
+    """Refuse, before the first depth map, an encoding whose batches cannot fit in the free memory.
+
+    Estimate per batch of ``min(batch, clouds)`` clouds: their ``views`` depth maps
+    ``(b, V, 3, size, size)`` float32 twice (stacked, then on the device), plus each
+    perceptor's encoding of every view (:data:`ENCODE_BYTES_PER_VIEW_PIXEL` per input pixel).
+    """
+    b = max(1, min(batch, clouds))
+    need = b * views * (2 * 3 * 4 * size * size + ENCODE_BYTES_PER_VIEW_PIXEL * sum(s * s for s in inputs))
+    free = available_memory(device)
+    if free is not None and need > free:
+        raise VecgenError(f"--batch {batch} x {views} views of {size} px need about {need / 2**30:.1f} GiB, but "
+                          f"{free / 2**30:.1f} GiB is free on {device}; lower --batch, --size or --views "
+                          f"(README, Limits)")
+
+
 # ----------------------------------------------------------------------------- the verb
-def classify3d(points: Any = None, *, labels: Any = None, labels_file: str | Path | None = None,
-               template: str = DEFAULT_TEMPLATE, views: Any = 6, view_weights: Any = None,
-               search_weights: bool = False, clip: str = "auto", size: int | None = None, splat: float = 1.5,
-               keep_outliers: bool | None = None, mesh_points: int = 1024, adapter: str | Path | None = None,
-               eval: str | Path | None = None,
-               fit: str | Path | None = None, shots: int = 16, epochs: int = 300, ratio: float = 0.6,
-               batch: int = 32, seed: int = 0, device: str | None = "auto", quiet: bool = False,
-               perceptors=None, warn: Callable[[str], None] | None = None) -> Result:
+@verb_function(Classify3dConfig, perceptors=None, warn=None)
+def classify3d(cfg: Classify3dConfig, *, perceptors=None, warn: Callable[[str], None] | None = None) -> Result:
     """Zero-shot (or adapted few-shot) classification of point clouds among ``labels``.
 
     points: a file (PLY/XYZ/TXT/NPY or a mesh), an ``(N, 3)`` array, or a list of
@@ -142,38 +234,30 @@ def classify3d(points: Any = None, *, labels: Any = None, labels_file: str | Pat
     The result: ``res.scores`` ``(B, L)`` probabilities, ``res.ranked`` per cloud
     ``[(label, prob), ...]``, ``res.report`` (eval/fit: accuracy, per-class accuracy,
     confusion matrix), ``res.image`` the depth maps of the first cloud;
-    ``res.save("x.json")`` writes scores/report, ``res.save("a.safetensors")`` the fitted adapter.
+    ``res.save("x.json")`` writes scores/report, ``res.save("a.safetensors")`` the fitted adapter;
+    ``res.text`` is the same as text (ranked labels per cloud, or the report). Every option:
+    :class:`Classify3dConfig`; ``fit`` is also its own verb, :func:`classify3d_fit`.
     """
+    return _classify(cfg.asdict(), perceptors, warn)
+
+
+def _classify(o: dict[str, Any], perceptors, warn: Callable[[str], None] | None) -> Result:
+    """The run of :func:`classify3d` / :func:`classify3d_fit` from their checked options ``o``."""
     import torch
 
-    from vecgen.api import classify3d_fit as fitting
-    from vecgen.api.classify3d_fit import LOGIT_SCALE, Encoder, grid_image, view_logits
+    from vecgen.api import classify3d_adapter as fitting
+    from vecgen.api.classify3d_adapter import LOGIT_SCALE, Encoder, grid_image, view_logits
     from vecgen.backends.mesh.points import view_angles
 
     t_start = time.perf_counter()
-    label_list = parse_labels(labels, labels_file)
-    template = check_template(template)
-    seed = check_seed(seed)
-    batch = check_limit("batch", as_int("--batch", batch, minimum=1))
-    shots = as_int("--shots", shots, minimum=1)
-    epochs = _at_most("--epochs", as_int("--epochs", epochs, minimum=1), 100_000)
-    mesh_points = _at_most("--mesh-points", as_int("--mesh-points", mesh_points, minimum=2), 1_000_000)
-    if size is not None:
-        size = as_int("--size", size, minimum=16)
-        if size > 1024:
-            raise VecgenError(f"--size {size}: depth maps are at most 1024 px")
-    if not (isinstance(splat, (int, float)) and math.isfinite(splat) and 0 <= splat <= 10):
-        raise VecgenError(f"--splat must be a number from 0 to 10, got {splat!r}")
-    if not (isinstance(ratio, (int, float)) and 0 <= ratio <= 1):
-        raise VecgenError(f"--ratio must be from 0 to 1, got {ratio!r}")
-    modes = [m for m, v in (("files", points), ("--eval", eval), ("--fit", fit))
-             if v is not None and not (isinstance(v, (list, tuple)) and not v)]
-    if not modes:
+    points, eval, fit, adapter = o.get("points"), o.get("eval"), o.get("fit"), o.get("adapter")
+    views, view_weights, keep_outliers, clip = o["views"], o["view_weights"], o["keep_outliers"], o["clip"]
+    batch, shots, epochs, mesh_points = int(o["batch"]), int(o["shots"]), int(o["epochs"]), int(o["mesh_points"])
+    seed, size, splat, ratio, search_weights = int(o["seed"]), o["size"], o["splat"], o["ratio"], o["search_weights"]
+    label_list = parse_labels(o["labels"], o["labels_file"])
+    template = check_template(o["template"])
+    if not any(_given(v) for v in (points, eval, fit)):
         raise VecgenError("nothing to classify: give point-cloud files, --eval SET or --fit SET")
-    if len(modes) > 1:
-        raise VecgenError(f"give one of point-cloud files, --eval or --fit (got {' and '.join(modes)})")
-    if fit is not None and adapter is not None:
-        raise VecgenError("--fit trains a new adapter; leave out --adapter")
     parse_clip(str(clip))
     az, _ = view_angles(views)
     n_views = len(az)
@@ -199,7 +283,7 @@ def classify3d(points: Any = None, *, labels: Any = None, labels_file: str | Pat
         raise VecgenError("give the class names: --labels a,b,c or --labels-file FILE")
     weights = parse_view_weights(view_weights, n_views)
     keep_outliers = bool(keep_outliers)
-    dev = resolve_device(device)
+    dev = resolve_device(o["device"])
 
     clouds, names = load_clouds(points, mesh_points)
     data = None
@@ -214,6 +298,8 @@ def classify3d(points: Any = None, *, labels: Any = None, labels_file: str | Pat
 
         perceptors = load_perceptors(str(clip), dev, warn, FALLBACK_3D)
     enc = Encoder(perceptors, views, size, float(splat), clean=not keep_outliers)
+    check_encode_memory(len(clouds) if data is None else len(data.clouds), batch, n_views, enc.size,
+                        [int(p.input_size) for p, _ in perceptors], dev)
     text = enc.text(texts_for(label_list, template))
     if ad is not None and ad.dim != text.shape[-1]:
         raise VecgenError(f"{adapter}: the adapter was trained on {ad.dim}-d features of --clip "
@@ -294,13 +380,25 @@ def classify3d(points: Any = None, *, labels: Any = None, labels_file: str | Pat
 
     writers[".json"] = write_json
     extras["payload"] = payload
+    extras["text"] = (fitting.format_report(extras["report"]) if "report" in extras
+                      else "\n".join(ranked_line(n, r) for n, r in zip(names, extras["ranked"])))
     return Result(image=image, settings=settings, writers=writers, extras=extras, headline=("labels",))
 
 
-def _at_most(flag: str, value: int, top: int) -> int:
-    if value > top:
-        raise VecgenError(f"{flag} {value} is above the limit of {top:,}")
-    return value
+def ranked_line(name: str, ranked: list, top: int = 5) -> str:
+    """``file: chair 0.710, table 0.180, ...``: one cloud's ``top`` labels."""
+    return f"{name}: " + ", ".join(f"{lab} {p:.3f}" for lab, p in ranked[:top])
+
+
+@verb_function(Classify3dFitConfig, perceptors=None, warn=None)
+def classify3d_fit(cfg: Classify3dFitConfig, *, perceptors=None, warn: Callable[[str], None] | None = None) -> Result:
+    """Train PointCLIP's few-shot inter-view adapter on the labelled set ``fit``; returns a :class:`Result`.
+
+    The same run as ``classify3d(fit=...)``: ``res.save("a.safetensors")`` writes the adapter
+    (``classify3d(..., adapter="a.safetensors")`` uses it), ``res.report`` is its accuracy on
+    the training shots, ``res.text`` that report as text. Every option: :class:`Classify3dFitConfig`.
+    """
+    return _classify(cfg.asdict(), perceptors, warn)
 
 
 def _views_text(views: Any) -> str:
@@ -310,4 +408,16 @@ def _views_text(views: Any) -> str:
 
 
 VERB = Verb("classify3d", classify3d, "classify point clouds from their depth maps (PointCLIP)",
-            outputs=OUTPUTS, default_output="classify3d.json", gallery=False)
+            outputs=OUTPUTS, default_output="classify3d.json", gallery=False, config=Classify3dConfig,
+            description="Classify point clouds (PLY, XYZ/TXT, NPY, or meshes sampled to points) by projecting "
+                        "each to depth maps and scoring every view with CLIP against one caption per label "
+                        "(PointCLIP). --eval scores a labelled set (ModelNet40 .h5, or a folder per class); --fit "
+                        "(or vecgen classify3d-fit) trains the few-shot inter-view adapter (-o "
+                        "adapter.safetensors), which --adapter then uses.")
+FIT_VERB = Verb("classify3d-fit", classify3d_fit, "train PointCLIP's few-shot adapter on a labelled set; writes "
+                "safetensors", outputs=(".safetensors",), default_output="adapter.safetensors", gallery=False,
+                config=Classify3dFitConfig,
+                description="Train PointCLIP's few-shot inter-view adapter on a labelled set of point clouds "
+                            "(ModelNet40 .h5, or a folder with one sub-folder per class): --shots per class, "
+                            "--epochs, --ratio; -o adapter.safetensors, then vecgen classify3d FILES --adapter "
+                            "adapter.safetensors.")

@@ -15,7 +15,9 @@ from vecgen.api.result import Result
 from vecgen.api.run_options import RunConfig
 from vecgen.api.verb import Verb
 from vecgen.config import OptionError, like, option, verb_function
+from vecgen.errors import VecgenError
 from vecgen.options import LIMITS, RASTERIZERS, SHAPES, parse_colour, parse_size, parse_width
+from vecgen.options import parse_palette as parse_palette_text
 
 #: CLIPDraw's look, for real CLIP models; perceptors may hint another (the mini models: 32 blobs, 300 steps).
 DRAW_STYLE = {"shapes": "strokes", "strokes": 256, "steps": 200}
@@ -46,11 +48,21 @@ def _strokes_need_init(values: dict[str, Any]) -> None:
         raise OptionError("strokes", "{label} must be > 0 (0 only with an init SVG)")
 
 
+def _one_palette(values: dict[str, Any]) -> None:
+    if values.get("palette") is not None:
+        try:
+            parse_palette_text(values["palette"])
+        except VecgenError as e:
+            raise OptionError("palette", str(e).replace("--palette", "{label}")) from None
+        if values.get("colors") is not None:
+            raise OptionError("colors", "{label} and --palette exclude each other (a palette fixes the colours)")
+
+
 @dataclass(frozen=True)
 class DrawConfig(RunConfig):
     """Every option of :func:`draw` (see :mod:`vecgen.config`)."""
 
-    cross_checks = (_strokes_need_init,)
+    cross_checks = (_strokes_need_init, _one_palette)
 
     prompt: str | None = option(None, 'e.g. "a lighthouse:1 | blurry:-0.5"', positional=True, required=True,
                                 section="main")
@@ -65,6 +77,13 @@ class DrawConfig(RunConfig):
     background: Any = option("white", "white, black, gray or #rrggbb", "colour")
     rasterizer: str = option("native", "native (default) or diffvg (if installed)", "choice", choices=RASTERIZERS)
     keep_all: bool = option(False, "keep the paths whose removal changes no pixel (by default the SVG drops them)")
+    palette: str | None = option(None, 'every stroke and fill colour ends in these, e.g. "#000000,#e03020" (a '
+                                       'palette term while drawing, then a snap)', "text", metavar="COLOURS")
+    colors: int | None = option(None, "every stroke and fill colour ends in N colours found from the drawing "
+                                      "(k-means; a palette term while drawing, then a snap)", "int", minimum=1,
+                                maximum=LIMITS["colors"], metavar="N")
+    ink: float = option(0.0, "weight of the ink term: the render's mean difference from the background (fewer, "
+                             "thinner, paler marks; 0 = off)", "float", minimum=0.0, maximum=1e6, metavar="W")
 
 
 @verb_function(DrawConfig, perceptors=None, warn=None, callbacks=None)
@@ -79,8 +98,12 @@ def draw(cfg: DrawConfig, *, perceptors=None, warn: Callable[[str], None] | None
     ``views="auto"`` picks the cutouts likewise. ``callbacks``: functions
     ``f(step, param, values)`` called after every step. The SVG drops paths whose
     removal changes no pixel by more than 1/255 (``pruned`` in its metadata) unless
-    ``keep_all``. Every option: :class:`DrawConfig`.
+    ``keep_all``. ``palette`` (``"#rrggbb,..."``) or ``colors`` (N): every stroke and fill colour ends in the
+    palette (a ``palette`` term while drawing, then a snap). ``ink``: weight of the ``ink`` term, the render's
+    mean difference from the background. Every option: :class:`DrawConfig`.
     """
+    from vecgen.losses.legible import InkTerm, PaletteTerm
+    from vecgen.params.palette import parse_palette
     from vecgen.params.strokes import Strokes
 
     # None: the models' hint decides (draw_steps)
@@ -97,10 +120,21 @@ def draw(cfg: DrawConfig, *, perceptors=None, warn: Callable[[str], None] | None
                 "segments": segments, "width": list(wrange), "shapes": shapes, "steps": opts.steps,
                 "size": list(wh), "clip": cfg.clip, "cutouts": cfg.cutouts, "seed": cfg.seed,
                 "init": str(init) if init else None, "background": cfg.background, "rasterizer": cfg.rasterizer,
-                **({"keep_all": True} if cfg.keep_all else {})}
+                **({"keep_all": True} if cfg.keep_all else {}),
+                **({"palette": cfg.palette} if cfg.palette is not None else {}),
+                **({"colors": int(cfg.colors)} if cfg.colors is not None else {}),
+                **({"ink": float(cfg.ink)} if cfg.ink else {})}
+    palette = parse_palette(cfg.palette) if cfg.palette is not None else None
+    colors = int(cfg.colors) if cfg.colors is not None else None
     param = Strokes(wh, strokes=int(strokes), segments=segments, width=wrange, shapes=shapes, background=bg,
-                    init=init, seed=opts.seed, device=opts.device, rasterizer=cfg.rasterizer, keep_all=bool(cfg.keep_all))
-    return run(param, opts, settings)
+                    init=init, seed=opts.seed, device=opts.device, rasterizer=cfg.rasterizer, keep_all=bool(cfg.keep_all),
+                    palette=palette, colors=colors)
+    extra: list[PaletteTerm | InkTerm] = []
+    if palette is not None or colors is not None:
+        extra.append(PaletteTerm(param.colour_values, palette, colors))
+    if cfg.ink:
+        extra.append(InkTerm(bg, weight=float(cfg.ink)))
+    return run(param, opts, settings, extra_terms=extra)
 
 
 VERB = Verb("draw", draw, "optimize Bézier strokes to a prompt; writes SVG", outputs=(".svg", ".png"),

@@ -32,15 +32,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vecgen.api._run import Common, clip_terms, common, make_views, run
-from vecgen.api.generate import load_generator_for, spec_text
+from vecgen.api.generate import load_generator_for, need_generator, spec_text
 from vecgen.api.result import Result
+from vecgen.api.run_options import RunConfig
 from vecgen.api.verb import Verb
+from vecgen.config import OptionError, like, option, verb_function
 from vecgen.errors import VecgenError
-from vecgen.options import as_int, check_number, parse_size
+from vecgen.options import LIMITS, SPACES, available_memory, parse_size
 
 METHODS = ("auto", "optimize", "global", "mapper")
 #: Default ``--l2`` (weight of the squared L2 distance to the inverted latent, summed over its entries):
@@ -61,19 +64,106 @@ def default_l2(gen) -> float:
 
 
 def resolve_method(method: str | None, alpha: Any, mapper: Any) -> str:
-    """``auto`` -> ``mapper`` with a mapper file, ``global`` with ``alpha``, else ``optimize``; checks the mix."""
+    """``auto`` -> ``mapper`` with a mapper file, ``global`` with ``alpha``, else ``optimize``.
+
+    Raises :class:`OptionError` naming the option for a mix that does not apply
+    (``alpha`` without global, ``mapper`` without mapper, mapper without a file).
+    """
     m = str(method or "auto").strip().lower()
     if m not in METHODS:
-        raise VecgenError(f"unknown --method {method!r} (choose {', '.join(METHODS)})")
+        raise OptionError("method", f"unknown {{label}} {method!r} (choose {', '.join(METHODS)})")
     if m == "auto":
         m = "mapper" if mapper is not None else "global" if alpha is not None else "optimize"
     if alpha is not None and m != "global":
-        raise VecgenError("--alpha applies to --method global only")
+        raise OptionError("alpha", "{label} applies to --method global only")
     if mapper is not None and m != "mapper":
-        raise VecgenError("--mapper applies to --method mapper only")
+        raise OptionError("mapper", "{label} applies to --method mapper only")
     if m == "mapper" and mapper is None:
-        raise VecgenError("--method mapper needs --mapper FILE.safetensors (train one with --train-mapper)")
+        raise OptionError("method", "--method mapper needs --mapper FILE.safetensors (train one with "
+                                    "vecgen edit-mapper)")
     return m
+
+
+#: Most prior latents ``--global-samples`` may average over (each is rendered twice per channel).
+MAX_GLOBAL_SAMPLES = 4096
+#: The default of ``steps``: another value with a method that takes no steps is refused, not ignored.
+STEPS = 100
+
+
+def _method_mix(values: dict[str, Any]) -> None:
+    """Options that apply to one method only are refused with another (:func:`resolve_method`); a prompt
+    or ``--steps`` with a mapper (it edits toward the text it was trained for, in one forward pass)."""
+    m = resolve_method(values.get("method"), values.get("alpha"), values.get("mapper"))
+    prompt = values.get("prompt")
+    if m == "mapper" and prompt is not None and str(prompt).strip():
+        raise OptionError("prompt", "a prompt does not apply to --mapper (the mapper edits toward the text it "
+                                    "was trained for)")
+    if m != "optimize" and values.get("steps") not in (None, STEPS):
+        raise OptionError("steps", f"{{label}} applies to --method optimize only ({m} takes no steps)")
+
+
+@dataclass(frozen=True)
+class EditConfig(RunConfig):
+    """Every option of :func:`edit` (see :mod:`vecgen.config`)."""
+
+    cross_checks = (need_generator, _method_mix)
+
+    prompt: str | None = option(None, 'what it should show, e.g. "a leopard"', positional=True, section="main")
+    # required: a keyword-only argument in Python (it follows the optional prompt), the first positional on the
+    # command line (vecgen/cli/edit.py puts it first)
+    photo: Any = option(None, "the photo to edit (PNG, JPEG...)", "image", positional=True, required=True,
+                        section="main")
+    generator: Any = option(None, "taef2[:FILE], stylegan2:FILE or script:FILE (required)", "object",
+                            required=True, metavar="SPEC", section="main")
+    method: str = option("auto", "optimize, global or mapper (auto: mapper with --mapper, global with --alpha, "
+                                 "else optimize)", "choice", choices=METHODS)
+    source: str | None = option(None, 'what the photo shows now, e.g. "a cat": directional edits')
+    encoder: Any = option(None, "taef2[:FILE] or script:FILE: invert by encoding (default: invert by "
+                                "optimization)", "object", metavar="SPEC")
+    mapper: str | Path | None = option(None, "apply a trained mapper (one forward pass)", "file",
+                                       metavar="FILE.safetensors")
+    l2: float | None = option(None, "weight of the L2 distance to the inverted latent (default: 0.008 for "
+                                    "StyleGAN2, 0.0005 for TAEF2 and others; mapper training: 0.8)", "float",
+                              minimum=0)
+    alpha: float | None = option(None, "global: strength, in standard deviations of the most relevant channel "
+                                       "(default 4 for StyleGAN2's style space, 0.5 for latent channels)", "float")
+    beta: float = option(0.15, "global: drop channels less relevant than this", "float", minimum=0, maximum=1)
+    global_samples: int = option(8, "global: latents the channel responses average over", "int", minimum=1,
+                                 maximum=MAX_GLOBAL_SAMPLES)
+    global_cache: str | Path | None = option(None, "global: response cache file or folder (default "
+                                                   "~/.cache/vecgen/global)", "output", metavar="PATH")
+    invert_steps: int | None = option(None, "inversion steps (default 10 after an encoder, 200 without)", "int",
+                                      minimum=0, maximum=LIMITS["steps"])
+    invert_lr: float | None = option(None, "inversion learning rate (0.01 / 0.05)", "float", above=0)
+    perceptual: float | None = option(None, "inversion: weight of the classifier feature term (default 0 with "
+                                            "an encoder, 0.1 without; needs a perceptor with features)", "float",
+                                      minimum=0)
+    where: Any = option(None, "where the edit may change the photo: auto (default: where the perceptor sees the "
+                              "photo's own class, or --source's), all, or a box in photo pixels", "object",
+                        metavar="auto|all|X,Y,W,H", default_text="auto")
+    space: str = option("wplus", "latent space of a StyleGAN2 edit", "choice", choices=SPACES)
+    lr: float = option(0.1, "learning rate (mapper training: 0.002)", "float", above=0)
+    steps: int | None = like(RunConfig, "steps", STEPS)
+    size: Any = like(RunConfig, "size", None, help="TAEF2 edit size WxH (default: the photo's aspect, long side 256)")
+
+
+def check_bank_memory(gen, samples: int, device) -> None:
+    """Refuse a ``--method global`` run whose bank of ``samples`` prior latents cannot fit in the free memory.
+
+    Estimate: the bank's ``W+`` latents, float32, three times over (the prior draw, the mapped latents and
+    the per-channel spread), before the first render.
+    """
+    import math
+
+    import torch
+
+    with torch.no_grad():
+        per = math.prod(gen.to_w_plus(gen.mean_latent().to(gen.device)).shape[1:])
+    need = 3 * 4 * per * int(samples)
+    free = available_memory(device)
+    if free is not None and need > free:
+        raise VecgenError(f"--global-samples {samples}: the latent bank needs about {need / 2**30:.1f} GiB, but "
+                          f"{free / 2**30:.1f} GiB is free on {device}; lower --global-samples (README, Limits)")
 
 
 def setup(photo: Any, generator: Any, encoder: Any, size: Any, device) -> tuple[Any, Any, Any, Any, tuple]:
@@ -128,15 +218,9 @@ def finish(res: Result, photo, inv, edited, box, gen, settings: dict, t0: float,
     return res
 
 
-def edit(prompt: str | None = None, *, photo: Any, generator: Any, method: str = "auto", source: str | None = None,
-         encoder: Any = None, mapper: str | Path | None = None, l2: float | None = None, alpha: float | None = None,
-         beta: float = 0.15, global_samples: int = 8, global_cache: str | Path | None = None,
-         invert_steps: int | None = None, invert_lr: float | None = None, perceptual: float | None = None,
-         space: str = "wplus", lr: float = 0.1, steps: int = 100, size: Any = None, clip: str = "auto",
-         cutouts: int = 8, seed: int = 0, device: str | None = "auto", image_prompt=None,
-         snapshots: str | Path | None = None, every: int = 10, checkpoint: str | Path | None = None,
-         resume: str | Path | None = None, quiet: bool = False, perceptors=None, extra_terms=None,
-         warn: Callable[[str], None] | None = None, views: str = "auto", callbacks=None, where: Any = None) -> Result:
+@verb_function(EditConfig, perceptors=None, extra_terms=None, warn=None, callbacks=None)
+def edit(cfg: EditConfig, *, perceptors=None, extra_terms=None, warn: Callable[[str], None] | None = None,
+         callbacks=None) -> Result:
     """Edit ``photo`` toward ``prompt``; returns a :class:`vecgen.api.Result` (PNG at the photo's size).
 
     ``generator``: a spec (``taef2``, ``stylegan2:ckpt.pt``, ``script:gen.pt``) or a loaded
@@ -161,22 +245,26 @@ def edit(prompt: str | None = None, *, photo: Any, generator: Any, method: str =
     from vecgen.params.latent import _check_space
 
     t0 = time.perf_counter()
-    method = resolve_method(method, alpha, mapper)
-    space = _check_space(space)
-    if l2 is not None:
-        l2 = check_number("--l2", l2, nonnegative=True)
-    beta = check_number("--beta", beta, nonnegative=True, maximum=1.0)
-    if alpha is not None:
-        alpha = check_number("--alpha", alpha)
+    prompt, photo, generator, encoder, mapper, clip, size = (cfg.prompt, cfg.photo, cfg.generator, cfg.encoder,
+                                                             cfg.mapper, cfg.clip, cfg.size)
+    method = resolve_method(cfg.method, cfg.alpha, mapper)
+    space = _check_space(cfg.space)
+    l2 = None if cfg.l2 is None else float(cfg.l2)
+    beta = float(cfg.beta)
+    alpha = None if cfg.alpha is None else float(cfg.alpha)
+    source = cfg.source
     if source is not None and not str(source).strip():
         source = None
-    global_samples = as_int("--global-samples", global_samples, minimum=1)
-    if invert_steps is not None:
-        invert_steps = as_int("--invert-steps", invert_steps, minimum=0)
-    opts: Common = common(locals(), uses_prompt=method != "mapper")
+    global_samples = int(cfg.global_samples)
+    invert_steps = None if cfg.invert_steps is None else int(cfg.invert_steps)
+    invert_lr, perceptual, lr, where = cfg.invert_lr, cfg.perceptual, cfg.lr, cfg.where
+    opts: Common = common(cfg.run_values(perceptors=perceptors, extra_terms=extra_terms, warn=warn,
+                                         callbacks=callbacks), uses_prompt=method != "mapper")
     if method != "optimize" and opts.resume_state is not None:
         raise VecgenError(f"--resume applies to --method optimize only ({method} takes no steps)")
     pic, gen, enc, target, box = setup(photo, generator, encoder, size, opts.device)
+    if method == "global":
+        check_bank_memory(gen, global_samples, opts.device)
     photo_hw = (int(pic.shape[-2]), int(pic.shape[-1]))
     parse_where(where, photo_hw)  # a bad box is refused before the inversion
     use = method != "mapper" or perceptual or (str(clip) != "auto" and parse_where(where, photo_hw) == "auto")
@@ -195,7 +283,7 @@ def edit(prompt: str | None = None, *, photo: Any, generator: Any, method: str =
         if alpha is None:  # measured on TAEF2: alpha 4 drops PSNR to ~9 dB (README, Editing photos)
             alpha = ALPHA["mapping" if gen.has_mapping else "other"]
         res, edited = global_edit(gen, inv, opts, prompt, source, alpha=alpha,
-                                  beta=beta, samples=global_samples, cache=global_cache, settings=settings)
+                                  beta=beta, samples=global_samples, cache=cfg.global_cache, settings=settings)
         return finish(res, pic, inv, compose(inv.image, edited, mask), box, gen, settings, t0, mask, region)
     if method == "mapper":
         from vecgen.api.edit_mapper import mapper_edit
@@ -256,4 +344,11 @@ def _name(obj: Any) -> str:
 
 VERB = Verb("edit", edit,
             "edit a photo by text through a generator (StyleCLIP: optimize, global, mapper); writes PNG",
-            outputs=(".png",), default_output="edited.png")
+            outputs=(".png",), default_output="edited.png", config=EditConfig,
+            description="Edit a photo by text through a frozen generator (StyleCLIP). The photo is inverted first "
+                        "(--encoder: encode and refine; else by optimization), then edited by latent optimization "
+                        "(--method optimize, default), a precomputed global direction (--method global, --alpha, "
+                        "--beta) or a trained mapper (--mapper FILE; train one with vecgen edit-mapper TEXT "
+                        "--images DIR, or vecgen edit --train-mapper TEXT --images DIR). Only the subject changes "
+                        "(--where: auto = where the perceptor sees the photo's class, a box X,Y,W,H, or all), and "
+                        "the change goes back into the photo at its own resolution.")

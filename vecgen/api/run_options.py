@@ -28,7 +28,8 @@ class RunConfig(VerbConfig):
     cutouts: int = option(8, "augmented views per step (0 = the plain image)", "int", minimum=0,
                           maximum=LIMITS["cutouts"], section="advanced")
     views: str = option("auto", "kind of views: crops inside the picture, or crops mixed with zoomed-out "
-                                "whole-picture views on its background (auto: zoom for the built-in mini models, "
+                                "whole-picture views on its background, or crops mixed with 56 px thumbnails of the whole picture "
+                                "(lowres) (auto: zoom for the built-in mini models, "
                                 "crops otherwise)", "choice", choices=VIEW_CHOICES, section="advanced")
     seed: int = option(0, "random seed (same seed + machine + options = same bytes)", "int", minimum=0,
                        maximum=MAX_SEED, section="main")

@@ -227,14 +227,14 @@ def _flag_help(meta: Option, default: Any) -> str:
     return text.replace("%", "%%")
 
 
-def add_options(p: argparse.ArgumentParser, verb: Verb) -> None:
-    """Every option of ``verb``'s config as a positional or a flag, then ``-o`` (flags default to None:
-    :func:`merge_options` fills in the config's defaults)."""
+def add_options(p: argparse.ArgumentParser, verb: Verb, skip: frozenset[str] | set[str] = frozenset()) -> None:
+    """Every option of ``verb``'s config (but ``skip``) as a positional or a flag, then ``-o`` (flags default
+    to None: :func:`merge_options` fills in the config's defaults)."""
     config = verb.config
     import dataclasses
 
     shared = {f.name for base in config.__mro__[1:] if dataclasses.is_dataclass(base) for f in dataclasses.fields(base)}
-    options = [o for o in config.options() if o[1].cli]
+    options = [o for o in config.options() if o[1].cli and o[0] not in skip]
     # positionals, then the verb's own options, then the shared ones (as `vecgen VERB --help` lists them)
     options.sort(key=lambda o: 0 if o[1].cli_positional else 2 if o[0] in shared else 1)
     p.add_argument("-o", "--output", help=f"output file ({' or '.join(verb.outputs)}; default {verb.default_output})")

@@ -46,7 +46,7 @@ from vecgen.gallery.manifest import (FILES_DIR, FORMAT, FORMAT_VERSION, LOCK, MA
                                      read_manifest, write_manifest)
 from vecgen.gallery.run import RunSummary, check_devices, check_models, check_writable_site, plan, run_gallery
 from vecgen.gallery.site import INDEX, build_site, drawn_text, rank_site, render_page
-from vecgen.gallery.checks import check_options, option_types
+from vecgen.gallery.checks import check_options
 from vecgen.gallery.spec import (MANAGED_OPTIONS, MAX_SEED, UNSUPPORTED_OPTIONS, Job, Spec, accepts_option,
                                  available_functions, function_options, job_hash, load_spec, parse_spec,
                                  required_options, resolve_function)
@@ -54,7 +54,7 @@ from vecgen.gallery.spec import (MANAGED_OPTIONS, MAX_SEED, UNSUPPORTED_OPTIONS,
 __all__ = [
     # spec
     "MANAGED_OPTIONS", "MAX_SEED", "UNSUPPORTED_OPTIONS", "Job", "Spec", "accepts_option", "available_functions",
-    "check_options", "function_options", "job_hash", "load_spec", "option_types", "parse_spec", "required_options",
+    "check_options", "function_options", "job_hash", "load_spec", "parse_spec", "required_options",
     "resolve_function",
     # manifest
     "FILES_DIR", "FORMAT", "FORMAT_VERSION", "LOCK", "MANIFEST", "is_finished", "output_stem", "read_manifest",

@@ -41,7 +41,8 @@ class Strokes:
                  width: tuple[float, float] = (1.0, 8.0), shapes: str = "strokes", background=(1.0, 1.0, 1.0),
                  init: str | FsPath | None = None, seed: int = 0, device: str | torch.device = "cpu",
                  rasterizer: str = "native", lr_points: float = 1.0, lr_width: float = 0.1,
-                 lr_color: float = 0.01, keep_all: bool = False, init_paths: list[Path] | None = None) -> None:
+                 lr_color: float = 0.01, keep_all: bool = False, palette: Tensor | None = None,
+                 colors: int | None = None, init_paths: list[Path] | None = None) -> None:
         """``init``: start from an SVG's paths; ``init_paths``: from these paths (control points in pixels of
         ``size``), e.g. strokes placed by a saliency map. Either replaces the ``strokes`` random ones."""
         w, h = size
@@ -55,6 +56,8 @@ class Strokes:
             raise VecgenError("--width must be MIN,MAX with 0 <= MIN <= MAX")
         self.size = (int(w), int(h))
         self.keep_all = bool(keep_all)
+        # finalize() snaps every stroke/fill colour to the palette (``palette`` (K, 3), or ``colors`` k-means colours)
+        self.palette, self.colors = palette, colors
         self.cleaned: dict[str, int] = {}  # finalize()'s counts: "pruned" (invisible), "dropped" (paint nothing)
         self.width_range = (float(width[0]), float(width[1]))
         self.device = torch.device(device)
@@ -149,9 +152,29 @@ class Strokes:
         self.stroke_rgba.data.clamp_(0, 1)
         self.fill_rgba.data.clamp_(0, 1)
 
+    def colour_values(self) -> Tensor:
+        """``(M, 3)`` RGB of every stroke and fill that is drawn (differentiable): what a palette constrains."""
+        d = self.stroke_rgba.device
+        stroke = torch.tensor([i for i, s in enumerate(self.has_stroke) if s], dtype=torch.long, device=d)
+        fill = torch.tensor([i for i, f in enumerate(self.has_fill) if f], dtype=torch.long, device=d)
+        return torch.cat([self.stroke_rgba[stroke, :3], self.fill_rgba[fill, :3]])
+
+    def snap_colours_(self) -> None:
+        """Put every stroke and fill colour on its nearest palette colour (no-op without a palette)."""
+        if self.palette is None and not self.colors:
+            return
+        from vecgen.params.palette import nearest, palette_for
+
+        with torch.no_grad():
+            pal = palette_for(self.colour_values(), self.palette, self.colors)
+            for rgba in (self.stroke_rgba, self.fill_rgba):
+                rgba[:, :3] = nearest(rgba[:, :3], pal)
+
     def finalize(self) -> None:
-        """Keep only the paths that show: drop those that paint nothing, and (unless ``keep_all``) prune those
-        whose removal changes no pixel by more than :data:`PRUNE_TOLERANCE`. ``render`` and ``svg`` then agree."""
+        """Snap the colours to the palette if there is one, then keep only the paths that show: drop those that
+        paint nothing, and (unless ``keep_all``) prune those whose removal changes no pixel by more than
+        :data:`PRUNE_TOLERANCE`. ``render`` and ``svg`` then agree."""
+        self.snap_colours_()
         scene = self.scene()
         with torch.no_grad():
             paints = paints_something(scene)
