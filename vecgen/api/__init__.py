@@ -20,6 +20,7 @@ from vecgen.api import edit_mapper as _edit_mapper
 from vecgen.api import generate as _generate
 from vecgen.api import mesh as _mesh
 from vecgen.api import paint as _paint
+from vecgen.api import sketch as _sketch
 from vecgen.api import style as _style
 from vecgen.api import style_train as _style_train
 from vecgen.api import vectorize as _vectorize
@@ -35,7 +36,7 @@ from vecgen.options import check_writable, parse_clip, parse_colour, parse_size,
 #: Every verb, by name, in the order the CLI lists them.
 VERBS: dict[str, Verb] = {v.name: v for v in (
     _draw.VERB, _paint.VERB, _generate.VERB, _adapt.VERB, _edit.VERB, _edit_mapper.VERB, _style.VERB, _style_train.VERB,
-    _classify3d.VERB, _classify3d.FIT_VERB, _mesh.VERB, _vectorize.VERB)}
+    _classify3d.VERB, _classify3d.FIT_VERB, _mesh.VERB, _vectorize.VERB, _sketch.VERB)}
 
 def python_name(verb: str) -> str:
     """A verb's name in Python: ``style-train`` is ``vecgen.style_train``."""

@@ -43,11 +43,13 @@ class Strokes:
                  init: str | FsPath | None = None, seed: int = 0, device: str | torch.device = "cpu",
                  rasterizer: str = "native", lr_points: float = 1.0, lr_width: float = 0.1,
                  lr_color: float = 0.01, keep_all: bool = False, palette: Tensor | None = None,
-                 colors: int | None = None) -> None:
+                 colors: int | None = None, init_paths: list[Path] | None = None) -> None:
+        """``init``: start from an SVG's paths; ``init_paths``: from these paths (control points in pixels of
+        ``size``), e.g. strokes placed by a saliency map. Either replaces the ``strokes`` random ones."""
         w, h = size
         if shapes not in SHAPES:
             raise VecgenError(f"unknown --shapes {shapes!r} (choose {', '.join(SHAPES)})")
-        if strokes < 0 or (strokes == 0 and init is None):
+        if strokes < 0 or (strokes == 0 and init is None and not init_paths):
             raise VecgenError("--strokes must be > 0")
         if segments <= 0:
             raise VecgenError("--segments must be > 0")
@@ -65,8 +67,8 @@ class Strokes:
         scale = min(w, h) / 224.0
         self.lrs = {"points": lr_points * scale, "widths": lr_width, "colors": lr_color}
         gen = torch.Generator().manual_seed(seed)
-        paths = self._read_init(init) if init is not None else []
-        paths += self._random_paths(strokes if init is None else 0, segments, shapes, gen)
+        paths = self._read_init(init) if init is not None else list(init_paths or [])
+        paths += self._random_paths(strokes if init is None and not init_paths else 0, segments, shapes, gen)
         self._from_paths(paths)
 
     # ------------------------------------------------------------------ construction
