@@ -172,7 +172,11 @@ def test_field_gradients_reach_colour_and_displacement(tmp_path):
         a, b = field.render(), field.render()
     assert torch.equal(a, b)  # without grad: the fixed cameras
     one = field.cameras(training=True)
-    field.project_()
+    from vecgen.params.base import StepContext
+
+    field.project_()  # clamps only: the cameras move at the end of the step
+    assert torch.equal(one, field.cameras(training=True))
+    field.end_step(StepContext(step=field.step, steps=10))
     assert not torch.equal(one, field.cameras(training=True))  # a new set of cameras each step
 
 
