@@ -1,4 +1,5 @@
 """Helpers shared by the benchmark scripts (timing, peak memory, locating ../shared)."""
+
 from __future__ import annotations
 
 import resource

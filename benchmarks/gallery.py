@@ -13,6 +13,7 @@ manifest after each job) more than the optimization. Columns:
 - ``jobs/min``: jobs / total, the rate a user sees;
 - ``warm jobs/min``: the jobs after the first / the time after the first, once everything is loaded.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,16 +25,34 @@ import tempfile
 import time
 from pathlib import Path
 
-PROMPTS = ["a red circle", "a blue square", "a green tree", "a yellow sun", "a boat on the sea",
-           "a house", "a cat", "a mountain"]
+PROMPTS = [
+    "a red circle",
+    "a blue square",
+    "a green tree",
+    "a yellow sun",
+    "a boat on the sea",
+    "a house",
+    "a cat",
+    "a mountain",
+]
 
 
 def make_spec(jobs: int, steps: int) -> str:
     seeds_per_prompt = 4
     n_prompts = -(-jobs // seeds_per_prompt)
     prompts = [PROMPTS[i % len(PROMPTS)] + ("" if i < len(PROMPTS) else f" #{i}") for i in range(n_prompts)]
-    lines = ['title = "benchmark"', "", "[defaults]", 'clip = "vecgen-tiny-vit@random"', f"steps = {steps}",
-             "strokes = 4", "size = 32", "cutouts = 2", 'device = "cpu"', ""]
+    lines = [
+        'title = "benchmark"',
+        "",
+        "[defaults]",
+        'clip = "vecgen-tiny-vit@random"',
+        f"steps = {steps}",
+        "strokes = 4",
+        "size = 32",
+        "cutouts = 2",
+        'device = "cpu"',
+        "",
+    ]
     left = jobs
     for p in prompts:
         k = min(seeds_per_prompt, left)
@@ -67,10 +86,17 @@ def bench(kind: str, workers: int, spec_path: Path, out: Path) -> dict:
     n = summary.ran
     first = marks.get("first", t0) - t0
     warm = marks.get("last", t0) - marks.get("first", t0)
-    return {"executor": kind, "workers": workers, "jobs": n, "failed": summary.failed,
-            "start_s": round(marks.get("start_s", 0.0), 2), "first_s": round(first, 2), "total_s": round(total, 2),
-            "jobs_per_min": round(60 * n / total, 1) if total > 0 else None,
-            "warm_jobs_per_min": round(60 * (n - 1) / warm, 1) if n > 1 and warm > 0 else None}
+    return {
+        "executor": kind,
+        "workers": workers,
+        "jobs": n,
+        "failed": summary.failed,
+        "start_s": round(marks.get("start_s", 0.0), 2),
+        "first_s": round(first, 2),
+        "total_s": round(total, 2),
+        "jobs_per_min": round(60 * n / total, 1) if total > 0 else None,
+        "warm_jobs_per_min": round(60 * (n - 1) / warm, 1) if n > 1 and warm > 0 else None,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,18 +125,32 @@ def main(argv: list[str] | None = None) -> int:
                     results.append({"executor": kind, "workers": workers, "skipped": "ray is not installed"})
                     continue
             results.append(bench(kind, workers, spec, Path(tmp) / f"site-{kind}-{workers}"))
-    info = {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-            "torch": torch.__version__, "load_avg": [round(x, 2) for x in os.getloadavg()]}
+    info = {
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
+    }
     if args.json:
         print(json.dumps({"machine": info, "jobs": args.jobs, "steps": args.steps, "results": results}, indent=1))
         return 0
     head = ["executor", "workers", "jobs", "start s", "first s", "total s", "jobs/min", "warm jobs/min"]
     keys = ["executor", "workers", "jobs", "start_s", "first_s", "total_s", "jobs_per_min", "warm_jobs_per_min"]
-    rows = [[str(r.get(k, "")) if "skipped" not in r or k in ("executor", "workers") else
-             (r["skipped"] if k == "jobs" else "") for k in keys] for r in results]
+    rows = [
+        [
+            str(r.get(k, ""))
+            if "skipped" not in r or k in ("executor", "workers")
+            else (r["skipped"] if k == "jobs" else "")
+            for k in keys
+        ]
+        for r in results
+    ]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
-    print(f"# {args.jobs} tiny draw jobs, {args.steps} steps; {info['cpus']} CPUs, torch {info['torch']} "
-          f"({info['torch_threads']} threads), load average {info['load_avg'][0]}")
+    print(
+        f"# {args.jobs} tiny draw jobs, {args.steps} steps; {info['cpus']} CPUs, torch {info['torch']} "
+        f"({info['torch_threads']} threads), load average {info['load_avg'][0]}"
+    )
     print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in rows:

@@ -7,6 +7,7 @@ Run before and after a refactor that must change no output byte, and compare::
 
 Needs ../shared (the TAEF2 weights and a mesh); a verb whose input is missing is skipped.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,18 +66,84 @@ def cases(tmp: Path) -> dict[str, list[str]]:
         "draw": ["draw", "a red circle", "--steps", "3", "--size", "64", "--strokes", "4", *TINY, "-o", "o.svg"],
         "draw-png": ["draw", "a red circle", "--steps", "3", "--size", "64", "--strokes", "4", *TINY, "-o", "o.png"],
         "paint": ["paint", "a sunset", "--steps", "3", "--size", "64", *TINY, "-o", "o.png"],
-        "paint-pixels": ["paint", "a mushroom", "--param", "pixels", "--grid", "8x8", "--palette", "4", "--steps",
-                         "3", "--size", "64", *TINY, "-o", "o.png"],
+        "paint-pixels": [
+            "paint",
+            "a mushroom",
+            "--param",
+            "pixels",
+            "--grid",
+            "8x8",
+            "--palette",
+            "4",
+            "--steps",
+            "3",
+            "--size",
+            "64",
+            *TINY,
+            "-o",
+            "o.png",
+        ],
         "generate": ["generate", "an apple", "--generator", TAEF2, "--steps", "3", *TINY, "-o", "o.png"],
-        "adapt": ["adapt", "--generator", TAEF2, "--source", "photo", "--target", "sketch", "--steps", "2",
-                  *TINY, "-o", "o.pt"],
-        "edit": ["edit", str(photo), "leopard", "--generator", TAEF2, "--encoder", ENC, "--steps", "2",
-                 "--invert-steps", "2", *TINY, "-o", "o.png"],
+        "adapt": [
+            "adapt",
+            "--generator",
+            TAEF2,
+            "--source",
+            "photo",
+            "--target",
+            "sketch",
+            "--steps",
+            "2",
+            *TINY,
+            "-o",
+            "o.pt",
+        ],
+        "edit": [
+            "edit",
+            str(photo),
+            "leopard",
+            "--generator",
+            TAEF2,
+            "--encoder",
+            ENC,
+            "--steps",
+            "2",
+            "--invert-steps",
+            "2",
+            *TINY,
+            "-o",
+            "o.png",
+        ],
         "style": ["style", str(photo), "chain mail", "--steps", "2", "--quality", "draft", *TINY, "-o", "o.png"],
-        "mesh": ["mesh", str(mesh), "a red teapot", "--steps", "2", "--size", "64", "--views", "1", "--cutouts", "1",
-                 *TINY, "-o", "o.ply"],
-        "classify3d": ["classify3d", str(tmp / "cloud.xyz"), "--labels", "cube,sphere", "--size", "64",
-                       "--clip", "vecgen-tiny-vit@random", "--json", "-o", "o.json"],
+        "mesh": [
+            "mesh",
+            str(mesh),
+            "a red teapot",
+            "--steps",
+            "2",
+            "--size",
+            "64",
+            "--views",
+            "1",
+            "--cutouts",
+            "1",
+            *TINY,
+            "-o",
+            "o.ply",
+        ],
+        "classify3d": [
+            "classify3d",
+            str(tmp / "cloud.xyz"),
+            "--labels",
+            "cube,sphere",
+            "--size",
+            "64",
+            "--clip",
+            "vecgen-tiny-vit@random",
+            "--json",
+            "-o",
+            "o.json",
+        ],
         "render": ["render", str(mesh), "-o", "o.png", "--size", "64x64"],
     }
 
@@ -102,16 +169,25 @@ def main() -> int:
                 continue
             work = tmp / name
             work.mkdir()
-            r = subprocess.run([sys.executable, "-m", "vecgen", *argv, "-q"] if argv[0] not in ("render", "classify3d")
-                               else [sys.executable, "-m", "vecgen", *argv], cwd=work, capture_output=True,
-                               text=True, timeout=600)
-            files = {p.name: digest(p) for p in sorted(work.rglob("*"))
-                     if p.is_file()}
+            r = subprocess.run(
+                [sys.executable, "-m", "vecgen", *argv, "-q"]
+                if argv[0] not in ("render", "classify3d")
+                else [sys.executable, "-m", "vecgen", *argv],
+                cwd=work,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            files = {p.name: digest(p) for p in sorted(work.rglob("*")) if p.is_file()}
             out[name] = {"rc": str(r.returncode), **files}
             if r.returncode:
                 out[name]["stderr"] = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""
-            print(f"{name:14s} rc={r.returncode} " + " ".join(f"{k}={v}" for k, v in files.items())
-                  + (f"  ({out[name].get('stderr', '')})" if r.returncode else ""), flush=True)
+            print(
+                f"{name:14s} rc={r.returncode} "
+                + " ".join(f"{k}={v}" for k, v in files.items())
+                + (f"  ({out[name].get('stderr', '')})" if r.returncode else ""),
+                flush=True,
+            )
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1, sort_keys=True))
     if a.compare:

@@ -12,6 +12,7 @@ network does not depend on its weights, and nothing is downloaded.
 Uses the real TAEF2 decoder from ../shared/weights/taef2 when present, else a
 randomly initialised decoder of the same architecture (same cost).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,8 +55,9 @@ def _time_optimize(gen, perceptor, steps: int, cutouts: int) -> float:
     from vecgen.params.latent import Latent
     from vecgen.prompts import parse_prompts
 
-    objective = Objective([ClipTerm(perceptor, parse_prompts("a red apple on a table"))],
-                          Cutouts(cutouts, size=perceptor.input_size))
+    objective = Objective(
+        [ClipTerm(perceptor, parse_prompts("a red apple on a table"))], Cutouts(cutouts, size=perceptor.input_size)
+    )
     optimize(Latent(gen, space="w", steps=1), objective, 1, progress=False)  # warm-up (text encoding too)
     param = Latent(gen, space="w", steps=steps)
     t = time.perf_counter()
@@ -88,18 +90,34 @@ def main(argv: list[str] | None = None) -> int:
         gen_s = _time_generator(gen, args.steps)
         for n, perceptor in perceptors.items():
             step_s = _time_optimize(gen, perceptor, args.steps, args.cutouts)
-            rows.append({"size": size, "perceptor": PERCEPTORS[n], "cutouts": args.cutouts,
-                         "s_per_step": round(step_s, 4), "generator_only_s": round(gen_s, 4)})
-    info = {"generator": gen_label, "space": "w", "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "cpu": platform.processor() or platform.machine(), "timed_steps": args.steps, "rows": rows}
+            rows.append(
+                {
+                    "size": size,
+                    "perceptor": PERCEPTORS[n],
+                    "cutouts": args.cutouts,
+                    "s_per_step": round(step_s, 4),
+                    "generator_only_s": round(gen_s, 4),
+                }
+            )
+    info = {
+        "generator": gen_label,
+        "space": "w",
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "timed_steps": args.steps,
+        "rows": rows,
+    }
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
     print(f"# latent optimization, {gen_label}, w space, {info['threads']} torch threads, torch {torch.__version__}")
     print(f"{'size':>6}  {'perceptor':<24} {'cutouts':>7}  {'s/step':>8}  {'generator only':>14}")
     for r in rows:
-        print(f"{r['size']:>6}  {r['perceptor']:<24} {r['cutouts']:>7}  {r['s_per_step']:>8.3f}  "
-              f"{r['generator_only_s']:>14.3f}")
+        print(
+            f"{r['size']:>6}  {r['perceptor']:<24} {r['cutouts']:>7}  {r['s_per_step']:>8.3f}  "
+            f"{r['generator_only_s']:>14.3f}"
+        )
     return 0
 
 

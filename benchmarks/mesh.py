@@ -15,6 +15,7 @@ Quality instead: `vecgen mesh` on real meshes with ImageNet texts (default leopa
 brain coral on the vase and the bunny), then the rank (1 = top) of the text's class
 for a classifier that took no part (the judge) on a fresh front render, before and after.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,8 +82,14 @@ def bench_renderer(vertices, faces, views: int, size: int, device: str, repeat: 
         r.render(vl, f, cl, view).mean().backward()
         _sync(device)
 
-    out = {"faces": int(f.shape[0]), "views": views, "size": size, "fwd_ms": time_ms(fwd, repeat),
-           "fwd_bwd_ms": time_ms(fwd_bwd, repeat), "peak_mb": _peak(fwd_bwd, device)}
+    out = {
+        "faces": int(f.shape[0]),
+        "views": views,
+        "size": size,
+        "fwd_ms": time_ms(fwd, repeat),
+        "fwd_bwd_ms": time_ms(fwd_bwd, repeat),
+        "peak_mb": _peak(fwd_bwd, device),
+    }
     out["pairs"] = r.last.pairs
     return out
 
@@ -98,8 +105,9 @@ def perceptor_fwd_bwd(perceptor, n: int, size: int, device: str):
     return run
 
 
-def bench_step(vertices, faces, clip: str, device: str, repeat: int, views: int = 5, cutouts: int = 2,
-               size: int = 224) -> dict:
+def bench_step(
+    vertices, faces, clip: str, device: str, repeat: int, views: int = 5, cutouts: int = 2, size: int = 224
+) -> dict:
     from vecgen.api._run import view_style
     from vecgen.augment import make_views
     from vecgen.backends.perceptors import load_perceptor
@@ -110,8 +118,10 @@ def bench_step(vertices, faces, clip: str, device: str, repeat: int, views: int 
 
     per = load_perceptor(clip, device)
     param = StyleField(vertices, faces, size=(size, size), views=views, device=device)
-    objective = Objective([ClipTerm(per, parse_prompts("a colorful crochet vase"))],
-                          make_views(view_style([(per, 1.0)]), cutouts, max(224, per.input_size)))
+    objective = Objective(
+        [ClipTerm(per, parse_prompts("a colorful crochet vase"))],
+        make_views(view_style([(per, 1.0)]), cutouts, max(224, per.input_size)),
+    )
     opt = torch.optim.Adam([{k: v for k, v in g.items() if k != "name"} for g in param.param_groups()])
     gen = torch.Generator().manual_seed(1)
 
@@ -132,9 +142,16 @@ def bench_step(vertices, faces, clip: str, device: str, repeat: int, views: int 
     n_views = views * max(1, cutouts)
     per_ms = time_ms(perceptor_fwd_bwd(per, n_views, max(224, per.input_size), device), repeat, warmup=1)
     step_ms = time_ms(step, repeat, warmup=1)
-    return {"clip": clip, "views": views, "cutouts": cutouts, "perceptor_views": n_views, "step_ms": step_ms,
-            "field_fwd_bwd_ms": time_ms(field_only, repeat, warmup=1), "perceptor_fwd_bwd_ms": per_ms,
-            "ratio": step_ms / per_ms}
+    return {
+        "clip": clip,
+        "views": views,
+        "cutouts": cutouts,
+        "perceptor_views": n_views,
+        "step_ms": step_ms,
+        "field_fwd_bwd_ms": time_ms(field_only, repeat, warmup=1),
+        "perceptor_fwd_bwd_ms": per_ms,
+        "ratio": step_ms / per_ms,
+    }
 
 
 def quality(args) -> dict:
@@ -158,21 +175,46 @@ def quality(args) -> dict:
                 return int((logits > logits[cls]).sum()) + 1
 
             before: list[int] = []
-            res = vecgen.mesh(path, text, clip=args.clip, perceptors=per, steps=args.steps, lr=args.lr,
-                              seed=args.seed, quiet=True, device=args.device, max_displacement=args.max_displacement,
-                              cutouts=args.cutouts,
-                              callbacks=[lambda step, p, v, before=before, rank=rank: before.append(rank(p)) if step == 1 else None])
-            rows.append({"mesh": mesh, "text": text, "class": cls, "rank_step1": before[0] if before else None,
-                         "rank": rank(res.param), "loss_first": res.history[0]["total"],
-                         "loss_last": res.history[-1]["total"]})
+            res = vecgen.mesh(
+                path,
+                text,
+                clip=args.clip,
+                perceptors=per,
+                steps=args.steps,
+                lr=args.lr,
+                seed=args.seed,
+                quiet=True,
+                device=args.device,
+                max_displacement=args.max_displacement,
+                cutouts=args.cutouts,
+                callbacks=[lambda step, p, v, before=before, rank=rank: before.append(rank(p)) if step == 1 else None],
+            )
+            rows.append(
+                {
+                    "mesh": mesh,
+                    "text": text,
+                    "class": cls,
+                    "rank_step1": before[0] if before else None,
+                    "rank": rank(res.param),
+                    "loss_first": res.history[0]["total"],
+                    "loss_last": res.history[-1]["total"],
+                }
+            )
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
             if args.save:
                 stem = Path(args.save) / f"mesh_{Path(mesh).stem}_{text.replace(' ', '_')}"
                 res.save(f"{stem}.ply")
                 res.turntable(f"{stem}_turntable.png", frames=6)
-    return {"clip": args.clip, "judge": args.judge, "steps": args.steps, "lr": args.lr, "rows": rows,
-            "max_displacement": args.max_displacement, "cutouts": args.cutouts,
-            "threads": torch.get_num_threads()}
+    return {
+        "clip": args.clip,
+        "judge": args.judge,
+        "steps": args.steps,
+        "lr": args.lr,
+        "rows": rows,
+        "max_displacement": args.max_displacement,
+        "cutouts": args.cutouts,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main() -> None:
@@ -201,9 +243,11 @@ def main() -> None:
         if args.json:
             print(json.dumps(q, indent=1))
             return
-        print(f"{q['clip']} optimizes ({q['steps']} steps, lr {q['lr']:g}, max displacement "
-              f"{q['max_displacement']:g}, {q['cutouts']} cutouts); {q['judge']} ranks the class on a "
-              "fresh front render (1 = top of 1000)")
+        print(
+            f"{q['clip']} optimizes ({q['steps']} steps, lr {q['lr']:g}, max displacement "
+            f"{q['max_displacement']:g}, {q['cutouts']} cutouts); {q['judge']} ranks the class on a "
+            "fresh front render (1 = top of 1000)"
+        )
         print(f"| mesh | text | rank after 1 step | rank after {q['steps']} steps |")
         print("| --- | --- | --- | --- |")
         for r in q["rows"]:
@@ -217,16 +261,24 @@ def main() -> None:
     rows = {f"{name} 5x224": bench_renderer(vertices, faces, 5, 224, args.device, args.repeat)}
     if not args.no_big:
         big = trimesh.creation.icosphere(subdivisions=7)
-        rows["icosphere 100k 1x512"] = bench_renderer(big.vertices, big.faces[:100_000], 1, 512, args.device,
-                                                      max(1, args.repeat - 2))
+        rows["icosphere 100k 1x512"] = bench_renderer(
+            big.vertices, big.faces[:100_000], 1, 512, args.device, max(1, args.repeat - 2)
+        )
     per = load_perceptor(args.clip, args.device)
     size = max(224, per.input_size)
     per_ms = time_ms(perceptor_fwd_bwd(per, 5, size, args.device), args.repeat, warmup=1)
     main_row = rows[f"{name} 5x224"]
     step = bench_step(vertices, faces, args.clip, args.device, args.repeat)
-    result = {"renderer": rows, "perceptor": args.clip, "perceptor_fwd_bwd_5_ms": per_ms,
-              "render_ratio": main_row["fwd_bwd_ms"] / per_ms, "step": step, "device": args.device,
-              "threads": torch.get_num_threads(), "peak_rss_mb": peak_rss_mb()}
+    result = {
+        "renderer": rows,
+        "perceptor": args.clip,
+        "perceptor_fwd_bwd_5_ms": per_ms,
+        "render_ratio": main_row["fwd_bwd_ms"] / per_ms,
+        "step": step,
+        "device": args.device,
+        "threads": torch.get_num_threads(),
+        "peak_rss_mb": peak_rss_mb(),
+    }
     if args.json:
         print(json.dumps(result, indent=1))
         return
@@ -236,10 +288,12 @@ def main() -> None:
         print(f"{k:22s} {r['faces']:7d} {r['fwd_ms']:8.1f} {r['fwd_bwd_ms']:11.1f} {r['peak_mb']:8.1f} {r['pairs']:9d}")
     print(f"perceptor {args.clip} fwd+bwd on the 5 views: {per_ms:.1f} ms")
     print(f"ratio renderer fwd+bwd / perceptor = {result['render_ratio']:.2f}  (target <= 0.3)")
-    print(f"one vecgen mesh step ({step['views']} views x {step['cutouts']} cutouts, MLP 4x256): "
-          f"{step['step_ms']:.1f} ms (style field alone fwd+bwd {step['field_fwd_bwd_ms']:.1f} ms); perceptor on "
-          f"its {step['perceptor_views']} views {step['perceptor_fwd_bwd_ms']:.1f} ms; ratio {step['ratio']:.2f}  "
-          f"(target <= 1.5)")
+    print(
+        f"one vecgen mesh step ({step['views']} views x {step['cutouts']} cutouts, MLP 4x256): "
+        f"{step['step_ms']:.1f} ms (style field alone fwd+bwd {step['field_fwd_bwd_ms']:.1f} ms); perceptor on "
+        f"its {step['perceptor_views']} views {step['perceptor_fwd_bwd_ms']:.1f} ms; ratio {step['ratio']:.2f}  "
+        f"(target <= 1.5)"
+    )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ with bicubic: a class that lives in fine texture does not survive it) and in
 1/255 (``vecgen.params.strokes.removal_effect``). Summary rows add thumbnail and
 grey top-5, mean ink, paths and bytes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -113,8 +114,11 @@ def svg_facts(path: Path) -> dict:
     scene = read_svg(path)
     with torch.no_grad():
         effect = removal_effect(scene, get_rasterizer("native"))
-    return {"paths": len(scene.paths), "bytes": path.stat().st_size,
-            "invisible": int((effect <= PRUNE_TOLERANCE).sum())}
+    return {
+        "paths": len(scene.paths),
+        "bytes": path.stat().st_size,
+        "invisible": int((effect <= PRUNE_TOLERANCE).sum()),
+    }
 
 
 @torch.no_grad()
@@ -138,16 +142,25 @@ def perceptors_for(spec: str, embedding: str | None) -> list:
     return _LOADED[spec]
 
 
-def draw_one(row: str, cls: str, seed: int, optimize: str, steps: int | None, out: Path,
-             embedding: str | None = None, extra: dict | None = None) -> tuple[Path, float]:
+def draw_one(
+    row: str,
+    cls: str,
+    seed: int,
+    optimize: str,
+    steps: int | None,
+    out: Path,
+    embedding: str | None = None,
+    extra: dict | None = None,
+) -> tuple[Path, float]:
     verb, opts, clip = ROWS[row]
     opts = {**opts, **(extra or {} if verb == "draw" else {})}
     if steps is not None:
         opts["steps"] = steps
     spec = clip or optimize
     t = time.perf_counter()
-    res = getattr(vecgen, verb)(cls, clip=spec, perceptors=perceptors_for(spec, embedding), seed=seed,
-                                quiet=True, device="cpu", **opts)
+    res = getattr(vecgen, verb)(
+        cls, clip=spec, perceptors=perceptors_for(spec, embedding), seed=seed, quiet=True, device="cpu", **opts
+    )
     path = out / f"{row}-{resolve(cls)}-{seed}{'.svg' if verb == 'draw' else '.png'}"
     res.save(path)
     return path, time.perf_counter() - t
@@ -174,8 +187,11 @@ def make_grid(records: list[dict], path: Path, judge: str, columns: int = 5, cel
         for k, (key, what) in enumerate((("rank", "drawing"), ("thumb_rank", "thumbnail"))):
             if key in r:
                 verdict = "top-1" if r[key] == 1 else f"rank {r[key]}"
-                pen.text((x + 4, y + half + 17 + 15 * k), f"{what}: {verdict}",
-                         fill="darkgreen" if r[key] <= 5 else "firebrick")
+                pen.text(
+                    (x + 4, y + half + 17 + 15 * k),
+                    f"{what}: {verdict}",
+                    fill="darkgreen" if r[key] <= 5 else "firebrick",
+                )
     grid.save(path)
 
 
@@ -185,10 +201,13 @@ SUMMARY_KEYS = ("top1", "top5", "thumb_top5", "grey_top5", "p", "ink", "paths", 
 def seed_summary(recs: list[dict]) -> dict:
     """One seed's drawings -> the summary row's values (shares of the classes, means)."""
     n = len(recs)
-    return {"top1": sum(r["rank"] == 1 for r in recs) / n, "top5": sum(r["rank"] <= 5 for r in recs) / n,
-            "thumb_top5": sum(r["thumb_rank"] <= 5 for r in recs) / n,
-            "grey_top5": sum(r["grey_rank"] <= 5 for r in recs) / n,
-            **{k: statistics.fmean(r[k] for r in recs) for k in ("p", "ink", "paths", "bytes", "invisible", "s")}}
+    return {
+        "top1": sum(r["rank"] == 1 for r in recs) / n,
+        "top5": sum(r["rank"] <= 5 for r in recs) / n,
+        "thumb_top5": sum(r["thumb_rank"] <= 5 for r in recs) / n,
+        "grey_top5": sum(r["grey_rank"] <= 5 for r in recs) / n,
+        **{k: statistics.fmean(r[k] for r in recs) for k in ("p", "ink", "paths", "bytes", "invisible", "s")},
+    }
 
 
 def main() -> None:
@@ -207,14 +226,18 @@ def main() -> None:
     ap.add_argument("--log", default=None, help="append one JSON line per drawing here")
     ap.add_argument("--grid", default=None, help="write a picture of the drawings with the judge's verdicts")
     ap.add_argument("--grid-from", default=None, help="make --grid from a --log file of an earlier run (no drawing)")
-    ap.add_argument("--draw", default=None, help="JSON of draw options for the draw rows, e.g. "
-                    "'{\"strokes\": 32, \"width\": \"2,12\"}'")
+    ap.add_argument(
+        "--draw", default=None, help='JSON of draw options for the draw rows, e.g. \'{"strokes": 32, "width": "2,12"}\''
+    )
     args = ap.parse_args()
     extra = json.loads(args.draw) if args.draw else {}
     if args.grid_from:
         recs = [json.loads(ln) for ln in Path(args.grid_from).read_text().splitlines() if ln.strip()]
-        make_grid([r for r in recs if r["row"] == "defaults" and r["seed"] == recs[0]["seed"]] or recs,
-                  Path(args.grid or "perception_grid.png"), args.judge.replace("efficientnet-", ""))
+        make_grid(
+            [r for r in recs if r["row"] == "defaults" and r["seed"] == recs[0]["seed"]] or recs,
+            Path(args.grid or "perception_grid.png"),
+            args.judge.replace("efficientnet-", ""),
+        )
         return
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -234,10 +257,19 @@ def main() -> None:
                 image = render_output(path, 224)
                 index = resolve(cls)
                 rank, p = judge_image(judge, image, index)
-                rec = {"row": row, "class": cls, "seed": seed, "rank": rank, "p": p,
-                       "thumb_rank": judge_image(judge, thumbnail(image), index)[0],
-                       "grey_rank": judge_image(judge, greyscale(image), index)[0],
-                       "ink": ink(image), **svg_facts(path), "s": s, "file": str(path)}
+                rec = {
+                    "row": row,
+                    "class": cls,
+                    "seed": seed,
+                    "rank": rank,
+                    "p": p,
+                    "thumb_rank": judge_image(judge, thumbnail(image), index)[0],
+                    "grey_rank": judge_image(judge, greyscale(image), index)[0],
+                    "ink": ink(image),
+                    **svg_facts(path),
+                    "s": s,
+                    "file": str(path),
+                }
                 recs.append(rec)
                 if args.log:
                     with open(args.log, "a") as f:
@@ -249,19 +281,35 @@ def main() -> None:
             summary[key] = statistics.fmean(vals)
             summary[key + "_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
         table.append(summary)
-    result = {"optimize": args.optimize, "embedding": args.embedding or "default", "judge": args.judge, "threads": torch.get_num_threads(),
-              "top5": table[0]["top5"], "thumb_top5": table[0]["thumb_top5"], "rows": table, "drawings": str(out)}
+    result = {
+        "optimize": args.optimize,
+        "embedding": args.embedding or "default",
+        "judge": args.judge,
+        "threads": torch.get_num_threads(),
+        "top5": table[0]["top5"],
+        "thumb_top5": table[0]["thumb_top5"],
+        "rows": table,
+        "drawings": str(out),
+    }
     if args.json:
         print(json.dumps(result, indent=1))
         return
-    print(f"draw ImageNet classes with {args.optimize}, judged by {args.judge} "
-          f"({len(classes)} classes x {len(seeds)} seeds; mean ± std over seeds)")
-    print(f"{'row':10s} {'top-1':>13s} {'top-5':>13s} {'thumb top-5':>13s} {'grey top-5':>13s} {'ink':>13s} "
-          f"{'paths':>7s} {'bytes':>8s} {'idle paths':>10s} {'s/drawing':>10s}")
+    print(
+        f"draw ImageNet classes with {args.optimize}, judged by {args.judge} "
+        f"({len(classes)} classes x {len(seeds)} seeds; mean ± std over seeds)"
+    )
+    print(
+        f"{'row':10s} {'top-1':>13s} {'top-5':>13s} {'thumb top-5':>13s} {'grey top-5':>13s} {'ink':>13s} "
+        f"{'paths':>7s} {'bytes':>8s} {'idle paths':>10s} {'s/drawing':>10s}"
+    )
     for r in table:
-        print(f"{r['row']:10s} " + " ".join(f"{r[k]:6.2f} ± {r[k + '_std']:4.2f}"
-                                           for k in ("top1", "top5", "thumb_top5", "grey_top5", "ink"))
-              + f" {r['paths']:7.1f} {r['bytes']:8.0f} {r['invisible']:10.1f} {r['s']:10.1f}")
+        print(
+            f"{r['row']:10s} "
+            + " ".join(
+                f"{r[k]:6.2f} ± {r[k + '_std']:4.2f}" for k in ("top1", "top5", "thumb_top5", "grey_top5", "ink")
+            )
+            + f" {r['paths']:7.1f} {r['bytes']:8.0f} {r['invisible']:10.1f} {r['s']:10.1f}"
+        )
     print(f"drawings in {out}; classes: {', '.join(class_name(resolve(c)) for c in classes)}")
 
 

@@ -17,6 +17,7 @@ shape prompts on shaded meshes (``--shaded``): the same posed primitive meshes d
 vecgen's own triangle renderer in one colour, 4 side views, the solid picked among
 "a COLOUR shaded SOLID" -- what ``vecgen mesh`` shape prompts need the model to see.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,8 +70,9 @@ def posed_mesh(label: str, rng: np.random.Generator):
     if rng.random() < 0.5:
         rot = trimesh.transformations.random_rotation_matrix(rng.random(3))
     else:  # upright (trimesh's +z to our +y), a turn about the vertical
-        rot = trimesh.transformations.rotation_matrix(rng.uniform(0, 2 * math.pi), [0, 1, 0]) @ \
-            trimesh.transformations.rotation_matrix(-math.pi / 2, [1, 0, 0])
+        rot = trimesh.transformations.rotation_matrix(
+            rng.uniform(0, 2 * math.pi), [0, 1, 0]
+        ) @ trimesh.transformations.rotation_matrix(-math.pi / 2, [1, 0, 0])
     mesh.apply_transform(rot)
     return mesh
 
@@ -165,8 +167,14 @@ def main() -> None:
     perceptors = [(load_perceptor(args.clip), 1.0)]
     clouds, target = test_set(args.n, args.seed)
     target = torch.as_tensor(target)
-    out: dict = {"clip": args.clip, "n": len(clouds), "template": DEFAULT_TEMPLATE, "keep_outliers": args.keep_outliers,
-                 "zero_shot": {}, "few_shot": {}}
+    out: dict = {
+        "clip": args.clip,
+        "n": len(clouds),
+        "template": DEFAULT_TEMPLATE,
+        "keep_outliers": args.keep_outliers,
+        "zero_shot": {},
+        "few_shot": {},
+    }
     feats6 = None
     for v in [int(x) for x in args.views.split(",")]:
         enc = Encoder(perceptors, v, None, 1.5, clean=not args.keep_outliers)
@@ -181,8 +189,10 @@ def main() -> None:
         if v == 6:
             feats6, text6, enc6 = feats, text, enc
         if not args.json:
-            print(f"views {v:2d}: zero-shot {acc:.3f} (searched weights {best:.3f}), {len(clouds) / sec:.1f} clouds/s",
-                  file=sys.stderr)
+            print(
+                f"views {v:2d}: zero-shot {acc:.3f} (searched weights {best:.3f}), {len(clouds) / sec:.1f} clouds/s",
+                file=sys.stderr,
+            )
     if feats6 is not None:
         train, train_y = test_set(16, args.seed + 1)
         tr_feats = enc6.features(train, 32)
@@ -204,16 +214,20 @@ def main() -> None:
             times.append(time.perf_counter() - t)
         out["ms_per_cloud"] = 1000 * sorted(times)[3]
     if args.shaded > 0:
-        out["shaded_meshes"] = {"accuracy": shaded_accuracy(perceptors[0][0], args.shaded, args.seed + 2),
-                                "n": args.shaded * len(LABELS)}
+        out["shaded_meshes"] = {
+            "accuracy": shaded_accuracy(perceptors[0][0], args.shaded, args.seed + 2),
+            "n": args.shaded * len(LABELS),
+        }
         if not args.json:
             print(f"shaded meshes: {out['shaded_meshes']['accuracy']:.3f}", file=sys.stderr)
         out["eval_clouds_per_s"] = out["zero_shot"][6]["clouds_per_s"]
     if args.json:
         print(json.dumps(out, indent=1))
         return
-    print(f"PointCLIP on six primitives (independent sampler), {args.clip}, {len(clouds)} test clouds, "
-          f"{args.threads} thread(s), stray points {'kept' if args.keep_outliers else 'dropped'}")
+    print(
+        f"PointCLIP on six primitives (independent sampler), {args.clip}, {len(clouds)} test clouds, "
+        f"{args.threads} thread(s), stray points {'kept' if args.keep_outliers else 'dropped'}"
+    )
     print("| views | zero-shot | with searched view weights | clouds/s |\n| --- | --- | --- | --- |")
     for v, r in out["zero_shot"].items():
         print(f"| {v} | {r['accuracy']:.3f} | {r['searched_weights_accuracy']:.3f} | {r['clouds_per_s']:.1f} |")
@@ -221,11 +235,15 @@ def main() -> None:
         print("\n| shots per class | adapter accuracy (6 views) |\n| --- | --- |")
         for k, r in out["few_shot"].items():
             print(f"| {k} | {r['accuracy']:.3f} |")
-        print(f"\nms per cloud (1,024 points, 6 views): {out['ms_per_cloud']:.1f}; "
-              f"--eval batches: {out['eval_clouds_per_s']:.1f} clouds/s")
+        print(
+            f"\nms per cloud (1,024 points, 6 views): {out['ms_per_cloud']:.1f}; "
+            f"--eval batches: {out['eval_clouds_per_s']:.1f} clouds/s"
+        )
     if "shaded_meshes" in out:
-        print(f"shape prompts on {out['shaded_meshes']['n']} shaded meshes (vecgen's renderer, 4 views, "
-              f"\"a COLOUR shaded SOLID\"): {out['shaded_meshes']['accuracy']:.3f}")
+        print(
+            f"shape prompts on {out['shaded_meshes']['n']} shaded meshes (vecgen's renderer, 4 views, "
+            f'"a COLOUR shaded SOLID"): {out["shaded_meshes"]["accuracy"]:.3f}'
+        )
 
 
 if __name__ == "__main__":

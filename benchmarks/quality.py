@@ -12,6 +12,7 @@ the mini models: 32 filled blobs) unless --strokes/--shapes/--segments/--width
 say otherwise. ``--compare-no-aug`` repeats with ``--cutouts 0`` to test whether
 augmentation prevents images that fool only the optimizer.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,9 +52,14 @@ def distractors(prompt: str) -> list[str]:
                         plural = "es"
                     elif plural:
                         plural = "s"
-                    head = re.sub(r"\b(an?) $", lambda a, alt=alt, plural=plural: ("an " if alt[0] in "aeiou" else "a ") if not plural else a.group(0),
-                                  prompt[:m.start()])  # "an orange circle" -> "a red circle"
-                    out.append(head + alt + plural + prompt[m.end():])
+                    head = re.sub(
+                        r"\b(an?) $",
+                        lambda a, alt=alt, plural=plural: (
+                            ("an " if alt[0] in "aeiou" else "a ") if not plural else a.group(0)
+                        ),
+                        prompt[: m.start()],
+                    )  # "an orange circle" -> "a red circle"
+                    out.append(head + alt + plural + prompt[m.end() :])
                     break
             break
     return out
@@ -74,8 +80,15 @@ def run(args, cutouts: int) -> dict:
     for i in todo:
         prompt = prompts[i]
         t = time.perf_counter()
-        common = dict(steps=args.steps, cutouts=cutouts, seed=args.seed, device=str(dev), perceptors=opt, quiet=True,
-                      views=args.views)
+        common = dict(
+            steps=args.steps,
+            cutouts=cutouts,
+            seed=args.seed,
+            device=str(dev),
+            perceptors=opt,
+            quiet=True,
+            views=args.views,
+        )
         if args.param == "strokes":
             res = api.draw(prompt, **common, **options(args, ("size", "strokes", "shapes", "width", "segments")))
         else:
@@ -89,22 +102,41 @@ def run(args, cutouts: int) -> dict:
             sims = (emb @ judge.encode_text(cands).t())[0]
         rank = int((sims > sims[0]).sum()) + 1
         rival = cands[int(sims[1:].argmax()) + 1]  # the judge's favourite wrong caption
-        rows.append({"prompt": prompt, "rank": rank, "judge_cos": float(sims[0]), "sec": sec,
-                     "n_candidates": len(cands), "rival": rival})
+        rows.append(
+            {
+                "prompt": prompt,
+                "rank": rank,
+                "judge_cos": float(sims[0]),
+                "sec": sec,
+                "n_candidates": len(cands),
+                "rival": rival,
+            }
+        )
         if args.save:
             out = Path(args.save)
             out.mkdir(parents=True, exist_ok=True)
             res.image.save(out / f"{i + 1:02d}_c{cutouts}.png")
         if not args.json:
-            print(f"{i + 1:3d}/{len(prompts)} rank {rank:3d}/{len(cands)} cos {float(sims[0]):.3f} {sec:5.1f}s  {prompt}"
-                  + ("" if rank == 1 else f"  (judge prefers: {rival})"), file=sys.stderr)
+            print(
+                f"{i + 1:3d}/{len(prompts)} rank {rank:3d}/{len(cands)} cos {float(sims[0]):.3f} {sec:5.1f}s  {prompt}"
+                + ("" if rank == 1 else f"  (judge prefers: {rival})"),
+                file=sys.stderr,
+            )
     n = len(rows)
-    return {"param": args.param, "clip": args.clip, "judge": args.judge, "steps": res.settings["steps"],
-            "cutouts": cutouts, "views": res.settings.get("views"),
-            **({"draw": {k: res.settings[k] for k in ("shapes", "strokes")}} if args.param == "strokes" else {}),
-            "top3": sum(r["rank"] <= 3 for r in rows) / n,
-            "top1": sum(r["rank"] == 1 for r in rows) / n, "mean_judge_cos": sum(r["judge_cos"] for r in rows) / n,
-            "sec_per_prompt": sum(r["sec"] for r in rows) / n, "prompts": rows}
+    return {
+        "param": args.param,
+        "clip": args.clip,
+        "judge": args.judge,
+        "steps": res.settings["steps"],
+        "cutouts": cutouts,
+        "views": res.settings.get("views"),
+        **({"draw": {k: res.settings[k] for k in ("shapes", "strokes")}} if args.param == "strokes" else {}),
+        "top3": sum(r["rank"] <= 3 for r in rows) / n,
+        "top1": sum(r["rank"] == 1 for r in rows) / n,
+        "mean_judge_cos": sum(r["judge_cos"] for r in rows) / n,
+        "sec_per_prompt": sum(r["sec"] for r in rows) / n,
+        "prompts": rows,
+    }
 
 
 def main() -> None:
@@ -135,11 +167,15 @@ def main() -> None:
     if args.json:
         print(json.dumps(results[0] if len(results) == 1 else {**results[0], "no_aug": results[1]}, indent=1))
         return
-    print(f"{'param':8s} {'clip':10s} {'judge':10s} {'cutouts':>7s} {'top1':>6s} {'top3':>6s} {'judge cos':>9s} "
-          f"{'s/prompt':>9s}")
+    print(
+        f"{'param':8s} {'clip':10s} {'judge':10s} {'cutouts':>7s} {'top1':>6s} {'top3':>6s} {'judge cos':>9s} "
+        f"{'s/prompt':>9s}"
+    )
     for r in results:
-        print(f"{r['param']:8s} {r['clip']:10s} {r['judge']:10s} {r['cutouts']:7d} {r['top1']:6.2f} {r['top3']:6.2f} "
-              f"{r['mean_judge_cos']:9.3f} {r['sec_per_prompt']:9.1f}")
+        print(
+            f"{r['param']:8s} {r['clip']:10s} {r['judge']:10s} {r['cutouts']:7d} {r['top1']:6.2f} {r['top3']:6.2f} "
+            f"{r['mean_judge_cos']:9.3f} {r['sec_per_prompt']:9.1f}"
+        )
 
 
 if __name__ == "__main__":

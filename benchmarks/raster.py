@@ -6,6 +6,7 @@ Prints forward and forward+backward ms for strokes_thin, blobs and dense_512,
 the forward+backward time of CLIP ViT-B-32 (random weights) on 4 cutouts of
 224x224, and ratio = strokes_thin fwd+bwd / CLIP (target <= 0.2).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -111,8 +112,14 @@ def main() -> None:
     clip = load_perceptor("ViT-B-32@random", args.device)
     clip_ms = time_ms(clip_fwd_bwd(clip, 4), args.repeat, warmup=1)
     ratio = scenes["strokes_thin"]["fwd_bwd_ms"] / clip_ms
-    result = {"scenes": scenes, "clip_fwd_bwd_ms": clip_ms, "ratio": ratio, "device": args.device,
-              "threads": torch.get_num_threads(), "peak_rss_mb": peak_rss_mb()}
+    result = {
+        "scenes": scenes,
+        "clip_fwd_bwd_ms": clip_ms,
+        "ratio": ratio,
+        "device": args.device,
+        "threads": torch.get_num_threads(),
+        "peak_rss_mb": peak_rss_mb(),
+    }
     if args.json:
         print(json.dumps(result, indent=1))
         return

@@ -19,6 +19,7 @@ prompt: ``--clip auto``, offline that is mini-vit; 224 px, 300 steps):
 - ``stop s``: from the Stop call until the job's result arrives;
 - ``exit s``: from SIGINT until the process has exited.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,8 +63,12 @@ def start(threads: int, folder: Path) -> tuple[subprocess.Popen, str, float]:
     url = f"http://127.0.0.1:{port}/"
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
     t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "vecgen", "studio", "--port", str(port), "--share-dir",
-                             str(folder)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vecgen", "studio", "--port", str(port), "--share-dir", str(folder)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     while not answers(url):
         if proc.poll() is not None:
             raise SystemExit(f"the studio exited with {proc.returncode}")
@@ -121,8 +126,15 @@ def main(argv: list[str] | None = None) -> int:
                     run = first_frame(url, proc.pid)
             finally:
                 exits.append(stop(proc))
-    out = {"machine": f"{platform.machine()} {os.cpu_count()} cpus", "threads": args.threads, "repeat": args.repeat,
-           "page_s": pages, "idle_rss_mb": idles, "exit_s": exits, **run}
+    out = {
+        "machine": f"{platform.machine()} {os.cpu_count()} cpus",
+        "threads": args.threads,
+        "repeat": args.repeat,
+        "page_s": pages,
+        "idle_rss_mb": idles,
+        "exit_s": exits,
+        **run,
+    }
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
@@ -130,16 +142,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"`python benchmarks/studio.py --threads {args.threads} --repeat {args.repeat}` ({out['machine']}):\n")
     print("| measure | value |")
     print("| --- | --- |")
-    print(f"| start-up to the page answering (median of {len(pages)}) | {med(pages):.1f} s "
-          f"(min {min(pages):.1f}, max {max(pages):.1f}) |")
+    print(
+        f"| start-up to the page answering (median of {len(pages)}) | {med(pages):.1f} s "
+        f"(min {min(pages):.1f}, max {max(pages):.1f}) |"
+    )
     print(f"| idle server RSS (median) | {med(idles):.0f} MB |")
     if run:
         ff = run["first_frame_s"]
-        print(f"| first preview frame of a default draw (first run: imports torch, loads the model) | "
-              f"{'none' if ff is None else f'{ff:.1f} s'} |")
+        print(
+            f"| first preview frame of a default draw (first run: imports torch, loads the model) | "
+            f"{'none' if ff is None else f'{ff:.1f} s'} |"
+        )
         wf = run["warm_first_frame_s"]
-        print(f"| first preview frame of the next default draw (torch and the model loaded) | "
-              f"{'none' if wf is None else f'{wf:.1f} s'} |")
+        print(
+            f"| first preview frame of the next default draw (torch and the model loaded) | "
+            f"{'none' if wf is None else f'{wf:.1f} s'} |"
+        )
         print(f"| Stop to result | {run['stop_s']:.2f} s |")
         print(f"| server RSS after a run | {run['rss_after_run_mb']:.0f} MB |")
     print(f"| SIGINT to exit (median) | {med(exits):.1f} s |")

@@ -24,6 +24,7 @@
 Perceptors use random weights (``@random``) for the timings: a network's cost does
 not depend on its weights. Nothing is downloaded.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-PERCEPTORS = {"tiny": "vecgen-tiny-vit@random", "vit": "ViT-B-32@random", "mini": "mini-vit",
-              "lite0": "efficientnet-lite0"}
+PERCEPTORS = {
+    "tiny": "vecgen-tiny-vit@random",
+    "vit": "ViT-B-32@random",
+    "mini": "mini-vit",
+    "lite0": "efficientnet-lite0",
+}
 
 
 def _photo(name: str, size: tuple[int, int] | None = None):
@@ -88,15 +93,31 @@ def bench_step(name: str, crops: int, steps: int, content: str) -> dict:
     spec = PERCEPTORS.get(name, name)
     img = _photo("chelsea", (768, 512))
     stamps: list[float] = []
-    res = vecgen.style(img, "chain mail", clip=spec, content_model=content, steps=steps + 1, work_size=512,
-                       crops=crops, quiet=True, callbacks=[lambda *a: stamps.append(time.perf_counter())])
+    res = vecgen.style(
+        img,
+        "chain mail",
+        clip=spec,
+        content_model=content,
+        steps=steps + 1,
+        work_size=512,
+        crops=crops,
+        quiet=True,
+        callbacks=[lambda *a: stamps.append(time.perf_counter())],
+    )
     per_step = (stamps[-1] - stamps[0]) / steps  # the first step (text encoding, warm-up) is left out
     perceptors = load_perceptors(spec, torch.device("cpu"))
     content_p = content_perceptor(res.settings["content_model"], perceptors, torch.device("cpu"))
     own = perceptor_cost(perceptors, content_p, crops, tuple(res.settings["work_size"]))
-    return {"table": "step", "perceptor": spec, "content_model": res.settings["content_model"], "crops": crops,
-            "work_size": "x".join(map(str, res.settings["work_size"])), "s_per_step": round(per_step, 3),
-            "perceptors_s": round(own, 3), "ratio": round(per_step / own, 2)}
+    return {
+        "table": "step",
+        "perceptor": spec,
+        "content_model": res.settings["content_model"],
+        "crops": crops,
+        "work_size": "x".join(map(str, res.settings["work_size"])),
+        "s_per_step": round(per_step, 3),
+        "perceptors_s": round(own, 3),
+        "ratio": round(per_step / own, 2),
+    }
 
 
 MEMORY_SCRIPT = """
@@ -115,13 +136,23 @@ def bench_memory(name: str, crops: int, threads: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "big.jpg"
         _photo("astronaut", (4000, 3000)).save(path, quality=90)
-        out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(path), spec, str(threads), str(crops)],
-                             capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+        out = subprocess.run(
+            [sys.executable, "-c", MEMORY_SCRIPT, str(path), spec, str(threads), str(crops)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": str(threads)},
+        )
     if out.returncode != 0:
         raise SystemExit(out.stderr[-2000:])
     kb, secs = out.stdout.split()[-2:]
-    return {"table": "memory", "perceptor": spec, "crops": crops, "input": "4000x3000",
-            "peak_rss_gb": round(int(kb) / 2**20, 2), "seconds": round(float(secs), 1)}
+    return {
+        "table": "memory",
+        "perceptor": spec,
+        "crops": crops,
+        "input": "4000x3000",
+        "peak_rss_gb": round(int(kb) / 2**20, 2),
+        "seconds": round(float(secs), 1),
+    }
 
 
 def bench_fast(repeat: int = 5) -> dict:
@@ -140,8 +171,12 @@ def bench_fast(repeat: int = 5) -> dict:
         t = time.perf_counter()
         net.apply(x, working_copy(x, 512))
         times.append(time.perf_counter() - t)
-    return {"table": "fast", "input": "1024x768", "ms_median": round(1000 * sorted(times)[len(times) // 2], 1),
-            "ms_best": round(1000 * min(times), 1)}
+    return {
+        "table": "fast",
+        "input": "1024x768",
+        "ms_median": round(1000 * sorted(times)[len(times) // 2], 1),
+        "ms_best": round(1000 * min(times), 1),
+    }
 
 
 def judge_name(judge, index: int) -> str:
@@ -154,8 +189,9 @@ def judge_name(judge, index: int) -> str:
         return str(index)
 
 
-def bench_rank(photos: list[str], texts: list[str], steps: int, crops: int, work: int,
-               save: str | None = None, lr: float = 5e-4) -> list[dict]:
+def bench_rank(
+    photos: list[str], texts: list[str], steps: int, crops: int, work: int, save: str | None = None, lr: float = 5e-4
+) -> list[dict]:
     """Lite2's rank (1 = top) of the texture class and of the photo's own class, before and after.
     ``save``: a folder for the styled pictures (``PHOTO_TEXT.png``) and the photos (``PHOTO.png``)."""
     import vecgen
@@ -175,18 +211,28 @@ def bench_rank(photos: list[str], texts: list[str], steps: int, crops: int, work
             own = int(judge.logits(_tensor(img))[0].argmax())
         for text in texts:
             t = time.perf_counter()
-            res = vecgen.style(img, text, clip="efficientnet-lite0", steps=steps, crops=crops, work_size=work,
-                               lr=lr, quiet=True)
+            res = vecgen.style(
+                img, text, clip="efficientnet-lite0", steps=steps, crops=crops, work_size=work, lr=lr, quiet=True
+            )
             if save:
                 Path(save).mkdir(parents=True, exist_ok=True)
                 img.save(Path(save) / f"{name}.png")
                 res.save(Path(save) / f"{name}_{text.replace(' ', '-')}.png")
             tex = judge.class_index(text)
             before, after = ranks(img, [tex, own]), ranks(res.image, [tex, own])
-            rows.append({"table": "rank", "photo": name, "text": text, "own_class": judge_name(judge, own),
-                         "texture_rank_before": before[0], "texture_rank_after": after[0],
-                         "content_rank_before": before[1], "content_rank_after": after[1],
-                         "seconds": round(time.perf_counter() - t, 1)})
+            rows.append(
+                {
+                    "table": "rank",
+                    "photo": name,
+                    "text": text,
+                    "own_class": judge_name(judge, own),
+                    "texture_rank_before": before[0],
+                    "texture_rank_after": after[0],
+                    "content_rank_before": before[1],
+                    "content_rank_after": after[1],
+                    "seconds": round(time.perf_counter() - t, 1),
+                }
+            )
             print(json.dumps(rows[-1]), file=sys.stderr)
     return rows
 
@@ -249,13 +295,22 @@ def main(argv: list[str] | None = None) -> int:
     if "fast" in which:
         rows.append(bench_fast())
     if "rank" in which:
-        rows += bench_rank(args.photos.split(","), [t.strip() for t in args.texts.split(",")], args.rank_steps,
-                           args.rank_crops, args.rank_work, args.save,
-                           args.rank_lr)
+        rows += bench_rank(
+            args.photos.split(","),
+            [t.strip() for t in args.texts.split(",")],
+            args.rank_steps,
+            args.rank_crops,
+            args.rank_work,
+            args.save,
+            args.rank_lr,
+        )
         if args.grid and args.save:
             make_grid(args.save, args.photos.split(","), [t.strip() for t in args.texts.split(",")], args.grid)
-    env = {"threads": args.threads, "cpu": platform.processor() or platform.machine(),
-           "load_1min": round(os.getloadavg()[0], 2)}
+    env = {
+        "threads": args.threads,
+        "cpu": platform.processor() or platform.machine(),
+        "load_1min": round(os.getloadavg()[0], 2),
+    }
     if args.json:
         print(json.dumps({"env": env, "rows": rows}, indent=1))
     else:

@@ -20,6 +20,7 @@ the SVG is judged by Lite2, which took no part: the rank of the photo's own clas
 (Lite2's top-1 on the photo) and the best rank of its near classes (Lite2's top-5 on
 the photo). Target (issue 26): own or near class in the judge's top 10 on 2 of 3.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,9 +63,12 @@ def _scores(src: Image.Image, svg: str) -> dict:
 
     a, b = _on_white(src), _on_white(_render(svg, src.size))
     mse = float(np.mean((a - b) ** 2))
-    return {"psnr": round(10 * np.log10(1 / max(mse, 1e-12)), 2),
-            "ssim": round(float(structural_similarity(a, b, channel_axis=2, data_range=1.0)), 4),
-            "bytes": len(svg.encode("utf-8")), "paths": svg.count("<path")}
+    return {
+        "psnr": round(10 * np.log10(1 / max(mse, 1e-12)), 2),
+        "ssim": round(float(structural_similarity(a, b, channel_axis=2, data_range=1.0)), 4),
+        "bytes": len(svg.encode("utf-8")),
+        "paths": svg.count("<path"),
+    }
 
 
 def inputs(only: str | None) -> list[tuple[str, str, Image.Image]]:
@@ -114,9 +118,18 @@ def bench(only: str | None, icon_paths: list[int], photo_paths: list[int], grid:
         for n in icon_paths if kind == "icon" else photo_paths:
             svg, s, settings = run_ours(src, n)
             bare = re.sub(r"<metadata>.*?</metadata>\n?", "", svg, flags=re.S)
-            row = {"kind": kind, "input": name, "size": list(src.size), "paths_asked": n, **_scores(src, svg),
-                   "bytes_no_metadata": len(bare.encode("utf-8")), "psnr_engine": settings["psnr"],
-                   "seconds": round(s, 1), "vtracer": vt, "vtracer_coarse": co}
+            row = {
+                "kind": kind,
+                "input": name,
+                "size": list(src.size),
+                "paths_asked": n,
+                **_scores(src, svg),
+                "bytes_no_metadata": len(bare.encode("utf-8")),
+                "psnr_engine": settings["psnr"],
+                "seconds": round(s, 1),
+                "vtracer": vt,
+                "vtracer_coarse": co,
+            }
             rows.append(row)
             print(_line(row), file=sys.stderr, flush=True)
             if n == (16 if kind == "icon" else 128) or ours_svg is None:
@@ -124,8 +137,12 @@ def bench(only: str | None, icon_paths: list[int], photo_paths: list[int], grid:
         pictures.append((src, ours_svg, vt_svg))
     if grid:
         save_grid(pictures, grid)
-    return {"load_average": [round(x, 2) for x in os.getloadavg()], "threads": 1, "rows": rows,
-            "summary": summary(rows)}
+    return {
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "threads": 1,
+        "rows": rows,
+        "summary": summary(rows),
+    }
 
 
 def sketch_bench(strokes: int, steps: int, grid: str | None, optimizer: str = "efficientnet-lite0") -> dict:
@@ -154,21 +171,38 @@ def sketch_bench(strokes: int, steps: int, grid: str | None, optimizer: str = "e
             logits = judge.logits(load_photo(drawn, 260))[0]
         order = logits.argsort(descending=True).tolist()
         ranks = [order.index(c) + 1 for c in near]
-        row = {"input": name, "class": class_name(near[0]), "photo_p": round(float(probs[near[0]]), 3),
-               "near": [class_name(c) for c in near], "rank": ranks[0], "near_rank": min(ranks),
-               "near_best": class_name(near[ranks.index(min(ranks))]),
-               "judge_top3": [class_name(c) for c in order[:3]], "strokes": svg_strokes(res.svg),
-               "steps": steps, "seconds": round(secs, 1)}
+        row = {
+            "input": name,
+            "class": class_name(near[0]),
+            "photo_p": round(float(probs[near[0]]), 3),
+            "near": [class_name(c) for c in near],
+            "rank": ranks[0],
+            "near_rank": min(ranks),
+            "near_best": class_name(near[ranks.index(min(ranks))]),
+            "judge_top3": [class_name(c) for c in order[:3]],
+            "strokes": svg_strokes(res.svg),
+            "steps": steps,
+            "seconds": round(secs, 1),
+        }
         rows.append(row)
         print(_sketch_line(row), file=sys.stderr, flush=True)
         pictures.append((src, drawn))
     if grid:
         save_sketch_grid(pictures, grid)
     hits = sum(r["near_rank"] <= 10 for r in rows)
-    return {"load_average": [round(x, 2) for x in os.getloadavg()], "threads": 1, "optimizer": optimizer,
-            "judge": "efficientnet-lite2", "rows": rows,
-            "summary": {"photos": len(rows), "own_in_top10": sum(r["rank"] <= 10 for r in rows),
-                        "near_in_top10": hits, "target_met": hits >= 2}}
+    return {
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "threads": 1,
+        "optimizer": optimizer,
+        "judge": "efficientnet-lite2",
+        "rows": rows,
+        "summary": {
+            "photos": len(rows),
+            "own_in_top10": sum(r["rank"] <= 10 for r in rows),
+            "near_in_top10": hits,
+            "target_met": hits >= 2,
+        },
+    }
 
 
 def svg_strokes(svg: str) -> int:
@@ -177,8 +211,10 @@ def svg_strokes(svg: str) -> int:
 
 
 def _sketch_line(r: dict) -> str:
-    return (f"{r['input']:<10} {r['class']:<14} {r['photo_p']:5.3f} | rank {r['rank']:>4}  near {r['near_rank']:>4} "
-            f"({r['near_best']}) | {r['strokes']:>3} strokes {r['seconds']:>6.1f} s | judge: {', '.join(r['judge_top3'])}")
+    return (
+        f"{r['input']:<10} {r['class']:<14} {r['photo_p']:5.3f} | rank {r['rank']:>4}  near {r['near_rank']:>4} "
+        f"({r['near_best']}) | {r['strokes']:>3} strokes {r['seconds']:>6.1f} s | judge: {', '.join(r['judge_top3'])}"
+    )
 
 
 def save_sketch_grid(pictures: list, path: str, cell: int = 192) -> None:
@@ -199,15 +235,19 @@ def save_sketch_grid(pictures: list, path: str, cell: int = 192) -> None:
 
 def _line(r: dict) -> str:
     vt, co = r["vtracer"], r["vtracer_coarse"]
-    return (f"{r['input']:<10} {r['paths_asked']:>4} | {r['psnr']:6.2f} {r['ssim']:.3f} {r['paths']:>4} "
-            f"{r['bytes']:>7} {r['bytes_no_metadata']:>7} {r['seconds']:>6.1f} | {vt['psnr']:6.2f} {vt['ssim']:.3f} "
-            f"{vt['paths']:>5} {vt['bytes']:>8} {vt['seconds']:>5.2f} | {co['psnr']:6.2f} {co['ssim']:.3f} "
-            f"{co['paths']:>4} {co['bytes']:>7}")
+    return (
+        f"{r['input']:<10} {r['paths_asked']:>4} | {r['psnr']:6.2f} {r['ssim']:.3f} {r['paths']:>4} "
+        f"{r['bytes']:>7} {r['bytes_no_metadata']:>7} {r['seconds']:>6.1f} | {vt['psnr']:6.2f} {vt['ssim']:.3f} "
+        f"{vt['paths']:>5} {vt['bytes']:>8} {vt['seconds']:>5.2f} | {co['psnr']:6.2f} {co['ssim']:.3f} "
+        f"{co['paths']:>4} {co['bytes']:>7}"
+    )
 
 
-HEADER = (f"{'input':<10} {'N':>4} | {'PSNR':>6} {'SSIM':>5} {'pth':>4} {'bytes':>7} {'no-meta':>7} {'sec':>6} | "
-          f"{'vt PSNR':>6} {'SSIM':>5} {'paths':>5} {'bytes':>8} {'sec':>5} | {'coarse':>6} {'SSIM':>5} {'pth':>4} "
-          f"{'bytes':>7}")
+HEADER = (
+    f"{'input':<10} {'N':>4} | {'PSNR':>6} {'SSIM':>5} {'pth':>4} {'bytes':>7} {'no-meta':>7} {'sec':>6} | "
+    f"{'vt PSNR':>6} {'SSIM':>5} {'paths':>5} {'bytes':>8} {'sec':>5} | {'coarse':>6} {'SSIM':>5} {'pth':>4} "
+    f"{'bytes':>7}"
+)
 
 
 def summary(rows: list[dict]) -> dict:
@@ -224,11 +264,13 @@ def summary(rows: list[dict]) -> dict:
                 "margin_db": margin,
                 "mean_psnr": round(float(np.mean([r["psnr"] for r in rs])), 2),
                 "mean_psnr_vtracer": round(float(np.mean([r["vtracer"]["psnr"] for r in rs])), 2),
-                "mean_bytes": round(float(ours_b)), "mean_bytes_no_metadata": round(float(np.mean(
-                    [r["bytes_no_metadata"] for r in rs]))),
-                "mean_bytes_vtracer": round(float(vt_b)), "bytes_ratio": round(float(ours_b / vt_b), 3),
+                "mean_bytes": round(float(ours_b)),
+                "mean_bytes_no_metadata": round(float(np.mean([r["bytes_no_metadata"] for r in rs]))),
+                "mean_bytes_vtracer": round(float(vt_b)),
+                "bytes_ratio": round(float(ours_b / vt_b), 3),
                 "max_bytes_ratio": round(max(r["bytes"] / r["vtracer"]["bytes"] for r in rs), 3),
-                "max_seconds": float(max(r["seconds"] for r in rs))}
+                "max_seconds": float(max(r["seconds"] for r in rs)),
+            }
     return out
 
 

@@ -1,5 +1,6 @@
 """Shared test settings, constants, fixtures and helpers (import the constants and helpers with
 ``from conftest import TINY, small_stylegan2``; fixtures are found by name)."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Python API: Result, perceptors, objective terms, engine guards."""
+
 import math
 
 import pytest
@@ -11,8 +12,16 @@ from vecgen.prompts import parse_prompts
 
 
 def test_draw_result_api(tmp_path):
-    res = vecgen.draw("a red circle | a blue square:-0.5", clip=f"{TINY}:1,vecgen-tiny-rn@random:0.5", steps=4,
-                      strokes=6, size="40x32", cutouts=2, quiet=True, seed=2)
+    res = vecgen.draw(
+        "a red circle | a blue square:-0.5",
+        clip=f"{TINY}:1,vecgen-tiny-rn@random:0.5",
+        steps=4,
+        strokes=6,
+        size="40x32",
+        cutouts=2,
+        quiet=True,
+        seed=2,
+    )
     assert res.image.size == (40, 32)
     assert res.svg.startswith("<svg") and res._repr_svg_() == res.svg
     assert res._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -41,8 +50,11 @@ def test_perceptor_is_frozen_and_differentiable():
 
 def test_prompt_syntax():
     ps = parse_prompts("a lighthouse:1 | blurry:-0.5 | a boat:2:0.3 | time: 12:30")
-    assert [(p.text, p.weight, p.stop) for p in ps[:3]] == [("a lighthouse", 1.0, None), ("blurry", -0.5, None),
-                                                           ("a boat", 2.0, 0.3)]
+    assert [(p.text, p.weight, p.stop) for p in ps[:3]] == [
+        ("a lighthouse", 1.0, None),
+        ("blurry", -0.5, None),
+        ("a boat", 2.0, 0.3),
+    ]
     # a colon inside the text stays in it; only a trailing ":NUMBER" (no space before it) is read as the weight
     assert (ps[3].text, ps[3].weight, ps[3].stop) == ("time: 12", 30.0, None)
     for bad in ["", "   ", " | ", "ugly:-1"]:
@@ -55,8 +67,16 @@ def test_negative_prompt_pushes_away():
     p = vecgen.load_perceptor(TINY)
     out = {}
     for w in (1.0, -1.0):
-        res = vecgen.draw(f"a red circle:{w} | a tree:0.01", steps=15, strokes=12, size=48, cutouts=0, quiet=True,
-                          perceptors=[(p, 1.0)], seed=0)
+        res = vecgen.draw(
+            f"a red circle:{w} | a tree:0.01",
+            steps=15,
+            strokes=12,
+            size=48,
+            cutouts=0,
+            quiet=True,
+            perceptors=[(p, 1.0)],
+            seed=0,
+        )
         img = torch.tensor(list(res.image.getdata()), dtype=torch.float32).view(48, 48, 3).permute(2, 0, 1)[None] / 255
         with torch.no_grad():
             out[w] = float(p.encode_image(img) @ p.encode_text(["a red circle"])[0])

@@ -1,4 +1,5 @@
 """Cutouts: shapes, reproducibility, and the antialiasing that keeps views from aliasing."""
+
 from __future__ import annotations
 
 import pytest
@@ -58,8 +59,10 @@ def test_border_padding_shows_the_background_not_a_mirror_image():
     kw = dict(size=96, min_frac=1.5, max_frac=1.5, perspective=0.0, noise=0.0, antialias=False)
     red = lambda v: ((v[:, 0] > 0.6) & (v[:, 2] < 0.4)).float().sum().item()  # noqa: E731
     border, mirror = views(Cutouts(4, pad="border", **kw), img), views(Cutouts(4, pad="reflection", **kw), img)
-    inside = red(views(Cutouts(4, size=96, min_frac=1.0, max_frac=1.0, perspective=0.0, noise=0.0,
-                               antialias=False), img)) / 4
+    inside = (
+        red(views(Cutouts(4, size=96, min_frac=1.0, max_frac=1.0, perspective=0.0, noise=0.0, antialias=False), img))
+        / 4
+    )
     assert red(border) / 4 < 0.6 * inside  # 1.5x zoom-out: the block covers (1/1.5)^2 of its area
     assert red(mirror) > 1.5 * red(border)  # the mirror copy outside the image
     # Corners of a zoomed-out view lie outside the image: plain background there.

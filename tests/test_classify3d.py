@@ -1,4 +1,5 @@
 """classify3d (PointCLIP): depth maps of known shapes, point-cloud I/O, the adapter, accuracy, bad inputs."""
+
 from __future__ import annotations
 
 import importlib
@@ -157,20 +158,33 @@ def test_fit_and_eval_through_the_cli(tmp_path, capsys, mini, monkeypatch, sampl
     labels = tmp_path / "labels.txt"
     labels.write_text("\n".join(LABELS) + "\n")
     ad = tmp_path / "ad.safetensors"
-    code, out, err = run_cli(capsys, "classify3d", "--fit", train, "--labels-file", labels, "--shots", "8",
-                             "--clip", "mini-vit-3d", "-o", ad)
+    code, out, err = run_cli(
+        capsys, "classify3d", "--fit", train, "--labels-file", labels, "--shots", "8", "--clip", "mini-vit-3d", "-o", ad
+    )
     assert code == 0, err
     assert ad.is_file() and "accuracy" in out
     # the classify3d-fit verb is the same run as the old spelling: the same adapter weights and settings
     ad2 = tmp_path / "ad2.safetensors"
-    code, out, err = run_cli(capsys, "classify3d-fit", train, "--labels-file", labels, "--shots", "8",
-                             "--clip", "mini-vit-3d", "-o", ad2)
+    code, out, err = run_cli(
+        capsys, "classify3d-fit", train, "--labels-file", labels, "--shots", "8", "--clip", "mini-vit-3d", "-o", ad2
+    )
     assert code == 0, err
     (a, sa), (b, sb) = fitting.load_adapter(ad), fitting.load_adapter(ad2)
     assert sa == sb and all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
     assert out.strip() == str(ad2)
-    code, out, err = run_cli(capsys, "classify3d", "--eval", test, "--labels-file", labels, "--adapter", ad,
-                             "--json", "--clip", "mini-vit-3d")
+    code, out, err = run_cli(
+        capsys,
+        "classify3d",
+        "--eval",
+        test,
+        "--labels-file",
+        labels,
+        "--adapter",
+        ad,
+        "--json",
+        "--clip",
+        "mini-vit-3d",
+    )
     assert code == 0, err
     rep = json.loads(out)
     # 8 shots per solid, 18 held-out clouds (chance: 1/6)
@@ -233,8 +247,9 @@ def test_bad_inputs_are_one_line_and_exit_2(tmp_path, capsys, mini, monkeypatch)
     no_label = _h5(tmp_path / "nolabel.h5", data=np.zeros((2, 10, 3), np.float32))
     data = np.random.default_rng(0).normal(size=(3, 20, 3)).astype(np.float32)
     out_of_range = _h5(tmp_path / "range.h5", data=data, label=np.array([[0], [1], [7]]))
-    other = fitting.save_adapter(fitting.InterViewAdapter(6, 8), tmp_path / "other.safetensors",
-                                 {"labels": ["chair", "table"], "views": "6"})
+    other = fitting.save_adapter(
+        fitting.InterViewAdapter(6, 8), tmp_path / "other.safetensors", {"labels": ["chair", "table"], "views": "6"}
+    )
     cases = [
         (["empty.xyz", "--labels", "a,b"], "empty"),
         (["nan.xyz", "--labels", "a,b"], "NaN"),
@@ -255,11 +270,15 @@ def test_bad_inputs_are_one_line_and_exit_2(tmp_path, capsys, mini, monkeypatch)
         (["ok.npy", "--labels", "a,b", "--batch", "1000"], "--batch 1000 is above the limit of 64"),
         (["ok.npy", "--labels", "a,b", "--mesh-points", "1"], "--mesh-points must be >= 2"),
         (["ok.npy", "--labels", "a,b", "--search-weights"], "--search-weights needs a labelled set"),
-        (["--fit", out_of_range, "--labels", "a,b,c", "--epochs", "10000000", "-o", "a.safetensors"],
-         "--epochs 10000000 is above the limit of 100,000"),
+        (
+            ["--fit", out_of_range, "--labels", "a,b,c", "--epochs", "10000000", "-o", "a.safetensors"],
+            "--epochs 10000000 is above the limit of 100,000",
+        ),
         (["--fit", out_of_range, "--labels", "a,b,c", "--shots", "0", "-o", "a.safetensors"], "--shots must be >= 1"),
-        (["--fit", out_of_range, "--labels", "a,b,c", "--adapter", "x.safetensors", "-o", "a.safetensors"],
-         "--adapter does not apply to --fit"),
+        (
+            ["--fit", out_of_range, "--labels", "a,b,c", "--adapter", "x.safetensors", "-o", "a.safetensors"],
+            "--adapter does not apply to --fit",
+        ),
         (["ok.npy", "--eval", out_of_range, "--labels", "a,b,c"], "give one of point-cloud files, --eval or --fit"),
     ]
     monkeypatch.chdir(tmp_path)
@@ -267,12 +286,15 @@ def test_bad_inputs_are_one_line_and_exit_2(tmp_path, capsys, mini, monkeypatch)
         code, out, err = run_cli(capsys, "classify3d", *argv)
         assert code == 2, (argv, err)
         assert err.count("\n") == 1 and "Traceback" not in err and words in err, (argv, err)
-    for argv, words in [([out_of_range, "--labels", "a,b,c", "--ratio", "2"], "--ratio 2.0 is above the limit"),
-                        ([out_of_range, "--labels", "a,b,c", "--splat", "nan"], "--splat must be finite")]:
+    for argv, words in [
+        ([out_of_range, "--labels", "a,b,c", "--ratio", "2"], "--ratio 2.0 is above the limit"),
+        ([out_of_range, "--labels", "a,b,c", "--splat", "nan"], "--splat must be finite"),
+    ]:
         code, out, err = run_cli(capsys, "classify3d-fit", *argv)
         assert code == 2 and err.count("\n") == 1 and words in err, (argv, err)
     assert not list(tmp_path.glob("*.safetensors")) or {p.name for p in tmp_path.glob("*.safetensors")} == {
-        "other.safetensors"}
+        "other.safetensors"
+    }
     with pytest.raises(VecgenError):
         check_points(np.zeros((0, 3)))
     # size x views x batch against the free memory, before the first depth map
@@ -326,9 +348,34 @@ def test_finetune3d_moves_only_the_image_tower(tmp_path):
     from vecgen.minis import finetune3d
 
     init = WEIGHTS_DIR / "mini-vit.safetensors"
-    m = finetune3d.finetune(finetune3d.parse_args([
-        "--init", str(init), "--steps", "3", "--scenes", "128", "--scenes3d", "48", "--batch2", "8", "--batch3", "8",
-        "--cache-dir", "none", "--probe-n", "0", "--lr", "1e-3", "--warmup", "1", "--out", str(tmp_path)]))
+    m = finetune3d.finetune(
+        finetune3d.parse_args(
+            [
+                "--init",
+                str(init),
+                "--steps",
+                "3",
+                "--scenes",
+                "128",
+                "--scenes3d",
+                "48",
+                "--batch2",
+                "8",
+                "--batch3",
+                "8",
+                "--cache-dir",
+                "none",
+                "--probe-n",
+                "0",
+                "--lr",
+                "1e-3",
+                "--warmup",
+                "1",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+    )
     before, after = load_file(str(init)), load_file(str(tmp_path / "mini-vit.safetensors"))
     assert before.keys() == after.keys()
     moved = {k for k in before if not torch.equal(before[k], after[k])}
@@ -348,8 +395,36 @@ def test_finetune3d_drawings_are_blob_pictures_held_to_the_teacher(tmp_path):
     ink = (bank.float() < 250).float().mean(dim=(1, 2, 3))
     assert (ink > 0.05).all() and len({bytes(b.numpy()) for b in bank}) == 6  # drawn on, and all different
     init = str(WEIGHTS_DIR / "mini-vit.safetensors")
-    m = finetune3d.finetune(finetune3d.parse_args([
-        "--init", init, "--teacher", init, "--drawings", "4", "--bank", "8", "--steps", "2", "--scenes", "64",
-        "--scenes3d", "24", "--batch2", "4", "--batch3", "4", "--cache-dir", "none", "--probe-n", "0",
-        "--warmup", "1", "--out", str(tmp_path)]))
+    m = finetune3d.finetune(
+        finetune3d.parse_args(
+            [
+                "--init",
+                init,
+                "--teacher",
+                init,
+                "--drawings",
+                "4",
+                "--bank",
+                "8",
+                "--steps",
+                "2",
+                "--scenes",
+                "64",
+                "--scenes3d",
+                "24",
+                "--batch2",
+                "4",
+                "--batch3",
+                "4",
+                "--cache-dir",
+                "none",
+                "--probe-n",
+                "0",
+                "--warmup",
+                "1",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+    )
     assert m["drawings"] == 4 and m["teacher"] == init and m["bank"] == 8

@@ -1,4 +1,5 @@
 """`vecgen draw` / `vecgen render` end to end, and every bad input as one line + exit 2."""
+
 import io
 import json
 import subprocess
@@ -26,8 +27,26 @@ def test_draw_end_to_end_svg_matches_raster(tmp_path, capsys):
     """Real run through the CLI: the SVG parses, renders in resvg like the engine's raster."""
     resvg_py = pytest.importorskip("resvg_py")
     out = tmp_path / "a.svg"
-    code, stdout, err = run_cli(capsys, "draw", "a red circle", "-o", str(out), "--clip", TINY, "--steps", "6",
-                                "--strokes", "24", "--size", "96", "--cutouts", "2", "--shapes", "mixed", "-q")
+    code, stdout, err = run_cli(
+        capsys,
+        "draw",
+        "a red circle",
+        "-o",
+        str(out),
+        "--clip",
+        TINY,
+        "--steps",
+        "6",
+        "--strokes",
+        "24",
+        "--size",
+        "96",
+        "--cutouts",
+        "2",
+        "--shapes",
+        "mixed",
+        "-q",
+    )
     assert code == 0, err
     text = out.read_text()
     assert "<metadata>" in text and "a red circle" in text
@@ -84,8 +103,26 @@ def test_snapshots_checkpoint_resume(tmp_path, capsys):
     out1, out2 = tmp_path / "full.svg", tmp_path / "resumed.svg"
     base = ["--clip", TINY, "--strokes", "6", "--size", "40", "--cutouts", "2", "-q", "--seed", "1"]
     assert main(["draw", "a fish", "-o", str(out1), "--steps", "4", *base]) == 0
-    assert main(["draw", "a fish", "-o", str(tmp_path / "half.svg"), "--steps", "2", "--checkpoint", str(ck),
-                 "--snapshots", str(snaps), "--every", "1", *base]) == 0
+    assert (
+        main(
+            [
+                "draw",
+                "a fish",
+                "-o",
+                str(tmp_path / "half.svg"),
+                "--steps",
+                "2",
+                "--checkpoint",
+                str(ck),
+                "--snapshots",
+                str(snaps),
+                "--every",
+                "1",
+                *base,
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in snaps.iterdir()) == ["00001.png", "00001.svg", "00002.png", "00002.svg"]
     assert main(["draw", "a fish", "-o", str(out2), "--steps", "4", "--resume", str(ck), *base]) == 0
     assert out2.read_text().count("<path") == out1.read_text().count("<path")
@@ -93,8 +130,10 @@ def test_snapshots_checkpoint_resume(tmp_path, capsys):
 
 def test_init_from_svg(tmp_path, capsys):
     init = tmp_path / "init.svg"
-    init.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20">'
-                    '<path d="M 2 2 C 5 5 10 10 18 18" stroke="red" stroke-width="2" fill="none"/></svg>')
+    init.write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20">'
+        '<path d="M 2 2 C 5 5 10 10 18 18" stroke="red" stroke-width="2" fill="none"/></svg>'
+    )
     out = tmp_path / "a.svg"
     assert main(["draw", "a line", "--init", str(init), "-o", str(out), *small()]) == 0
     assert out.read_text().count("<path") == 1
@@ -121,8 +160,10 @@ BAD = [
 
 @pytest.mark.parametrize("argv,needle", BAD)
 def test_bad_input_one_line_exit_2(tmp_path, capsys, argv, needle):
-    (tmp_path / "evil.svg").write_text('<?xml version="1.0"?><!DOCTYPE s [<!ENTITY a "aaaa">]>'
-                                       '<svg xmlns="http://www.w3.org/2000/svg" width="5" height="5">&a;</svg>')
+    (tmp_path / "evil.svg").write_text(
+        '<?xml version="1.0"?><!DOCTYPE s [<!ENTITY a "aaaa">]>'
+        '<svg xmlns="http://www.w3.org/2000/svg" width="5" height="5">&a;</svg>'
+    )
     (tmp_path / "broken.svg").write_text("<svg><path d=")
     (tmp_path / "bad.toml").write_text("steps = 3\ncolour = 'red'\n")
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
@@ -137,6 +178,22 @@ def test_bad_input_one_line_exit_2(tmp_path, capsys, argv, needle):
 
 
 def test_cli_subprocess_help_and_error_is_one_line(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "vecgen.cli", "draw", "x", "--steps", "-1", "--clip", TINY,
-                        "-o", str(tmp_path / "a.svg")], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vecgen.cli",
+            "draw",
+            "x",
+            "--steps",
+            "-1",
+            "--clip",
+            TINY,
+            "-o",
+            str(tmp_path / "a.svg"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "steps" in r.stderr

@@ -3,6 +3,7 @@
 The site's build is slow-tier (a few seconds of MkDocs plus mkdocstrings); the
 README checks and the table hook's own checks are cheap and run by default.
 """
+
 from __future__ import annotations
 
 import os
@@ -55,14 +56,24 @@ def test_hook_includes_data_tables_and_refuses_bad_markers(tmp_path):
     (tmp_path / "data" / "t.json").write_text('[{"case": "c", "ms": 3}]', encoding="utf-8")
     page = "before\n{{ table(\"data/t.csv\") }}\nafter {{table('data/t.json')}}"
     out = from_hooks.expand(page, tmp_path, "p.md")
-    assert out.splitlines() == ["before", "| case | ms |", "| --- | --- |", "| a, b | 1.5 |",
-                                "| `x|y` or z\\|w | 2 |", "after | case | ms |", "| --- | --- |", "| c | 3 |"]
+    assert out.splitlines() == [
+        "before",
+        "| case | ms |",
+        "| --- | --- |",
+        "| a, b | 1.5 |",
+        "| `x|y` or z\\|w | 2 |",
+        "after | case | ms |",
+        "| --- | --- |",
+        "| c | 3 |",
+    ]
     (tmp_path / "data" / "bad.csv").write_text("a,b\n1\n", encoding="utf-8")
-    for marker, needle in [('{{ table("data/bad.csv") }}', "row 1 has 1 cells"),
-                           ('{{ table("data/none.csv") }}', "no such file"),
-                           ('{{ table("../hooks.py") }}', "no such file"),
-                           ('{{ options("no-such-verb") }}', "no subcommand"),
-                           ("{{ limits(3) }}", "bad marker")]:
+    for marker, needle in [
+        ('{{ table("data/bad.csv") }}', "row 1 has 1 cells"),
+        ('{{ table("data/none.csv") }}', "no such file"),
+        ('{{ table("../hooks.py") }}', "no such file"),
+        ('{{ options("no-such-verb") }}', "no subcommand"),
+        ("{{ limits(3) }}", "bad marker"),
+    ]:
         with pytest.raises(PluginError, match=needle):
             from_hooks.expand(marker, tmp_path, "p.md")
 
@@ -86,8 +97,14 @@ def test_mkdocs_build_strict(tmp_path):
     pytest.importorskip("mkdocstrings")
     site = tmp_path / "site"
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
-                           "-d", str(site)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"), "-d", str(site)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     draw = (site / "draw" / "index.html").read_text(encoding="utf-8")
     assert "<code>--strokes</code>" in draw and "<table>" in draw

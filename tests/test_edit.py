@@ -1,4 +1,5 @@
 """Tests of ``vecgen edit``: photo preparation, inversion, the three methods, files, CLI, gallery."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,9 @@ from vecgen.params.mapper import LatentMapper, generator_fingerprint, load_mappe
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 TAEF2_DIR = SHARED / "weights" / "taef2"
 CPU = torch.device("cpu")
-needs_taef2 = pytest.mark.skipif(not (TAEF2_DIR / "taef2_encoder.pth").is_file(),
-                                 reason="../shared/weights/taef2 not available")
+needs_taef2 = pytest.mark.skipif(
+    not (TAEF2_DIR / "taef2_encoder.pth").is_file(), reason="../shared/weights/taef2 not available"
+)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -129,8 +131,20 @@ def test_l2_keeps_the_latent_near_the_inversion(tiny):
     photo = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(1))
     dist = {}
     for l2 in (0.0, 2.0):
-        res = edit("a red circle", photo=photo, generator=small_stylegan2(0), steps=12, lr=0.1, l2=l2,
-                   invert_steps=5, cutouts=2, clip=TINY, perceptors=tiny, device="cpu", quiet=True)
+        res = edit(
+            "a red circle",
+            photo=photo,
+            generator=small_stylegan2(0),
+            steps=12,
+            lr=0.1,
+            l2=l2,
+            invert_steps=5,
+            cutouts=2,
+            clip=TINY,
+            perceptors=tiny,
+            device="cpu",
+            quiet=True,
+        )
         dist[l2] = res.settings["latent_l2"]
         assert res.image.size == (40, 40)
         assert res.settings["inversion"] == "optimize" and res.settings["inversion_steps"] == 5
@@ -143,9 +157,21 @@ def test_l2_keeps_the_latent_near_the_inversion(tiny):
 
 def test_directional_edit_and_callbacks_and_snapshots(tiny, tmp_path):
     seen = []
-    res = edit("a red circle", source="a blue square", photo=torch.rand(1, 3, 32, 32), generator=small_stylegan2(0),
-               steps=4, invert_steps=2, clip=TINY, perceptors=tiny, device="cpu", quiet=True,
-               callbacks=[lambda step, p, v: seen.append(step)], snapshots=tmp_path / "snaps", every=2)
+    res = edit(
+        "a red circle",
+        source="a blue square",
+        photo=torch.rand(1, 3, 32, 32),
+        generator=small_stylegan2(0),
+        steps=4,
+        invert_steps=2,
+        clip=TINY,
+        perceptors=tiny,
+        device="cpu",
+        quiet=True,
+        callbacks=[lambda step, p, v: seen.append(step)],
+        snapshots=tmp_path / "snaps",
+        every=2,
+    )
     assert seen == [1, 2, 3, 4]
     assert sorted(p.name for p in (tmp_path / "snaps").iterdir()) == ["00002.png", "00004.png"]
     assert any(k.startswith("direction:") for k in res.history[0])
@@ -211,18 +237,39 @@ def test_global_direction_selects_channels_by_beta(tmp_path):
 
 
 def test_global_edit_on_stylegan2_style_space(tiny, tmp_path):
-    res = edit("a red circle", photo=torch.rand(1, 3, 32, 32), generator=small_stylegan2(0), alpha=3.0, beta=0.0,
-               global_samples=1, global_cache=tmp_path, invert_steps=2, clip=TINY, perceptors=tiny, device="cpu",
-               quiet=True)
+    res = edit(
+        "a red circle",
+        photo=torch.rand(1, 3, 32, 32),
+        generator=small_stylegan2(0),
+        alpha=3.0,
+        beta=0.0,
+        global_samples=1,
+        global_cache=tmp_path,
+        invert_steps=2,
+        clip=TINY,
+        perceptors=tiny,
+        device="cpu",
+        quiet=True,
+    )
     s = res.settings
     assert s["method"] == "global" and s["channel_space"] == "style"
     # style space: the input channels of the 11 modulated convs (conv1, to_rgb1, 6 convs, 3 toRGBs)
     assert s["channels"] == 16 + 16 + (16 + 16) + (16 + 8) + (8 + 8) + 16 + 8 + 8
     assert s["channels_kept"] == s["channels"] and s["apply_ms"] > 0
     assert psnr(res.edit, res.inversion.image) < 60  # the direction changed the picture
-    again = edit("a red circle", photo=torch.rand(1, 3, 32, 32), generator=small_stylegan2(0), alpha=3.0,
-                 global_samples=1, global_cache=tmp_path, invert_steps=2, clip=TINY, perceptors=tiny,
-                 device="cpu", quiet=True)
+    again = edit(
+        "a red circle",
+        photo=torch.rand(1, 3, 32, 32),
+        generator=small_stylegan2(0),
+        alpha=3.0,
+        global_samples=1,
+        global_cache=tmp_path,
+        invert_steps=2,
+        clip=TINY,
+        perceptors=tiny,
+        device="cpu",
+        quiet=True,
+    )
     assert again.settings["precompute_cached"] is True and again.settings["channels_kept"] < s["channels"]
 
 
@@ -232,22 +279,46 @@ def test_mapper_starts_as_identity_and_round_trips(tiny, tmp_path):
     w = torch.randn(2, 5, 32)
     assert torch.equal(m(w), torch.zeros_like(w))
     photos = [torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(i)) for i in range(3)]
-    res = train_mapper("a red circle", images=photos, generator=small_stylegan2(0), steps=4, batch=2, lr=0.01,
-                       invert_steps=2, cutouts=2, clip=TINY, perceptors=tiny, device="cpu", quiet=True,
-                       output=tmp_path / "m.safetensors")
+    res = train_mapper(
+        "a red circle",
+        images=photos,
+        generator=small_stylegan2(0),
+        steps=4,
+        batch=2,
+        lr=0.01,
+        invert_steps=2,
+        cutouts=2,
+        clip=TINY,
+        perceptors=tiny,
+        device="cpu",
+        quiet=True,
+        output=tmp_path / "m.safetensors",
+    )
     assert res.settings["images"] == 3 and len(res.history) == 4
     net, meta = load_mapper(tmp_path / "m.safetensors")
     assert meta["target"] == "a red circle" and meta["generator_kind"] == "stylegan2"
     assert meta["generator_fingerprint"] == generator_fingerprint(small_stylegan2(0))
     w = res.bank[:2]
     assert torch.allclose(net(w), res.mapper(w), atol=1e-6) and float(net(w).abs().max()) > 0  # trained, saved
-    out = edit(photo=photos[0], mapper=tmp_path / "m.safetensors", generator=small_stylegan2(0), invert_steps=2,
-               device="cpu", quiet=True)
+    out = edit(
+        photo=photos[0],
+        mapper=tmp_path / "m.safetensors",
+        generator=small_stylegan2(0),
+        invert_steps=2,
+        device="cpu",
+        quiet=True,
+    )
     assert out.settings["method"] == "mapper" and out.settings["mapper_target"] == "a red circle"
     assert out.settings["apply_ms"] > 0 and out.image.size == (32, 32)
     with pytest.raises(VecgenError, match="mapper trained for another generator"):
-        edit(photo=photos[0], mapper=tmp_path / "m.safetensors", generator=small_stylegan2(1), invert_steps=1,
-             device="cpu", quiet=True)
+        edit(
+            photo=photos[0],
+            mapper=tmp_path / "m.safetensors",
+            generator=small_stylegan2(1),
+            invert_steps=1,
+            device="cpu",
+            quiet=True,
+        )
 
 
 # ----------------------------------------------------------------------------- CLI and gallery
@@ -257,10 +328,14 @@ def test_cli_edit_bad_input(sg2_file, tmp_path, capsys):
     bad.write_bytes(b"\x89PNG not really")
     cases = [
         ([str(bad), "x", "--generator", f"stylegan2:{sg2_file}"], "cannot read"),
-        ([str(photo), "x", "--generator", f"stylegan2:{sg2_file}", "--alpha", "2", "--method", "optimize"],
-         "--alpha applies to --method global only"),
-        ([str(photo), "x", "--generator", f"stylegan2:{sg2_file}", "--encoder", "script:/nope.pt"],
-         "TorchScript encoder not found"),
+        (
+            [str(photo), "x", "--generator", f"stylegan2:{sg2_file}", "--alpha", "2", "--method", "optimize"],
+            "--alpha applies to --method global only",
+        ),
+        (
+            [str(photo), "x", "--generator", f"stylegan2:{sg2_file}", "--encoder", "script:/nope.pt"],
+            "TorchScript encoder not found",
+        ),
         ([str(photo), "--generator", f"stylegan2:{sg2_file}", "--mapper", str(bad)], "cannot read mapper"),
         ([str(photo), "x"], "--generator is required"),
         ([str(photo), "x", "--generator", f"stylegan2:{sg2_file}", "--where", "1,2"], "--where takes X,Y,W,H"),
@@ -286,8 +361,25 @@ def test_cli_edit_and_train_mapper_end_to_end(sg2_file, tmp_path, capsys):
     for name in ("chelsea", "coffee"):
         photo_file(folder, name, size=(32, 32))
     mapper = tmp_path / "m.safetensors"
-    assert main(["edit", "--train-mapper", "a red circle", "--images", str(folder), "--steps", "2", "--cutouts",
-                 "2", *args, "-o", str(mapper)]) == 0
+    assert (
+        main(
+            [
+                "edit",
+                "--train-mapper",
+                "a red circle",
+                "--images",
+                str(folder),
+                "--steps",
+                "2",
+                "--cutouts",
+                "2",
+                *args,
+                "-o",
+                str(mapper),
+            ]
+        )
+        == 0
+    )
     assert mapper.is_file() and mapper.with_suffix(".png").is_file()
     assert main(["edit", str(photo), "--mapper", str(mapper), *args, "-o", str(out)]) == 0
     assert json.loads(Image.open(out).text["settings"])["method"] == "mapper"
@@ -295,17 +387,21 @@ def test_cli_edit_and_train_mapper_end_to_end(sg2_file, tmp_path, capsys):
     # the mapper refuses another generator
     other = tmp_path / "g1.pt"
     small_stylegan2(1).save(other)
-    assert main(["edit", str(photo), "--mapper", str(mapper), "--generator", f"stylegan2:{other}", "-q",
-                 "-o", str(out)]) == 2
+    assert (
+        main(["edit", str(photo), "--mapper", str(mapper), "--generator", f"stylegan2:{other}", "-q", "-o", str(out)])
+        == 2
+    )
     assert "mapper trained for another generator" in capsys.readouterr().err
 
 
 def test_gallery_runs_edit_jobs(sg2_file, tmp_path):
     photo = photo_file(tmp_path, size=(32, 32))
     spec = tmp_path / "edit.toml"
-    spec.write_text(f'[defaults]\nclip = "{TINY}"\nsteps = 2\ncutouts = 2\n\n[[entry]]\nfunction = "edit"\n'
-                    f'prompt = "a red circle"\nphoto = "{photo}"\ngenerator = "stylegan2:{sg2_file}"\n'
-                    f'invert_steps = 2\n')
+    spec.write_text(
+        f'[defaults]\nclip = "{TINY}"\nsteps = 2\ncutouts = 2\n\n[[entry]]\nfunction = "edit"\n'
+        f'prompt = "a red circle"\nphoto = "{photo}"\ngenerator = "stylegan2:{sg2_file}"\n'
+        f"invert_steps = 2\n"
+    )
     s = gallery.run_gallery(spec, tmp_path / "site", progress=False, build=False)
     assert s.done == 1 and set(s.jobs[0]["files"]) == {"png"}
     with pytest.raises(VecgenError, match="edit needs option 'photo'"):
@@ -316,39 +412,83 @@ def test_gallery_runs_edit_jobs(sg2_file, tmp_path):
 def test_cli_taef2_edit_with_encoder_and_mismatch(tmp_path, capsys):
     photo = photo_file(tmp_path, size=(64, 48))
     out = tmp_path / "o.png"
-    assert main(["edit", str(photo), "a red circle", "--generator", "taef2", "--encoder", "taef2", "--clip", TINY,
-                 "--steps", "1", "--cutouts", "1", "--size", "32x24", "--invert-steps", "1", "-q",
-                 "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "edit",
+                str(photo),
+                "a red circle",
+                "--generator",
+                "taef2",
+                "--encoder",
+                "taef2",
+                "--clip",
+                TINY,
+                "--steps",
+                "1",
+                "--cutouts",
+                "1",
+                "--size",
+                "32x24",
+                "--invert-steps",
+                "1",
+                "-q",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     s = json.loads(Image.open(out).text["settings"])
     assert Image.open(out).size == (64, 48) and s["inversion"] == "encoder" and s["encoded_psnr"] > 15
     # a TorchScript generator with 16-channel latents cannot take the TAEF2 encoder's 32 channels
     mod = torch.jit.script(torch.nn.Sequential(torch.nn.Upsample(scale_factor=8.0), torch.nn.Conv2d(16, 3, 1)))
     mod.save(str(tmp_path / "g16.pt"))
     capsys.readouterr()
-    assert main(["edit", str(photo), "x", "--generator", f"script:{tmp_path / 'g16.pt'}:16,6,8", "--encoder",
-                 "taef2", "-q", "-o", str(out)]) == 2
+    assert (
+        main(
+            [
+                "edit",
+                str(photo),
+                "x",
+                "--generator",
+                f"script:{tmp_path / 'g16.pt'}:16,6,8",
+                "--encoder",
+                "taef2",
+                "-q",
+                "-o",
+                str(out),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "generator/encoder mismatch" in err and len(err.strip().splitlines()) == 1
 
 
 # ----------------------------------------------------------------------------- bounds and the mapper verb
-@pytest.mark.parametrize("argv, needle", [
-    (["PHOTO", "x", "--method", "global", "--global-samples", "100000000"],
-     "--global-samples 100000000 is above the limit of 4,096"),
-    (["PHOTO", "x", "--perceptual", "nan"], "--perceptual must be finite"),
-    (["PHOTO", "x", "--perceptual", "-1"], "--perceptual must be >= 0"),
-    (["PHOTO", "x", "--lr", "0"], "--lr must be > 0"),
-    (["PHOTO", "x", "--invert-lr", "-0.1"], "--invert-lr must be > 0"),
-    (["PHOTO", "x", "--invert-steps", "-1"], "--invert-steps must be >= 0"),
-    (["PHOTO", "x", "--invert-steps", "100000000"], "--invert-steps 100000000 is above the limit"),
-    (["PHOTO", "x", "--beta", "2"], "--beta 2.0 is above the limit of 1"),
-    (["PHOTO", "a leopard", "--mapper", "m.safetensors"], "a prompt does not apply to --mapper"),
-    (["PHOTO", "--mapper", "m.safetensors", "--steps", "5"], "--steps applies to --method optimize only (mapper"),
-    (["PHOTO", "x", "--method", "global", "--steps", "5"], "--steps applies to --method optimize only (global"),
-    (["--train-mapper", "x", "--images", "DIR", "--hidden", "10000000"], "--hidden 10000000 is above the limit"),
-    (["--train-mapper", "x", "--images", "DIR", "--batch", "0"], "--batch must be >= 1"),
-    (["--train-mapper", "x", "--images", "DIR", "--lr", "-1"], "--lr must be > 0"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (
+            ["PHOTO", "x", "--method", "global", "--global-samples", "100000000"],
+            "--global-samples 100000000 is above the limit of 4,096",
+        ),
+        (["PHOTO", "x", "--perceptual", "nan"], "--perceptual must be finite"),
+        (["PHOTO", "x", "--perceptual", "-1"], "--perceptual must be >= 0"),
+        (["PHOTO", "x", "--lr", "0"], "--lr must be > 0"),
+        (["PHOTO", "x", "--invert-lr", "-0.1"], "--invert-lr must be > 0"),
+        (["PHOTO", "x", "--invert-steps", "-1"], "--invert-steps must be >= 0"),
+        (["PHOTO", "x", "--invert-steps", "100000000"], "--invert-steps 100000000 is above the limit"),
+        (["PHOTO", "x", "--beta", "2"], "--beta 2.0 is above the limit of 1"),
+        (["PHOTO", "a leopard", "--mapper", "m.safetensors"], "a prompt does not apply to --mapper"),
+        (["PHOTO", "--mapper", "m.safetensors", "--steps", "5"], "--steps applies to --method optimize only (mapper"),
+        (["PHOTO", "x", "--method", "global", "--steps", "5"], "--steps applies to --method optimize only (global"),
+        (["--train-mapper", "x", "--images", "DIR", "--hidden", "10000000"], "--hidden 10000000 is above the limit"),
+        (["--train-mapper", "x", "--images", "DIR", "--batch", "0"], "--batch must be >= 1"),
+        (["--train-mapper", "x", "--images", "DIR", "--lr", "-1"], "--lr must be > 0"),
+    ],
+)
 def test_edit_bounds_refused_in_one_line_before_any_model_loads(tmp_path, capsys, argv, needle):
     import sys
 
@@ -365,10 +505,14 @@ def test_edit_bounds_refused_in_one_line_before_any_model_loads(tmp_path, capsys
 
 
 def test_edit_mapper_verb_same_limits_and_required_options(tmp_path, capsys):
-    for argv, needle in [(["x", "--images", str(tmp_path), "--hidden", "5000", "--generator", "taef2"],
-                          "--hidden 5000 is above the limit of 4,096"),
-                         (["x", "--images", str(tmp_path)], "--generator is required"),
-                         (["x", "--generator", "taef2"], "--images is required")]:
+    for argv, needle in [
+        (
+            ["x", "--images", str(tmp_path), "--hidden", "5000", "--generator", "taef2"],
+            "--hidden 5000 is above the limit of 4,096",
+        ),
+        (["x", "--images", str(tmp_path)], "--generator is required"),
+        (["x", "--generator", "taef2"], "--images is required"),
+    ]:
         assert main(["edit-mapper", *argv, "-q", "-o", str(tmp_path / "m.safetensors")]) == 2
         err = capsys.readouterr().err.strip()
         assert needle in err and len(err.splitlines()) == 1, err
@@ -394,14 +538,45 @@ def test_edit_mapper_verb_writes_the_mapper_and_its_grid(sg2_file, tmp_path, tin
     photo_file(folder, "chelsea", size=(32, 32))
     out = tmp_path / "m.safetensors"
     assert VERBS["edit-mapper"].files(out, {}) == [str(out.with_suffix(".png")), str(out)]
-    assert main(["edit-mapper", "a red circle", "--images", str(folder), "--generator", f"stylegan2:{sg2_file}",
-                 "--clip", TINY, "--steps", "1", "--cutouts", "1", "--invert-steps", "1", "-q", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "edit-mapper",
+                "a red circle",
+                "--images",
+                str(folder),
+                "--generator",
+                f"stylegan2:{sg2_file}",
+                "--clip",
+                TINY,
+                "--steps",
+                "1",
+                "--cutouts",
+                "1",
+                "--invert-steps",
+                "1",
+                "-q",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert out.is_file() and out.with_suffix(".png").is_file()
     # the memory estimate of a mapper refuses, after the inversions and before the mapper is built
     monkeypatch.setattr(mapper_mod, "available_memory", lambda device=None: 2**10)
     with pytest.raises(VecgenError, match="needs about"):
-        vecgen.edit_mapper("x", images=folder, generator=small_stylegan2(0), invert_steps=1, steps=1, clip=TINY,
-                           perceptors=tiny, device="cpu", quiet=True)
+        vecgen.edit_mapper(
+            "x",
+            images=folder,
+            generator=small_stylegan2(0),
+            invert_steps=1,
+            steps=1,
+            clip=TINY,
+            perceptors=tiny,
+            device="cpu",
+            quiet=True,
+        )
 
 
 # ----------------------------------------------------------------------------- keeping the photo, locality
@@ -442,7 +617,7 @@ def test_locality_figures_on_a_synthetic_edit():
     assert int(region.sum()) == 15 * 14
     got = locality(photo, result, region)
     assert got["change_inside"] == pytest.approx(100 * 0.1 / (100 * 0.1 + 25 * 0.05), abs=1e-4)
-    mse = 25 * 0.05 ** 2 / (600 - 210)
+    mse = 25 * 0.05**2 / (600 - 210)
     assert got["psnr_outside"] == pytest.approx(10 * math.log10(1 / mse), abs=0.01)
     assert locality(photo, photo, region) == {"change_inside": None, "psnr_outside": 120.0}
 
@@ -496,9 +671,21 @@ def test_grad_cam_of_a_real_classifier_lies_on_the_subject():
 
 def test_edit_where_box_changes_only_the_box(tiny):
     photo = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(2))
-    res = edit("a red circle", photo=photo, generator=small_stylegan2(0), steps=6, lr=0.2, l2=0.0,
-               invert_steps=3, cutouts=2, clip=TINY, perceptors=tiny, device="cpu", quiet=True,
-               where="0,0,20,40")
+    res = edit(
+        "a red circle",
+        photo=photo,
+        generator=small_stylegan2(0),
+        steps=6,
+        lr=0.2,
+        l2=0.0,
+        invert_steps=3,
+        cutouts=2,
+        clip=TINY,
+        perceptors=tiny,
+        device="cpu",
+        quiet=True,
+        where="0,0,20,40",
+    )
     s = res.settings
     assert s["mask"] == "box" and s["where"] == [0, 0, 20, 40] and 0.4 < s["mask_area"] < 0.5
     out = torch.from_numpy(np.array(res.image)).permute(2, 0, 1)[None].float() / 255
@@ -507,5 +694,13 @@ def test_edit_where_box_changes_only_the_box(tiny):
     assert float((out - photo)[..., :, :18].abs().mean()) > 0.01  # the edit happened, on the left
     assert s["change_inside"] > 0.95 and s["psnr_outside"] > 45
     with pytest.raises(VecgenError, match="--where"):
-        edit("x", photo=photo, generator=small_stylegan2(0), clip=TINY, perceptors=tiny, device="cpu", quiet=True,
-             where="1,2,3")
+        edit(
+            "x",
+            photo=photo,
+            generator=small_stylegan2(0),
+            clip=TINY,
+            perceptors=tiny,
+            device="cpu",
+            quiet=True,
+            where="1,2,3",
+        )

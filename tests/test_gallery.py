@@ -1,4 +1,5 @@
 """Tests for vecgen.gallery (spec, executors, manifest, page), vecgen.search and their CLI."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ from vecgen.cli import main
 from vecgen.errors import VecgenError
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = '''
+TINY = """
 [defaults]
 clip = "vecgen-tiny-vit@random"
 steps = 2
@@ -34,7 +35,7 @@ prompt = "a blue square"
 [[entry]]
 prompt = "a green tree"
 shapes = "blobs"
-'''
+"""
 
 
 def write(path: Path, text: str) -> Path:
@@ -60,8 +61,14 @@ def test_spec_expands_prompts_times_seeds():
     assert len(spec.jobs) == 4 + 4
     first = spec.jobs[0]
     assert (first.function, first.prompt, first.seed) == ("draw", "a red circle", 0)
-    assert first.options == {"clip": "vecgen-tiny-vit@random", "cutouts": 2, "device": "cpu", "size": 32,
-                             "steps": 2, "strokes": 4}
+    assert first.options == {
+        "clip": "vecgen-tiny-vit@random",
+        "cutouts": 2,
+        "device": "cpu",
+        "size": 32,
+        "steps": 2,
+        "strokes": 4,
+    }
     assert spec.jobs[3].options["shapes"] == "blobs"
     assert [(j.prompt, j.seed) for j in spec.jobs[4:]] == [("a", 5), ("a", 6), ("b", 5), ("b", 6)]
     assert len({j.id for j in spec.jobs}) == len(spec.jobs)
@@ -82,23 +89,29 @@ def test_spec_duplicates_run_once():
     assert spec.duplicates == 1
 
 
-@pytest.mark.parametrize("text,line,words", [
-    ('[defaults]\nsteps = 2\n\n[[entry]]\nprompt = "a"\nstrokes = \n', 6, "invalid TOML"),
-    ('[[entry]]\nprompt = "a\n', 2, "invalid TOML"),
-    ('[defaults]\nsteps = 2\n[[entry]]\nprompt = "a"\n[[entry]]\nfunction = "sketch"\nprompt = "b"\n', 6,
-     "unknown function 'sketch'"),
-    ('[[entry]]\nprompt = "a"\n\n[[entry]]\nprompt = "b"\nstrokez = 3\n', 6, "unknown option 'strokez' for draw"),
-    ('[defaults]\nsteps = 2\nfoo = 1\n[[entry]]\nprompt = "a"\n', 3, "unknown option 'foo'"),
-    ('[[entry]]\nprompt = "a"\nseed = 3\n', 3, "seeds = [...]"),
-    ('[[entry]]\nprompt = "a"\nperceptors = 3\n', 3, "not allowed"),
-    ('[[entry]]\nprompt = "a"\ncheckpoint = "x.pt"\n', 3, "not supported"),
-    ('[[entry]]\nprompt = "a"\nseeds = ["one"]\n', 3, "seeds must be"),
-    ('[[entry]]\nprompt = "a"\nprompts = ["b"]\n', 3, "not both"),
-    ('[[entry]]\nprompt = ""\n', 2, "empty prompt"),
-    ('[[entry]]\nseeds = [1]\n', 1, "no prompt"),
-    ('[defaults]\nsteps = 2\n', None, "no [[entry]]"),
-    ('colour = "red"\n[[entry]]\nprompt = "a"\n', 1, "unknown top-level key"),
-])
+@pytest.mark.parametrize(
+    "text,line,words",
+    [
+        ('[defaults]\nsteps = 2\n\n[[entry]]\nprompt = "a"\nstrokes = \n', 6, "invalid TOML"),
+        ('[[entry]]\nprompt = "a\n', 2, "invalid TOML"),
+        (
+            '[defaults]\nsteps = 2\n[[entry]]\nprompt = "a"\n[[entry]]\nfunction = "sketch"\nprompt = "b"\n',
+            6,
+            "unknown function 'sketch'",
+        ),
+        ('[[entry]]\nprompt = "a"\n\n[[entry]]\nprompt = "b"\nstrokez = 3\n', 6, "unknown option 'strokez' for draw"),
+        ('[defaults]\nsteps = 2\nfoo = 1\n[[entry]]\nprompt = "a"\n', 3, "unknown option 'foo'"),
+        ('[[entry]]\nprompt = "a"\nseed = 3\n', 3, "seeds = [...]"),
+        ('[[entry]]\nprompt = "a"\nperceptors = 3\n', 3, "not allowed"),
+        ('[[entry]]\nprompt = "a"\ncheckpoint = "x.pt"\n', 3, "not supported"),
+        ('[[entry]]\nprompt = "a"\nseeds = ["one"]\n', 3, "seeds must be"),
+        ('[[entry]]\nprompt = "a"\nprompts = ["b"]\n', 3, "not both"),
+        ('[[entry]]\nprompt = ""\n', 2, "empty prompt"),
+        ("[[entry]]\nseeds = [1]\n", 1, "no prompt"),
+        ("[defaults]\nsteps = 2\n", None, "no [[entry]]"),
+        ('colour = "red"\n[[entry]]\nprompt = "a"\n', 1, "unknown top-level key"),
+    ],
+)
 def test_spec_errors_name_the_line(text, line, words):
     with pytest.raises(VecgenError) as info:
         gallery.parse_spec(text, "bad.toml")
@@ -229,7 +242,9 @@ def test_interrupted_draw_is_not_recorded_as_done(monkeypatch):
 
     import dataclasses
 
-    monkeypatch.setitem(api.VERBS, "draw", dataclasses.replace(api.VERBS["draw"], function=lambda *a, **k: Interrupted()))
+    monkeypatch.setitem(
+        api.VERBS, "draw", dataclasses.replace(api.VERBS["draw"], function=lambda *a, **k: Interrupted())
+    )
     job = gallery.parse_spec(TINY).jobs[0]
     with pytest.raises(KeyboardInterrupt):
         gallery.execute_job(job.payload())
@@ -254,8 +269,10 @@ def assert_same_outputs(a, b) -> None:
 def test_other_functions_run_and_raster_results_get_png_only(tmp_path):
     if "paint" not in gallery.available_functions():
         pytest.skip("vecgen.api.paint is not in this checkout")
-    text = TINY.split("[[entry]]")[0] + ('[[entry]]\nprompt = "a red circle"\nstrokes = 4\n\n'
-                                         '[[entry]]\nfunction = "paint"\nprompt = "a red circle"\nparam = "fft"\n')
+    text = TINY.split("[[entry]]")[0] + (
+        '[[entry]]\nprompt = "a red circle"\nstrokes = 4\n\n'
+        '[[entry]]\nfunction = "paint"\nprompt = "a red circle"\nparam = "fft"\n'
+    )
     s = gallery.run_gallery(write(tmp_path / "mixed.toml", text), tmp_path / "site", progress=False, build=False)
     assert [r["function"] for r in s.jobs] == ["draw", "paint"] and s.done == 2
     assert set(s.jobs[0]["files"]) == {"svg", "png"} and set(s.jobs[1]["files"]) == {"png"}
@@ -300,8 +317,9 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("case", ["missing", "toml", "function", "option", "workers", "address-local",
-                                  "ray-unreachable", "out-is-file"])
+@pytest.mark.parametrize(
+    "case", ["missing", "toml", "function", "option", "workers", "address-local", "ray-unreachable", "out-is-file"]
+)
 def test_gallery_run_bad_input(tmp_path, capsys, case):
     spec = write(tmp_path / "s.toml", TINY)
     site = tmp_path / "site"
@@ -335,14 +353,17 @@ def test_gallery_run_bad_input(tmp_path, capsys, case):
         assert "cannot reach the Ray cluster" in err or "needs Ray" in err
 
 
-@pytest.mark.parametrize("argv", [
-    ["gallery", "build", "{tmp}"],
-    ["gallery", "build", "{tmp}/missing"],
-    ["search", "{tmp}/missing", "a cat"],
-    ["search", "{tmp}", "a cat", "--clip", "vecgen-tiny-vit@random"],
-    ["search", "{tmp}", "a cat", "-k", "0"],
-    ["search", "{tmp}", "", "--clip", "vecgen-tiny-vit@random"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["gallery", "build", "{tmp}"],
+        ["gallery", "build", "{tmp}/missing"],
+        ["search", "{tmp}/missing", "a cat"],
+        ["search", "{tmp}", "a cat", "--clip", "vecgen-tiny-vit@random"],
+        ["search", "{tmp}", "a cat", "-k", "0"],
+        ["search", "{tmp}", "", "--clip", "vecgen-tiny-vit@random"],
+    ],
+)
 def test_build_and_search_bad_input(tmp_path, capsys, argv):
     rc = main([a.replace("{tmp}", str(tmp_path)) for a in argv])
     err = capsys.readouterr().err
@@ -369,16 +390,41 @@ def _fake_site(tmp_path: Path) -> Path:
     (site / "files" / "a.svg").write_text(svg)
     Image.new("RGB", (8, 8), (255, 0, 0)).save(site / "files" / "a.png")
     jobs = {
-        "j1": {"id": "j1", "status": "done", "function": "draw", "prompt": EVIL, "seed": 0, "name": "<b>n</b>",
-               "options": {"background": "</script><script>alert(2)</script>", "steps": 2}, "loss": 0.5,
-               "time_s": 1.0, "files": {"svg": "files/a.svg", "png": "files/a.png"}},
-        "j2": {"id": "j2", "status": "failed", "function": "draw", "prompt": "a \"quoted\" & 'odd' <prompt>",
-               "seed": 1, "options": {}, "error": "<img src=x onerror=alert(3)>", "files": {}},
-        "j3": {"id": "j3\"><script>alert(4)</script>", "status": "done", "function": "draw", "prompt": "p",
-               "seed": 2, "options": {}, "files": {"svg": "javascript:alert(5)", "png": "../../etc/passwd"}},
+        "j1": {
+            "id": "j1",
+            "status": "done",
+            "function": "draw",
+            "prompt": EVIL,
+            "seed": 0,
+            "name": "<b>n</b>",
+            "options": {"background": "</script><script>alert(2)</script>", "steps": 2},
+            "loss": 0.5,
+            "time_s": 1.0,
+            "files": {"svg": "files/a.svg", "png": "files/a.png"},
+        },
+        "j2": {
+            "id": "j2",
+            "status": "failed",
+            "function": "draw",
+            "prompt": "a \"quoted\" & 'odd' <prompt>",
+            "seed": 1,
+            "options": {},
+            "error": "<img src=x onerror=alert(3)>",
+            "files": {},
+        },
+        "j3": {
+            "id": 'j3"><script>alert(4)</script>',
+            "status": "done",
+            "function": "draw",
+            "prompt": "p",
+            "seed": 2,
+            "options": {},
+            "files": {"svg": "javascript:alert(5)", "png": "../../etc/passwd"},
+        },
     }
-    (site / "manifest.json").write_text(json.dumps({"format": "vecgen-gallery", "version": 1, "title": EVIL,
-                                                    "order": list(jobs), "jobs": jobs}))
+    (site / "manifest.json").write_text(
+        json.dumps({"format": "vecgen-gallery", "version": 1, "title": EVIL, "order": list(jobs), "jobs": jobs})
+    )
     return site
 
 
@@ -410,8 +456,7 @@ def test_page_escapes_user_text(tmp_path):
 def test_page_lists_pending_and_failed_jobs(tmp_path):
     site = _fake_site(tmp_path)
     m = json.loads((site / "manifest.json").read_text())
-    m["jobs"]["j4"] = {"id": "j4", "status": "pending", "function": "draw", "prompt": "later", "seed": 0,
-                       "options": {}}
+    m["jobs"]["j4"] = {"id": "j4", "status": "pending", "function": "draw", "prompt": "later", "seed": 0, "options": {}}
     m["order"].append("j4")
     (site / "manifest.json").write_text(json.dumps(m))
     page = gallery.build_site(site, search=False).read_text()
@@ -426,8 +471,10 @@ def _pictures(folder: Path) -> None:
     Image.new("RGB", (40, 40), (20, 20, 220)).save(folder / "blue.jpg")
     (folder / "sub").mkdir(exist_ok=True)
     Image.new("RGB", (16, 16), (20, 200, 20)).save(folder / "sub" / "green.webp")
-    (folder / "shape.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="32" height="32">'
-                                      '<circle cx="16" cy="16" r="10" fill="#ff8800"/></svg>')
+    (folder / "shape.svg").write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="32" height="32">'
+        '<circle cx="16" cy="16" r="10" fill="#ff8800"/></svg>'
+    )
     (folder / "notes.txt").write_text("not a picture")
 
 
@@ -513,30 +560,33 @@ def one_error_line(err: str) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("table,value,words", [
-    ("entry", "steps = -3", "steps must be >= 1, got -3"),
-    ("entry", "seed = 1.5", "use seeds = [...]"),
-    ("entry", "seeds = [1.5]", "seeds must be a non-empty list of whole numbers"),
-    ("entry", "seeds = [9223372036854775808]", "seeds must be"),
-    ("entry", "steps = true", "steps must be a whole number, got True"),
-    ("entry", 'steps = "many"', "steps must be a whole number, got 'many'"),
-    ("entry", "steps = 2.0", "steps must be a whole number, got 2.0"),
-    ("entry", "cutouts = -1", "cutouts must be >= 0, got -1"),
-    ("entry", "stepz = 3", "unknown option 'stepz' for draw"),
-    ("entry", 'size = "huge"', "bad size 'huge'"),
-    ("entry", "size = true", "bad size True"),
-    ("entry", 'shapes = "circles"', "unknown shapes 'circles'"),
-    ("entry", "strokes = -1", "strokes must be >= 0"),
-    ("entry", 'width = ["thin", 2]', "bad width"),
-    ("entry", 'background = "puce"', "bad colour 'puce'"),
-    ("entry", 'device = "gpu"', "unknown device 'gpu'"),
-    ("entry", 'clip = ""', "clip needs at least one model"),
-    ("entry", 'views = "sideways"', "unknown views 'sideways'"),
-    ("entry", 'image_prompt = "cat.png"', "image_prompt must be a list"),
-    ("entry", "segments = nan", "segments must be a whole number"),
-    ("defaults", "steps = -3", "[defaults]: steps must be >= 1, got -3"),
-    ("defaults", "cutouts = 1.5", "[defaults]: cutouts must be a whole number, got 1.5"),
-])
+@pytest.mark.parametrize(
+    "table,value,words",
+    [
+        ("entry", "steps = -3", "steps must be >= 1, got -3"),
+        ("entry", "seed = 1.5", "use seeds = [...]"),
+        ("entry", "seeds = [1.5]", "seeds must be a non-empty list of whole numbers"),
+        ("entry", "seeds = [9223372036854775808]", "seeds must be"),
+        ("entry", "steps = true", "steps must be a whole number, got True"),
+        ("entry", 'steps = "many"', "steps must be a whole number, got 'many'"),
+        ("entry", "steps = 2.0", "steps must be a whole number, got 2.0"),
+        ("entry", "cutouts = -1", "cutouts must be >= 0, got -1"),
+        ("entry", "stepz = 3", "unknown option 'stepz' for draw"),
+        ("entry", 'size = "huge"', "bad size 'huge'"),
+        ("entry", "size = true", "bad size True"),
+        ("entry", 'shapes = "circles"', "unknown shapes 'circles'"),
+        ("entry", "strokes = -1", "strokes must be >= 0"),
+        ("entry", 'width = ["thin", 2]', "bad width"),
+        ("entry", 'background = "puce"', "bad colour 'puce'"),
+        ("entry", 'device = "gpu"', "unknown device 'gpu'"),
+        ("entry", 'clip = ""', "clip needs at least one model"),
+        ("entry", 'views = "sideways"', "unknown views 'sideways'"),
+        ("entry", 'image_prompt = "cat.png"', "image_prompt must be a list"),
+        ("entry", "segments = nan", "segments must be a whole number"),
+        ("defaults", "steps = -3", "[defaults]: steps must be >= 1, got -3"),
+        ("defaults", "cutouts = 1.5", "[defaults]: cutouts must be a whole number, got 1.5"),
+    ],
+)
 def test_bad_spec_values_are_refused_before_any_job(tmp_path, capsys, table, value, words):
     """Every option value is checked as the API would when the spec is read: one line, exit 2, no job run."""
     head, sep, rest = TINY.partition('[[entry]]\nprompt = "a blue square"\n')
@@ -547,7 +597,7 @@ def test_bad_spec_values_are_refused_before_any_job(tmp_path, capsys, table, val
     else:  # in place of the [defaults] line that sets the same option
         key = value.split("=")[0].strip()
         old = re.search(rf"^{key} = .*$", TINY, re.M)
-        text = TINY[:old.start()] + value + TINY[old.end():]
+        text = TINY[: old.start()] + value + TINY[old.end() :]
         line = TINY.count("\n", 0, old.start()) + 1
     spec = write(tmp_path / "s.toml", text)
     site = tmp_path / "site"
@@ -562,15 +612,23 @@ def test_bad_spec_values_are_refused_before_any_job(tmp_path, capsys, table, val
         gallery.parse_spec(text, "s.toml")
 
 
-@pytest.mark.parametrize("text,words", [
-    ('[[entry]]\nfunction = "paint"\nprompt = "a"\npalette = 8\n', 'palette only applies to param "pixels"'),
-    ('[[entry]]\nfunction = "paint"\nprompt = "a"\nparam = "pixels"\ngrid = "0x8"\n', "grid columns must be positive"),
-    ('[[entry]]\nfunction = "paint"\nprompt = "a"\nparam = "watercolour"\n', "unknown param 'watercolour'"),
-    ('[[entry]]\nfunction = "paint"\nprompt = "a"\ndecay = inf\n', "decay must be finite"),
-    ('[[entry]]\nfunction = "paint"\nprompt = "a"\nlevels = 0\n', "levels must be >= 1"),
-    ('[defaults]\nsteps = 0\n[[entry]]\nprompt = "a"\n[[entry]]\nfunction = "paint"\nprompt = "b"\n',
-     "[defaults]: steps must be >= 1, got 0 (for draw in [[entry]] #1)"),
-])
+@pytest.mark.parametrize(
+    "text,words",
+    [
+        ('[[entry]]\nfunction = "paint"\nprompt = "a"\npalette = 8\n', 'palette only applies to param "pixels"'),
+        (
+            '[[entry]]\nfunction = "paint"\nprompt = "a"\nparam = "pixels"\ngrid = "0x8"\n',
+            "grid columns must be positive",
+        ),
+        ('[[entry]]\nfunction = "paint"\nprompt = "a"\nparam = "watercolour"\n', "unknown param 'watercolour'"),
+        ('[[entry]]\nfunction = "paint"\nprompt = "a"\ndecay = inf\n', "decay must be finite"),
+        ('[[entry]]\nfunction = "paint"\nprompt = "a"\nlevels = 0\n', "levels must be >= 1"),
+        (
+            '[defaults]\nsteps = 0\n[[entry]]\nprompt = "a"\n[[entry]]\nfunction = "paint"\nprompt = "b"\n',
+            "[defaults]: steps must be >= 1, got 0 (for draw in [[entry]] #1)",
+        ),
+    ],
+)
 def test_bad_values_of_other_functions(text, words):
     if "paint" not in gallery.available_functions():
         pytest.skip("vecgen.api.paint is not in this checkout")
@@ -581,13 +639,19 @@ def test_bad_values_of_other_functions(text, words):
 
 def test_good_values_still_parse():
     """The checks refuse only what the API refuses: strings, lists and choices it takes pass."""
-    spec = gallery.parse_spec(TINY + '\n[[entry]]\nprompt = "x"\nsize = "48x32"\nwidth = "1,4"\n'
-                              'background = [0.1, 0.2, 0.3]\nshapes = "mixed"\nclip = "vecgen-tiny-vit@random:1"\n'
-                              'device = "CPU"\nviews = "zoom"\nstrokes = 3\nsegments = 2\n', "ok.toml")
+    spec = gallery.parse_spec(
+        TINY + '\n[[entry]]\nprompt = "x"\nsize = "48x32"\nwidth = "1,4"\n'
+        'background = [0.1, 0.2, 0.3]\nshapes = "mixed"\nclip = "vecgen-tiny-vit@random:1"\n'
+        'device = "CPU"\nviews = "zoom"\nstrokes = 3\nsegments = 2\n',
+        "ok.toml",
+    )
     assert spec.jobs[-1].options["size"] == "48x32"
     if "paint" in gallery.available_functions():
-        gallery.parse_spec('[[entry]]\nfunction = "paint"\nprompt = "a"\nparam = "Pixels"\ngrid = 24\n'
-                           'palette = 6\npalette_mode = "throughout"\nlr = 0.02\ndecay = 2\n', "p.toml")
+        gallery.parse_spec(
+            '[[entry]]\nfunction = "paint"\nprompt = "a"\nparam = "Pixels"\ngrid = 24\n'
+            'palette = 6\npalette_mode = "throughout"\nlr = 0.02\ndecay = 2\n',
+            "p.toml",
+        )
 
 
 def test_unwritable_site_folder_is_refused_in_one_line(tmp_path, capsys):
@@ -632,8 +696,10 @@ def test_each_warning_is_said_once_per_run(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setenv("VECGEN_OFFLINE", "1")
     monkeypatch.setattr(clip_backend, "_cached_file", lambda cfg: None)  # no ViT-B-32 in any cache
-    text = ('[defaults]\nclip = "auto"\nsteps = 2\nsize = 32\ncutouts = 1\ndevice = "cpu"\nseeds = [0, 1]\n'
-            '[[entry]]\nprompts = ["a red circle", "a blue square"]\n')
+    text = (
+        '[defaults]\nclip = "auto"\nsteps = 2\nsize = 32\ncutouts = 1\ndevice = "cpu"\nseeds = [0, 1]\n'
+        '[[entry]]\nprompts = ["a red circle", "a blue square"]\n'
+    )
     site = tmp_path / "site"
     rc = main(["gallery", "run", str(write(tmp_path / "auto.toml", text)), "--out", str(site), "-q"])
     err = capsys.readouterr().err
@@ -656,24 +722,37 @@ def test_cards_say_what_was_drawn(tmp_path, local_site):
     data = json.loads(re.search(r'id="gallery-data">(.*?)</script>', page, re.S).group(1))
     assert [j["drawn"] for j in data["jobs"]] == drawn  # the filter box finds "blobs" too
     # Without files the records' own options say it where they name the shapes; failed jobs drew nothing.
-    recs = [{"id": "a", "function": "draw", "status": "done", "options": {"shapes": "mixed", "strokes": 16}},
-            {"id": "b", "function": "draw", "status": "done", "options": {}},
-            {"id": "c", "function": "draw", "status": "failed", "options": {"shapes": "blobs"}}]
+    recs = [
+        {"id": "a", "function": "draw", "status": "done", "options": {"shapes": "mixed", "strokes": 16}},
+        {"id": "b", "function": "draw", "status": "done", "options": {}},
+        {"id": "c", "function": "draw", "status": "failed", "options": {"shapes": "blobs"}},
+    ]
     assert [gallery.drawn_text(r) for r in recs] == ["16 strokes and blobs", None, None]
     html = gallery.render_page("t", recs, None)
     assert "16 strokes and blobs" in html and html.count('class="drawn"') == 1
 
 
 def test_failure_lines_are_one_line_each(tmp_path):
-    s = gallery.RunSummary(out=tmp_path / "site", total=3, jobs=[
-        {"id": "a1", "function": "draw", "prompt": 'a "red" circle', "seed": 2, "status": "failed",
-         "error": "Traceback: boom\nline two"},
-        {"id": "b2", "function": "paint", "prompt": "x", "seed": 0, "status": "done"},
-        {"id": "c3", "function": "draw", "prompt": "y", "seed": 1, "status": "failed", "error": "e" * 1000}])
+    s = gallery.RunSummary(
+        out=tmp_path / "site",
+        total=3,
+        jobs=[
+            {
+                "id": "a1",
+                "function": "draw",
+                "prompt": 'a "red" circle',
+                "seed": 2,
+                "status": "failed",
+                "error": "Traceback: boom\nline two",
+            },
+            {"id": "b2", "function": "paint", "prompt": "x", "seed": 0, "status": "done"},
+            {"id": "c3", "function": "draw", "prompt": "y", "seed": 1, "status": "failed", "error": "e" * 1000},
+        ],
+    )
     lines = s.failures()
     assert len(lines) == 3 and all("\n" not in line for line in lines)
     assert lines[0] == 'job a1 failed (draw "a \\"red\\" circle", seed 2): Traceback: boom …'
-    assert lines[1].startswith("job c3 failed (draw \"y\", seed 1): eee") and len(lines[1]) < 400
+    assert lines[1].startswith('job c3 failed (draw "y", seed 1): eee') and len(lines[1]) < 400
     assert str(tmp_path / "site" / "manifest.json") in lines[2] and "2 of 3" in lines[2]
     assert gallery.RunSummary(out=tmp_path, total=1, jobs=[{"status": "done"}]).failures() == []
 
@@ -737,10 +816,30 @@ def test_ray_connect_timeout_bounds_the_whole_wait(tmp_path, listener):
         port = _closed_port()
     try:
         t0 = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "vecgen", "gallery", "run", str(spec), "--out", str(site), "-q",
-                               "--executor", "ray", "--address", f"127.0.0.1:{port}", "--connect-timeout", "1"],
-                              capture_output=True, text=True, timeout=120, cwd=str(ROOT),
-                              env={**os.environ, "VECGEN_DEBUG": ""})
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "vecgen",
+                "gallery",
+                "run",
+                str(spec),
+                "--out",
+                str(site),
+                "-q",
+                "--executor",
+                "ray",
+                "--address",
+                f"127.0.0.1:{port}",
+                "--connect-timeout",
+                "1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=str(ROOT),
+            env={**os.environ, "VECGEN_DEBUG": ""},
+        )
         wall = time.monotonic() - t0
     finally:
         if server is not None:
@@ -758,8 +857,10 @@ def test_ray_connect_timeout_bounds_the_whole_wait(tmp_path, listener):
 
 def test_spec_values_over_the_api_limits_are_refused_up_front():
     """The API's hard bounds (vecgen.options.LIMITS) hold for gallery jobs too, before any job runs."""
-    for line, needle in (("cutouts = 100000", "--cutouts 100000 is above the limit of 256"),
-                         ("strokes = 20000", "--strokes 20000 is above the limit"),
-                         ("steps = 5000000", "--steps 5000000 is above the limit")):
+    for line, needle in (
+        ("cutouts = 100000", "--cutouts 100000 is above the limit of 256"),
+        ("strokes = 20000", "--strokes 20000 is above the limit"),
+        ("steps = 5000000", "--steps 5000000 is above the limit"),
+    ):
         with pytest.raises(VecgenError, match=needle):
             gallery.parse_spec(f'[defaults]\n{line}\n[[entry]]\nprompt = "a red circle"\n')

@@ -6,6 +6,7 @@ installs both. Skips, saying why, only when one of them is missing.
 
 ``VECGEN_DOCS_SCREENSHOT=1`` also writes the screenshot to ``docs/gallery.png`` (for the README).
 """
+
 from __future__ import annotations
 
 import functools
@@ -49,13 +50,24 @@ shapes = "blobs"
 prompt = "{EVIL}"
 seeds = [3]
 '''
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 
 
 def _chromium() -> str | None:
-    for cand in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser"),
-                 "/usr/lib/chromium/chromium"):
+    for cand in (
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+        "/usr/lib/chromium/chromium",
+    ):
         if cand and os.path.isfile(cand) and os.access(cand, os.X_OK):
             return cand
     return None
@@ -72,8 +84,9 @@ def browser_context(tmp_path_factory):
         pytest.skip("Chromium not found at /usr/bin/chromium or on PATH (apt-get install chromium chromium-driver)")
     profile = tmp_path_factory.mktemp("chromium-profile")
     with sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(str(profile), executable_path=exe, headless=True, args=FLAGS,
-                                                   viewport={"width": 1200, "height": 900})
+        ctx = p.chromium.launch_persistent_context(
+            str(profile), executable_path=exe, headless=True, args=FLAGS, viewport={"width": 1200, "height": 900}
+        )
         try:
             yield ctx
         finally:
@@ -137,8 +150,9 @@ def watched(browser_context):
 
 
 def visible_cards(page) -> list[str]:
-    return page.eval_on_selector_all("#grid .card", "cs => cs.filter(c => !c.hidden && c.offsetParent !== null)"
-                                                    ".map(c => c.getAttribute('data-id'))")
+    return page.eval_on_selector_all(
+        "#grid .card", "cs => cs.filter(c => !c.hidden && c.offsetParent !== null).map(c => c.getAttribute('data-id'))"
+    )
 
 
 def nonblank(png: bytes) -> bool:

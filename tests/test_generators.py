@@ -1,4 +1,5 @@
 """Tests for vecgen.backends.generators (TAEF2, StyleGAN2, TorchScript, registry)."""
+
 from __future__ import annotations
 
 import math
@@ -72,8 +73,9 @@ def _keys_txt(name: str) -> list[tuple[str, tuple[int, ...]]]:
 
 
 @needs_taef2
-@pytest.mark.parametrize("cls,name", [(TAEF2Decoder, "taef2_decoder.keys.txt"),
-                                      (TAEF2Encoder, "taef2_encoder.keys.txt")])
+@pytest.mark.parametrize(
+    "cls,name", [(TAEF2Decoder, "taef2_decoder.keys.txt"), (TAEF2Encoder, "taef2_encoder.keys.txt")]
+)
 def test_taef2_modules_match_published_keys(cls, name):
     mine = [(k, tuple(v.shape)) for k, v in cls().state_dict().items()]
     assert mine == _keys_txt(name)
@@ -204,7 +206,7 @@ def test_stylegan2_shapes_and_determinism():
         c = gen(z, noise_mode="random")
         assert not torch.equal(a, c)
         # batching is independent per sample (grouped modulated convs)
-        single = torch.cat([gen(z[i: i + 1]) for i in range(3)])
+        single = torch.cat([gen(z[i : i + 1]) for i in range(3)])
         torch.testing.assert_close(a, single, atol=1e-5, rtol=1e-5)
 
 
@@ -336,7 +338,7 @@ def test_upfirdn2d_matches_numpy_reference():
         xu[::up, ::up] = x
         p0, p1 = pad
         xp = np.pad(xu, ((max(p0, 0), max(p1, 0)), (max(p0, 0), max(p1, 0))))
-        xp = xp[max(-p0, 0): xp.shape[0] - max(-p1, 0), max(-p0, 0): xp.shape[1] - max(-p1, 0)]
+        xp = xp[max(-p0, 0) : xp.shape[0] - max(-p1, 0), max(-p0, 0) : xp.shape[1] - max(-p1, 0)]
         rows = np.stack([np.convolve(r, k1, mode="valid") for r in xp])
         ref = np.stack([np.convolve(c, k1, mode="valid") for c in rows.T]).T[::down, ::down]
         got = upfirdn2d(torch.from_numpy(x)[None, None], torch.from_numpy(kernel), up, down, pad)
@@ -367,6 +369,7 @@ def test_script_generator(tmp_path):
     gen2 = load_generator(f"script:{path}:4,3,5")
     assert gen2.latent_shape == (4, 3, 5)
     assert gen2(gen2.sample_latent(1, 0)).shape == (1, 3, 12, 20)
+
     # latent shape missing on both sides -> readable error
     class NoShape(nn.Module):
         def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """Hostile and odd input: every one is refused in one line with exit code 2 (never an internal error, a
 traceback or a raw library warning), and the fixes around it keep good input working."""
+
 import importlib.util
 import io
 import os
@@ -45,9 +46,15 @@ def write_svg(path, body, w="10", h="10", extra=""):
 
 
 # ----------------------------------------------------------------------------- 1. non-finite SVG numbers
-@pytest.mark.parametrize("width,needle", [
-    ("NaN", "not finite"), ("inf", "not finite"), ("1e999", "not finite"), ("-5", "not positive"),
-])
+@pytest.mark.parametrize(
+    "width,needle",
+    [
+        ("NaN", "not finite"),
+        ("inf", "not finite"),
+        ("1e999", "not finite"),
+        ("-5", "not positive"),
+    ],
+)
 def test_render_refuses_bad_svg_width(tmp_path, capsys, width, needle):
     f = write_svg(tmp_path / "w.svg", '<rect width="5" height="5"/>', w=width)
     code, _, err, caught = run_cli(capsys, "render", f, "-o", tmp_path / "w.png")
@@ -64,18 +71,23 @@ def test_render_refuses_bad_view_box(tmp_path, capsys, view_box):
     assert_refused(code, err, "viewBox", caught)
 
 
-@pytest.mark.parametrize("body,needle", [
-    ('<path d="M 1,2 L 3,1e999"/>', "number 1e999 out of range"),
-    ('<circle cx="5" cy="5" r="nan"/>', "not finite"),
-    ('<g transform="rotate(1e999)"><rect width="5" height="5"/></g>', "transform"),
-    ('<g transform="scale(1e300)"><g transform="scale(1e300)"><rect width="5" height="5"/></g></g>',
-     "out of range after transforms"),
-    ('<rect x="1e308" width="1.7e308" height="5"/>', "out of range"),
-    ('<rect width="5" height="5" fill="rgb(1.2.3,0,0)"/>', "bad SVG colour"),
-    ('<rect width="5" height="5" opacity="inf"/>', "not finite"),
-    ('<polyline points="1 2 3 4 5"/>', "odd number of coordinates"),
-    ('<polygon points="1 2 3 4 nan 6 1e999 8"/>', "not finite"),
-])
+@pytest.mark.parametrize(
+    "body,needle",
+    [
+        ('<path d="M 1,2 L 3,1e999"/>', "number 1e999 out of range"),
+        ('<circle cx="5" cy="5" r="nan"/>', "not finite"),
+        ('<g transform="rotate(1e999)"><rect width="5" height="5"/></g>', "transform"),
+        (
+            '<g transform="scale(1e300)"><g transform="scale(1e300)"><rect width="5" height="5"/></g></g>',
+            "out of range after transforms",
+        ),
+        ('<rect x="1e308" width="1.7e308" height="5"/>', "out of range"),
+        ('<rect width="5" height="5" fill="rgb(1.2.3,0,0)"/>', "bad SVG colour"),
+        ('<rect width="5" height="5" opacity="inf"/>', "not finite"),
+        ('<polyline points="1 2 3 4 5"/>', "odd number of coordinates"),
+        ('<polygon points="1 2 3 4 nan 6 1e999 8"/>', "not finite"),
+    ],
+)
 def test_render_refuses_bad_numbers_inside(tmp_path, capsys, body, needle):
     f = write_svg(tmp_path / "n.svg", body)
     code, _, err, caught = run_cli(capsys, "render", f, "-o", tmp_path / "n.png")
@@ -102,20 +114,25 @@ def test_nesting_up_to_the_limit_renders(tmp_path, capsys):
 
 
 def test_walk_keeps_document_order_and_inherited_paint(tmp_path):
-    f = write_svg(tmp_path / "order.svg",
-                  '<g fill="red"><rect width="1" height="1"/><g transform="translate(2,0)"><rect width="1" height="1"/>'
-                  '</g><rect y="2" width="1" height="1" fill="blue"/></g><rect y="4" width="1" height="1"/>')
+    f = write_svg(
+        tmp_path / "order.svg",
+        '<g fill="red"><rect width="1" height="1"/><g transform="translate(2,0)"><rect width="1" height="1"/>'
+        '</g><rect y="2" width="1" height="1" fill="blue"/></g><rect y="4" width="1" height="1"/>',
+    )
     scene = svg.read_svg(f)
     assert [p.points[0].tolist() for p in scene.paths] == [[0, 0], [2, 0], [0, 2], [0, 4]]
     assert [p.fill[:3].tolist() for p in scene.paths] == [[1, 0, 0], [1, 0, 0], [0, 0, 1], [0, 0, 0]]
 
 
-@pytest.mark.parametrize("limit,value,body,needle", [
-    ("MAX_SVG_PATHS", 10, '<rect width="1" height="1"/>' * 11, "more than 10 paths"),
-    ("MAX_SVG_PATHS", 10, '<path d="' + "M 0 0 L 1 1 " * 11 + '"/>', "more than 10 paths"),
-    ("MAX_SVG_ELEMENTS", 50, "<g/>" * 50, "more than 50 elements"),
-    ("MAX_SVG_POINTS", 100, '<path d="M 0 0' + " L 1 1" * 40 + '"/>', "more than 100 control points"),
-])
+@pytest.mark.parametrize(
+    "limit,value,body,needle",
+    [
+        ("MAX_SVG_PATHS", 10, '<rect width="1" height="1"/>' * 11, "more than 10 paths"),
+        ("MAX_SVG_PATHS", 10, '<path d="' + "M 0 0 L 1 1 " * 11 + '"/>', "more than 10 paths"),
+        ("MAX_SVG_ELEMENTS", 50, "<g/>" * 50, "more than 50 elements"),
+        ("MAX_SVG_POINTS", 100, '<path d="M 0 0' + " L 1 1" * 40 + '"/>', "more than 100 control points"),
+    ],
+)
 def test_render_refuses_too_many_elements_paths_points(tmp_path, capsys, monkeypatch, limit, value, body, needle):
     monkeypatch.setattr(svg_read, limit, value)  # the reader reads its limits from its own module
     f = write_svg(tmp_path / "many.svg", body)
@@ -128,11 +145,14 @@ def test_limits_leave_room_for_what_vecgen_writes():
 
 
 # ----------------------------------------------------------------------------- 5. path errors quote the file
-@pytest.mark.parametrize("d,quoted", [
-    ("M 1,2 L 3,4 C 1 2 3,4 Z", "2 3,4 Z"),  # C needs 6 numbers: the text around the Z, commas and all
-    ("M 1,2 L 3,4   C\n 1,2", "C 1,2"),  # runs out at the end of the data
-    ("10,20 L 5 5", "10,20 L"),  # numbers before any command
-])
+@pytest.mark.parametrize(
+    "d,quoted",
+    [
+        ("M 1,2 L 3,4 C 1 2 3,4 Z", "2 3,4 Z"),  # C needs 6 numbers: the text around the Z, commas and all
+        ("M 1,2 L 3,4   C\n 1,2", "C 1,2"),  # runs out at the end of the data
+        ("10,20 L 5 5", "10,20 L"),  # numbers before any command
+    ],
+)
 def test_path_errors_quote_the_original_text(tmp_path, capsys, d, quoted):
     f = write_svg(tmp_path / "d.svg", f'<path d="{d}"/>')
     code, _, err, caught = run_cli(capsys, "render", f, "-o", tmp_path / "d.png")
@@ -143,27 +163,34 @@ def test_path_errors_quote_the_original_text(tmp_path, capsys, d, quoted):
 
 
 def test_read_then_write_keeps_the_bytes(tmp_path):
-    scene = svg.svg_to_scene(write_svg(tmp_path / "a.svg", '<path d="M 1 2 C 3 4 5 6 7 8" stroke="red" fill="none"/>'
-                                       '<circle cx="5" cy="5" r="3" fill="#00f"/>').read_text())
+    scene = svg.svg_to_scene(
+        write_svg(
+            tmp_path / "a.svg",
+            '<path d="M 1 2 C 3 4 5 6 7 8" stroke="red" fill="none"/><circle cx="5" cy="5" r="3" fill="#00f"/>',
+        ).read_text()
+    )
     text = svg.scene_to_svg(scene)
     assert svg.scene_to_svg(svg.svg_to_scene(text)) == text
 
 
 # ----------------------------------------------------------------------------- 3. config files
-@pytest.mark.parametrize("body,needle", [
-    ('steps = "many"\n', "--steps must be a whole number, got 'many'"),
-    ("steps = 2.5\n", "--steps must be a whole number"),
-    ("steps = true\n", "--steps must be a whole number"),
-    ("cutouts = \"4\"\n", "--cutouts must be a whole number"),
-    ('quiet = "yes"\n', "--quiet must be true or false"),
-    ("clip = 3\n", "--clip must be a string"),
-    ("views = \"sideways\"\n", "--views must be one of auto, crops, zoom"),
-    ("snapshots = 3\n", "--snapshots must be a string"),
-    ("image-prompt = 3\n", "--image-prompt must be a list of strings"),
-    ("size = {w = 3}\n", "--size must be a number, a list of numbers or a string, got a table"),
-    ("size = nan\n", "--size must be finite"),
-    ("steps = 1979-05-27\n", "--steps must be a whole number"),
-])
+@pytest.mark.parametrize(
+    "body,needle",
+    [
+        ('steps = "many"\n', "--steps must be a whole number, got 'many'"),
+        ("steps = 2.5\n", "--steps must be a whole number"),
+        ("steps = true\n", "--steps must be a whole number"),
+        ('cutouts = "4"\n', "--cutouts must be a whole number"),
+        ('quiet = "yes"\n', "--quiet must be true or false"),
+        ("clip = 3\n", "--clip must be a string"),
+        ('views = "sideways"\n', "--views must be one of auto, crops, zoom"),
+        ("snapshots = 3\n", "--snapshots must be a string"),
+        ("image-prompt = 3\n", "--image-prompt must be a list of strings"),
+        ("size = {w = 3}\n", "--size must be a number, a list of numbers or a string, got a table"),
+        ("size = nan\n", "--size must be finite"),
+        ("steps = 1979-05-27\n", "--steps must be a whole number"),
+    ],
+)
 def test_config_values_of_the_wrong_type(tmp_path, capsys, body, needle):
     cfg = tmp_path / "c.toml"
     cfg.write_text(body)
@@ -171,20 +198,24 @@ def test_config_values_of_the_wrong_type(tmp_path, capsys, body, needle):
     assert_refused(code, err, needle, caught)
 
 
-@pytest.mark.parametrize("verb,body,needle", [
-    ("paint", "lr = inf\n", "--lr must be finite"),
-    ("paint", 'decay = "smooth"\n', "--decay must be a number"),
-    ("paint", 'palette = "x"\n', "--palette must be a whole number"),
-    ("paint", "contrast = true\n", "--contrast must be a number"),
-    ("generate", "truncation = [1]\n", "--truncation must be a number"),
-    ("generate", 'init = "nowhere"\n', "--init must be one of random, mean, fusedream"),
-])
+@pytest.mark.parametrize(
+    "verb,body,needle",
+    [
+        ("paint", "lr = inf\n", "--lr must be finite"),
+        ("paint", 'decay = "smooth"\n', "--decay must be a number"),
+        ("paint", 'palette = "x"\n', "--palette must be a whole number"),
+        ("paint", "contrast = true\n", "--contrast must be a number"),
+        ("generate", "truncation = [1]\n", "--truncation must be a number"),
+        ("generate", 'init = "nowhere"\n', "--init must be one of random, mean, fusedream"),
+    ],
+)
 def test_config_types_in_other_verbs(tmp_path, capsys, verb, body, needle):
     cfg = tmp_path / "c.toml"
     cfg.write_text(body)
     extra = ["--generator", "taef2"] if verb == "generate" else []
-    code, _, err, caught = run_cli(capsys, verb, "a cat", "--config", cfg, "--clip", TINY, *extra,
-                                   "-o", tmp_path / "o.png")
+    code, _, err, caught = run_cli(
+        capsys, verb, "a cat", "--config", cfg, "--clip", TINY, *extra, "-o", tmp_path / "o.png"
+    )
     assert_refused(code, err, needle, caught)
 
 
@@ -194,14 +225,17 @@ def _png_bytes():
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("content,needle", [
-    (bytes(range(256)) * 4, "not a TOML text file"),  # random-looking bytes
-    (None, "not a TOML text file"),  # a PNG renamed .toml
-    ('clip = "caf\xe9"\n'.encode("latin-1"), "byte 11 is not UTF-8"),
-    (b"steps = \x00\n", "Invalid"),  # UTF-8, but not TOML
-    (b"a = " + b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
-    (b"# " + b"x" * (2 * 1024 * 1024) + b"\n", "not an options file"),
-])
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        (bytes(range(256)) * 4, "not a TOML text file"),  # random-looking bytes
+        (None, "not a TOML text file"),  # a PNG renamed .toml
+        ('clip = "caf\xe9"\n'.encode("latin-1"), "byte 11 is not UTF-8"),
+        (b"steps = \x00\n", "Invalid"),  # UTF-8, but not TOML
+        (b"a = " + b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b"# " + b"x" * (2 * 1024 * 1024) + b"\n", "not an options file"),
+    ],
+)
 def test_binary_or_broken_config_files(tmp_path, capsys, content, needle):
     cfg = tmp_path / "c.toml"
     cfg.write_bytes(_png_bytes() if content is None else content)
@@ -215,15 +249,27 @@ def test_config_of_good_types_still_loads(tmp_path):
     from vecgen.cli._common import load_config, option_kinds
 
     cfg = tmp_path / "ok.toml"
-    cfg.write_text('steps = 3\nsize = "40x24"\nwidth = [1, 8]\nquiet = true\nimage-prompt = "a.png"\n'
-                   'views = "zoom"\nseed = 7\nclip = "x"\n')
+    cfg.write_text(
+        'steps = 3\nsize = "40x24"\nwidth = [1, 8]\nquiet = true\nimage-prompt = "a.png"\n'
+        'views = "zoom"\nseed = 7\nclip = "x"\n'
+    )
     names = {"steps", "size", "width", "quiet", "image_prompt", "views", "seed", "clip"}
     opts = load_config(cfg, names, option_kinds(VERBS["draw"], names))
-    assert opts == {"steps": 3, "size": "40x24", "width": [1, 8], "quiet": True, "image_prompt": ["a.png"],
-                    "views": "zoom", "seed": 7, "clip": "x"}
+    assert opts == {
+        "steps": 3,
+        "size": "40x24",
+        "width": [1, 8],
+        "quiet": True,
+        "image_prompt": ["a.png"],
+        "views": "zoom",
+        "seed": 7,
+        "clip": "x",
+    }
     cfg.write_text("size = 32\ncontrast = 2\n")  # an int where the API takes a number or text
-    assert load_config(cfg, {"size", "contrast"}, option_kinds(VERBS["paint"], {"size", "contrast"})) == \
-        {"size": 32, "contrast": 2}
+    assert load_config(cfg, {"size", "contrast"}, option_kinds(VERBS["paint"], {"size", "contrast"})) == {
+        "size": 32,
+        "contrast": 2,
+    }
 
 
 # ----------------------------------------------------------------------------- 4. no raw warnings
@@ -239,8 +285,24 @@ def big_png(tmp_path_factory):
 def test_huge_image_refused_without_pil_warning(tmp_path, capsys, big_png, flag):
     from vecgen.io import MAX_IMAGE_PIXELS
 
-    code, _, err, caught = run_cli(capsys, "paint", "a cat", flag, big_png, "--clip", TINY, "--steps", "1",
-                                   "--size", "16", "--cutouts", "0", "-q", "-o", tmp_path / "o.png")
+    code, _, err, caught = run_cli(
+        capsys,
+        "paint",
+        "a cat",
+        flag,
+        big_png,
+        "--clip",
+        TINY,
+        "--steps",
+        "1",
+        "--size",
+        "16",
+        "--cutouts",
+        "0",
+        "-q",
+        "-o",
+        tmp_path / "o.png",
+    )
     line = assert_refused(code, err, "is too large: 9500x9500 = 90.2 megapixels", caught)
     assert f"{MAX_IMAGE_PIXELS / 1e6:.1f} megapixels" in line and "DecompressionBomb" not in err
 
@@ -273,8 +335,20 @@ def test_palette_transparency_image_prompt_loads_without_warning(tmp_path):
 def test_pickle_protocol_warning_silenced_on_generator_checkpoint(tmp_path, capsys):
     ckpt = tmp_path / "p3.pt"
     torch.save({"x": torch.zeros(1)}, ckpt, pickle_protocol=3)
-    code, _, err, caught = run_cli(capsys, "generate", "x", "--generator", f"stylegan2:{ckpt}", "--clip", TINY,
-                                   "--steps", "1", "-q", "-o", tmp_path / "o.png")
+    code, _, err, caught = run_cli(
+        capsys,
+        "generate",
+        "x",
+        "--generator",
+        f"stylegan2:{ckpt}",
+        "--clip",
+        TINY,
+        "--steps",
+        "1",
+        "-q",
+        "-o",
+        tmp_path / "o.png",
+    )
     assert_refused(code, err, "missing key 'conv1.conv.modulation.weight'", caught)
 
 
@@ -345,8 +419,20 @@ class _NotATensor:  # pickled by reference: torch's weights-only loader refuses 
 def test_generator_file_that_is_not_a_checkpoint(tmp_path, capsys):
     passwd = tmp_path / "passwd"
     passwd.write_text("root:x:0:0:root:/root:/bin/bash\n")
-    code, _, err, caught = run_cli(capsys, "generate", "x", "--generator", f"stylegan2:{passwd}", "--clip", TINY,
-                                   "--steps", "1", "-q", "-o", tmp_path / "o.png")
+    code, _, err, caught = run_cli(
+        capsys,
+        "generate",
+        "x",
+        "--generator",
+        f"stylegan2:{passwd}",
+        "--clip",
+        TINY,
+        "--steps",
+        "1",
+        "-q",
+        "-o",
+        tmp_path / "o.png",
+    )
     line = assert_refused(code, err, "is not a StyleGAN2 checkpoint", caught)
     assert "IndexError" not in line
 
@@ -354,19 +440,34 @@ def test_generator_file_that_is_not_a_checkpoint(tmp_path, capsys):
 def test_refused_pickle_says_why_and_how_to_convert(tmp_path, capsys):
     ckpt = tmp_path / "evil.pt"
     torch.save({"g_ema": {"a": torch.zeros(1)}, "obj": _NotATensor()}, ckpt)
-    code, _, err, caught = run_cli(capsys, "generate", "x", "--generator", f"stylegan2:{ckpt}", "--clip", TINY,
-                                   "--steps", "1", "-q", "-o", tmp_path / "o.png")
+    code, _, err, caught = run_cli(
+        capsys,
+        "generate",
+        "x",
+        "--generator",
+        f"stylegan2:{ckpt}",
+        "--clip",
+        TINY,
+        "--steps",
+        "1",
+        "-q",
+        "-o",
+        tmp_path / "o.png",
+    )
     line = assert_refused(code, err, "refused for safety", caught)
     assert "_NotATensor" in line and "safetensors" in line and "state_dict" in line
     assert "weights_only" not in line and "False" not in line
 
 
-@pytest.mark.parametrize("kind,content,needle", [
-    ("script", b"not a zip", "is not a TorchScript generator"),
-    ("script", None, "is a torch.save checkpoint, not a TorchScript module"),
-    ("stylegan2", b"", "the file is empty"),
-    ("taef2", b"PK\x03\x04truncated", "damaged or truncated"),
-])
+@pytest.mark.parametrize(
+    "kind,content,needle",
+    [
+        ("script", b"not a zip", "is not a TorchScript generator"),
+        ("script", None, "is a torch.save checkpoint, not a TorchScript module"),
+        ("stylegan2", b"", "the file is empty"),
+        ("taef2", b"PK\x03\x04truncated", "damaged or truncated"),
+    ],
+)
 def test_generator_file_messages(tmp_path, kind, content, needle):
     from vecgen.backends.generators import load_generator
     from vecgen.errors import VecgenError
@@ -408,22 +509,36 @@ def clip_files(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("name,needle", [
-    ("wrong.safetensors", "unexpected key 'wrong.key'"),
-    ("wrong.safetensors", "missing key 'positional_embedding'"),
-    ("other.pt", "does not match mini-vit (missing key 'visual.transformer.resblocks.1.ln_1.weight'"),
-    ("other.pt", "shape mismatch for 'positional_embedding'"),
-])
+@pytest.mark.parametrize(
+    "name,needle",
+    [
+        ("wrong.safetensors", "unexpected key 'wrong.key'"),
+        ("wrong.safetensors", "missing key 'positional_embedding'"),
+        ("other.pt", "does not match mini-vit (missing key 'visual.transformer.resblocks.1.ln_1.weight'"),
+        ("other.pt", "shape mismatch for 'positional_embedding'"),
+    ],
+)
 def test_mismatched_clip_weights_name_the_first_bad_key(tmp_path, capsys, clip_files, name, needle):
-    code, _, err, caught = run_cli(capsys, "draw", "a cat", "--clip", f"mini-vit@{clip_files / name}",
-                                   "--steps", "1", "-q", "-o", tmp_path / "o.svg")
+    code, _, err, caught = run_cli(
+        capsys,
+        "draw",
+        "a cat",
+        "--clip",
+        f"mini-vit@{clip_files / name}",
+        "--steps",
+        "1",
+        "-q",
+        "-o",
+        tmp_path / "o.svg",
+    )
     line = assert_refused(code, err, needle, caught)
     assert not line.rstrip().endswith(":")
 
 
 def test_unknown_clip_tag_lists_tags_and_the_bare_name(tmp_path, capsys):
-    code, _, err, caught = run_cli(capsys, "draw", "a cat", "--clip", "mini-vit@nosuchtag", "--steps", "1", "-q",
-                                   "-o", tmp_path / "o.svg")
+    code, _, err, caught = run_cli(
+        capsys, "draw", "a cat", "--clip", "mini-vit@nosuchtag", "--steps", "1", "-q", "-o", tmp_path / "o.svg"
+    )
     line = assert_refused(code, err, "unknown pretrained tag 'nosuchtag' for mini-vit", caught)
     assert "known: none" not in line and "bare name" in line and "mini-vit@random" in line
 
@@ -468,8 +583,22 @@ def test_taef2_spec_size_is_width_by_height(taef2_file):
 
 def test_taef2_spec_size_through_the_cli(tmp_path, capsys, taef2_file):
     out = tmp_path / "t.png"
-    code, _, err, _ = run_cli(capsys, "generate", "a red square", "--generator", f"taef2:{taef2_file}:32x16",
-                              "--clip", TINY, "--steps", "1", "--cutouts", "0", "-q", "-o", out)
+    code, _, err, _ = run_cli(
+        capsys,
+        "generate",
+        "a red square",
+        "--generator",
+        f"taef2:{taef2_file}:32x16",
+        "--clip",
+        TINY,
+        "--steps",
+        "1",
+        "--cutouts",
+        "0",
+        "-q",
+        "-o",
+        out,
+    )
     assert code == 0, err
     with Image.open(out) as im:
         assert im.size == (32, 16)  # the same WxH as --size 32x16 gives
@@ -477,8 +606,20 @@ def test_taef2_spec_size_through_the_cli(tmp_path, capsys, taef2_file):
 
 @pytest.mark.parametrize("suffix,needle", [("99999x8", "above the limit of 4096"), ("20x16", "multiples of 8")])
 def test_taef2_spec_size_limits(tmp_path, capsys, taef2_file, suffix, needle):
-    code, _, err, caught = run_cli(capsys, "generate", "x", "--generator", f"taef2:{taef2_file}:{suffix}",
-                                   "--clip", TINY, "--steps", "1", "-q", "-o", tmp_path / "o.png")
+    code, _, err, caught = run_cli(
+        capsys,
+        "generate",
+        "x",
+        "--generator",
+        f"taef2:{taef2_file}:{suffix}",
+        "--clip",
+        TINY,
+        "--steps",
+        "1",
+        "-q",
+        "-o",
+        tmp_path / "o.png",
+    )
     assert_refused(code, err, needle, caught)
 
 

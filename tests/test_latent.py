@@ -1,4 +1,5 @@
 """Tests of the generator-latent parameterization, FuseDream start, ``generate`` and ``vecgen generate``."""
+
 from __future__ import annotations
 
 import math
@@ -140,8 +141,7 @@ def test_lr_ramp_shape_and_engine_schedule(sg2):
         seen.append(param.value.detach().clone())
         raise StopRun  # a callback may end the run; the engine keeps the result
 
-    state = optimize(p, Objective([FnTerm("sum", lambda im: im.sum())]), 4, callbacks=[first_step],
-                     progress=False)
+    state = optimize(p, Objective([FnTerm("sum", lambda im: im.sum())]), 4, callbacks=[first_step], progress=False)
     assert state.interrupted and state.step == 1 and p.step == 1
     moved = (seen[0] - before).abs()
     # Adam's first step is lr * sign(grad): the engine ran it at lr * ramp(0 of 4 steps)
@@ -164,8 +164,18 @@ def test_l2_term(sg2):
 def test_l2_keeps_latent_close(sg2, tiny):
     dist = {}
     for l2 in (0.0, 1.0):
-        res = generate("a red circle", generator=sg2, space="wplus", l2=l2, steps=8, lr=0.2, cutouts=2,
-                       device="cpu", quiet=True, perceptors=tiny)
+        res = generate(
+            "a red circle",
+            generator=sg2,
+            space="wplus",
+            l2=l2,
+            steps=8,
+            lr=0.2,
+            cutouts=2,
+            device="cpu",
+            quiet=True,
+            perceptors=tiny,
+        )
         dist[l2] = float(res.param.l2_to_init().detach())
         if l2:
             assert "l2" in res.history[-1]
@@ -197,7 +207,7 @@ def test_fusedream_keeps_the_k_best(sg2):
     assert torch.allclose(p.basis_scores, p.scores[best])
     # the scores belong to the samples: re-render sample i from its chunk and re-score
     for idx in p.top_indices.tolist():
-        z = sg2.sample_latent(4, 0 + 1 + idx // 4)[idx % 4: idx % 4 + 1]
+        z = sg2.sample_latent(4, 0 + 1 + idx // 4)[idx % 4 : idx % 4 + 1]
         with torch.no_grad():
             s = brightness(sg2(z))
         assert math.isclose(float(s), float(p.scores[idx]), rel_tol=1e-5)
@@ -211,15 +221,26 @@ def test_fusedream_keeps_the_k_best(sg2):
 
 
 def test_fusedream_generate_with_objective(sg2, tiny):
-    res = generate("a red circle", generator=sg2, init="fusedream", samples=12, top=3, space="wplus", steps=2,
-                   cutouts=2, device="cpu", quiet=True, perceptors=tiny)
+    res = generate(
+        "a red circle",
+        generator=sg2,
+        init="fusedream",
+        samples=12,
+        top=3,
+        space="wplus",
+        steps=2,
+        cutouts=2,
+        device="cpu",
+        quiet=True,
+        perceptors=tiny,
+    )
     p = res.param
     assert p.scores.shape == (12,)
     assert set(p.top_indices.tolist()) == set(torch.argsort(p.scores)[:3].tolist())
     # the ranking is the objective's per-image value: check it for the winner
     terms = [ClipTerm(tiny[0][0], parse_prompts("a red circle"))]
     best = int(p.top_indices[0])
-    z = sg2.sample_latent(8, 0 + 1 + best // 8)[best % 8: best % 8 + 1]
+    z = sg2.sample_latent(8, 0 + 1 + best // 8)[best % 8 : best % 8 + 1]
     with torch.no_grad():
         img = sg2.synthesize(sg2.to_w_plus(sg2.mapping(z)))
     # scored with random cutouts, so compare against the plain-image score loosely
@@ -230,8 +251,17 @@ def test_fusedream_generate_with_objective(sg2, tiny):
 
 def test_fusedream_checkpoint_resume(sg2, tiny, tmp_path):
     ck = tmp_path / "ck.pt"
-    kw = dict(generator=sg2, init="fusedream", samples=6, top=2, space="w", cutouts=0, device="cpu", quiet=True,
-              perceptors=tiny)
+    kw = dict(
+        generator=sg2,
+        init="fusedream",
+        samples=6,
+        top=2,
+        space="w",
+        cutouts=0,
+        device="cpu",
+        quiet=True,
+        perceptors=tiny,
+    )
     a = generate("a red circle", steps=3, checkpoint=ck, **kw)
     b = generate("a red circle", steps=4, resume=ck, **kw)
     assert b.history[:3] == a.history and len(b.history) == 4
@@ -263,9 +293,20 @@ def test_generate_api_errors(sg2, tiny):
 
 
 def test_generate_snapshots_and_latent_file(sg2, tiny, tmp_path):
-    res = generate("a blue square", generator=sg2, space="z", truncation=0.7, steps=2, every=1, cutouts=0,
-                   device="cpu", quiet=True, perceptors=tiny, snapshots=tmp_path / "snaps",
-                   save_latent=tmp_path / "lat.pt")
+    res = generate(
+        "a blue square",
+        generator=sg2,
+        space="z",
+        truncation=0.7,
+        steps=2,
+        every=1,
+        cutouts=0,
+        device="cpu",
+        quiet=True,
+        perceptors=tiny,
+        snapshots=tmp_path / "snaps",
+        save_latent=tmp_path / "lat.pt",
+    )
     assert sorted(f.name for f in (tmp_path / "snaps").iterdir()) == ["00001.png", "00002.png"]
     data = torch.load(tmp_path / "lat.pt", weights_only=True)
     assert data["space"] == "z" and data["w_plus"].shape == (1, sg2.n_latent, 32)
@@ -278,8 +319,16 @@ def test_generate_image_prompt_only(sg2, tiny, tmp_path):
     from PIL import Image
 
     Image.new("RGB", (40, 40), (200, 30, 30)).save(tmp_path / "red.png")
-    res = generate(None, generator=sg2, image_prompt=[str(tmp_path / "red.png")], steps=2, cutouts=0,
-                   device="cpu", quiet=True, perceptors=tiny)
+    res = generate(
+        None,
+        generator=sg2,
+        image_prompt=[str(tmp_path / "red.png")],
+        steps=2,
+        cutouts=0,
+        device="cpu",
+        quiet=True,
+        perceptors=tiny,
+    )
     assert len(res.history) == 2 and res.settings["prompt"] is None
     with pytest.raises(VecgenError, match="nothing to optimize"):
         generate(None, generator=sg2, steps=1, device="cpu", quiet=True, perceptors=tiny)
@@ -323,8 +372,9 @@ def test_taef2_latent_reaches_smooth_image_128():
 
 @needs_taef2
 def test_taef2_generate_size(tiny):
-    res = generate("a red circle", generator="taef2", size="64x48", steps=1, cutouts=0, device="cpu",
-                   quiet=True, perceptors=tiny)
+    res = generate(
+        "a red circle", generator="taef2", size="64x48", steps=1, cutouts=0, device="cpu", quiet=True, perceptors=tiny
+    )
     assert res.image.size == (64, 48)
     assert res.param.space_shape == (32, 6, 8)
     with pytest.raises(VecgenError, match="multiples of 8"):
@@ -387,8 +437,27 @@ def script_file(tmp_path_factory):
 
 def test_cli_generate_end_to_end(sg2_file, tmp_path, capsys):
     out = tmp_path / "out.png"
-    rc = main(["generate", "a red circle", "--generator", f"stylegan2:{sg2_file}", "--clip", TINY,
-               "--steps", "3", "--space", "wplus", "--l2", "0.008", "--cutouts", "2", "-o", str(out), "-q"])
+    rc = main(
+        [
+            "generate",
+            "a red circle",
+            "--generator",
+            f"stylegan2:{sg2_file}",
+            "--clip",
+            TINY,
+            "--steps",
+            "3",
+            "--space",
+            "wplus",
+            "--l2",
+            "0.008",
+            "--cutouts",
+            "2",
+            "-o",
+            str(out),
+            "-q",
+        ]
+    )
     assert rc == 0 and out.is_file()
     assert capsys.readouterr().out.strip() == str(out)
     from PIL import Image
@@ -400,8 +469,10 @@ def test_cli_generate_end_to_end(sg2_file, tmp_path, capsys):
 
 def test_cli_generate_fusedream_script_config(script_file, tmp_path, capsys):
     cfg = tmp_path / "gen.toml"
-    cfg.write_text(f'generator = "script:{script_file}"\ninit = "fusedream"\nsamples = 6\ntop = 2\n'
-                   f'clip = "{TINY}"\nsteps = 3\ncutouts = 0\nquiet = true\n')
+    cfg.write_text(
+        f'generator = "script:{script_file}"\ninit = "fusedream"\nsamples = 6\ntop = 2\n'
+        f'clip = "{TINY}"\nsteps = 3\ncutouts = 0\nquiet = true\n'
+    )
     out = tmp_path / "s.png"
     rc = main(["generate", "a green square", "--config", str(cfg), "-o", str(out)])
     assert rc == 0 and out.is_file()
@@ -411,13 +482,16 @@ def test_cli_generate_fusedream_script_config(script_file, tmp_path, capsys):
         assert im.size == (16, 16)
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--generator", "stylegan2:/nonexistent/gen.pt"], "not found"),
-    (["--generator", "SG2", "--space", "uplus"], "invalid choice"),
-    ([], "--generator is required"),
-    (["--generator", "GEN", "-o", "x.svg"], ".png"),
-    (["--generator", "GEN", "--init", "fusedream", "--samples", "2", "--top", "3"], "--top"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--generator", "stylegan2:/nonexistent/gen.pt"], "not found"),
+        (["--generator", "SG2", "--space", "uplus"], "invalid choice"),
+        ([], "--generator is required"),
+        (["--generator", "GEN", "-o", "x.svg"], ".png"),
+        (["--generator", "GEN", "--init", "fusedream", "--samples", "2", "--top", "3"], "--top"),
+    ],
+)
 def test_cli_generate_bad_input(sg2_file, tmp_path, capsys, args, needle):
     args = [a.replace("SG2", f"stylegan2:{sg2_file}").replace("GEN", f"stylegan2:{sg2_file}") for a in args]
     if "-o" not in args:
@@ -431,16 +505,38 @@ def test_cli_generate_bad_input(sg2_file, tmp_path, capsys, args, needle):
 def test_cli_generate_unknown_space_in_config(sg2_file, tmp_path, capsys):
     cfg = tmp_path / "c.toml"
     cfg.write_text('space = "u"\n')
-    rc = main(["generate", "x", "--generator", f"stylegan2:{sg2_file}", "--config", str(cfg), "--clip", TINY,
-               "-o", str(tmp_path / "o.png")])
+    rc = main(
+        [
+            "generate",
+            "x",
+            "--generator",
+            f"stylegan2:{sg2_file}",
+            "--config",
+            str(cfg),
+            "--clip",
+            TINY,
+            "-o",
+            str(tmp_path / "o.png"),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "--space" in err
 
 
 def test_fusedream_ranking_shows_progress(sg2, tiny, capsys):
     """Ranking the samples can take minutes: it has its own bar unless quiet."""
-    generate("a red apple", generator=sg2, init="fusedream", samples=4, top=2, steps=1, cutouts=0, device="cpu",
-             quiet=False, perceptors=tiny)
+    generate(
+        "a red apple",
+        generator=sg2,
+        init="fusedream",
+        samples=4,
+        top=2,
+        steps=1,
+        cutouts=0,
+        device="cpu",
+        quiet=False,
+        perceptors=tiny,
+    )
     assert "fusedream: ranking" in capsys.readouterr().err
 
 
@@ -449,19 +545,22 @@ def _no_model(*args, **kwargs):
     raise AssertionError("a model was loaded before the options were checked")
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--samples", "5000"], "--samples 5000 is above the limit of 4,096"),
-    (["--samples", "0"], "--samples must be >= 1"),
-    (["--top", "300"], "--top 300 is above the limit of 256"),
-    (["--truncation", "3"], "--truncation 3.0 is above the limit of 2"),
-    (["--truncation", "-0.5"], "--truncation must be >= 0"),
-    (["--lr", "0"], "--lr must be > 0"),
-    (["--l2", "-1"], "--l2 must be >= 0"),
-    (["--l2", "inf"], "--l2 must be finite"),
-    (["--init", "fusedream", "--samples", "3", "--top", "4"], "--top must be between 1 and samples (3), got 4"),
-    (["--save-latent", "latent.npy"], "latent.npy: --save-latent is written as .pt or .pth"),
-    ([], "--generator is required"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--samples", "5000"], "--samples 5000 is above the limit of 4,096"),
+        (["--samples", "0"], "--samples must be >= 1"),
+        (["--top", "300"], "--top 300 is above the limit of 256"),
+        (["--truncation", "3"], "--truncation 3.0 is above the limit of 2"),
+        (["--truncation", "-0.5"], "--truncation must be >= 0"),
+        (["--lr", "0"], "--lr must be > 0"),
+        (["--l2", "-1"], "--l2 must be >= 0"),
+        (["--l2", "inf"], "--l2 must be finite"),
+        (["--init", "fusedream", "--samples", "3", "--top", "4"], "--top must be between 1 and samples (3), got 4"),
+        (["--save-latent", "latent.npy"], "latent.npy: --save-latent is written as .pt or .pth"),
+        ([], "--generator is required"),
+    ],
+)
 def test_cli_generate_bounds_refused_before_any_model_loads(args, needle, tmp_path, capsys, monkeypatch):
     from vecgen.backends import generators, perceptors
 
@@ -492,5 +591,8 @@ def test_api_generate_config():
     with pytest.raises(VecgenError, match="generate needs option 'generator'"):
         gallery.parse_spec('[[entry]]\nfunction = "generate"\nprompt = "a"\n', "g.toml")
     with pytest.raises(VecgenError, match="top must be between 1 and samples"):
-        gallery.parse_spec('[[entry]]\nfunction = "generate"\nprompt = "a"\ngenerator = "taef2"\n'
-                           'init = "fusedream"\nsamples = 2\ntop = 3\n', "g.toml")
+        gallery.parse_spec(
+            '[[entry]]\nfunction = "generate"\nprompt = "a"\ngenerator = "taef2"\n'
+            'init = "fusedream"\nsamples = 2\ntop = 3\n',
+            "g.toml",
+        )

@@ -1,4 +1,5 @@
 """The package layout holds: layers (import-linter), no import cycles, small modules, one verb registry."""
+
 from __future__ import annotations
 
 import inspect
@@ -154,10 +155,11 @@ def test_cli_parser_and_registry_load_without_torch():
     import subprocess
     import sys
 
-    code = ("import sys, vecgen.cli, vecgen.api; vecgen.cli.build_parser(); "
-            "sys.exit(1 if 'torch' in sys.modules else 0)")
+    code = "import sys, vecgen.cli, vecgen.api; vecgen.cli.build_parser(); sys.exit(1 if 'torch' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60).returncode == 0
     # `from vecgen import <submodule>` imports that submodule only (it once loaded the whole API first)
-    code = ("import sys; from vecgen import interrupts, io, errors; "
-            "sys.exit(1 if 'vecgen.api' in sys.modules or 'torch' in sys.modules else 0)")
+    code = (
+        "import sys; from vecgen import interrupts, io, errors; "
+        "sys.exit(1 if 'vecgen.api' in sys.modules or 'torch' in sys.modules else 0)"
+    )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60).returncode == 0

@@ -1,4 +1,5 @@
 """Resource bounds: options that size a run are refused in one line before any allocation."""
+
 from __future__ import annotations
 
 import time
@@ -17,21 +18,42 @@ def run_cli(capsys, *argv):
     return code, captured.err
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["draw", "a red circle", "--steps", "1", "--cutouts", "100000"], "--cutouts 100000 is above the limit of 256"),
-    (["draw", "a red circle", "--steps", "1", "--strokes", "10000000"], "--strokes 10000000 is above the limit"),
-    (["draw", "a red circle", "--steps", "1", "--segments", "5000"], "--segments 5000 is above the limit of 64"),
-    (["draw", "a red circle", "--steps", "100000000"], "--steps 100000000 is above the limit"),
-    (["draw", "a red circle", "--steps", "1", "--size", "5000x10"], "above the limit of 4096 px"),
-    (["draw", "a red circle", "--steps", "1", "--seed", "100000000000000000000000"], "--seed must be between 0 and"),
-    (["draw", "a red circle", "--steps", "1", "--seed", "-1"], "--seed must be between 0 and"),
-    (["paint", "a red circle", "--steps", "1", "--cutouts", "1000"], "--cutouts 1000 is above the limit"),
-    (["generate", "a red circle", "--generator", "taef2", "--init", "fusedream", "--samples", "100000",
-      "--steps", "1"], "--samples 100000 is above the limit of 4,096"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["draw", "a red circle", "--steps", "1", "--cutouts", "100000"], "--cutouts 100000 is above the limit of 256"),
+        (["draw", "a red circle", "--steps", "1", "--strokes", "10000000"], "--strokes 10000000 is above the limit"),
+        (["draw", "a red circle", "--steps", "1", "--segments", "5000"], "--segments 5000 is above the limit of 64"),
+        (["draw", "a red circle", "--steps", "100000000"], "--steps 100000000 is above the limit"),
+        (["draw", "a red circle", "--steps", "1", "--size", "5000x10"], "above the limit of 4096 px"),
+        (
+            ["draw", "a red circle", "--steps", "1", "--seed", "100000000000000000000000"],
+            "--seed must be between 0 and",
+        ),
+        (["draw", "a red circle", "--steps", "1", "--seed", "-1"], "--seed must be between 0 and"),
+        (["paint", "a red circle", "--steps", "1", "--cutouts", "1000"], "--cutouts 1000 is above the limit"),
+        (
+            [
+                "generate",
+                "a red circle",
+                "--generator",
+                "taef2",
+                "--init",
+                "fusedream",
+                "--samples",
+                "100000",
+                "--steps",
+                "1",
+            ],
+            "--samples 100000 is above the limit of 4,096",
+        ),
+    ],
+)
 def test_limits_refused_in_one_line_before_work(capsys, tmp_path, argv, needle):
     t0 = time.perf_counter()
-    code, err = run_cli(capsys, *argv, "--clip", TINY, "-o", str(tmp_path / ("x.png" if argv[0] != "draw" else "x.svg")))
+    code, err = run_cli(
+        capsys, *argv, "--clip", TINY, "-o", str(tmp_path / ("x.png" if argv[0] != "draw" else "x.svg"))
+    )
     assert code == 2, err
     assert needle in err and len(err.strip().splitlines()) == 1 and "internal error" not in err
     assert time.perf_counter() - t0 < 30  # refused up front, not after building 10 million strokes
@@ -55,28 +77,46 @@ def test_memory_estimate_refuses_what_cannot_fit(monkeypatch):
 
     monkeypatch.setattr(_run, "available_memory", lambda device=None: 50 * 2**20)  # a 50 MiB machine
     with pytest.raises(VecgenError, match=r"256 views for 1 perceptor\(s\) need about .* GiB, but 0.0 GiB is free"):
-        vecgen.draw("a red circle", clip="ViT-B-32@random", cutouts=256, steps=1, quiet=True, device="cpu",
-                    strokes=4)
+        vecgen.draw("a red circle", clip="ViT-B-32@random", cutouts=256, steps=1, quiet=True, device="cpu", strokes=4)
     # the same machine runs a small job
     res = vecgen.draw("a red circle", clip=TINY, cutouts=2, steps=1, quiet=True, device="cpu", strokes=4, size=64)
     assert len(res.history) == 1
 
 
-@pytest.mark.parametrize("clip, needle", [
-    ("mini-vit:abc", "bad weight 'abc' in --clip 'mini-vit:abc'"),
-    ("mini-vit:0", "weight 0 would make that model do nothing"),
-])
+@pytest.mark.parametrize(
+    "clip, needle",
+    [
+        ("mini-vit:abc", "bad weight 'abc' in --clip 'mini-vit:abc'"),
+        ("mini-vit:0", "weight 0 would make that model do nothing"),
+    ],
+)
 def test_bad_clip_weights_are_named_as_weights(capsys, tmp_path, clip, needle):
     code, err = run_cli(capsys, "draw", "a red circle", "--steps", "1", "--clip", clip, "-o", str(tmp_path / "x.svg"))
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
 
 
 def test_adapt_batch_and_grid_limits(capsys, tmp_path):
-    for flag, value, needle in (("--batch", "1000", "--batch 1000 is above the limit of 64"),
-                                ("--grid-samples", "500", "--grid-samples 500 is above the limit of 64"),
-                                ("--batch", "0", "--batch must be >= 1")):
-        code, err = run_cli(capsys, "adapt", "--generator", "taef2", "--source", "photo", "--target", "sketch",
-                            "--clip", TINY, flag, value, "-o", str(tmp_path / "a.pt"))
+    for flag, value, needle in (
+        ("--batch", "1000", "--batch 1000 is above the limit of 64"),
+        ("--grid-samples", "500", "--grid-samples 500 is above the limit of 64"),
+        ("--batch", "0", "--batch must be >= 1"),
+    ):
+        code, err = run_cli(
+            capsys,
+            "adapt",
+            "--generator",
+            "taef2",
+            "--source",
+            "photo",
+            "--target",
+            "sketch",
+            "--clip",
+            TINY,
+            flag,
+            value,
+            "-o",
+            str(tmp_path / "a.pt"),
+        )
         assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
 
 

@@ -1,4 +1,5 @@
 """The triangle renderer: conformance with trimesh ray casting, gradients, visibility, memory bound."""
+
 from __future__ import annotations
 
 import math
@@ -57,8 +58,13 @@ def _check_conformance(name: str, az: float, el: float, size: int = 64) -> None:
     view = look_at(eye)
     pix, depth = project(v, view, (size, size), fov)
     frag = rasterize(pix, depth, faces, (size, size))
-    ref = _ray_cast(trimesh.Trimesh(v.double().numpy(), mesh.faces, process=False), eye[0].double().numpy(),
-                    view[0].double().numpy(), size, fov)
+    ref = _ray_cast(
+        trimesh.Trimesh(v.double().numpy(), mesh.faces, process=False),
+        eye[0].double().numpy(),
+        view[0].double().numpy(),
+        size,
+        fov,
+    )
     ours = frag.depth[0].double().numpy()
     a, b = np.isfinite(ours), np.isfinite(ref)
     iou = (a & b).sum() / (a | b).sum()
@@ -141,7 +147,9 @@ def test_silhouette_gradient_moves_the_outline():
     darkness = lambda s: (1.0 - r.render(v * s, f, c, view)).sum()  # noqa: E731
     darkness(scale).backward()
     eps = 1e-4
-    num = (darkness(torch.tensor(1.0 + eps, dtype=torch.float64)) - darkness(torch.tensor(1.0 - eps, dtype=torch.float64))) / (2 * eps)
+    num = (
+        darkness(torch.tensor(1.0 + eps, dtype=torch.float64)) - darkness(torch.tensor(1.0 - eps, dtype=torch.float64))
+    ) / (2 * eps)
     assert float(scale.grad) > 0 and float(num) > 0
     assert abs(float(scale.grad) - float(num)) <= 0.05 * abs(float(num))
     # Coverage is close to the triangle's true area in pixels (box-filtered edges).

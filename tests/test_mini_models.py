@@ -1,4 +1,5 @@
 """Tests for the built-in mini CLIP models (mini-vit, mini-rn, mini-vit-3d): configs, shipped weights, probes, training."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,9 @@ from vecgen.minis.probes import PROBE_SEED0, probe, probe_items
 
 NAMES = ("mini-vit", "mini-rn", "mini-vit-3d")
 WEIGHTS = clip_mod.WEIGHTS_DIR
-needs_weights = pytest.mark.skipif(not all((WEIGHTS / f"{n}.safetensors").is_file() for n in NAMES),
-                                   reason="shipped mini-* weights not present")
+needs_weights = pytest.mark.skipif(
+    not all((WEIGHTS / f"{n}.safetensors").is_file() for n in NAMES), reason="shipped mini-* weights not present"
+)
 # A little below what the shipped weights measure on 1,000 held-out scenes (weights/metrics.json;
 # these tests use 100): chance is 1/12 colour, 1/8 shape, 1/9 position, 1/2 size, 1/3 count.
 MIN_ACCURACY = {
@@ -146,8 +148,32 @@ def test_probe_accuracy(perceptors, name):
 def test_training_smoke(tmp_path):
     from vecgen.minis.train import load_trained, main
 
-    rc = main(["--arch", "vit", "--seed", "3", "--steps", "3", "--batch", "8", "--scenes", "16", "--size", "64",
-               "--warmup", "1", "--cache-dir", "none", "--probe-n", "0", "--name", "smoke-vit", "--out", str(tmp_path)])
+    rc = main(
+        [
+            "--arch",
+            "vit",
+            "--seed",
+            "3",
+            "--steps",
+            "3",
+            "--batch",
+            "8",
+            "--scenes",
+            "16",
+            "--size",
+            "64",
+            "--warmup",
+            "1",
+            "--cache-dir",
+            "none",
+            "--probe-n",
+            "0",
+            "--name",
+            "smoke-vit",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     weights = tmp_path / "smoke-vit.safetensors"
     metrics = json.loads((tmp_path / "metrics.json").read_text())["smoke-vit"]
@@ -163,8 +189,9 @@ def test_draw_red_circle_judged_by_the_other_model(perceptors):
     """Drawing 'a red circle' against mini-vit makes mini-rn prefer that caption too."""
     from vecgen.api import pil_to_tensor
 
-    res = vecgen.draw("a red circle", clip="mini-vit", steps=40, strokes=12, size=64, cutouts=4, seed=0,
-                      device="cpu", quiet=True)
+    res = vecgen.draw(
+        "a red circle", clip="mini-vit", steps=40, strokes=12, size=64, cutouts=4, seed=0, device="cpu", quiet=True
+    )
     img = pil_to_tensor(res.image)
     judge = perceptors["mini-rn"]
     with torch.no_grad():
@@ -185,7 +212,7 @@ def test_attribute_labels_match_scenes():
     assert lab["colour"][0] == list(COLOURS).index(single["colour"])
     assert lab["position"][0] >= 0 and lab["size"][0] >= 0
     assert lab["position"][1] == -100 and lab["size"][2] == -100  # only single scenes have one place / size
-    assert lab["shape"][2] == -100 and lab["shape"][3] == -100    # two different objects: no single shape
+    assert lab["shape"][2] == -100 and lab["shape"][3] == -100  # two different objects: no single shape
     assert [int(c) for c in lab["count"]] == [len(a["objects"]) - 1 for a in attrs]
     for i, a in enumerate(attrs):  # presence vectors name exactly the shapes drawn
         want = {o["shape"] for o in a["objects"]}
@@ -198,9 +225,16 @@ def test_attribute_heads_learn_and_reach_the_image_tower():
     torch.manual_seed(0)
     heads = AttributeHeads(16)
     emb = torch.randn(32, 16, requires_grad=True)
-    labels = {"shape": torch.randint(8, (32,)), "colour": torch.randint(12, (32,)), "size": torch.full((32,), -100),
-              "style": torch.randint(4, (32,)), "position": torch.randint(9, (32,)), "count": torch.randint(3, (32,)),
-              "shapes": torch.zeros(32, 8), "colours": torch.zeros(32, 12)}
+    labels = {
+        "shape": torch.randint(8, (32,)),
+        "colour": torch.randint(12, (32,)),
+        "size": torch.full((32,), -100),
+        "style": torch.randint(4, (32,)),
+        "position": torch.randint(9, (32,)),
+        "count": torch.randint(3, (32,)),
+        "shapes": torch.zeros(32, 8),
+        "colours": torch.zeros(32, 12),
+    }
     loss0, accs = heads.loss(emb, labels)
     assert "size" not in accs and set(accs) >= {"shape", "colour", "count"}  # all -100: skipped, no NaN
     loss0.backward()
@@ -236,11 +270,47 @@ def test_training_smoke_with_pretraining(tmp_path):
 
     from vecgen.minis.train import main
 
-    common = ["--arch", "rn", "--seed", "2", "--batch", "8", "--scenes", "32", "--warmup", "1", "--cache-dir", "none",
-              "--probe-n", "0", "--out", str(tmp_path)]
+    common = [
+        "--arch",
+        "rn",
+        "--seed",
+        "2",
+        "--batch",
+        "8",
+        "--scenes",
+        "32",
+        "--warmup",
+        "1",
+        "--cache-dir",
+        "none",
+        "--probe-n",
+        "0",
+        "--out",
+        str(tmp_path),
+    ]
     assert main([*common, "--steps", "1", "--pretrain-steps", "0", "--name", "a"]) == 0
-    assert main([*common, "--steps", "1", "--pretrain-steps", "4", "--aux", "1", "--clutter", "0.5", "--adv", "0.5",
-                 "--adv-steps", "1", "--name", "b"]) == 0
+    assert (
+        main(
+            [
+                *common,
+                "--steps",
+                "1",
+                "--pretrain-steps",
+                "4",
+                "--aux",
+                "1",
+                "--clutter",
+                "0.5",
+                "--adv",
+                "0.5",
+                "--adv-steps",
+                "1",
+                "--name",
+                "b",
+            ]
+        )
+        == 0
+    )
     a, b = load_file(str(tmp_path / "a.safetensors")), load_file(str(tmp_path / "b.safetensors"))
     moved = (a["visual.layer1.0.conv1.weight"].float() - b["visual.layer1.0.conv1.weight"].float()).abs().max()
     assert moved > 1e-3  # the pretraining phase changed the image tower
@@ -302,8 +372,9 @@ def test_mini_models_draw_filled_blobs_by_default(tmp_path):
 
     own = shutil.copy(WEIGHTS / "mini-vit.safetensors", tmp_path / "my-mini-vit.safetensors")
     assert vecgen.load_perceptor(f"mini-vit@{own}").draw_hint == clip_mod.MINI_DRAW_HINT  # a user's fine-tune
-    res = vecgen.draw("a red circle", clip="mini-vit", shapes="strokes", steps=2, size=48, cutouts=0,
-                      device="cpu", quiet=True)
+    res = vecgen.draw(
+        "a red circle", clip="mini-vit", shapes="strokes", steps=2, size=48, cutouts=0, device="cpu", quiet=True
+    )
     assert res.settings["shapes"] == "strokes" and res.settings["strokes"] == 256
 
 
@@ -342,8 +413,9 @@ def test_adversarial_views_stay_close_and_raise_the_loss():
     torch.manual_seed(0)
     model, tokenizer = build_model("vecgen-tiny-vit")
     attrs = [sample_scene(random.Random(i), "single") for i in range(6)]
-    x = render_batch(attrs, model.visual.image_size if isinstance(model.visual.image_size, int)
-                     else model.visual.image_size[0])
+    x = render_batch(
+        attrs, model.visual.image_size if isinstance(model.visual.image_size, int) else model.visual.image_size[0]
+    )
     caps = [caption_scene(a, random.Random(0), "a")[0] for a in attrs]
     mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
@@ -363,8 +435,15 @@ def test_adversarial_views_stay_close_and_raise_the_loss():
     assert loss(adv) > loss(x) + 0.1  # random noise of the same norm moves it by ~0.004
 
 
-@pytest.mark.parametrize("module", ["vecgen.minis.train", "vecgen.backends.perceptors.train",
-                                    "vecgen.minis.probes", "vecgen.backends.perceptors.probes"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "vecgen.minis.train",
+        "vecgen.backends.perceptors.train",
+        "vecgen.minis.probes",
+        "vecgen.backends.perceptors.probes",
+    ],
+)
 def test_kit_commands_run_under_new_and_old_paths(module):
     """The old backends paths are forwarders: same --help, exit 0."""
     res = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
@@ -374,7 +453,9 @@ def test_kit_commands_run_under_new_and_old_paths(module):
 
 def test_backends_do_not_import_the_kit():
     """Importing the old paths (the forwarders) must not pull in vecgen.minis."""
-    code = ("import sys, vecgen.backends.perceptors.train, vecgen.backends.perceptors.probes; "
-            "print(sorted(m for m in sys.modules if m.startswith(('vecgen.minis', 'vecgen.params'))))")
+    code = (
+        "import sys, vecgen.backends.perceptors.train, vecgen.backends.perceptors.probes; "
+        "print(sorted(m for m in sys.modules if m.startswith(('vecgen.minis', 'vecgen.params'))))"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and res.stdout.strip() == "[]", res.stdout + res.stderr[-2000:]

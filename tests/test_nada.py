@@ -1,4 +1,5 @@
 """Tests of StyleGAN-NADA: directional loss, GeneratorWeights, ``adapt`` and ``vecgen adapt``."""
+
 from __future__ import annotations
 
 import math
@@ -60,7 +61,9 @@ def test_directional_term(tiny):
     term = DirectionalClipTerm(perceptor, "photo", "pencil sketch", reference=lambda: ref)
     x = img.clone().requires_grad_(True)
     loss = term(Context(x, None))
-    assert abs(float(loss.detach()) - 1.0) < 1e-5  # identical renders: no step, loss 1 (not NaN; float noise varies with threads)
+    assert (
+        abs(float(loss.detach()) - 1.0) < 1e-5
+    )  # identical renders: no step, loss 1 (not NaN; float noise varies with threads)
     loss.backward()
     assert torch.isfinite(x.grad).all() and float(x.grad.abs().sum()) > 0
     # a render moved along the gradient scores better
@@ -116,8 +119,19 @@ def test_adapt_stylegan2_loss_decreases(tiny, tmp_path):
     gen = small_stylegan2()
     frozen_before = snapshot(gen)
     trained_start = snapshot(gen)
-    res = adapt("photo", "pencil sketch", generator=gen, steps=20, layers_k=3, lr=0.01, device="cpu", quiet=True,
-                perceptors=tiny, output=tmp_path / "a.pt", grid=tmp_path / "a.png")
+    res = adapt(
+        "photo",
+        "pencil sketch",
+        generator=gen,
+        steps=20,
+        layers_k=3,
+        lr=0.01,
+        device="cpu",
+        quiet=True,
+        perceptors=tiny,
+        output=tmp_path / "a.pt",
+        grid=tmp_path / "a.png",
+    )
     h = [v[TERM] for v in res.history]
     assert h[0] == pytest.approx(1.0, abs=1e-4)
     assert sum(h[-5:]) / 5 < sum(h[:5]) / 5 - 0.02, h
@@ -145,10 +159,28 @@ def test_adapt_stylegan2_loss_decreases(tiny, tmp_path):
 
 def test_adapt_checkpoint_resume(tiny, tmp_path):
     ck = tmp_path / "ck.pt"
-    a = adapt("photo", "sketch", generator=small_stylegan2(), steps=3, layers_k=2, device="cpu", quiet=True,
-              perceptors=tiny, checkpoint=ck)
-    b = adapt("photo", "sketch", generator=small_stylegan2(), steps=4, layers_k=2, device="cpu", quiet=True,
-              perceptors=tiny, resume=ck)
+    a = adapt(
+        "photo",
+        "sketch",
+        generator=small_stylegan2(),
+        steps=3,
+        layers_k=2,
+        device="cpu",
+        quiet=True,
+        perceptors=tiny,
+        checkpoint=ck,
+    )
+    b = adapt(
+        "photo",
+        "sketch",
+        generator=small_stylegan2(),
+        steps=4,
+        layers_k=2,
+        device="cpu",
+        quiet=True,
+        perceptors=tiny,
+        resume=ck,
+    )
     assert len(b.history) == 4 and b.history[:3] == a.history
     assert b.param.step == 4
 
@@ -175,8 +207,9 @@ def test_nada_taef2_gradient_selection(tiny):
     term = DirectionalClipTerm(tiny[0][0], "photo", "pencil sketch", reference=lambda: p.frozen_image)
     start = snapshot(p.trained)
     selections = []
-    state = optimize(p, Objective([term]), 4, progress=False,
-                     callbacks=[lambda s, prm, v: selections.append(list(prm.selected))])
+    state = optimize(
+        p, Objective([term]), 4, progress=False, callbacks=[lambda s, prm, v: selections.append(list(prm.selected))]
+    )
     h = [v[term.name] for v in state.history]
     assert h[0] == pytest.approx(1.0, abs=1e-4) and min(h[1:]) < 1.0
     assert p.last_scores.shape == (15,)
@@ -232,8 +265,9 @@ def test_default_lr_per_generator():
 
 
 def test_adapt_records_resolved_lr(tiny):
-    res = adapt("photo", "sketch", generator=small_stylegan2(), steps=1, layers_k=1, device="cpu", quiet=True,
-                perceptors=tiny)
+    res = adapt(
+        "photo", "sketch", generator=small_stylegan2(), steps=1, layers_k=1, device="cpu", quiet=True, perceptors=tiny
+    )
     assert res.settings["lr"] == 0.002
     res = adapt("photo", "sketch", generator=_Toy(0.05), steps=1, device="cpu", quiet=True, perceptors=tiny)
     assert res.settings["lr"] == pytest.approx(1e-4)
@@ -249,8 +283,10 @@ def _assert_natural(frozen: torch.Tensor, adapted: torch.Tensor, what: str) -> N
     f_mean, f_std, f_chan = _image_stats(frozen)
     a_mean, a_std, a_chan = _image_stats(adapted)
     psnr = -10 * math.log10(max(float((frozen - adapted).pow(2).mean()), 1e-12))
-    said = (f"{what}: frozen mean/std {f_mean:.3f}/{f_std:.3f}, adapted {a_mean:.3f}/{a_std:.3f}, "
-            f"channels {a_chan.tolist()} vs {f_chan.tolist()}, PSNR {psnr:.1f} dB")
+    said = (
+        f"{what}: frozen mean/std {f_mean:.3f}/{f_std:.3f}, adapted {a_mean:.3f}/{a_std:.3f}, "
+        f"channels {a_chan.tolist()} vs {f_chan.tolist()}, PSNR {psnr:.1f} dB"
+    )
     assert 0.15 < a_mean < 0.85, said
     assert f_std / 2 < a_std < 2 * f_std, said
     assert float((a_chan - f_chan).abs().max()) < 0.1, said  # no colour cast
@@ -262,8 +298,17 @@ def test_adapt_taef2_defaults_do_not_collapse(tiny, tmp_path):
     """The pretrained TAEF2 decoder at adapt's defaults (issue: lr 0.002 gave magenta noise after 1 step, then
     black/flat colour; ``vecgen generate`` with the saved .pt drew black). Small size and steps for CPU."""
     out = tmp_path / "sketch.pt"
-    res = adapt("photo", "pencil sketch", generator=f"taef2:{TAEF2_DECODER}", steps=5, size="32x32", device="cpu",
-                quiet=True, perceptors=tiny, output=out)
+    res = adapt(
+        "photo",
+        "pencil sketch",
+        generator=f"taef2:{TAEF2_DECODER}",
+        steps=5,
+        size="32x32",
+        device="cpu",
+        quiet=True,
+        perceptors=tiny,
+        output=out,
+    )
     assert res.settings["lr"] == pytest.approx(ADAPT_LR["taef2"])
     h = [v[TERM] for v in res.history]
     assert h[0] == pytest.approx(1.0, abs=1e-4) and min(h[1:]) < 0.9, h  # it still adapts
@@ -292,8 +337,26 @@ def sg2_file(tmp_path_factory):
 
 def test_cli_adapt_end_to_end(sg2_file, tmp_path, capsys):
     out = tmp_path / "adapted.pt"
-    rc = main(["adapt", "--generator", f"stylegan2:{sg2_file}", "--source", "photo", "--target", "pencil sketch",
-               "--clip", TINY, "--steps", "3", "--layers-k", "2", "-o", str(out), "-q"])
+    rc = main(
+        [
+            "adapt",
+            "--generator",
+            f"stylegan2:{sg2_file}",
+            "--source",
+            "photo",
+            "--target",
+            "pencil sketch",
+            "--clip",
+            TINY,
+            "--steps",
+            "3",
+            "--layers-k",
+            "2",
+            "-o",
+            str(out),
+            "-q",
+        ]
+    )
     assert rc == 0
     lines = capsys.readouterr().out.split()
     assert lines == [str(out.with_suffix(".png")), str(out)]  # companions first, the main output last
@@ -301,19 +364,38 @@ def test_cli_adapt_end_to_end(sg2_file, tmp_path, capsys):
     state = torch.load(out, weights_only=True)
     assert "g_ema" in state and state["vecgen"]["steps"] == "3"
     # the adapted file is itself a generator spec
-    rc = main(["generate", "a red circle", "--generator", f"stylegan2:{out}", "--clip", TINY, "--steps", "1",
-               "-o", str(tmp_path / "g.png"), "-q"])
+    rc = main(
+        [
+            "generate",
+            "a red circle",
+            "--generator",
+            f"stylegan2:{out}",
+            "--clip",
+            TINY,
+            "--steps",
+            "1",
+            "-o",
+            str(tmp_path / "g.png"),
+            "-q",
+        ]
+    )
     assert rc == 0
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--generator", "stylegan2:/nonexistent/gen.pt", "--source", "a", "--target", "b"], "not found"),
-    (["--generator", "GEN", "--target", "b"], "--source is required"),
-    (["--generator", "GEN", "--source", "a", "--target", "b", "-o", "x.png"], ".pt"),
-    (["--generator", "GEN", "--source", "a", "--target", "b", "--cutouts", "4"], "unrecognized arguments: --cutouts"),
-    (["--source", "a", "--target", "b"], "--generator is required"),
-    (["--generator", "GEN", "--source", "a", "--target", "b", "--layers-k", "x"], "invalid int"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--generator", "stylegan2:/nonexistent/gen.pt", "--source", "a", "--target", "b"], "not found"),
+        (["--generator", "GEN", "--target", "b"], "--source is required"),
+        (["--generator", "GEN", "--source", "a", "--target", "b", "-o", "x.png"], ".pt"),
+        (
+            ["--generator", "GEN", "--source", "a", "--target", "b", "--cutouts", "4"],
+            "unrecognized arguments: --cutouts",
+        ),
+        (["--source", "a", "--target", "b"], "--generator is required"),
+        (["--generator", "GEN", "--source", "a", "--target", "b", "--layers-k", "x"], "invalid int"),
+    ],
+)
 def test_cli_adapt_bad_input(sg2_file, tmp_path, capsys, args, needle):
     args = [a.replace("GEN", f"stylegan2:{sg2_file}") for a in args]
     if "-o" not in args:
@@ -329,30 +411,50 @@ def _no_model(*args, **kwargs):
     raise AssertionError("a model was loaded before the options were checked")
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--batch", "100"], "--batch 100 is above the limit of 64"),
-    (["--batch", "0"], "--batch must be >= 1"),
-    (["--grid-samples", "100"], "--grid-samples 100 is above the limit of 64"),
-    (["--layers-k", "0"], "--layers-k must be >= 1"),
-    (["--probe-steps", "0"], "--probe-steps must be >= 1"),
-    (["--probe-steps", "5000"], "--probe-steps 5000 is above the limit"),
-    (["--lr", "-1"], "--lr must be > 0"),
-    (["--truncation", "-1"], "--truncation must be >= 0"),
-    (["--truncation", "nan"], "--truncation must be finite"),
-    (["--steps", "0"], "--steps must be >= 1"),
-    (["--every", "0"], "--every must be >= 1"),
-    (["--grid", "g.jpg"], "the grid is written as .png"),
-    (["--target", "photo "], "--source and --target are the same text"),
-    (["--source", " "], "adapt needs a non-empty --source text"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--batch", "100"], "--batch 100 is above the limit of 64"),
+        (["--batch", "0"], "--batch must be >= 1"),
+        (["--grid-samples", "100"], "--grid-samples 100 is above the limit of 64"),
+        (["--layers-k", "0"], "--layers-k must be >= 1"),
+        (["--probe-steps", "0"], "--probe-steps must be >= 1"),
+        (["--probe-steps", "5000"], "--probe-steps 5000 is above the limit"),
+        (["--lr", "-1"], "--lr must be > 0"),
+        (["--truncation", "-1"], "--truncation must be >= 0"),
+        (["--truncation", "nan"], "--truncation must be finite"),
+        (["--steps", "0"], "--steps must be >= 1"),
+        (["--every", "0"], "--every must be >= 1"),
+        (["--grid", "g.jpg"], "the grid is written as .png"),
+        (["--target", "photo "], "--source and --target are the same text"),
+        (["--source", " "], "adapt needs a non-empty --source text"),
+    ],
+)
 def test_cli_adapt_bounds_refused_before_any_model_loads(args, needle, tmp_path, capsys, monkeypatch):
     from vecgen.backends import generators, perceptors
 
     monkeypatch.setattr(perceptors, "load_perceptor", _no_model)
     monkeypatch.setattr(generators, "load_generator", _no_model)
     out = tmp_path / "o.pt"
-    rc = main(["adapt", "--generator", "stylegan2:whatever.pt", "--source", "photo", "--target", "sketch",
-               "--clip", TINY, "--steps", "1", "-q", "-o", str(out), *args])
+    rc = main(
+        [
+            "adapt",
+            "--generator",
+            "stylegan2:whatever.pt",
+            "--source",
+            "photo",
+            "--target",
+            "sketch",
+            "--clip",
+            TINY,
+            "--steps",
+            "1",
+            "-q",
+            "-o",
+            str(out),
+            *args,
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and needle in err, err
     assert not out.exists() and not out.with_suffix(".png").exists()

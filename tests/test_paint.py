@@ -3,6 +3,7 @@
 Every run uses the tiny random-weight CLIP (``vecgen-tiny-vit@random``) so it
 is fast and offline; what is checked is plumbing, not picture quality.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,24 @@ def _png(path, size=(40, 30), colour=(200, 40, 40)):
 def test_cli_paint_writes_png(param, tmp_path, capsys):
     out = tmp_path / f"{param}.png"
     extra = ["--image-prompt", str(_png(tmp_path / "target.png"))] if param == "fft" else []
-    rc = main(["paint", "a red apple", "--param", param, "--size", "64", "--grid", "16x16", "--seed", "7",
-               "-o", str(out), *FAST, *extra])
+    rc = main(
+        [
+            "paint",
+            "a red apple",
+            "--param",
+            param,
+            "--size",
+            "64",
+            "--grid",
+            "16x16",
+            "--seed",
+            "7",
+            "-o",
+            str(out),
+            *FAST,
+            *extra,
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out.split()
     assert str(out) in printed
@@ -70,8 +87,23 @@ def test_cli_paint_writes_png(param, tmp_path, capsys):
 
 def test_cli_paint_non_square_pixels_svg_output(tmp_path):
     out = tmp_path / "art.svg"
-    rc = main(["paint", "a castle", "--param", "pixels", "--size", "96x48", "--grid", "24x12", "--palette", "5",
-               "-o", str(out), *FAST])
+    rc = main(
+        [
+            "paint",
+            "a castle",
+            "--param",
+            "pixels",
+            "--size",
+            "96x48",
+            "--grid",
+            "24x12",
+            "--palette",
+            "5",
+            "-o",
+            str(out),
+            *FAST,
+        ]
+    )
     assert rc == 0
     scene = read_svg(out)
     assert (scene.width, scene.height) == (96, 48)
@@ -85,8 +117,10 @@ def test_cli_paint_non_square_pixels_svg_output(tmp_path):
 
 def test_cli_paint_config_file_and_default_output(tmp_path, monkeypatch):
     cfg = tmp_path / "run.toml"
-    cfg.write_text('param = "pixels"\ngrid = "8x8"\npalette = 3\npalette-mode = "throughout"\nsize = "32"\n'
-                   f'clip = "{TINY}"\nsteps = 2\ncutouts = 2\nquiet = true\n')
+    cfg.write_text(
+        'param = "pixels"\ngrid = "8x8"\npalette = 3\npalette-mode = "throughout"\nsize = "32"\n'
+        f'clip = "{TINY}"\nsteps = 2\ncutouts = 2\nquiet = true\n'
+    )
     monkeypatch.chdir(tmp_path)
     assert main(["paint", "a boat", "--config", str(cfg), "--seed", "3"]) == 0
     out = tmp_path / "vecgen.png"  # the default output, plus its SVG twin
@@ -124,9 +158,24 @@ def _bad_cases(tmp_path):
     }
 
 
-BAD_CASES = ["init-not-image", "init-missing", "init-dir", "wavelet", "palette-zero", "palette-negative",
-             "palette-on-fft", "grid-too-large", "grid-garbage", "svg-for-fft", "bad-suffix", "unknown-param",
-             "bad-squash", "throughout-no-palette", "image-prompt-missing", "steps-zero"]
+BAD_CASES = [
+    "init-not-image",
+    "init-missing",
+    "init-dir",
+    "wavelet",
+    "palette-zero",
+    "palette-negative",
+    "palette-on-fft",
+    "grid-too-large",
+    "grid-garbage",
+    "svg-for-fft",
+    "bad-suffix",
+    "unknown-param",
+    "bad-squash",
+    "throughout-no-palette",
+    "image-prompt-missing",
+    "steps-zero",
+]
 
 
 @pytest.mark.parametrize("case", BAD_CASES)
@@ -154,8 +203,17 @@ def test_cli_config_unknown_key(tmp_path, capsys):
 
 
 def test_api_paint_result(tiny, tmp_path):
-    res = api.paint("a lighthouse", param="pixels", size=(48, 32), grid="12x8", palette=4, steps=2, cutouts=2,
-                    perceptors=tiny, quiet=True)
+    res = api.paint(
+        "a lighthouse",
+        param="pixels",
+        size=(48, 32),
+        grid="12x8",
+        palette=4,
+        steps=2,
+        cutouts=2,
+        perceptors=tiny,
+        quiet=True,
+    )
     assert res.image.size == (48, 32) and res.svg is not None
     assert res.settings["param"] == "pixels" and res.settings["palette"] == 4
     assert len(res.history) == 2 and all(k.startswith("clip:") or k == "total" for k in res.history[0])
@@ -170,9 +228,23 @@ def test_api_paint_result(tiny, tmp_path):
 
 def test_api_paint_init_and_knobs(tiny, tmp_path):
     init = _png(tmp_path / "init.png")
-    res = api.paint("a red square", param="dwt", size=(48, 40), init=init, wavelet="haar", levels=9, decay=1.0,
-                    contrast=1.5, colors=0.5, squash="tanh", lr=0.01, steps=1, cutouts=2, perceptors=tiny,
-                    quiet=True)
+    res = api.paint(
+        "a red square",
+        param="dwt",
+        size=(48, 40),
+        init=init,
+        wavelet="haar",
+        levels=9,
+        decay=1.0,
+        contrast=1.5,
+        colors=0.5,
+        squash="tanh",
+        lr=0.01,
+        steps=1,
+        cutouts=2,
+        perceptors=tiny,
+        quiet=True,
+    )
     assert res.settings["levels"] < 9  # clamped to what 48x40 allows
     r, g, b = res.image.resize((1, 1), Image.BOX).getpixel((0, 0))
     assert r > 150 and g < 100 and b < 100  # still the red init after one small step
@@ -186,8 +258,16 @@ def test_api_paint_large_size_crops_cutouts(tiny):
 
 def test_api_paint_resume_pixels(tiny, tmp_path):
     ck = tmp_path / "run.ckpt"
-    kw = {"param": "pixels", "size": 32, "grid": "8x8", "palette": 3, "palette_mode": "throughout", "cutouts": 2,
-          "perceptors": tiny, "quiet": True}
+    kw = {
+        "param": "pixels",
+        "size": 32,
+        "grid": "8x8",
+        "palette": 3,
+        "palette_mode": "throughout",
+        "cutouts": 2,
+        "perceptors": tiny,
+        "quiet": True,
+    }
     api.paint("a fish", steps=2, checkpoint=ck, **kw)
     res = api.paint("a fish", steps=3, resume=ck, **kw)
     assert len(res.history) == 3
@@ -199,13 +279,31 @@ def test_api_paint_resume_pixels(tiny, tmp_path):
 @pytest.mark.parametrize("param", ["fft", "pixels"])
 def test_image_prompt(param, tiny, tmp_path):
     target = _png(tmp_path / "target.png", colour=(20, 90, 220))
-    res = api.paint(None, param=param, size=32, grid="8x8", image_prompt=[str(target)], steps=2, cutouts=2,
-                    perceptors=tiny, quiet=True)
+    res = api.paint(
+        None,
+        param=param,
+        size=32,
+        grid="8x8",
+        image_prompt=[str(target)],
+        steps=2,
+        cutouts=2,
+        perceptors=tiny,
+        quiet=True,
+    )
     key = f"clip:{tiny[0][0].name}"
     assert len(res.history) == 2 and key in res.history[0]
     assert all(0.0 <= h[key] <= 2.0 for h in res.history)
-    both = api.paint("a blue sky", param=param, size=32, grid="8x8", image_prompt=[f"{target}:0.5"], steps=1,
-                     cutouts=2, clip=TINY, quiet=True)
+    both = api.paint(
+        "a blue sky",
+        param=param,
+        size=32,
+        grid="8x8",
+        image_prompt=[f"{target}:0.5"],
+        steps=1,
+        cutouts=2,
+        clip=TINY,
+        quiet=True,
+    )
     assert key in both.history[0]
 
 
@@ -216,20 +314,23 @@ def _no_model(*args, **kwargs):
     raise AssertionError("a model was loaded before the options were checked")
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--param", "pixels", "--palette", "300"], "--palette 300 is above the limit of 256"),
-    (["--levels", "0"], "--levels must be >= 1"),
-    (["--levels", "99"], "--levels 99 is above the limit of 16"),
-    (["--lr", "0"], "--lr must be > 0"),
-    (["--lr", "nan"], "--lr must be finite"),
-    (["--decay", "inf"], "--decay must be finite"),
-    (["--param", "pixels", "--grid", "0x4"], "grid columns must be positive"),
-    (["--param", "pixels", "--grid", "5000x4"], "grid columns 5000 is above the limit of 4096"),
-    (["--param", "pixels", "--grid", "65x8"], "--grid 65x8 is larger than the 64x64 image"),
-    (["--param", "pixels", "--grid", "65"], "--grid 65x65 is larger than the 64x64 image"),
-    (["--palette", "4"], '--palette only applies to param "pixels"'),
-    (["--param", "pixels", "--palette-mode", "throughout"], '--palette-mode "throughout" needs a palette'),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--param", "pixels", "--palette", "300"], "--palette 300 is above the limit of 256"),
+        (["--levels", "0"], "--levels must be >= 1"),
+        (["--levels", "99"], "--levels 99 is above the limit of 16"),
+        (["--lr", "0"], "--lr must be > 0"),
+        (["--lr", "nan"], "--lr must be finite"),
+        (["--decay", "inf"], "--decay must be finite"),
+        (["--param", "pixels", "--grid", "0x4"], "grid columns must be positive"),
+        (["--param", "pixels", "--grid", "5000x4"], "grid columns 5000 is above the limit of 4096"),
+        (["--param", "pixels", "--grid", "65x8"], "--grid 65x8 is larger than the 64x64 image"),
+        (["--param", "pixels", "--grid", "65"], "--grid 65x65 is larger than the 64x64 image"),
+        (["--palette", "4"], '--palette only applies to param "pixels"'),
+        (["--param", "pixels", "--palette-mode", "throughout"], '--palette-mode "throughout" needs a palette'),
+    ],
+)
 def test_cli_paint_bounds_refused_before_any_model_loads(args, needle, tmp_path, capsys, monkeypatch):
     from vecgen.backends import perceptors
 
@@ -250,9 +351,13 @@ def test_api_paint_config_checks_and_twin(tiny, tmp_path):
     with pytest.raises(VecgenError, match="--grid 8x40 is larger than the 32x32 image"):
         api.paint("x", param="pixels", size=32, grid=[8, 40], perceptors=tiny)
     assert PaintConfig.check_values({"param": "PIXELS", "grid": 16, "palette": 3}) == {
-        "param": "PIXELS", "grid": 16, "palette": 3}
-    res = api.paint("a lighthouse", param="pixels", size=16, grid=4, palette=2, steps=1, cutouts=0,
-                    perceptors=tiny, quiet=True)
+        "param": "PIXELS",
+        "grid": 16,
+        "palette": 3,
+    }
+    res = api.paint(
+        "a lighthouse", param="pixels", size=16, grid=4, palette=2, steps=1, cutouts=0, perceptors=tiny, quiet=True
+    )
     saved = res.save_all(tmp_path / "art.png")
     assert [p.name for p in saved] == ["art.svg", "art.png"] and all(p.is_file() for p in saved)
     plain = api.paint("a lighthouse", size=16, steps=1, cutouts=0, perceptors=tiny, quiet=True)

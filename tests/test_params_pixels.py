@@ -1,4 +1,5 @@
 """Tests of the pixel-art parameterization (vecgen.params.pixels)."""
+
 from __future__ import annotations
 
 import io
@@ -27,13 +28,14 @@ def make_target(width: int, height: int) -> torch.Tensor:
     """Procedural test picture: colour gradient, a red box, a blue disc, a dark bar."""
     yy, xx = torch.meshgrid(torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij")
     img = torch.stack([0.15 + 0.7 * xx, 0.2 + 0.6 * yy, 0.8 - 0.6 * xx * yy])
-    img[:, int(0.1 * height): int(0.3 * height), int(0.12 * width): int(0.5 * width)] = (
-        torch.tensor([0.95, 0.1, 0.1])[:, None, None])
+    img[:, int(0.1 * height) : int(0.3 * height), int(0.12 * width) : int(0.5 * width)] = torch.tensor(
+        [0.95, 0.1, 0.1]
+    )[:, None, None]
     disc = ((xx - 0.65) ** 2 + (yy - 0.6) ** 2).sqrt() < 0.2
     img[:, disc] = torch.tensor([0.1, 0.2, 0.9])[:, None]
-    img[:, int(0.73 * height): int(0.83 * height), :] = 0.05
-    img[:, : max(1, height // 12), -max(1, width // 12):] = 1.0
-    img[:, -max(1, height // 12):, : max(1, width // 12)] = 0.0
+    img[:, int(0.73 * height) : int(0.83 * height), :] = 0.05
+    img[:, : max(1, height // 12), -max(1, width // 12) :] = 1.0
+    img[:, -max(1, height // 12) :, : max(1, width // 12)] = 0.0
     return img[None].contiguous()
 
 
@@ -102,12 +104,15 @@ def test_protocol(mode):
     assert p.svg().startswith("<svg")
 
 
-@pytest.mark.parametrize("size,grid", [
-    ((48, 48), (16, 16)),   # cells on pixel edges
-    ((50, 37), (13, 9)),    # fractional cells, both axes
-    ((20, 10), (20, 10)),   # one pixel per cell
-    ((97, 40), (7, 40)),    # tall thin cells
-])
+@pytest.mark.parametrize(
+    "size,grid",
+    [
+        ((48, 48), (16, 16)),  # cells on pixel edges
+        ((50, 37), (13, 9)),  # fractional cells, both axes
+        ((20, 10), (20, 10)),  # one pixel per cell
+        ((97, 40), (7, 40)),  # tall thin cells
+    ],
+)
 def test_render_equals_rasterizer(size, grid):
     """The cached render is exactly the vector rasterizer's image of the scene."""
     p = PixelArt(size, grid=grid, seed=1)
@@ -177,11 +182,14 @@ def test_init_is_the_downsampled_image(tmp_path):
 # ---------------------------------------------------------------- (b) SVG
 
 
-@pytest.mark.parametrize("size,grid", [((96, 72), (24, 18)), ((50, 37), (13, 9)), ((160, 90), (32, 16))],
-                         ids=["aligned", "fractional", "wide"])
+@pytest.mark.parametrize(
+    "size,grid",
+    [((96, 72), (24, 18)), ((50, 37), (13, 9)), ((160, 90), (32, 16))],
+    ids=["aligned", "fractional", "wide"],
+)
 def test_svg_round_trip_native(size, grid):
     p = PixelArt(size, grid=grid, init=make_target(*size))
-    text = p.svg({"prompt": "a <test> & \"quotes\""})
+    text = p.svg({"prompt": 'a <test> & "quotes"'})
     with torch.no_grad():
         assert psnr(render_svg_native(text, size), p.render()) >= 35.0
     # the SVG is compact: runs of equal colour are merged
@@ -288,21 +296,24 @@ def test_kmeans_palette():
 # ------------------------------------------------------------- validation
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"palette": 0}, "palette"),
-    ({"palette": -4}, "palette"),
-    ({"palette": 2.5}, "palette"),
-    ({"palette": True}, "palette"),
-    ({"palette_mode": "sometimes", "palette": 4}, "palette mode"),
-    ({"palette_mode": "throughout"}, "needs a palette"),
-    ({"grid": (65, 8)}, "larger than"),
-    ({"grid": "8x100"}, "larger than"),
-    ({"grid": "0x8"}, "positive"),
-    ({"grid": "eight"}, "bad grid"),
-    ({"grid": (8.5, 8)}, "integer"),
-    ({"lr": 0}, "lr"),
-    ({"init": "/nonexistent/img.png"}, "not found"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"palette": 0}, "palette"),
+        ({"palette": -4}, "palette"),
+        ({"palette": 2.5}, "palette"),
+        ({"palette": True}, "palette"),
+        ({"palette_mode": "sometimes", "palette": 4}, "palette mode"),
+        ({"palette_mode": "throughout"}, "needs a palette"),
+        ({"grid": (65, 8)}, "larger than"),
+        ({"grid": "8x100"}, "larger than"),
+        ({"grid": "0x8"}, "positive"),
+        ({"grid": "eight"}, "bad grid"),
+        ({"grid": (8.5, 8)}, "integer"),
+        ({"lr": 0}, "lr"),
+        ({"init": "/nonexistent/img.png"}, "not found"),
+    ],
+)
 def test_bad_arguments(kwargs, match):
     with pytest.raises(VecgenError, match=match):
         PixelArt((64, 64), **kwargs)
@@ -319,8 +330,9 @@ def test_parse_grid():
 # ---------------------------------------------------------------- state
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"palette": 4}, {"palette": 4, "palette_mode": "throughout"}],
-                         ids=["free", "end", "throughout"])
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"palette": 4}, {"palette": 4, "palette_mode": "throughout"}], ids=["free", "end", "throughout"]
+)
 def test_state_dict_round_trip(kwargs, tmp_path):
     a = PixelArt((32, 32), grid=(8, 8), seed=1, **kwargs)
     b = PixelArt((32, 32), grid=(8, 8), seed=2, **kwargs)
@@ -337,8 +349,11 @@ def test_state_dict_round_trip(kwargs, tmp_path):
 
 def test_state_dict_mismatch():
     a = PixelArt((32, 32), grid=(8, 8))
-    for other in (PixelArt((32, 32), grid=(4, 8)), PixelArt((32, 32), grid=(8, 8), palette=3),
-                  PixelArt((32, 16), grid=(8, 8))):
+    for other in (
+        PixelArt((32, 32), grid=(4, 8)),
+        PixelArt((32, 32), grid=(8, 8), palette=3),
+        PixelArt((32, 16), grid=(8, 8)),
+    ):
         with pytest.raises(VecgenError):
             other.load_state_dict(a.state_dict())
     with pytest.raises(VecgenError):

@@ -1,4 +1,5 @@
 """Tests of the raster parameterizations (FFTImage, DWTImage) and their helpers."""
+
 from __future__ import annotations
 
 import math
@@ -31,14 +32,12 @@ def _modest_threads():
 
 def make_target(width: int, height: int) -> torch.Tensor:
     """A smooth colour gradient with a few hard-edged shapes, (1, 3, H, W)."""
-    yy, xx = torch.meshgrid(
-        torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij"
-    )
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij")
     img = torch.stack([0.15 + 0.7 * xx, 0.2 + 0.6 * yy, 0.8 - 0.6 * xx * yy])
     # a red rectangle
-    img[:, int(0.1 * height) : int(0.3 * height), int(0.12 * width) : int(0.5 * width)] = (
-        torch.tensor([0.95, 0.1, 0.1])[:, None, None]
-    )
+    img[:, int(0.1 * height) : int(0.3 * height), int(0.12 * width) : int(0.5 * width)] = torch.tensor(
+        [0.95, 0.1, 0.1]
+    )[:, None, None]
     # a blue disc
     disc = ((xx - 0.65) ** 2 + (yy - 0.6) ** 2).sqrt() < 0.2
     img[:, disc] = torch.tensor([0.1, 0.2, 0.9])[:, None]
@@ -85,7 +84,8 @@ def test_protocol_and_render_shape(cls):
 
 
 @pytest.mark.parametrize(
-    "cls,size", [(FFTImage, (1280, 720)), (DWTImage, (1280, 720)), (DWTImage, (97, 61))],
+    "cls,size",
+    [(FFTImage, (1280, 720)), (DWTImage, (1280, 720)), (DWTImage, (97, 61))],
     ids=["fft-720p", "dwt-720p", "dwt-odd"],
 )
 def test_any_resolution(cls, size):
@@ -99,9 +99,7 @@ def test_any_resolution(cls, size):
 
 
 @pytest.mark.slow  # 250-300 optimization steps each (18 s on 2 busy cores)
-@pytest.mark.parametrize(
-    "cls,lr,steps", [(FFTImage, 0.3, 250), (DWTImage, 0.5, 300)], ids=IDS
-)
+@pytest.mark.parametrize("cls,lr,steps", [(FFTImage, 0.3, 250), (DWTImage, 0.5, 300)], ids=IDS)
 def test_expressiveness_mse(cls, lr, steps):
     target = make_target(96, 96)
     p = cls((96, 96), seed=0)

@@ -1,4 +1,5 @@
 """benchmarks/quality.py: distractors and the report (a 2-prompt, 2-step run)."""
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,9 @@ from vecgen.backends.perceptors.clip import WEIGHTS_DIR  # noqa: E402
 
 def test_distractors_change_one_word_and_keep_grammar():
     assert quality.distractors("an orange circle beneath a cyan star") == [
-        "a red circle beneath a cyan star", "an orange square beneath a cyan star"]
+        "a red circle beneath a cyan star",
+        "an orange square beneath a cyan star",
+    ]
     assert quality.distractors("two red circles") == ["two orange circles", "two red squares"]
     assert quality.distractors("a red cross") == ["an orange cross", "a red circle"]
     assert quality.distractors("a lighthouse") == []
@@ -34,10 +37,31 @@ def test_prompt_file_is_read_without_comments(tmp_path):
 def test_report_has_the_promised_fields(tmp_path):
     prompts = tmp_path / "p.txt"
     prompts.write_text("a red circle\na blue square\na green triangle\n")
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--prompts", str(prompts),
-                          "--steps", "2", "--cutouts", "2", "--size", "48", "--only", "1,3", "--json",
-                          "--save", str(tmp_path / "img"), "--device", "cpu"],
-                         capture_output=True, text=True, timeout=300, check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "quality.py"),
+            "--prompts",
+            str(prompts),
+            "--steps",
+            "2",
+            "--cutouts",
+            "2",
+            "--size",
+            "48",
+            "--only",
+            "1,3",
+            "--json",
+            "--save",
+            str(tmp_path / "img"),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     rep = json.loads(out.stdout)
     assert {"top1", "top3", "mean_judge_cos", "sec_per_prompt", "prompts"} <= set(rep)
     assert [r["prompt"] for r in rep["prompts"]] == ["a red circle", "a green triangle"]

@@ -1,4 +1,5 @@
 """Native rasterizer: conformance against resvg, analytic AA, gradients vs finite differences."""
+
 import io
 import json
 
@@ -29,8 +30,17 @@ def native_render(svg_path) -> np.ndarray:
     return img.permute(1, 2, 0).double().numpy()
 
 
-SCENES = ["strokes_thin", "strokes_wide", "blobs", "mixed", "dense_512", "pixels", "nonsquare",
-          "star_nonzero", "star_evenodd"]
+SCENES = [
+    "strokes_thin",
+    "strokes_wide",
+    "blobs",
+    "mixed",
+    "dense_512",
+    "pixels",
+    "nonsquare",
+    "star_nonzero",
+    "star_evenodd",
+]
 
 
 @pytest.mark.parametrize("name", SCENES)
@@ -169,8 +179,14 @@ def test_memory_bounded_for_many_paths():
 def test_offscreen_and_degenerate_paths():
     pts = torch.tensor([[-50.0, -50], [-40, -40], [-30, -45], [-20, -50]])
     dot = torch.tensor([[5.0, 5], [5, 5], [5, 5], [5, 5]])
-    scene = Scene(10, 10, [Path(pts, stroke=torch.tensor([1, 0, 0, 1.0]), stroke_width=torch.tensor(2.0)),
-                           Path(dot, stroke=torch.tensor([0, 0, 0, 1.0]), stroke_width=torch.tensor(3.0))])
+    scene = Scene(
+        10,
+        10,
+        [
+            Path(pts, stroke=torch.tensor([1, 0, 0, 1.0]), stroke_width=torch.tensor(2.0)),
+            Path(dot, stroke=torch.tensor([0, 0, 0, 1.0]), stroke_width=torch.tensor(3.0)),
+        ],
+    )
     a = rasterize(scene)[3]
     assert torch.isfinite(a).all()
     assert float(a[5, 5]) > 0.9 and float(a[0, 0]) == 0.0  # a zero-length stroke is a round dot
@@ -188,11 +204,13 @@ def test_gradients_are_bitwise_reproducible_with_threads():
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
+
         def grads(shapes):
             p = Strokes((224, 224), strokes=256, shapes=shapes, seed=0)
             img = p.render()
-            return torch.autograd.grad(img.square().sum(), [p.points, p.widths, p.stroke_rgba, p.fill_rgba],
-                                       allow_unused=True)
+            return torch.autograd.grad(
+                img.square().sum(), [p.points, p.widths, p.stroke_rgba, p.fill_rgba], allow_unused=True
+            )
 
         for shapes in ("strokes", "mixed"):
             first = grads(shapes)

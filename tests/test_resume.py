@@ -1,4 +1,5 @@
 """Interrupt and resume: exact continuation, settings checked, real Ctrl-C keeps the drawing."""
+
 from __future__ import annotations
 
 import signal
@@ -21,6 +22,7 @@ def _stop_at(k: int):
     def cb(step, param, values):
         if step == k:
             raise StopRun
+
     return cb
 
 
@@ -69,9 +71,32 @@ def test_unreadable_or_unwritable_checkpoint_is_refused_before_any_work(tmp_path
 def test_real_ctrl_c_keeps_the_drawing_and_says_how_far(tmp_path):
     """SIGINT to a running `vecgen draw`: exit 130, the SVG is written and records the steps done."""
     out, snaps = tmp_path / "a.svg", tmp_path / "snaps"
-    cmd = [sys.executable, "-m", "vecgen", "draw", "a fox", "-o", str(out), "--clip", TINY, "--steps", "100000",
-           "--strokes", "4", "--size", "48", "--cutouts", "1", "--device", "cpu", "-q", "--snapshots", str(snaps),
-           "--every", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vecgen",
+        "draw",
+        "a fox",
+        "-o",
+        str(out),
+        "--clip",
+        TINY,
+        "--steps",
+        "100000",
+        "--strokes",
+        "4",
+        "--size",
+        "48",
+        "--cutouts",
+        "1",
+        "--device",
+        "cpu",
+        "-q",
+        "--snapshots",
+        str(snaps),
+        "--every",
+        "1",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and len(list(snaps.glob("*.png"))) < 3:
@@ -87,8 +112,12 @@ def test_real_ctrl_c_keeps_the_drawing_and_says_how_far(tmp_path):
 def test_ctrl_c_before_the_first_step_says_nothing_was_drawn(tmp_path):
     """SIGINT while torch and the models load (several seconds here): exit 130, one line, no file."""
     out = tmp_path / "a.svg"
-    proc = subprocess.Popen([sys.executable, "-m", "vecgen", "draw", "a fox", "-o", str(out), "--clip", TINY],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vecgen", "draw", "a fox", "-o", str(out), "--clip", TINY],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(1.0)  # past the interpreter's start, inside `vecgen draw` (importing torch takes longer)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -121,8 +150,25 @@ def test_ctrl_c_inside_a_package_import_says_nothing_was_drawn(tmp_path, module)
     with timed signals, also -6 (pybind11 abort) and -2 (killed after the message)."""
     out, fired, script = tmp_path / "a.svg", tmp_path / "fired", tmp_path / "inject.py"
     script.write_text(_INJECT)
-    done = subprocess.run([sys.executable, str(script), module, str(fired), "draw", "a fox", "-o", str(out),
-                           "--clip", TINY, "--steps", "5"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            module,
+            str(fired),
+            "draw",
+            "a fox",
+            "-o",
+            str(out),
+            "--clip",
+            TINY,
+            "--steps",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if not fired.exists():
         pytest.skip(f"{module} was not imported by this draw here")
     assert done.returncode == 130, done.stderr
@@ -134,7 +180,8 @@ def test_ctrl_c_inside_an_import_is_held_until_it_ends(tmp_path):
     """The held interrupt is raised after the outermost import returns: the module imported whole."""
     (tmp_path / "slow_outer.py").write_text("import slow_inner\nDONE = True\n")
     (tmp_path / "slow_inner.py").write_text(
-        "import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(0.3)\nDONE = True\n")
+        "import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(0.3)\nDONE = True\n"
+    )
     script = (
         "import sys, time\n"
         "from vecgen import interrupts\n"
@@ -150,7 +197,8 @@ def test_ctrl_c_inside_an_import_is_held_until_it_ends(tmp_path):
         "    os.kill(os.getpid(), signal.SIGINT)\n"
         "    time.sleep(5)\n"
         "except KeyboardInterrupt:\n"
-        "    print('outside an import: at once')\n")
+        "    print('outside an import: at once')\n"
+    )
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["interrupted True True", "outside an import: at once"]

@@ -1,4 +1,5 @@
 """Tests for vecgen.minis.scenes: the procedural captioned-scene generator."""
+
 from __future__ import annotations
 
 import random
@@ -125,12 +126,22 @@ def test_template_sets_differ():
 def test_object_colour_where_expected():
     """A filled object named 'left' ('right', 'top', ...) has its colour in that part of the image."""
     size = 64
-    checks = {"left": lambda ys, xs: xs.float().mean() < size / 2, "right": lambda ys, xs: xs.float().mean() > size / 2,
-              "top": lambda ys, xs: ys.float().mean() < size / 2, "bottom": lambda ys, xs: ys.float().mean() > size / 2}
+    checks = {
+        "left": lambda ys, xs: xs.float().mean() < size / 2,
+        "right": lambda ys, xs: xs.float().mean() > size / 2,
+        "top": lambda ys, xs: ys.float().mean() < size / 2,
+        "bottom": lambda ys, xs: ys.float().mean() > size / 2,
+    }
     for word, check in checks.items():
-        found = _find("single", lambda a, word=word: a["objects"][0]["position"] == word
-                      and a["objects"][0]["style"] == "filled" and a["objects"][0]["shape"] != "line",
-                      limit=1500)[:4]
+        found = _find(
+            "single",
+            lambda a, word=word: (
+                a["objects"][0]["position"] == word
+                and a["objects"][0]["style"] == "filled"
+                and a["objects"][0]["shape"] != "line"
+            ),
+            limit=1500,
+        )[:4]
         assert found
         for a in found:
             img = render_scene(a, size)
@@ -143,8 +154,9 @@ def test_object_colour_where_expected():
 
 
 def test_count_scenes_have_that_many_objects():
-    found = _find("count", lambda a: a["objects"][0]["style"] == "filled" and a["objects"][0]["shape"] != "line",
-                  limit=400)[:12]
+    found = _find(
+        "count", lambda a: a["objects"][0]["style"] == "filled" and a["objects"][0]["shape"] != "line", limit=400
+    )[:12]
     assert {a["count"] for a in found} == {1, 2, 3}
     for a in found:
         img = render_scene(a, 96)

@@ -5,6 +5,7 @@ few steps; a made-up verb for the file kinds), so these need neither Gradio nor
 Chromium (one test builds every tab when Gradio is installed); the page itself
 is in ``tests/test_studio_browser.py``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -92,12 +93,23 @@ def kinds(cfg: KindsConfig, *, callbacks=None, warn=None) -> Result:
     if warn is not None:
         warn("a warning for the log")
     image = Image.new("RGB", (8, 8), (10, 200, 30))
-    return Result(image=image, svg='<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>',
-                  settings={"shots": cfg.shots}, companions=lambda out: [out.with_suffix(".png")])
+    return Result(
+        image=image,
+        svg='<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>',
+        settings={"shots": cfg.shots},
+        companions=lambda out: [out.with_suffix(".png")],
+    )
 
 
-KINDS_VERB = Verb("kinds-test", kinds, "every kind of option", outputs=(".svg", ".png"),
-                  default_output="k.svg", gallery=False, config=KindsConfig)
+KINDS_VERB = Verb(
+    "kinds-test",
+    kinds,
+    "every kind of option",
+    outputs=(".svg", ".png"),
+    default_output="k.svg",
+    gallery=False,
+    config=KindsConfig,
+)
 
 
 def test_a_new_verb_gets_a_tab_with_uploads_by_kind_and_no_studio_code(monkeypatch, tmp_path):
@@ -108,7 +120,11 @@ def test_a_new_verb_gets_a_tab_with_uploads_by_kind_and_no_studio_code(monkeypat
     assert [x.name for x in studio.fields["kinds-test"]][:3] == ["photo", "prompt", "generator"]
     assert (f["photo"].kind, f["photo"].accept, f["photo"].section) == ("upload", "image", "main")
     assert (f["photos"].kind, f["shape"].accept, f["model"].accept, f["weights"].accept) == (
-        "folder", "svg", "mesh", "file")
+        "folder",
+        "svg",
+        "mesh",
+        "file",
+    )
     assert (f["extra"].kind, f["extra"].accept, f["tags"].kind) == ("uploads", "image", "lines")
     assert f["generator"].spec and f["generator"].section == "main" and f["generator"].label == "--generator"
     assert (f["shots"].meta.minimum, f["shots"].meta.maximum) == (1, 64)
@@ -118,22 +134,57 @@ def test_a_new_verb_gets_a_tab_with_uploads_by_kind_and_no_studio_code(monkeypat
     up.mkdir(parents=True)
     photo = _png(up / "cat.png")
     svg = up / "shape.svg"
-    svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><path d="M 1 1 L 9 9" '
-                   'stroke="#ff0000"/></svg>')
+    svg.write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><path d="M 1 1 L 9 9" stroke="#ff0000"/></svg>'
+    )
     (up / "sub").mkdir()
     train = [_png(up / "a.png"), _png(up / "b.png"), _png(up / "sub" / "a.png")]
-    job = studio.make_job("kinds-test", {"photo": str(photo), "prompt": "-a glass cat", "generator": "taef2",
-                                         "shots": 8.0, "rate": 0.5, "photos": [str(p) for p in train],
-                                         "shape": {"path": str(svg)}, "tags": "one\n two \n",
-                                         "extra": None}, save_as=".svg")
+    job = studio.make_job(
+        "kinds-test",
+        {
+            "photo": str(photo),
+            "prompt": "-a glass cat",
+            "generator": "taef2",
+            "shots": 8.0,
+            "rate": 0.5,
+            "photos": [str(p) for p in train],
+            "shape": {"path": str(svg)},
+            "tags": "one\n two \n",
+            "extra": None,
+        },
+        save_as=".svg",
+    )
     # the form's options, typed as the CLI types them; defaults left out
-    assert job.options == {"photo": str(photo), "prompt": "-a glass cat", "generator": "taef2", "shots": 8,
-                           "photos": str(job.folder / "inputs" / "photos"), "shape": str(svg),
-                           "tags": ["one", "two"]}
+    assert job.options == {
+        "photo": str(photo),
+        "prompt": "-a glass cat",
+        "generator": "taef2",
+        "shots": 8,
+        "photos": str(job.folder / "inputs" / "photos"),
+        "shape": str(svg),
+        "tags": ["one", "two"],
+    }
     copied = sorted(p.name for p in (job.folder / "inputs" / "photos").iterdir())
     assert copied == ["a-2.png", "a.png", "b.png"]  # a folder input: the files, copied into the run's folder
-    assert job.shown == ["--generator", "taef2", "--shots", "8", "--photos", "photos", "--shape", "shape.svg",
-                         "--tags", "one", "--tags", "two", "-o", "kinds-test.svg", "--", "cat.png", "-a glass cat"]
+    assert job.shown == [
+        "--generator",
+        "taef2",
+        "--shots",
+        "8",
+        "--photos",
+        "photos",
+        "--shape",
+        "shape.svg",
+        "--tags",
+        "one",
+        "--tags",
+        "two",
+        "-o",
+        "kinds-test.svg",
+        "--",
+        "cat.png",
+        "-a glass cat",
+    ]
     job.start()
     assert job.wait(60) and job.error is None and job.code == 0
     call = CALLS[-1]
@@ -152,15 +203,17 @@ def test_required_and_bounds_and_server_paths_are_refused_before_any_work(monkey
     photo = str(_png(up / "cat.png"))
     outside = _png(tmp_path / "elsewhere.png")
     n = len(CALLS)
-    cases = [({"generator": "taef2"}, "PHOTO is required"),
-             ({"photo": photo}, "--generator is required"),
-             ({"photo": photo, "generator": "taef2", "shots": 65}, "--shots 65 is above the limit of 64"),
-             ({"photo": photo, "generator": "taef2", "rate": 0}, "--rate must be > 0"),
-             ({"photo": photo, "generator": "taef2", "shots": "many"}, "--shots must be a number"),
-             ({"photo": str(outside), "generator": "taef2"}, "PHOTO: not an uploaded file"),
-             ({"photo": photo, "generator": "taef2", "weights": "/etc/passwd"}, "--weights: not an uploaded file"),
-             ({"photo": photo, "generator": "stylegan2:/srv/ffhq.pkl"}, "not paths on the server"),
-             ({"photo": photo, "generator": "script:model"}, "not paths on the server")]
+    cases = [
+        ({"generator": "taef2"}, "PHOTO is required"),
+        ({"photo": photo}, "--generator is required"),
+        ({"photo": photo, "generator": "taef2", "shots": 65}, "--shots 65 is above the limit of 64"),
+        ({"photo": photo, "generator": "taef2", "rate": 0}, "--rate must be > 0"),
+        ({"photo": photo, "generator": "taef2", "shots": "many"}, "--shots must be a number"),
+        ({"photo": str(outside), "generator": "taef2"}, "PHOTO: not an uploaded file"),
+        ({"photo": photo, "generator": "taef2", "weights": "/etc/passwd"}, "--weights: not an uploaded file"),
+        ({"photo": photo, "generator": "stylegan2:/srv/ffhq.pkl"}, "not paths on the server"),
+        ({"photo": photo, "generator": "script:model"}, "not paths on the server"),
+    ]
     for values, message in cases:
         with pytest.raises(VecgenError, match=message):
             studio.make_job("kinds-test", values)
@@ -171,8 +224,15 @@ def test_spec_values_name_models_never_server_paths():
     field = {f.name: f for f in verb_fields(VERBS["draw"])}["clip"]
     for good in ("auto", "mini-vit", TINY, "ViT-B-32:1,RN50@openai:0.5", "ViT-B-32@laion2b_s34b_b79k"):
         assert check_spec(field, good) == good
-    for bad in ("ViT-B-32@/models/x.pt", "RN50@../x.bin", "mini-vit@~/w", "ViT-B-32@weights.safetensors",
-                "RN50@C:\\w.pt", "mini-vit@.hidden", "mini-vit:weights"):
+    for bad in (
+        "ViT-B-32@/models/x.pt",
+        "RN50@../x.bin",
+        "mini-vit@~/w",
+        "ViT-B-32@weights.safetensors",
+        "RN50@C:\\w.pt",
+        "mini-vit@.hidden",
+        "mini-vit:weights",
+    ):
         with pytest.raises(VecgenError, match="not paths on the server"):
             check_spec(field, bad)
 
@@ -180,15 +240,48 @@ def test_spec_values_name_models_never_server_paths():
 def test_form_options_and_the_command_line():
     """Defaults stay out, floats keep every digit, positionals go last (after ``--`` when one starts with -)."""
     fields = verb_fields(VERBS["draw"])
-    opts = form_options(fields, {"prompt": "a forest | blurry:-0.5", "steps": "12", "size": "64x48", "clip": TINY,
-                                 "seed": 3.0, "segments": 3, "width": "1,8", "background": "white",
-                                 "shapes": "auto", "keep_all": True, "cutouts": 8, "views": "auto",
-                                 "device": "auto", "strokes": ""})
-    assert opts == {"prompt": "a forest | blurry:-0.5", "steps": 12, "size": "64x48", "clip": TINY, "seed": 3,
-                    "keep_all": True}
+    opts = form_options(
+        fields,
+        {
+            "prompt": "a forest | blurry:-0.5",
+            "steps": "12",
+            "size": "64x48",
+            "clip": TINY,
+            "seed": 3.0,
+            "segments": 3,
+            "width": "1,8",
+            "background": "white",
+            "shapes": "auto",
+            "keep_all": True,
+            "cutouts": 8,
+            "views": "auto",
+            "device": "auto",
+            "strokes": "",
+        },
+    )
+    assert opts == {
+        "prompt": "a forest | blurry:-0.5",
+        "steps": 12,
+        "size": "64x48",
+        "clip": TINY,
+        "seed": 3,
+        "keep_all": True,
+    }
     argv = cli_argv(fields, opts, "draw.svg")
-    assert argv == ["--steps", "12", "--size", "64x48", "--clip", TINY, "--seed", "3", "--keep-all", "-o",
-                    "draw.svg", "a forest | blurry:-0.5"]
+    assert argv == [
+        "--steps",
+        "12",
+        "--size",
+        "64x48",
+        "--clip",
+        TINY,
+        "--seed",
+        "3",
+        "--keep-all",
+        "-o",
+        "draw.svg",
+        "a forest | blurry:-0.5",
+    ]
     assert command_line("draw", argv).endswith("-o draw.svg 'a forest | blurry:-0.5'")
     assert cli_argv(fields, {"prompt": "-x", "steps": 0.1 + 0.2}, "d.svg")[-2:] == ["--", "-x"]
     with pytest.raises(VecgenError, match="--steps must be a whole number"):
@@ -240,12 +333,15 @@ def test_uploads_are_type_and_size_checked(tmp_path):
     with pytest.raises(VecgenError, match="upload limit"):
         check_upload(good, "image", max_bytes=100)
     svg = tmp_path / "shape.svg"
-    svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
-                   '<path d="M 1 1 L 9 9" stroke="#ff0000"/></svg>')
+    svg.write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><path d="M 1 1 L 9 9" stroke="#ff0000"/></svg>'
+    )
     assert check_upload(svg, "svg") == svg
     bomb = tmp_path / "bomb.svg"
-    bomb.write_text('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]>'
-                    '<svg xmlns="http://www.w3.org/2000/svg">&b;</svg>')
+    bomb.write_text(
+        '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]>'
+        '<svg xmlns="http://www.w3.org/2000/svg">&b;</svg>'
+    )
     with pytest.raises(VecgenError, match="not an SVG vecgen can read"):
         check_upload(bomb, "svg")
     empty = tmp_path / "empty.obj"
@@ -270,8 +366,15 @@ def test_file_guard_serves_only_the_studio_folder(tmp_path):
     guard = FileGuard(None, root)
     assert guard.allowed(f"/gradio_api/file={root}/runs/a.svg")
     assert guard.allowed("/gradio_api/queue/join")  # not a file route
-    for bad in (f"{tmp_path}/secret.txt", f"{root}/../secret.txt", f"{root}/link", "/etc/passwd",
-                "https://example.com/x.png", "//example.com/x", f"{root}/runs/a.svg\x00"):
+    for bad in (
+        f"{tmp_path}/secret.txt",
+        f"{root}/../secret.txt",
+        f"{root}/link",
+        "/etc/passwd",
+        "https://example.com/x.png",
+        "//example.com/x",
+        f"{root}/runs/a.svg\x00",
+    ):
         assert not guard.allowed(f"/gradio_api/file={bad}"), bad
     assert inside(root / "runs" / "a.svg", root) and not inside(tmp_path, root)
 

@@ -7,6 +7,7 @@ its reason when what it needs is missing. Draws use ``mini-vit`` at 64 px, few s
 
 ``VECGEN_DOCS_SCREENSHOT=1`` also writes the mid-run screenshot to ``docs/studio.png``.
 """
+
 from __future__ import annotations
 
 import io
@@ -34,9 +35,16 @@ from vecgen.studio.forms import studio_verbs, verb_fields
 pytestmark = pytest.mark.slow  # a real browser / Gradio server per module: the slow tier
 
 ROOT = Path(__file__).resolve().parents[1]
-EVIL = '<img src=x onerror=alert(1)><script>alert(2)</script>'
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+EVIL = "<img src=x onerror=alert(1)><script>alert(2)</script>"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 SPEC = f'''
 title = "Studio test"
 [defaults]
@@ -53,8 +61,12 @@ prompts = ["a red circle", "{EVIL}"]
 
 
 def _chromium() -> str | None:
-    for cand in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser"),
-                 "/usr/lib/chromium/chromium"):
+    for cand in (
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+        "/usr/lib/chromium/chromium",
+    ):
         if cand and os.path.isfile(cand) and os.access(cand, os.X_OK):
             return cand
     return None
@@ -76,9 +88,25 @@ class Server:
         self.out: list[str] = []
         self.err: list[str] = []
         env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "VECGEN_OFFLINE": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "vecgen", "studio", "--port", str(self.port),
-                                      "--share-dir", str(share), "--gallery", str(site)], cwd=str(share.parent),
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "vecgen",
+                "studio",
+                "--port",
+                str(self.port),
+                "--share-dir",
+                str(share),
+                "--gallery",
+                str(site),
+            ],
+            cwd=str(share.parent),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         for stream, lines in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
             threading.Thread(target=lambda s=stream, ls=lines: ls.extend(s), daemon=True).start()
 
@@ -141,8 +169,13 @@ def browser(server, tmp_path_factory):
     if exe is None:
         pytest.skip("Chromium not found at /usr/bin/chromium or on PATH (apt-get install chromium chromium-driver)")
     with sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(str(tmp_path_factory.mktemp("profile")), executable_path=exe,
-                                                   headless=True, args=FLAGS, viewport={"width": 1280, "height": 1000})
+        ctx = p.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("profile")),
+            executable_path=exe,
+            headless=True,
+            args=FLAGS,
+            viewport={"width": 1280, "height": 1000},
+        )
         try:
             yield ctx
         finally:
@@ -216,7 +249,8 @@ def _nonblank(im: Image.Image) -> bool:
 
 def _browser_render(page, svg_text: str) -> dict:
     """Chromium's own rendering of an SVG: size and the spread of its pixels."""
-    return page.evaluate("""async (text) => {
+    return page.evaluate(
+        """async (text) => {
         const url = URL.createObjectURL(new Blob([text], {type: 'image/svg+xml'}));
         const img = new Image(); img.src = url; await img.decode();
         const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
@@ -226,7 +260,9 @@ def _browser_render(page, svg_text: str) -> dict:
             const v = d[i] + d[i + 1] + d[i + 2]; lo = Math.min(lo, v); hi = Math.max(hi, v);
         }
         return {w: c.width, h: c.height, spread: (hi - lo) / 3};
-    }""", svg_text)
+    }""",
+        svg_text,
+    )
 
 
 # ----------------------------------------------------------------------------- the page
@@ -280,8 +316,11 @@ def test_stop_mid_run_keeps_the_result(page):
 
     docs = bool(os.environ.get("VECGEN_DOCS_SCREENSHOT"))
     page.draw("a blue square", steps=100000, size=224 if docs else 64)
-    page.page.wait_for_function("() => { const s = document.querySelector('#draw-status .vg-status');"
-                                f" return s && Number(s.dataset.step) >= {60 if docs else 4}; }}", timeout=120_000)
+    page.page.wait_for_function(
+        "() => { const s = document.querySelector('#draw-status .vg-status');"
+        f" return s && Number(s.dataset.step) >= {60 if docs else 4}; }}",
+        timeout=120_000,
+    )
     page.page.wait_for_selector("#draw-preview img")
     if docs:
         (ROOT / "docs").mkdir(exist_ok=True)
@@ -324,8 +363,10 @@ def test_two_tabs_run_one_after_another(browser, server):
         b.draw("a yellow star", steps=3)
         ta, tb = a.wait_status("vg-done", 120), b.wait_status("vg-done", 120)
         assert "green triangle" in ta and "yellow star" in tb
-        spans = sorted((float(p.status().get_attribute("data-started")),
-                        float(p.status().get_attribute("data-finished"))) for p in (a, b))
+        spans = sorted(
+            (float(p.status().get_attribute("data-started")), float(p.status().get_attribute("data-finished")))
+            for p in (a, b)
+        )
         assert spans[0][1] <= spans[1][0], spans  # never both at once
         assert a.result_links()[0] != b.result_links()[0]
     finally:
@@ -336,8 +377,7 @@ def test_two_tabs_run_one_after_another(browser, server):
 def test_gallery_tab_shows_the_site_escaped(page):
     page.page.get_by_role("tab", name="gallery").click()
     page.page.click("#gallery-show")
-    page.page.wait_for_function("() => document.querySelectorAll('#gallery-pictures img').length === 2",
-                                timeout=60_000)
+    page.page.wait_for_function("() => document.querySelectorAll('#gallery-pictures img').length === 2", timeout=60_000)
     table = page.page.locator("#gallery-table")
     assert "a red circle" in table.inner_text() and EVIL in table.inner_text()
     assert page.page.locator("#gallery-table img, #gallery-table script, img[src='x']").count() == 0
@@ -352,7 +392,8 @@ def test_every_verb_is_an_endpoint_and_draw_runs_from_gradio_client(client):
     params = [p["parameter_name"] for p in api["/draw"]["parameters"]]
     assert params[0] == "prompt" and all(p["parameter_has_default"] for p in api["/draw"]["parameters"])
     preview, status, files, command, metadata, log = client.predict(
-        prompt="a green tree", steps="3", size="48", clip="mini-vit", seed=5, api_name="/draw")
+        prompt="a green tree", steps="3", size="48", clip="mini-vit", seed=5, api_name="/draw"
+    )
     assert "done, 3 steps" in status
     svg = Path(files[0]["path"] if isinstance(files[0], dict) else files[0])
     assert svg.name == "draw.svg"
@@ -371,8 +412,9 @@ def test_api_uploads_are_checked_too(client, tmp_path):
 
     fake = tmp_path / "cat.jpg"
     fake.write_bytes(b"GIF89a but not really")
-    _, status, files, command, *_ = client.predict(prompt="a cat", steps="2", clip="mini-vit",
-                                                   image_prompt=[handle_file(str(fake))], api_name="/draw")
+    _, status, files, command, *_ = client.predict(
+        prompt="a cat", steps="2", clip="mini-vit", image_prompt=[handle_file(str(fake))], api_name="/draw"
+    )
     assert "vg-error" in status and "cat.jpg: not an image" in status and not files and command == ""
 
 
@@ -383,8 +425,11 @@ def _raw_call(server, client, api_name: str, given: dict) -> tuple[str, str]:
 
     params = client.view_api(return_format="dict", print_info=False)["named_endpoints"][api_name]["parameters"]
     data = [given.get(p["parameter_name"]) for p in params]
-    req = urllib.request.Request(f"{server.url}gradio_api/call{api_name}", data=json.dumps({"data": data}).encode(),
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{server.url}gradio_api/call{api_name}",
+        data=json.dumps({"data": data}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=30) as r:
         event_id = json.load(r)["event_id"]
     with urllib.request.urlopen(f"{server.url}gradio_api/call{api_name}/{event_id}", timeout=300) as r:
@@ -413,10 +458,15 @@ def test_server_paths_are_refused_on_every_endpoint(server, client, tmp_path):
             if f.kind in ("upload", "uploads", "folder"):
                 for target in (outside / "x.png", outside / "new" / "x.pt", outside):
                     value = {"path": str(target), "meta": {"_type": "gradio.FileData"}}
-                    event, data = _raw_call(server, client, f"/{name}", {f.name: [value] if f.kind != "upload"
-                                                                         else value})
+                    event, data = _raw_call(
+                        server, client, f"/{name}", {f.name: [value] if f.kind != "upload" else value}
+                    )
                     assert event == "error" or ("vg-error" in data and "not an uploaded file" in data), (
-                        name, f.name, event, data[:300])
+                        name,
+                        f.name,
+                        event,
+                        data[:300],
+                    )
             elif f.spec:
                 for bad in ("stylegan2:/srv/ffhq.pkl", f"ViT-B-32@{outside}/w.pt", "script:model", "../x"):
                     event, data = _raw_call(server, client, f"/{name}", {f.name: bad})
@@ -438,12 +488,14 @@ def test_search_endpoint_over_the_gallery_site(client, site):
 def test_files_are_served_only_from_the_studio_folder(server, client):
     made = sorted(server.share.glob("runs/*/*.svg"))
     assert made, "an earlier test drew something"
+
     def get(path: str) -> int:
         try:
             with urllib.request.urlopen(f"{server.url}gradio_api/file={path}", timeout=10) as r:
                 return r.status
         except urllib.error.HTTPError as e:
             return e.code
+
     assert get(str(made[0])) == 200
     secret = server.share.parent / "secret.txt"
     secret.write_text("private")

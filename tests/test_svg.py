@@ -1,4 +1,5 @@
 """SVG reading is safe and faithful; writing round-trips and keeps its exact bytes."""
+
 import hashlib
 import random
 
@@ -26,13 +27,16 @@ def test_hostile_svg_refused(text):
         svg_to_scene(text)
 
 
-@pytest.mark.parametrize("text,match", [
-    ("<svg", "malformed"),
-    ("<html/>", "not an SVG"),
-    ('<svg xmlns="http://www.w3.org/2000/svg"/>', "width"),
-    ('<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"><path d="M 1 1 L"/></svg>', "malformed"),
-    ('<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"><path d="M 1 1 A 2 2 0 0 0 4 4"/></svg>', "arc"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("<svg", "malformed"),
+        ("<html/>", "not an SVG"),
+        ('<svg xmlns="http://www.w3.org/2000/svg"/>', "width"),
+        ('<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"><path d="M 1 1 L"/></svg>', "malformed"),
+        ('<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"><path d="M 1 1 A 2 2 0 0 0 4 4"/></svg>', "arc"),
+    ],
+)
 def test_bad_svg_one_line_errors(text, match):
     with pytest.raises(VecgenError, match=match) as e:
         svg_to_scene(text)
@@ -56,18 +60,28 @@ def test_shapes_transforms_and_paint():
 
 
 def test_relative_and_smooth_commands_match_absolute():
-    rel = svg_to_scene('<svg xmlns="http://www.w3.org/2000/svg" width="50" height="50">'
-                       '<path d="m 10 10 l 10 0 h 5 v 5 c 1 1 2 2 3 3 s 4 4 5 5 q 1 0 2 2 t 3 3 z"/></svg>')
-    ab = svg_to_scene('<svg xmlns="http://www.w3.org/2000/svg" width="50" height="50">'
-                      '<path d="M 10 10 L 20 10 H 25 V 15 C 26 16 27 17 28 18 S 32 22 33 23 Q 34 23 35 25 T 38 28 Z"/></svg>')
+    rel = svg_to_scene(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="50" height="50">'
+        '<path d="m 10 10 l 10 0 h 5 v 5 c 1 1 2 2 3 3 s 4 4 5 5 q 1 0 2 2 t 3 3 z"/></svg>'
+    )
+    ab = svg_to_scene(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="50" height="50">'
+        '<path d="M 10 10 L 20 10 H 25 V 15 C 26 16 27 17 28 18 S 32 22 33 23 Q 34 23 35 25 T 38 28 Z"/></svg>'
+    )
     assert torch.allclose(rel.paths[0].points, ab.paths[0].points, atol=1e-5)
 
 
 def test_write_then_read_round_trip_and_escaping():
     pts = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]])
-    scene = Scene(16, 16, [Path(pts, stroke=torch.tensor([1.0, 0.5, 0.0, 0.75]), stroke_width=torch.tensor(2.5)),
-                           Path(pts[:3], closed=True, fill=torch.tensor([0.0, 0.0, 1.0, 1.0]), fill_rule="evenodd")],
-                  torch.ones(3))
+    scene = Scene(
+        16,
+        16,
+        [
+            Path(pts, stroke=torch.tensor([1.0, 0.5, 0.0, 0.75]), stroke_width=torch.tensor(2.5)),
+            Path(pts[:3], closed=True, fill=torch.tensor([0.0, 0.0, 1.0, 1.0]), fill_rule="evenodd"),
+        ],
+        torch.ones(3),
+    )
     text = scene_to_svg(scene, {"prompt": '<script>alert("x")</script> & more'})
     assert "<script>" not in text and "&lt;script&gt;" in text
     back = svg_to_scene(text)
@@ -102,13 +116,23 @@ MANY_SHA256 = "3bc17ee5c8b996d898a5d7dfc18624f531f13da1fb6821ebd416af7ea86bd0ad"
 
 def fixed_scene() -> Scene:
     pts = torch.tensor([[1.0, 2.0], [3.25, -4.0], [5.5, 6.0], [7.0, 8.125]])
-    return Scene(32, 24, [
-        Path(pts, stroke=torch.tensor([1.0, 0.5, 0.0, 0.75]), stroke_width=torch.tensor(2.5)),
-        Path(pts[:3], closed=True, fill=torch.tensor([0.0, 0.0, 1.0, 1.0]), fill_rule="evenodd"),
-        Path(pts[:3] * 2, closed=True, fill=torch.tensor([0.2, 0.4, 0.6, 0.3]),
-             stroke=torch.tensor([0.0, 0.0, 0.0]), stroke_width=0.5),
-        Path(pts[:1]),
-    ], torch.tensor([1.0, 1.0, 0.9]))
+    return Scene(
+        32,
+        24,
+        [
+            Path(pts, stroke=torch.tensor([1.0, 0.5, 0.0, 0.75]), stroke_width=torch.tensor(2.5)),
+            Path(pts[:3], closed=True, fill=torch.tensor([0.0, 0.0, 1.0, 1.0]), fill_rule="evenodd"),
+            Path(
+                pts[:3] * 2,
+                closed=True,
+                fill=torch.tensor([0.2, 0.4, 0.6, 0.3]),
+                stroke=torch.tensor([0.0, 0.0, 0.0]),
+                stroke_width=0.5,
+            ),
+            Path(pts[:1]),
+        ],
+        torch.tensor([1.0, 1.0, 0.9]),
+    )
 
 
 def many_scene() -> Scene:
@@ -121,9 +145,16 @@ def many_scene() -> Scene:
         n = 3 * segs if closed else 3 * segs + 1
         pts = torch.tensor([[rng.uniform(-10, 234), rng.uniform(-10, 234)] for _ in range(n)])
         col = lambda: torch.tensor([rng.random() for _ in range(4)])  # noqa: E731
-        paths.append(Path(pts, closed=closed, stroke_width=torch.tensor(rng.uniform(0, 8)),
-                          stroke=col() if rng.random() < 0.7 else None, fill=col() if rng.random() < 0.6 else None,
-                          fill_rule="evenodd" if rng.random() < 0.3 else "nonzero"))
+        paths.append(
+            Path(
+                pts,
+                closed=closed,
+                stroke_width=torch.tensor(rng.uniform(0, 8)),
+                stroke=col() if rng.random() < 0.7 else None,
+                fill=col() if rng.random() < 0.6 else None,
+                fill_rule="evenodd" if rng.random() < 0.3 else "nonzero",
+            )
+        )
     return Scene(224, 224, paths, None)
 
 
@@ -135,7 +166,7 @@ def test_bytes_are_exactly_the_format():
 
 
 def test_metadata_escaping_parses_back_exactly():
-    value = 'x < y && z > "w" \'q\' é ☃'
+    value = "x < y && z > \"w\" 'q' é ☃"
     text = scene_to_svg(Scene(8, 8, [], None), {"prompt": value, "a<&>b": "<&>"})
     assert "<&>" not in text and "&lt;&amp;&gt;" in text
     entries = SafeET.fromstring(text).find("{http://www.w3.org/2000/svg}metadata")
@@ -144,19 +175,25 @@ def test_metadata_escaping_parses_back_exactly():
 
 
 def path_with(**kw) -> Path:
-    base = dict(points=torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]]),
-                stroke=torch.tensor([0.0, 0.0, 0.0, 1.0]), stroke_width=torch.tensor(1.0))
+    base = dict(
+        points=torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]]),
+        stroke=torch.tensor([0.0, 0.0, 0.0, 1.0]),
+        stroke_width=torch.tensor(1.0),
+    )
     return Path(**{**base, **kw})
 
 
-@pytest.mark.parametrize("bad,match", [
-    (dict(stroke_width=torch.tensor(float("nan"))), "'nan' is not a valid value for attribute 'stroke-width'"),
-    (dict(stroke_width=float("inf")), "'inf' is not a valid value for attribute 'stroke-width'"),
-    (dict(points=torch.tensor([[1.0, 2.0], [float("nan"), 4.0], [5.0, 6.0], [7.0, 8.0]])), "attribute 'd'"),
-    (dict(fill=torch.tensor([1.0, 0.0, 0.0, 1.0]), fill_rule="sometimes"), "attribute 'fill-rule'"),
-    (dict(stroke_width=-2.0), "stroke width -2 is negative"),
-    (dict(stroke=torch.tensor([float("nan"), 0.0, 0.0, 1.0])), "not finite"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (dict(stroke_width=torch.tensor(float("nan"))), "'nan' is not a valid value for attribute 'stroke-width'"),
+        (dict(stroke_width=float("inf")), "'inf' is not a valid value for attribute 'stroke-width'"),
+        (dict(points=torch.tensor([[1.0, 2.0], [float("nan"), 4.0], [5.0, 6.0], [7.0, 8.0]])), "attribute 'd'"),
+        (dict(fill=torch.tensor([1.0, 0.0, 0.0, 1.0]), fill_rule="sometimes"), "attribute 'fill-rule'"),
+        (dict(stroke_width=-2.0), "stroke width -2 is negative"),
+        (dict(stroke=torch.tensor([float("nan"), 0.0, 0.0, 1.0])), "not finite"),
+    ],
+)
 def test_bad_values_are_refused_in_one_line(bad, match):
     good = path_with()
     # the good path first: a bad value must be caught even after its kind was validated

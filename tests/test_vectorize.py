@@ -1,4 +1,5 @@
 """vectorize: growth helps, alpha stays transparent, palettes hold, SVG == engine raster, exact resume, bad input."""
+
 from __future__ import annotations
 
 import io
@@ -107,17 +108,20 @@ def test_output_keeps_the_input_size_and_init_refines(tmp_path):
     assert again.settings["psnr"] >= res.settings["psnr"] - 0.5
 
 
-@pytest.mark.parametrize("args, message", [
-    (["{bad}"], "not a recognised image"),
-    (["{missing}"], "not found"),
-    (["{ok}", "--paths", "0"], "--paths must be >= 1"),
-    (["{ok}", "--palette", "#12345g,#fff"], "bad --palette colour"),
-    (["{ok}", "--palette", "#fff", "--colors", "3"], "not both"),
-    (["{ok}", "--init", "{missing}"], "not found"),
-    (["{ok}", "--paths", "20000"], "above the limit"),
-    (["{ok}", "--steps", "0"], "--steps must be >= 1"),
-    (["{ok}", "--colors", "0"], "--colors must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["{bad}"], "not a recognised image"),
+        (["{missing}"], "not found"),
+        (["{ok}", "--paths", "0"], "--paths must be >= 1"),
+        (["{ok}", "--palette", "#12345g,#fff"], "bad --palette colour"),
+        (["{ok}", "--palette", "#fff", "--colors", "3"], "not both"),
+        (["{ok}", "--init", "{missing}"], "not found"),
+        (["{ok}", "--paths", "20000"], "above the limit"),
+        (["{ok}", "--steps", "0"], "--steps must be >= 1"),
+        (["{ok}", "--colors", "0"], "--colors must be >= 1"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a picture")
@@ -143,4 +147,7 @@ def test_geometry_helpers():
     assert all(ring[y, x] for x, y in poly) and len(poly) > 40
     ctrl = fit_closed_cubics(poly.astype(float), 4)
     assert ctrl.shape == (12, 2)
-    assert compact_d([[0.0, 0.0], [1.0, 0.0], [2.0, 1.0], [3.0, 3.0], [2.0, 4.0], [1.0, 2.0]], 0) == "M0 0c1 0 2 1 3 3-1 1-2-1-3-3z"
+    assert (
+        compact_d([[0.0, 0.0], [1.0, 0.0], [2.0, 1.0], [3.0, 3.0], [2.0, 4.0], [1.0, 2.0]], 0)
+        == "M0 0c1 0 2 1 3 3-1 1-2-1-3-3z"
+    )

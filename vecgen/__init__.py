@@ -1,4 +1,5 @@
 """vecgen: text to pictures by optimization (strokes, images, latents) against CLIP."""
+
 __version__ = "0.1.0"
 
 from vecgen.errors import VecgenError as VecgenError  # noqa: E402 (after __version__; re-exported)

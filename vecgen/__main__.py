@@ -1,4 +1,5 @@
 """``python -m vecgen`` = the ``vecgen`` command."""
+
 import sys
 
 from vecgen import interrupts

@@ -3,6 +3,7 @@
 Random numbers come from a ``torch.Generator`` owned by the caller, so a run is
 reproducible without touching global RNG state. Warping uses kornia.
 """
+
 from __future__ import annotations
 
 import torch
@@ -31,9 +32,19 @@ class Cutouts:
     The same views feed every perceptor; each resizes to its own input size.
     """
 
-    def __init__(self, n: int = 8, size: int = 224, min_frac: float = 0.5, max_frac: float = 0.95,
-                 perspective: float = 0.15, noise: float = 0.05, antialias: bool = True,
-                 pad: str = "reflection", lowres: float = 0.0, thumb: int = 56) -> None:
+    def __init__(
+        self,
+        n: int = 8,
+        size: int = 224,
+        min_frac: float = 0.5,
+        max_frac: float = 0.95,
+        perspective: float = 0.15,
+        noise: float = 0.05,
+        antialias: bool = True,
+        pad: str = "reflection",
+        lowres: float = 0.0,
+        thumb: int = 56,
+    ) -> None:
         if n < 0:
             raise ValueError("cutouts must be >= 0")
         if not 0 < min_frac <= max_frac:
@@ -56,8 +67,9 @@ class Cutouts:
         b, _, h, w = img.shape
         s = self.size
         if self.n == 0:
-            return torch.nn.functional.interpolate(img, size=(s, s), mode="bilinear", align_corners=False,
-                                                   antialias=max(h, w) > s)
+            return torch.nn.functional.interpolate(
+                img, size=(s, s), mode="bilinear", align_corners=False, antialias=max(h, w) > s
+            )
         n, dev = self.n, img.device
         k = self.thumbs()
 
@@ -67,8 +79,11 @@ class Cutouts:
         out = self._crops(img, n - k, rand) if n > k else None
         if k:
             small = self._thumbnails(img, k, rand)
-            out = small if out is None else torch.cat([out.view(b, n - k, 3, s, s), small.view(b, k, 3, s, s)],
-                                                      1).view(b * n, 3, s, s)
+            out = (
+                small
+                if out is None
+                else torch.cat([out.view(b, n - k, 3, s, s), small.view(b, k, 3, s, s)], 1).view(b * n, 3, s, s)
+            )
         assert out is not None
         if self.noise > 0:
             sigma = rand(b * n, 1, 1, 1) * self.noise
@@ -84,8 +99,13 @@ class Cutouts:
         work = self.size / self.max_frac
         if self.antialias and min(h, w) > work + 0.5:
             k = work / min(h, w)
-            img = torch.nn.functional.interpolate(img, size=(max(1, round(h * k)), max(1, round(w * k))),
-                                                  mode="bilinear", align_corners=False, antialias=True)
+            img = torch.nn.functional.interpolate(
+                img,
+                size=(max(1, round(h * k)), max(1, round(w * k))),
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
+            )
             h, w = img.shape[-2:]
         short = min(h, w)
         side = short * (self.min_frac + (self.max_frac - self.min_frac) * rand(b * n))
@@ -103,8 +123,17 @@ class Cutouts:
             edge = torch.cat([img[..., 0, :], img[..., -1, :], img[..., :, 0], img[..., :, -1]], -1)
             bg = edge.median(-1).values.detach().view(b, 3, 1, 1).repeat_interleave(n, dim=0)
         src = img.repeat_interleave(n, dim=0) - bg
-        return warp_perspective(src, m, (s, s), mode="bilinear", align_corners=True,
-                                padding_mode="zeros" if self.pad == "border" else "reflection") + bg
+        return (
+            warp_perspective(
+                src,
+                m,
+                (s, s),
+                mode="bilinear",
+                align_corners=True,
+                padding_mode="zeros" if self.pad == "border" else "reflection",
+            )
+            + bg
+        )
 
     def _thumbnails(self, img: Tensor, k: int, rand) -> Tensor:
         """``k`` thumbnails of each whole image, ``(B * k, 3, size, size)``."""

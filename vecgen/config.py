@@ -12,6 +12,7 @@ before any model loads.
         prompt: str | None = option(None, 'e.g. "a lighthouse"', positional=True, required=True)
         strokes: int | None = option(None, "number of paths", kind="int", minimum=0, maximum=10_000)
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,8 +37,26 @@ TURNTABLE_FRAMES = 24
 #: values with a syntax of their own: ``size`` (W or WxH), ``grid`` (COLS or COLSxROWS cells), ``width`` (MIN,MAX), ``colour``, ``clip``
 #: (a perceptor spec), ``device``; files: ``image``, ``svg``, ``mesh``, ``file`` (any other input file),
 #: ``folder`` (an input folder), ``output`` (a file the run writes); ``object``: Python-only values.
-KINDS = ("int", "float", "bool", "text", "choice", "size", "grid", "width", "colour", "clip", "device", "image",
-         "svg", "mesh", "file", "folder", "output", "object")
+KINDS = (
+    "int",
+    "float",
+    "bool",
+    "text",
+    "choice",
+    "size",
+    "grid",
+    "width",
+    "colour",
+    "clip",
+    "device",
+    "image",
+    "svg",
+    "mesh",
+    "file",
+    "folder",
+    "output",
+    "object",
+)
 FILE_KINDS = frozenset({"image", "svg", "mesh", "file", "folder", "output"})
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps", re.I)
 META = "vecgen"
@@ -101,8 +120,17 @@ def option(default: Any, help: str, kind: str | None = None, **meta: Any) -> Any
     (the studio's grouping). ``default_text``: what help shows as the default.
     """
     if kind is None:
-        kind = ("bool" if isinstance(default, bool) else "int" if isinstance(default, int)
-                else "float" if isinstance(default, float) else "choice" if meta.get("choices") else "text")
+        kind = (
+            "bool"
+            if isinstance(default, bool)
+            else "int"
+            if isinstance(default, int)
+            else "float"
+            if isinstance(default, float)
+            else "choice"
+            if meta.get("choices")
+            else "text"
+        )
     if kind not in KINDS:
         raise ValueError(f"unknown option kind {kind!r}")
     if "choices" in meta:
@@ -118,8 +146,9 @@ def like(config: type, name: str, default: Any = dataclasses.MISSING, **changes:
     """
     field = {f.name: f for f in dataclasses.fields(config)}[name]
     meta = dataclasses.replace(field.metadata[META], **changes)
-    return dataclasses.field(default=field.default if default is dataclasses.MISSING else default,
-                             metadata={META: meta})
+    return dataclasses.field(
+        default=field.default if default is dataclasses.MISSING else default, metadata={META: meta}
+    )
 
 
 # ----------------------------------------------------------------------------- checking values
@@ -134,11 +163,13 @@ def _show(value: Any) -> str:
 
 def _check_number(name: str, label: str, meta: Option, value: Any, strict: bool) -> None:
     if isinstance(value, bool):
-        raise OptionError(name, f"{label} must be {'a whole number' if meta.kind == 'int' else 'a number'}, "
-                                f"got {value!r}")
+        raise OptionError(
+            name, f"{label} must be {'a whole number' if meta.kind == 'int' else 'a number'}, got {value!r}"
+        )
     if meta.kind == "int":
-        ok = isinstance(value, int) or (not strict and (isinstance(value, float) and value.is_integer()
-                                                        or isinstance(value, str)))
+        ok = isinstance(value, int) or (
+            not strict and (isinstance(value, float) and value.is_integer() or isinstance(value, str))
+        )
         try:
             number: float = int(value) if ok else math.nan
             if isinstance(value, str) and not re.fullmatch(r"\s*[-+]?\d+\s*", value):
@@ -159,15 +190,20 @@ def _check_number(name: str, label: str, meta: Option, value: Any, strict: bool)
             raise OptionError(name, f"{label} must be finite, got {_show(value)}")
     if meta.above is not None and not number > meta.above:
         raise OptionError(name, f"{label} must be > {meta.above:g}, got {_show(value)}")
-    if meta.minimum is not None and meta.maximum is not None and not meta.minimum <= number <= meta.maximum and (
-            meta.maximum > 2**53):  # a range, not a limit (the seed)
-        raise OptionError(name, f"{label} must be between {meta.minimum:g} and {int(meta.maximum)}, got "
-                                f"{_show(value)}")
+    if (
+        meta.minimum is not None
+        and meta.maximum is not None
+        and not meta.minimum <= number <= meta.maximum
+        and (meta.maximum > 2**53)
+    ):  # a range, not a limit (the seed)
+        raise OptionError(name, f"{label} must be between {meta.minimum:g} and {int(meta.maximum)}, got {_show(value)}")
     if meta.minimum is not None and number < meta.minimum:
         raise OptionError(name, f"{label} must be >= {meta.minimum:g}, got {_show(value)}")
     if meta.maximum is not None and number > meta.maximum:
-        raise OptionError(name, f"{meta.flag_name(name)} {_show(value)} is above the limit of {_number_text(meta.maximum)} "
-                                f"(docs: Limits)")
+        raise OptionError(
+            name,
+            f"{meta.flag_name(name)} {_show(value)} is above the limit of {_number_text(meta.maximum)} (docs: Limits)",
+        )
 
 
 def _check_one(name: str, meta: Option, value: Any, strict: bool) -> None:
@@ -187,34 +223,44 @@ def _check_one(name: str, meta: Option, value: Any, strict: bool) -> None:
             if not isinstance(value, str) or word not in meta.choices:
                 raise OptionError(name, f"unknown {label} {_show(value)} (choose {', '.join(meta.choices)})")
         elif kind == "size":
-            if isinstance(value, bool) or isinstance(value, (list, tuple)) and (
-                    len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)) or (
-                    strict and not isinstance(value, (int, str, list))):
-                raise OptionError(name, f"bad {label} {_show(value)}: use W, \"WxH\" or [W, H] in whole pixels")
+            if (
+                isinstance(value, bool)
+                or isinstance(value, (list, tuple))
+                and (len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value))
+                or (strict and not isinstance(value, (int, str, list)))
+            ):
+                raise OptionError(name, f'bad {label} {_show(value)}: use W, "WxH" or [W, H] in whole pixels')
             o.parse_size(value)
         elif kind == "grid":
             if isinstance(value, bool) or strict and not isinstance(value, (int, str, list)):
-                raise OptionError(name, f"bad {label} {_show(value)}: use COLSxROWS (e.g. \"32x32\") or COLS")
+                raise OptionError(name, f'bad {label} {_show(value)}: use COLSxROWS (e.g. "32x32") or COLS')
             o.parse_grid_spec(value)
         elif kind == "width":
             items = value if isinstance(value, (list, tuple)) else [value]
-            if not isinstance(value, str) and not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                      for v in items):
+            if not isinstance(value, str) and not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in items
+            ):
                 raise OptionError(name, f"bad {label} {_show(value)}: use [MIN, MAX] stroke widths, e.g. [1.0, 8.0]")
             o.parse_width(value)
         elif kind == "colour":
             o.parse_colour(value)
         elif kind == "clip":
             if not isinstance(value, str) or not value.replace(",", "").strip():
-                raise OptionError(name, f"{label} needs at least one model, e.g. \"auto\" or \"mini-vit\", "
-                                        f"got {_show(value)}")
+                raise OptionError(
+                    name, f'{label} needs at least one model, e.g. "auto" or "mini-vit", got {_show(value)}'
+                )
             o.parse_clip(value)
         elif kind == "device":
             if not isinstance(value, str) or not _DEVICE.fullmatch(value.strip()):
                 raise OptionError(name, f"unknown device {_show(value)} (use {', '.join(o.DEVICES)})")
         elif kind in FILE_KINDS:
-            if strict and not isinstance(value, str) or not strict and not isinstance(value, (str, Path)) and (
-                    kind not in ("image", "mesh", "file")):
+            if (
+                strict
+                and not isinstance(value, str)
+                or not strict
+                and not isinstance(value, (str, Path))
+                and (kind not in ("image", "mesh", "file"))
+            ):
                 raise OptionError(name, f"{label} must be a path, got {_show(value)}")
             if isinstance(value, str) and not value.strip():
                 raise OptionError(name, f"{label} must not be empty")
@@ -248,7 +294,7 @@ def _check(name: str, meta: Option, value: Any, strict: bool) -> Any:
         return value
     if meta.multiple:
         if strict and not isinstance(value, list):
-            raise OptionError(name, f"{_label(name, meta)} must be a list, e.g. [\"a\", \"b\"], got {_show(value)}")
+            raise OptionError(name, f'{_label(name, meta)} must be a list, e.g. ["a", "b"], got {_show(value)}')
         items = [value] if isinstance(value, (str, Path)) else value
         if not isinstance(items, (list, tuple)):
             raise OptionError(name, f"{_label(name, meta)} must be a list, got {_show(value)}")
@@ -298,8 +344,9 @@ class VerbConfig:
         return {n: d for n, _, d in cls.options()}
 
     @classmethod
-    def check_values(cls, values: dict[str, Any], *, strict: bool = True, order: list[str] | None = None,
-                     source: str = "") -> dict[str, Any]:
+    def check_values(
+        cls, values: dict[str, Any], *, strict: bool = True, order: list[str] | None = None, source: str = ""
+    ) -> dict[str, Any]:
         """Check ``values`` (a TOML table, a gallery job) without making a config; unknown names are errors.
 
         Returns the values (lone items of list options as lists). Raises OptionError naming the first bad one.
@@ -393,9 +440,17 @@ def _number_text(x: float) -> str:
 def _type_text(meta: Option) -> str:
     if meta.kind == "choice":
         return " | ".join(meta.choices)
-    text = {"int": "integer", "float": "number", "bool": "flag", "size": "W or WxH", "grid": "COLS or COLSxROWS",
-            "width": "MIN,MAX",
-            "clip": "model spec", "output": "output file", "text": "text"}.get(meta.kind, meta.kind)
+    text = {
+        "int": "integer",
+        "float": "number",
+        "bool": "flag",
+        "size": "W or WxH",
+        "grid": "COLS or COLSxROWS",
+        "width": "MIN,MAX",
+        "clip": "model spec",
+        "output": "output file",
+        "text": "text",
+    }.get(meta.kind, meta.kind)
     bounds = []
     if meta.above is not None:
         bounds.append(f"> {meta.above:g}")

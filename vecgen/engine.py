@@ -8,6 +8,7 @@ optimizer's tensors, per-step callbacks, atomic checkpoints, resume, and Ctrl-C
 (or :class:`StopRun` from a callback) that keeps the result. The run draws
 from its own seeded generators: the caller's global RNG state is left as it was.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -72,20 +73,35 @@ class RunState:
 
 def _rng_state(views: torch.Generator, devices: list[int]) -> dict[str, Any]:
     """Every random state the loop draws from: the views' generator and torch's global CPU/CUDA ones."""
-    return {"views": views.get_state(), "torch": torch.get_rng_state(),
-            "cuda": [torch.cuda.get_rng_state(d) for d in devices]}
+    return {
+        "views": views.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": [torch.cuda.get_rng_state(d) for d in devices],
+    }
 
 
-def save_checkpoint(path: str | Path, param: Parameterization, opt: torch.optim.Optimizer, state: RunState,
-                    meta: dict[str, Any], rng: dict[str, Any] | None = None, steps: int | None = None) -> None:
+def save_checkpoint(
+    path: str | Path,
+    param: Parameterization,
+    opt: torch.optim.Optimizer,
+    state: RunState,
+    meta: dict[str, Any],
+    rng: dict[str, Any] | None = None,
+    steps: int | None = None,
+) -> None:
     """Everything a resumed run needs to continue exactly as an uninterrupted one would.
 
     ``rng``: the random states (:func:`_rng_state`); checkpoints without them
     (older vecgen) still resume, with fresh views. ``steps``: the run's length (its lr
     schedule depends on it; see :func:`check_schedule`).
     """
-    data = {"param": param.state_dict(), "optimizer": opt.state_dict(), "step": state.step,
-            "history": state.history, "meta": meta}
+    data = {
+        "param": param.state_dict(),
+        "optimizer": opt.state_dict(),
+        "step": state.step,
+        "history": state.history,
+        "meta": meta,
+    }
     if steps is not None:
         data["steps"] = int(steps)
     if rng is not None:
@@ -153,9 +169,11 @@ def check_schedule(rules: list, schedule: LrSchedule, done: int, saved: int | No
             continue
         moved = next((i for i in range(done) if f(i, saved) != f(i, steps)), None)
         if moved is not None:
-            raise VecgenError(f"this checkpoint is {done} steps into a {saved}-step run, and its learning rate "
-                              f"already followed that length (from step {moved}); resume it with --steps {saved}, "
-                              f"since a {steps}-step run would differ from a plain one")
+            raise VecgenError(
+                f"this checkpoint is {done} steps into a {saved}-step run, and its learning rate "
+                f"already followed that length (from step {moved}); resume it with --steps {saved}, "
+                f"since a {steps}-step run would differ from a plain one"
+            )
 
 
 def _tensors(opt: torch.optim.Optimizer) -> list[torch.Tensor]:
@@ -207,26 +225,50 @@ def optimize(
     """
     if steps <= 0:
         raise VecgenError("steps must be > 0")
-    devices = sorted({p.device.index or 0 for g in param.param_groups() for p in g["params"]
-                      if p.device.type == "cuda"})
+    devices = sorted(
+        {p.device.index or 0 for g in param.param_groups() for p in g["params"] if p.device.type == "cuda"}
+    )
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        return _loop(param, objective, steps, seed=seed, schedule=schedule, callbacks=callbacks,
-                     checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, meta=meta,
-                     progress=progress, devices=devices)
+        return _loop(
+            param,
+            objective,
+            steps,
+            seed=seed,
+            schedule=schedule,
+            callbacks=callbacks,
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            meta=meta,
+            progress=progress,
+            devices=devices,
+        )
 
 
-def _loop(param: Parameterization, objective: Objective, steps: int, *, seed: int, schedule: LrSchedule | None,
-          callbacks: list[Callback] | None, checkpoint: str | Path | None, checkpoint_every: int,
-          resume: dict[str, Any] | None, meta: dict[str, Any] | None, progress: bool,
-          devices: list[int]) -> RunState:
+def _loop(
+    param: Parameterization,
+    objective: Objective,
+    steps: int,
+    *,
+    seed: int,
+    schedule: LrSchedule | None,
+    callbacks: list[Callback] | None,
+    checkpoint: str | Path | None,
+    checkpoint_every: int,
+    resume: dict[str, Any] | None,
+    meta: dict[str, Any] | None,
+    progress: bool,
+    devices: list[int],
+) -> RunState:
     schedule = schedule or Schedule()
     groups = param.param_groups()
     # A group's own schedule (a callable) stays out of the optimizer: its state_dict goes into
     # checkpoints, which must load with weights_only=True.
     rules = [g.get("schedule") for g in groups]
-    opt = torch.optim.Adam([{**{k: v for k, v in g.items() if not (k == "schedule" and callable(v))},
-                             "base_lr": g["lr"]} for g in groups])
+    opt = torch.optim.Adam(
+        [{**{k: v for k, v in g.items() if not (k == "schedule" and callable(v))}, "base_lr": g["lr"]} for g in groups]
+    )
     state = RunState()
     gen = torch.Generator().manual_seed(seed + 1)
     if resume is not None:

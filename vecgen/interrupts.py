@@ -9,6 +9,7 @@ handler: outside imports it raises ``KeyboardInterrupt`` at once, as Python's
 own does; inside one it holds the interrupt and raises it at the first line
 after the outermost import returns (a second of delay at most on this machine).
 """
+
 from __future__ import annotations
 
 import _thread

@@ -3,6 +3,7 @@
 Every file vecgen writes goes through :func:`atomic_write` (a temp file in the
 same folder, then a rename), so a reader or a killed run never sees half a file.
 """
+
 from __future__ import annotations
 
 import io
@@ -86,13 +87,15 @@ def safetensors_bytes(tensors: dict[str, "torch.Tensor"], metadata: dict[str, st
 
     from safetensors.torch import save
 
-    raw = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
-               metadata={str(k): str(v) for k, v in (metadata or {}).items()} or None)
+    raw = save(
+        {k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+        metadata={str(k): str(v) for k, v in (metadata or {}).items()} or None,
+    )
     n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
+    header = json.loads(raw[8 : 8 + n])
     text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     text += b" " * (-len(text) % 8)
-    return struct.pack("<Q", len(text)) + text + raw[8 + n:]
+    return struct.pack("<Q", len(text)) + text + raw[8 + n :]
 
 
 def safetensors_metadata(path: str | os.PathLike) -> dict[str, str] | None:
@@ -136,8 +139,9 @@ def refuse_foreign(path: str | os.PathLike, kind: str, option: str, *, legacy: t
     meta = safetensors_metadata(p)
     if meta is not None and (meta.get("vecgen") == kind or (legacy and all(k in meta for k in legacy))):
         return
-    raise VecgenError(f"{option} {p}: the file is not a vecgen {kind} file, and it is left untouched; "
-                      f"give another path")
+    raise VecgenError(
+        f"{option} {p}: the file is not a vecgen {kind} file, and it is left untouched; give another path"
+    )
 
 
 def png_bytes(image: "Image.Image", text: dict[str, str] | None = None) -> bytes:
@@ -154,8 +158,13 @@ def png_bytes(image: "Image.Image", text: dict[str, str] | None = None) -> bytes
     return buf.getvalue()
 
 
-def save_png(image: "Image.Image | torch.Tensor", path: str | os.PathLike,
-             text: dict[str, str] | None = None, *, mkdir: bool = False) -> Path:
+def save_png(
+    image: "Image.Image | torch.Tensor",
+    path: str | os.PathLike,
+    text: dict[str, str] | None = None,
+    *,
+    mkdir: bool = False,
+) -> Path:
     """Write an image (PIL, or a ``(1, 3, H, W)`` tensor in ``[0, 1]``) as PNG, atomically."""
     from PIL import Image
 
@@ -202,8 +211,10 @@ def _too_large(what: str, p: Path, size: tuple[int, int] | None = None, pixels: 
         got = f"{size[0]}x{size[1]} = {size[0] * size[1] / 1e6:.1f} megapixels"
     else:
         got = f"{pixels / 1e6:.1f} megapixels" if pixels else "its size"
-    return VecgenError(f"{what} {p} is too large: {got} is over vecgen's limit of "
-                       f"{MAX_IMAGE_PIXELS / 1e6:.1f} megapixels (8192x8192); downscale it first")
+    return VecgenError(
+        f"{what} {p} is too large: {got} is over vecgen's limit of "
+        f"{MAX_IMAGE_PIXELS / 1e6:.1f} megapixels (8192x8192); downscale it first"
+    )
 
 
 def open_image(path: str | os.PathLike, what: str = "image") -> "Image.Image":
@@ -282,8 +293,9 @@ def _tensor_to_nchw(image: "torch.Tensor") -> "torch.Tensor":
     elif x.dim() == 3:
         x = x[None]
     if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] not in (1, 3, 4):
-        raise VecgenError("init tensor must be (H, W), (C, H, W) or (1, C, H, W) with C in 1/3/4, "
-                          f"got shape {tuple(image.shape)}")
+        raise VecgenError(
+            f"init tensor must be (H, W), (C, H, W) or (1, C, H, W) with C in 1/3/4, got shape {tuple(image.shape)}"
+        )
     if x.shape[-1] == 0 or x.shape[-2] == 0:
         raise VecgenError(f"init tensor is empty: shape {tuple(image.shape)}")
     if x.dtype == torch.uint8:
@@ -310,10 +322,10 @@ def _crop_to_aspect(x: "torch.Tensor", width: int, height: int) -> "torch.Tensor
     if w * height > width * h:  # too wide
         new_w = max(1, round(h * width / height))
         left = (w - new_w) // 2
-        return x[..., :, left: left + new_w]
+        return x[..., :, left : left + new_w]
     new_h = max(1, round(w * height / width))
     top = (h - new_h) // 2
-    return x[..., top: top + new_h, :]
+    return x[..., top : top + new_h, :]
 
 
 def load_init_image(init: InitSource, size: tuple[int, int], *, fit: str = "cover") -> "torch.Tensor":
@@ -352,8 +364,9 @@ def load_init_image(init: InitSource, size: tuple[int, int], *, fit: str = "cove
         if tuple(x.shape[-2:]) != (height, width):
             if fit == "cover":
                 x = _crop_to_aspect(x, width, height)
-            x = torch.nn.functional.interpolate(x, size=(height, width), mode="bicubic", align_corners=False,
-                                                antialias=True).clamp(0.0, 1.0)
+            x = torch.nn.functional.interpolate(
+                x, size=(height, width), mode="bicubic", align_corners=False, antialias=True
+            ).clamp(0.0, 1.0)
         return x
     raise VecgenError(f"init must be an image path, a PIL image or a tensor, got {type(init).__name__}")
 
@@ -365,9 +378,11 @@ PROTOCOL_WARNING = r"Detected pickle protocol \d+ in the checkpoint"
 #: torch.load warns before refusing a TorchScript archive; the error below says what to do instead.
 _TORCHSCRIPT_WARNING = r"'torch\.load' received a zip file that looks like a TorchScript archive"
 
-_CONVERT_HINT = ("If you trust the file, convert it to plain tensors: "
-                 "torch.save(model.state_dict(), 'weights.pt') or "
-                 "safetensors.torch.save_file(model.state_dict(), 'weights.safetensors')")
+_CONVERT_HINT = (
+    "If you trust the file, convert it to plain tensors: "
+    "torch.save(model.state_dict(), 'weights.pt') or "
+    "safetensors.torch.save_file(model.state_dict(), 'weights.safetensors')"
+)
 
 
 def file_format(p: Path) -> str:
@@ -391,13 +406,17 @@ def describe_load_error(exc: BaseException) -> str:
     if "Weights only load failed" in text:
         glob = re.search(r"GLOBAL ([\w.]+)", text)
         if glob:
-            return (f"refused for safety: it holds a Python object ({glob.group(1)}), and unpickling objects can "
-                    f"run code; vecgen reads only tensors and plain containers. {_CONVERT_HINT}")
+            return (
+                f"refused for safety: it holds a Python object ({glob.group(1)}), and unpickling objects can "
+                f"run code; vecgen reads only tensors and plain containers. {_CONVERT_HINT}"
+            )
         op = re.search(r"Unsupported operand (\d+)", text)
         if op:
-            return (f"it was pickled with instructions the safe loader does not read (opcode {op.group(1)}; "
-                    f"pickle protocol 4 or newer); re-save it with torch.save's default protocol "
-                    f"(torch.save(obj, 'weights.pt')) or as safetensors")
+            return (
+                f"it was pickled with instructions the safe loader does not read (opcode {op.group(1)}; "
+                f"pickle protocol 4 or newer); re-save it with torch.save's default protocol "
+                f"(torch.save(obj, 'weights.pt')) or as safetensors"
+            )
         return f"refused for safety: it holds more than tensors and plain containers. {_CONVERT_HINT}"
     if "TorchScript" in text:
         return "it is a TorchScript archive (torch.jit.save), not a checkpoint: load it with script:PATH"
@@ -457,7 +476,7 @@ def unwrap_state_dict(state: Any) -> Any:
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if isinstance(state, dict) and state and all(str(k).startswith("module.") for k in state):
-        state = {str(k)[len("module."):]: v for k, v in state.items()}
+        state = {str(k)[len("module.") :]: v for k, v in state.items()}
     return state
 
 
@@ -472,8 +491,9 @@ def state_mismatch(expected: dict, state: Any) -> str | None:
     if missing:
         parts.append(f"missing key '{missing[0]}'" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
     if unexpected:
-        parts.append(f"unexpected key '{unexpected[0]}'"
-                     + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""))
+        parts.append(
+            f"unexpected key '{unexpected[0]}'" + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else "")
+        )
     for k, ref in expected.items():
         got = getattr(state.get(k), "shape", None)
         if got is not None and tuple(got) != tuple(ref.shape):

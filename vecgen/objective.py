@@ -12,6 +12,7 @@ its loss piece by piece; the objective runs each piece's backward into a
 detached copy of the input and carries the summed gradient back through the
 input, so only one piece's activations are alive at a time.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -58,8 +59,7 @@ class ChunkedTerm(Protocol):
     name: str
     weight: float
 
-    def chunks(self, ctx: "Context") -> Chunks:
-        ...
+    def chunks(self, ctx: "Context") -> Chunks: ...
 
 
 @dataclass
@@ -135,8 +135,9 @@ class Objective:
         """Whether any term runs its backward in pieces (see :func:`chunked_value`)."""
         return any(isinstance(t, ChunkedTerm) for t in self.terms)
 
-    def __call__(self, image: Tensor, step: StepContext | torch.Generator | None = None
-                 ) -> tuple[Tensor, dict[str, float]]:
+    def __call__(
+        self, image: Tensor, step: StepContext | torch.Generator | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
         """``(total, values)`` of the render ``(B, 3, H, W)`` at ``step`` (a bare generator: a step context
         holding only it)."""
         if not isinstance(step, StepContext):

@@ -4,6 +4,7 @@ Each check raises one-line :class:`~vecgen.errors.VecgenError` naming the
 option, so the CLI, the gallery and the API refuse bad input the same way,
 before any model loads.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,9 +23,18 @@ MAX_SIDE = 4096
 MAX_PIXELS = 4096 * 4096
 #: Hard bounds on options that size a run (docs: Limits). Far above any useful value, low
 #: enough that a typo cannot ask for terabytes or hang in setup.
-LIMITS = {"steps": 1_000_000, "cutouts": 256, "strokes": 10_000, "segments": 64, "samples": 4096, "top": 256,
-          "batch": 64, "grid_samples": 64, "every": 1_000_000,
-          "colors": 256}
+LIMITS = {
+    "steps": 1_000_000,
+    "cutouts": 256,
+    "strokes": 10_000,
+    "segments": 64,
+    "samples": 4096,
+    "top": 256,
+    "batch": 64,
+    "grid_samples": 64,
+    "every": 1_000_000,
+    "colors": 256,
+}
 #: Measured activation memory of a perceptor's forward+backward, per view, per input pixel
 #: (ViT-B-32 at 224 px: ~29 MB a view; mini-vit at 64 px: ~1.5 MB; benchmarks on CPU, float32).
 BYTES_PER_VIEW_PIXEL = 640
@@ -32,14 +42,14 @@ COLOURS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0), "gray": (0.5, 0.5
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 # The names users choose from, defined once: the modules that implement them import
 # these, and the CLI offers them as choices (without loading torch for --help).
-SHAPES = ("strokes", "blobs", "mixed")        # vecgen.params.strokes
-VIEWS = ("crops", "zoom", "lowres")           # vecgen.augment.VIEWS
-SPACES = ("z", "w", "wplus")                  # vecgen.params.latent
-INITS = ("random", "mean", "fusedream")       # vecgen.params.latent
-SQUASHES = ("sigmoid", "tanh")                # vecgen.params.raster_base
-PALETTE_MODES = ("end", "throughout")         # vecgen.params.pixels
-RASTERIZERS = ("native", "diffvg")            # vecgen.backends.raster
-PAINT_PARAMS = ("fft", "dwt", "pixels")       # vecgen.api.paint
+SHAPES = ("strokes", "blobs", "mixed")  # vecgen.params.strokes
+VIEWS = ("crops", "zoom", "lowres")  # vecgen.augment.VIEWS
+SPACES = ("z", "w", "wplus")  # vecgen.params.latent
+INITS = ("random", "mean", "fusedream")  # vecgen.params.latent
+SQUASHES = ("sigmoid", "tanh")  # vecgen.params.raster_base
+PALETTE_MODES = ("end", "throughout")  # vecgen.params.pixels
+RASTERIZERS = ("native", "diffvg")  # vecgen.backends.raster
+PAINT_PARAMS = ("fft", "dwt", "pixels")  # vecgen.api.paint
 _WEIGHT = re.compile(r"(.+?):([-+]?(?:\d+\.?\d*|\.\d+))")
 
 
@@ -59,8 +69,9 @@ def as_int(label: str, value: Any, *, minimum: int | None = None) -> int:
     return number
 
 
-def check_number(label: str, value: Any, *, positive: bool = False, nonnegative: bool = False,
-                 maximum: float | None = None) -> float:
+def check_number(
+    label: str, value: Any, *, positive: bool = False, nonnegative: bool = False, maximum: float | None = None
+) -> float:
     """A finite real number (optionally > 0 or >= 0, and <= ``maximum``)."""
     if isinstance(value, bool):
         raise VecgenError(f"{label} must be a number, got {value!r}")
@@ -234,7 +245,7 @@ def parse_colour(value: Any) -> tuple[float, float, float]:
         return COLOURS[v]
     if re.fullmatch(r"#?[0-9a-f]{6}", v):
         v = v.lstrip("#")
-        return tuple(int(v[i:i + 2], 16) / 255 for i in (0, 2, 4))  # type: ignore[return-value]
+        return tuple(int(v[i : i + 2], 16) / 255 for i in (0, 2, 4))  # type: ignore[return-value]
     raise VecgenError(f"bad colour {value!r}: use white, black, gray or #rrggbb")
 
 
@@ -249,7 +260,7 @@ def parse_palette(text: Any) -> list[tuple[float, float, float]]:
     for item in items:
         if not re.fullmatch(r"#?[0-9a-fA-F]{6}", item):
             raise VecgenError(f"bad --palette colour {item!r}: use #rrggbb, e.g. #ff0000")
-        out.append(tuple(int(item.lstrip("#")[i:i + 2], 16) / 255.0 for i in (0, 2, 4)))
+        out.append(tuple(int(item.lstrip("#")[i : i + 2], 16) / 255.0 for i in (0, 2, 4)))
     return out  # type: ignore[return-value]
 
 
@@ -274,7 +285,9 @@ def parse_clip(spec: str) -> list[tuple[str, float]]:
         model = name.partition("@")[0]
         if ":" in model:
             bad = model.rpartition(":")[2]
-            raise VecgenError(f"bad weight {bad!r} in --clip {part!r}: use MODEL:WEIGHT, e.g. {model.rpartition(':')[0]}:0.5")
+            raise VecgenError(
+                f"bad weight {bad!r} in --clip {part!r}: use MODEL:WEIGHT, e.g. {model.rpartition(':')[0]}:0.5"
+            )
         if weight == 0:
             raise VecgenError(f"--clip {part!r}: weight 0 would make that model do nothing; leave it out")
         out.append((name, weight))

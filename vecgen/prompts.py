@@ -4,6 +4,7 @@ Each ``|``-separated part is ``text[:weight[:stop]]``. A negative weight pushes
 the image away from the text. ``stop`` ends that prompt's pull once its cosine
 distance falls below it (useful to keep a secondary prompt from dominating).
 """
+
 from __future__ import annotations
 
 import re
@@ -24,7 +25,7 @@ class Prompt:
 def parse_prompts(spec: str) -> list[Prompt]:
     """Parse a prompt string; raises :class:`VecgenError` on empty prompts."""
     if spec is None or not str(spec).strip():
-        raise VecgenError("empty prompt: say what to draw, e.g. vecgen draw \"a red circle\"")
+        raise VecgenError('empty prompt: say what to draw, e.g. vecgen draw "a red circle"')
     out = []
     for part in str(spec).split("|"):
         part = part.strip()
@@ -43,7 +44,7 @@ def parse_prompts(spec: str) -> list[Prompt]:
             raise VecgenError(f"empty prompt text in {part!r}")
         out.append(Prompt(text, weight, stop))
     if not out:
-        raise VecgenError("empty prompt: say what to draw, e.g. vecgen draw \"a red circle\"")
+        raise VecgenError('empty prompt: say what to draw, e.g. vecgen draw "a red circle"')
     if all(p.weight <= 0 for p in out):
         raise VecgenError("every prompt has weight <= 0: give at least one a positive weight")
     return out

@@ -3,6 +3,7 @@
 Every segment is stored as a cubic Bézier (lines and quadratics are exactly
 elevated), so one code path renders, differentiates and exports everything.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -10,6 +10,7 @@ index in the file's metadata keyed by relative path, modification time and size.
 A later search re-embeds only the files that were added or changed and drops
 the ones that are gone. SVGs are rasterized with :func:`vecgen.api.render_svg`.
 """
+
 from __future__ import annotations
 
 import json
@@ -127,16 +128,19 @@ def _read_cache(path: Path, clip: str) -> dict[str, tuple[int, int, Tensor]]:
     return {row["path"]: (int(row["mtime_ns"]), int(row["size"]), emb[i]) for i, row in enumerate(index)}
 
 
-def _write_cache(path: Path, clip: str, entries: Sequence[tuple[str, int, int, Tensor]],
-                 warn: Callable[[str], None] | None) -> None:
+def _write_cache(
+    path: Path, clip: str, entries: Sequence[tuple[str, int, int, Tensor]], warn: Callable[[str], None] | None
+) -> None:
     import torch
 
     from vecgen.io import atomic_write, refuse_foreign, safetensors_bytes
 
     index = [{"path": p, "mtime_ns": m, "size": s} for p, m, s, _ in entries]
     emb = torch.stack([e for *_, e in entries]).contiguous() if entries else torch.zeros(0, 1)
-    data = safetensors_bytes({"embeddings": emb}, {"vecgen": "search cache", "version": CACHE_VERSION, "clip": clip,
-                                                   "index": json.dumps(index)})
+    data = safetensors_bytes(
+        {"embeddings": emb},
+        {"vecgen": "search cache", "version": CACHE_VERSION, "clip": clip, "index": json.dumps(index)},
+    )
     try:
         refuse_foreign(path, "search cache", "search cache", legacy=("version", "clip", "index"))
         atomic_write(path, data)
@@ -149,8 +153,16 @@ def _write_cache(path: Path, clip: str, entries: Sequence[tuple[str, int, int, T
 class ImageIndex:
     """Image embeddings of a folder for one CLIP spec, kept in sync with an on-disk cache."""
 
-    def __init__(self, folder: str | Path, clip: str = "auto", *, device="cpu", perceptors=None,
-                 warn: Callable[[str], None] | None = None, cache: bool = True) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        clip: str = "auto",
+        *,
+        device="cpu",
+        perceptors=None,
+        warn: Callable[[str], None] | None = None,
+        cache: bool = True,
+    ) -> None:
         from vecgen.options import resolve_device
 
         self.folder = Path(folder)
@@ -205,7 +217,7 @@ class ImageIndex:
             bad = set()
             for start in range(0, len(todo), _BATCH):
                 batch, names = [], []
-                for rel in todo[start:start + _BATCH]:
+                for rel in todo[start : start + _BATCH]:
                     try:
                         batch.append(load_picture(self.folder / rel, perceptor.input_size))
                         names.append(rel)
@@ -236,8 +248,9 @@ class ImageIndex:
                     changed = True
             per_model.append(rows)
         self.paths = [rel for rel in wanted if all(rel in rows for rows in per_model)]
-        self.embeddings = [torch.stack([rows[p] for p in self.paths]) if self.paths else torch.zeros(0, 1)
-                           for rows in per_model]
+        self.embeddings = [
+            torch.stack([rows[p] for p in self.paths]) if self.paths else torch.zeros(0, 1) for rows in per_model
+        ]
         self.cache_written = changed
         return self
 
@@ -272,8 +285,17 @@ class ImageIndex:
         return [Hit(rank=r + 1, score=float(s[i]), path=self.paths[i]) for r, i in enumerate(order)]
 
 
-def search(folder: str | Path, query: str, k: int = 10, *, clip: str = "auto", device="cpu", perceptors=None,
-           warn: Callable[[str], None] | None = None, cache: bool = True) -> list[Hit]:
+def search(
+    folder: str | Path,
+    query: str,
+    k: int = 10,
+    *,
+    clip: str = "auto",
+    device="cpu",
+    perceptors=None,
+    warn: Callable[[str], None] | None = None,
+    cache: bool = True,
+) -> list[Hit]:
     """Rank the pictures under ``folder`` by CLIP similarity to ``query``; see the module docstring."""
     if k is None or int(k) <= 0:
         raise VecgenError("-k must be > 0")

@@ -4,6 +4,7 @@ Writing builds the elements with svgwrite (its validation on) and serializes the
 with ElementTree; it is deterministic (fixed decimals), so the same scene gives
 the same bytes, in the same layout vecgen has always written.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,9 +30,30 @@ from vecgen.svg_read import (  # noqa: F401
 SVG_NS = "http://www.w3.org/2000/svg"
 VECGEN_NS = "https://vecgen.dev/ns"
 # The attribute order vecgen has always written (svgwrite's get_xml sorts them by name).
-_RANK = {k: i for i, k in enumerate((
-    "xmlns", "x", "y", "width", "height", "viewBox", "preserveAspectRatio", "id", "d", "fill", "fill-opacity",
-    "fill-rule", "stroke", "stroke-opacity", "stroke-width", "stroke-linecap", "stroke-linejoin"))}
+_RANK = {
+    k: i
+    for i, k in enumerate(
+        (
+            "xmlns",
+            "x",
+            "y",
+            "width",
+            "height",
+            "viewBox",
+            "preserveAspectRatio",
+            "id",
+            "d",
+            "fill",
+            "fill-opacity",
+            "fill-rule",
+            "stroke",
+            "stroke-opacity",
+            "stroke-width",
+            "stroke-linecap",
+            "stroke-linejoin",
+        )
+    )
+}
 
 
 #: Decimals of path coordinates in written SVGs (pixel units). Measured with resvg against the engine's raster
@@ -65,7 +87,7 @@ def _written_points(path: Path) -> list[list[float]]:
 def _d(points: list[list[float]], closed: bool, decimals: int = 4) -> str:
     parts = [f"M {_num(points[0][0], decimals)} {_num(points[0][1], decimals)}"]
     for j in range(1, len(points), 3):
-        parts.append("C " + " ".join(f"{_num(x, decimals)} {_num(y, decimals)}" for x, y in points[j:j + 3]))
+        parts.append("C " + " ".join(f"{_num(x, decimals)} {_num(y, decimals)}" for x, y in points[j : j + 3]))
     if closed:
         parts.append("Z")
     return " ".join(parts)
@@ -79,7 +101,7 @@ def path_data(path: Path) -> str:
 def _short(err: BaseException, limit: int = 200) -> str:
     """One line, cut short: svgwrite quotes the refused value, and a path's d can be long."""
     text = one_line(err)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def element(tag: str, **attrs: str) -> ET.Element:
@@ -117,8 +139,15 @@ def _path_element(path: Path, decimals: int = 4, pid: str | None = None) -> ET.E
         sw = float(torch.as_tensor(path.stroke_width).detach())
         if sw < 0:  # svgwrite takes any number; SVG calls a negative width an error
             raise VecgenError(f"stroke width {_num(sw)} is negative")
-        paint.update({"stroke": stroke, "stroke_opacity": op, "stroke_width": _num(sw, max(decimals, 2)),
-                      "stroke_linecap": "round", "stroke_linejoin": "round"})
+        paint.update(
+            {
+                "stroke": stroke,
+                "stroke_opacity": op,
+                "stroke_width": _num(sw, max(decimals, 2)),
+                "stroke_linecap": "round",
+                "stroke_linejoin": "round",
+            }
+        )
     return element("path", d=_d(_written_points(path), path.closed, decimals), **paint)
 
 
@@ -141,15 +170,28 @@ def _metadata(metadata: dict[str, str]) -> ET.Element:
     return md
 
 
-def svg_document(width: int, height: int, children: list[ET.Element], metadata: dict[str, str] | None = None,
-                 *, view_box: str | None = None, **root_attrs: str) -> str:
+def svg_document(
+    width: int,
+    height: int,
+    children: list[ET.Element],
+    metadata: dict[str, str] | None = None,
+    *,
+    view_box: str | None = None,
+    **root_attrs: str,
+) -> str:
     """A whole SVG file: ``<svg>`` (svgwrite-validated), ``<metadata>``, then ``children``, one per line.
 
     Every vecgen SVG (strokes, pixel art) is written here, so all carry the
     same metadata block and the same deterministic layout.
     """
-    root = element("svg", xmlns=SVG_NS, width=str(width), height=str(height),
-                   viewBox=view_box or f"0 0 {width} {height}", **root_attrs)
+    root = element(
+        "svg",
+        xmlns=SVG_NS,
+        width=str(width),
+        height=str(height),
+        viewBox=view_box or f"0 0 {width} {height}",
+        **root_attrs,
+    )
     root.text, root.tail = "\n", None
     if metadata:
         root.append(_metadata(metadata))
@@ -196,5 +238,17 @@ def scene_to_svg(scene: Scene, metadata: dict[str, str] | None = None, *, decima
         meta["bytes"] = size
 
 
-__all__ = ["COORD_DECIMALS", "MAX_SVG_BYTES", "MAX_SVG_DEPTH", "MAX_SVG_ELEMENTS", "MAX_SVG_PATHS", "MAX_SVG_POINTS", "element", "path_data",
-           "read_svg", "scene_to_svg", "svg_document", "svg_to_scene"]
+__all__ = [
+    "COORD_DECIMALS",
+    "MAX_SVG_BYTES",
+    "MAX_SVG_DEPTH",
+    "MAX_SVG_ELEMENTS",
+    "MAX_SVG_PATHS",
+    "MAX_SVG_POINTS",
+    "element",
+    "path_data",
+    "read_svg",
+    "scene_to_svg",
+    "svg_document",
+    "svg_to_scene",
+]

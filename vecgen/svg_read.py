@@ -11,6 +11,7 @@ files vecgen writes are far inside them: a drawing has hundreds of paths, a
 ``inf``, ``1e999``), in attributes, path data, transforms, ``viewBox``, or after
 the transforms.
 """
+
 from __future__ import annotations
 
 import io
@@ -33,12 +34,28 @@ MAX_SVG_POINTS = 2_000_000  # cubic control points of the scene, all paths toget
 _KAPPA = 0.5522847498  # cubic approximation of a quarter circle
 
 _NAMED = {
-    "black": (0, 0, 0), "white": (255, 255, 255), "red": (255, 0, 0), "green": (0, 128, 0),
-    "lime": (0, 255, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0), "cyan": (0, 255, 255),
-    "aqua": (0, 255, 255), "magenta": (255, 0, 255), "fuchsia": (255, 0, 255), "gray": (128, 128, 128),
-    "grey": (128, 128, 128), "silver": (192, 192, 192), "maroon": (128, 0, 0), "olive": (128, 128, 0),
-    "purple": (128, 0, 128), "teal": (0, 128, 128), "navy": (0, 0, 128), "orange": (255, 165, 0),
-    "pink": (255, 192, 203), "brown": (165, 42, 42),
+    "black": (0, 0, 0),
+    "white": (255, 255, 255),
+    "red": (255, 0, 0),
+    "green": (0, 128, 0),
+    "lime": (0, 255, 0),
+    "blue": (0, 0, 255),
+    "yellow": (255, 255, 0),
+    "cyan": (0, 255, 255),
+    "aqua": (0, 255, 255),
+    "magenta": (255, 0, 255),
+    "fuchsia": (255, 0, 255),
+    "gray": (128, 128, 128),
+    "grey": (128, 128, 128),
+    "silver": (192, 192, 192),
+    "maroon": (128, 0, 0),
+    "olive": (128, 128, 0),
+    "purple": (128, 0, 128),
+    "teal": (0, 128, 128),
+    "navy": (0, 0, 128),
+    "orange": (255, 165, 0),
+    "pink": (255, 192, 203),
+    "brown": (165, 42, 42),
 }
 
 
@@ -64,7 +81,7 @@ def _parse_color(value: str | None) -> tuple[float, float, float] | None:
             hx = "".join(ch * 2 for ch in hx)
         if len(hx) != 6 or not re.fullmatch(r"[0-9a-f]{6}", hx):
             raise VecgenError(f"bad SVG colour {value!r}")
-        return tuple(int(hx[i:i + 2], 16) / 255 for i in (0, 2, 4))  # type: ignore[return-value]
+        return tuple(int(hx[i : i + 2], 16) / 255 for i in (0, 2, 4))  # type: ignore[return-value]
     m = re.fullmatch(r"rgb\(\s*([\d.]+)(%?)\s*,\s*([\d.]+)(%?)\s*,\s*([\d.]+)(%?)\s*\)", v)
     if m:
         try:
@@ -113,7 +130,7 @@ def _path_error(d: str, i: int, what: str = "malformed SVG path data") -> Vecgen
     spans = [m.span() for j, m in zip(range(i + 3), _TOKEN.finditer(d)) if j >= i - 3]
     k = min(i, 3)  # token i among the spans; past them, the data ended
     pos = spans[k][0] if k < len(spans) else len(d)
-    text = " ".join(d[spans[0][0] if spans else pos:spans[-1][1] if spans else pos].split())
+    text = " ".join(d[spans[0][0] if spans else pos : spans[-1][1] if spans else pos].split())
     where = f"character {pos}" if k < len(spans) else "the end"
     return VecgenError(f"{what} near {text if len(text) <= 60 else text[:57] + '...'!r} (at {where} of the path data)")
 
@@ -132,7 +149,7 @@ def _parse_d(d: str) -> list[tuple[list[tuple[float, float]], bool]]:
 
     def nums(k: int) -> list[float]:
         nonlocal i
-        chunk = tokens[i:i + k]
+        chunk = tokens[i : i + k]
         if len(chunk) < k or any(t.isalpha() for t in chunk):
             bad = next((j for j, t in enumerate(chunk) if t.isalpha()), len(chunk))
             raise _path_error(d, i + bad)
@@ -147,8 +164,13 @@ def _parse_d(d: str) -> list[tuple[list[tuple[float, float]], bool]]:
     def line(p):
         nonlocal cur
         a = cur
-        pts.extend([(a[0] + (p[0] - a[0]) / 3, a[1] + (p[1] - a[1]) / 3),
-                    (a[0] + (p[0] - a[0]) * 2 / 3, a[1] + (p[1] - a[1]) * 2 / 3), p])
+        pts.extend(
+            [
+                (a[0] + (p[0] - a[0]) / 3, a[1] + (p[1] - a[1]) / 3),
+                (a[0] + (p[0] - a[0]) * 2 / 3, a[1] + (p[1] - a[1]) * 2 / 3),
+                p,
+            ]
+        )
         cur = p
 
     def flush(closed: bool):
@@ -169,7 +191,7 @@ def _parse_d(d: str) -> list[tuple[list[tuple[float, float]], bool]]:
             raise _path_error(d, i, "malformed SVG path data: numbers without a command")
         rel = cmd.islower()
         c = cmd.upper()
-        ox, oy = (cur if rel else (0.0, 0.0))
+        ox, oy = cur if rel else (0.0, 0.0)
         if c == "M":
             x, y = nums(2)
             flush(False)
@@ -228,8 +250,13 @@ def _parse_d(d: str) -> list[tuple[list[tuple[float, float]], bool]]:
                 q = (2 * cur[0] - last_ctrl[0], 2 * cur[1] - last_ctrl[1]) if last_ctrl else cur
                 p = (ox + v[0], oy + v[1])
             a = cur
-            pts.extend([(a[0] + 2 / 3 * (q[0] - a[0]), a[1] + 2 / 3 * (q[1] - a[1])),
-                        (p[0] + 2 / 3 * (q[0] - p[0]), p[1] + 2 / 3 * (q[1] - p[1])), p])
+            pts.extend(
+                [
+                    (a[0] + 2 / 3 * (q[0] - a[0]), a[1] + 2 / 3 * (q[1] - a[1])),
+                    (p[0] + 2 / 3 * (q[0] - p[0]), p[1] + 2 / 3 * (q[1] - p[1])),
+                    p,
+                ]
+            )
             cur, last_ctrl = p, q
         elif c == "A":
             raise VecgenError("SVG arc commands (A) are not supported; convert arcs to curves first")
@@ -266,7 +293,14 @@ def _parse_transform(value: str | None) -> list[float]:
 def _compose(m: list[float], t: list[float]) -> list[float]:
     a, b, c, d, e, f = m
     a2, b2, c2, d2, e2, f2 = t
-    return [a * a2 + c * b2, b * a2 + d * b2, a * c2 + c * d2, b * c2 + d * d2, a * e2 + c * f2 + e, b * e2 + d * f2 + f]
+    return [
+        a * a2 + c * b2,
+        b * a2 + d * b2,
+        a * c2 + c * d2,
+        b * c2 + d * d2,
+        a * e2 + c * f2 + e,
+        b * e2 + d * f2 + f,
+    ]
 
 
 def _style(el, inherited: dict[str, str]) -> dict[str, str]:
@@ -306,10 +340,12 @@ def _shape_subpaths(tag: str, el) -> list[tuple[list[tuple[float, float]], bool]
             return []
         kx, ky = rx * _KAPPA, ry * _KAPPA
         _geometry(tag, cx + rx, cx - rx, cy + ry, cy - ry)
-        d = (f"M {cx + rx} {cy} C {cx + rx} {cy + ky} {cx + kx} {cy + ry} {cx} {cy + ry} "
-             f"C {cx - kx} {cy + ry} {cx - rx} {cy + ky} {cx - rx} {cy} "
-             f"C {cx - rx} {cy - ky} {cx - kx} {cy - ry} {cx} {cy - ry} "
-             f"C {cx + kx} {cy - ry} {cx + rx} {cy - ky} {cx + rx} {cy} Z")
+        d = (
+            f"M {cx + rx} {cy} C {cx + rx} {cy + ky} {cx + kx} {cy + ry} {cx} {cy + ry} "
+            f"C {cx - kx} {cy + ry} {cx - rx} {cy + ky} {cx - rx} {cy} "
+            f"C {cx - rx} {cy - ky} {cx - kx} {cy - ry} {cx} {cy - ry} "
+            f"C {cx + kx} {cy - ry} {cx + rx} {cy - ky} {cx + rx} {cy} Z"
+        )
         return _parse_d(d)
     if tag == "line":
         return _parse_d(f"M {g('x1')} {g('y1')} L {g('x2')} {g('y2')}")
@@ -358,8 +394,9 @@ def svg_to_scene(text: str, device: str | torch.device = "cpu") -> Scene:
     height = _float(root.get("height"), vb[3] if vb else 0.0, "height")
     if width <= 0 or height <= 0:
         bad = next((k for k, v in (("width", width), ("height", height)) if v <= 0 and root.get(k) is not None), None)
-        raise VecgenError(f"SVG {bad} {root.get(bad)!r} is not positive" if bad
-                          else "SVG has no usable width/height or viewBox")
+        raise VecgenError(
+            f"SVG {bad} {root.get(bad)!r} is not positive" if bad else "SVG has no usable width/height or viewBox"
+        )
     base = [1.0, 0.0, 0.0, 1.0, 0.0, 0.0]
     if vb and vb[2] > 0 and vb[3] > 0:
         base = [width / vb[2], 0.0, 0.0, height / vb[3], -vb[0] * width / vb[2], -vb[1] * height / vb[3]]
@@ -387,16 +424,22 @@ def svg_to_scene(text: str, device: str | torch.device = "cpu") -> Scene:
             if points > MAX_SVG_POINTS:
                 raise VecgenError(f"SVG has more than {MAX_SVG_POINTS:,} control points (vecgen's limit)")
             fill_c = None if tag in ("line", "polyline") else fill
-            xy = torch.tensor([[m[0] * x + m[2] * y + m[4], m[1] * x + m[3] * y + m[5]] for x, y in pts],
-                              dtype=torch.float32, device=device)
+            xy = torch.tensor(
+                [[m[0] * x + m[2] * y + m[4], m[1] * x + m[3] * y + m[5]] for x, y in pts],
+                dtype=torch.float32,
+                device=device,
+            )
             tags.append(tag)
-            scene.paths.append(Path(
-                points=xy, closed=closed,
-                stroke_width=torch.tensor(sw, device=device),
-                stroke=None if stroke is None or sw <= 0 else torch.tensor([*stroke, sa], device=device),
-                fill=None if fill_c is None else torch.tensor([*fill_c, fa], device=device),
-                fill_rule="evenodd" if st.get("fill-rule") == "evenodd" else "nonzero",
-            ))
+            scene.paths.append(
+                Path(
+                    points=xy,
+                    closed=closed,
+                    stroke_width=torch.tensor(sw, device=device),
+                    stroke=None if stroke is None or sw <= 0 else torch.tensor([*stroke, sa], device=device),
+                    fill=None if fill_c is None else torch.tensor([*fill_c, fa], device=device),
+                    fill_rule="evenodd" if st.get("fill-rule") == "evenodd" else "nonzero",
+                )
+            )
 
     # The walk keeps its own stack (no recursion), in document order; parsing bounded the depth.
     stack: list[tuple[Iterator[Any], dict[str, str], list[float]]] = [(iter(root), {}, base)]

@@ -10,6 +10,7 @@ registry line), and write ``vecgen/cli/NAME.py`` (its flags). Nothing else
 lists verbs: ``vecgen.NAME``, ``vecgen.api.NAME``, the CLI subcommand and the
 gallery's ``function = "NAME"`` all come from here.
 """
+
 from __future__ import annotations
 
 from vecgen.api import adapt as _adapt
@@ -34,9 +35,25 @@ from vecgen.io import load_image, pil_to_tensor, tensor_to_pil
 from vecgen.options import check_writable, parse_clip, parse_colour, parse_size, parse_width, resolve_device
 
 #: Every verb, by name, in the order the CLI lists them.
-VERBS: dict[str, Verb] = {v.name: v for v in (
-    _draw.VERB, _paint.VERB, _generate.VERB, _adapt.VERB, _edit.VERB, _edit_mapper.VERB, _style.VERB, _style_train.VERB,
-    _classify3d.VERB, _classify3d.FIT_VERB, _mesh.VERB, _vectorize.VERB, _sketch.VERB)}
+VERBS: dict[str, Verb] = {
+    v.name: v
+    for v in (
+        _draw.VERB,
+        _paint.VERB,
+        _generate.VERB,
+        _adapt.VERB,
+        _edit.VERB,
+        _edit_mapper.VERB,
+        _style.VERB,
+        _style_train.VERB,
+        _classify3d.VERB,
+        _classify3d.FIT_VERB,
+        _mesh.VERB,
+        _vectorize.VERB,
+        _sketch.VERB,
+    )
+}
+
 
 def python_name(verb: str) -> str:
     """A verb's name in Python: ``style-train`` is ``vecgen.style_train``."""
@@ -61,7 +78,30 @@ def load_perceptor(spec: str, device="cpu"):
     return _load(spec, device)
 
 
-__all__ = [*map(python_name, VERBS), "VERBS", "Common", "Result", "Verb", "check_writable", "draw_steps", "draw_style",
-           "list_models", "load_generator_for", "load_image", "load_perceptor", "load_perceptors",
-           "parse_clip", "parse_colour", "parse_image_prompts", "parse_size", "parse_width",
-           "pil_to_tensor", "python_name", "render_svg", "resolve_device", "run", "tensor_to_pil", "view_style"]
+__all__ = [
+    *map(python_name, VERBS),
+    "VERBS",
+    "Common",
+    "Result",
+    "Verb",
+    "check_writable",
+    "draw_steps",
+    "draw_style",
+    "list_models",
+    "load_generator_for",
+    "load_image",
+    "load_perceptor",
+    "load_perceptors",
+    "parse_clip",
+    "parse_colour",
+    "parse_image_prompts",
+    "parse_size",
+    "parse_width",
+    "pil_to_tensor",
+    "python_name",
+    "render_svg",
+    "resolve_device",
+    "run",
+    "tensor_to_pil",
+    "view_style",
+]

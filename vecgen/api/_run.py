@@ -4,6 +4,7 @@ A verb checks its own options, calls :func:`common` with its ``locals()`` (the
 options below are named the same in every verb), builds a parameterization,
 and hands both to :func:`run`, which builds the objective and runs the engine.
 """
+
 from __future__ import annotations
 
 import json
@@ -120,19 +121,31 @@ def common(values: dict[str, Any], *, uses_prompt: bool = True, steps_auto: bool
         from vecgen.engine import load_checkpoint
 
         resume_state = load_checkpoint(resume)
-    return Common(prompt=prompt, prompts=prompts, steps=None if steps is None else check_steps(steps),
-                  cutouts=check_cutouts(get("cutouts", 8)), views=views or "auto",
-                  seed=check_seed(get("seed", 0)), device=resolve_device(get("device")),
-                  clip=clip, image_prompt=[str(s) for s in image_prompt],
-                  snapshots=snapshots, every=check_limit("every", max(1, as_int("--every", get("every", 10)))),
-                  checkpoint=get("checkpoint"), resume=get("resume"), quiet=bool(get("quiet")), warn=get("warn"),
-                  callbacks=list(callbacks), perceptors=get("perceptors"), resume_state=resume_state,
-                  images=images)
+    return Common(
+        prompt=prompt,
+        prompts=prompts,
+        steps=None if steps is None else check_steps(steps),
+        cutouts=check_cutouts(get("cutouts", 8)),
+        views=views or "auto",
+        seed=check_seed(get("seed", 0)),
+        device=resolve_device(get("device")),
+        clip=clip,
+        image_prompt=[str(s) for s in image_prompt],
+        snapshots=snapshots,
+        every=check_limit("every", max(1, as_int("--every", get("every", 10)))),
+        checkpoint=get("checkpoint"),
+        resume=get("resume"),
+        quiet=bool(get("quiet")),
+        warn=get("warn"),
+        callbacks=list(callbacks),
+        perceptors=get("perceptors"),
+        resume_state=resume_state,
+        images=images,
+    )
 
 
 # ----------------------------------------------------------------------------- perceptors
-def load_perceptors(clip: str, device: "torch.device", warn: Warn | None = None,
-                    fallback: str | None = None) -> list:
+def load_perceptors(clip: str, device: "torch.device", warn: Warn | None = None, fallback: str | None = None) -> list:
     """Load every model of a ``--clip`` spec -> list of ``(perceptor, weight)``.
 
     ``fallback``: the built-in model ``auto`` means offline (default ``mini-vit``; the 3-D verbs pass
@@ -230,8 +243,10 @@ def check_memory(opts: Common, terms: list) -> None:
     need = views * BYTES_PER_VIEW_PIXEL * sum(s * s for s in sizes)
     free = available_memory(opts.device)
     if free is not None and need > free:
-        raise VecgenError(f"{views} views for {len(sizes)} perceptor(s) need about {need / 2**30:.1f} GiB, but "
-                          f"{free / 2**30:.1f} GiB is free on {opts.device}; lower --cutouts (docs: Limits)")
+        raise VecgenError(
+            f"{views} views for {len(sizes)} perceptor(s) need about {need / 2**30:.1f} GiB, but "
+            f"{free / 2**30:.1f} GiB is free on {opts.device}; lower --cutouts (docs: Limits)"
+        )
 
 
 def check_resume(checkpoint: dict, settings: dict[str, Any], path: Any) -> None:
@@ -243,10 +258,13 @@ def check_resume(checkpoint: dict, settings: dict[str, Any], path: Any) -> None:
         raise VecgenError(f"{path}: not a vecgen checkpoint (no settings recorded)") from None
     now = json.loads(json.dumps(settings, default=str))
     if saved.get("function") != now.get("function"):
-        raise VecgenError(f"{path}: checkpoint of `vecgen {saved.get('function')}`, cannot resume it with "
-                          f"`vecgen {now.get('function')}`")
-    differ = [k for k in sorted(set(saved) | set(now)) if k not in ("steps", "steps_done")
-              and saved.get(k) != now.get(k)]
+        raise VecgenError(
+            f"{path}: checkpoint of `vecgen {saved.get('function')}`, cannot resume it with "
+            f"`vecgen {now.get('function')}`"
+        )
+    differ = [
+        k for k in sorted(set(saved) | set(now)) if k not in ("steps", "steps_done") and saved.get(k) != now.get(k)
+    ]
     if differ:
         said = "; ".join(f"{k}: {json.dumps(saved.get(k))} there, {json.dumps(now.get(k))} here" for k in differ[:4])
         raise VecgenError(f"{path}: checkpoint made with other settings ({said}); resume with the same options")
@@ -255,8 +273,17 @@ def check_resume(checkpoint: dict, settings: dict[str, Any], path: Any) -> None:
         raise VecgenError(f"{path}: checkpoint is {done} steps in, more than --steps {now['steps']}")
 
 
-def run(param, opts: Common | None = None, settings: dict[str, Any] | None = None, *, extra_terms=None,
-        terms=None, views=None, headline: tuple[str, ...] = ("prompt",), **options: Any) -> Result:
+def run(
+    param,
+    opts: Common | None = None,
+    settings: dict[str, Any] | None = None,
+    *,
+    extra_terms=None,
+    terms=None,
+    views=None,
+    headline: tuple[str, ...] = ("prompt",),
+    **options: Any,
+) -> Result:
     """Optimize ``param`` for ``opts.steps`` steps against the CLIP terms of ``opts`` plus ``extra_terms``.
 
     Any parameterization runs this way, e.g. ``run(my_param, prompt="a cat",
@@ -292,16 +319,31 @@ def run(param, opts: Common | None = None, settings: dict[str, Any] | None = Non
     ck = opts.resume_state
     if ck is not None:
         check_resume(ck, settings, opts.resume)
-    state = optimize(param, objective, opts.total_steps(), seed=opts.seed, callbacks=callbacks, checkpoint=opts.checkpoint,
-                     resume=ck, meta={"settings": json.dumps(settings, default=str)}, progress=not opts.quiet)
+    state = optimize(
+        param,
+        objective,
+        opts.total_steps(),
+        seed=opts.seed,
+        callbacks=callbacks,
+        checkpoint=opts.checkpoint,
+        resume=ck,
+        meta={"settings": json.dumps(settings, default=str)},
+        progress=not opts.quiet,
+    )
     if state.interrupted:
         settings["steps_done"] = state.step  # the files say how far the run got
     if isinstance(param, Finalizes):  # optional: e.g. pixel art snaps to its palette, so PNG and SVG agree
         param.finalize()
     with torch.no_grad():
         final = param.render()
-    result = Result(image=tensor_to_pil(final[:1]), history=state.history, settings=settings,
-                    interrupted=state.interrupted, param=param, headline=headline)
+    result = Result(
+        image=tensor_to_pil(final[:1]),
+        history=state.history,
+        settings=settings,
+        interrupted=state.interrupted,
+        param=param,
+        headline=headline,
+    )
     if isinstance(param, VectorExport):
         result.svg = param.svg(result.metadata)
     return result

@@ -6,6 +6,7 @@
 
 Builds a :class:`vecgen.params.generator_weights.GeneratorWeights` and hands it to the one runner.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -28,9 +29,11 @@ MAX_LAYERS_K = 1024
 MAX_PROBE_STEPS = 1000
 #: psi of the sampled latents: past 2 the generator's images fall apart.
 MAX_TRUNCATION = 2.0
-DESCRIPTION = ("Fine-tune a copy of the generator so that its images move, in CLIP space, the way "
-               "--source moves to --target (directional CLIP loss, adaptive layer freezing). Writes the "
-               "adapted generator (-o, .pt) and a grid of frozen (top) vs adapted (bottom) samples.")
+DESCRIPTION = (
+    "Fine-tune a copy of the generator so that its images move, in CLIP space, the way "
+    "--source moves to --target (directional CLIP loss, adaptive layer freezing). Writes the "
+    "adapted generator (-o, .pt) and a grid of frozen (top) vs adapted (bottom) samples."
+)
 
 
 def default_grid(output: str | Path, grid: str | Path | None = None) -> str:
@@ -52,8 +55,10 @@ def _texts(values: dict[str, Any]) -> None:
 
 def _outputs(values: dict[str, Any]) -> None:
     """The generator is written as .pt, the grid as .png."""
-    for name, suffixes, what in (("output", GENERATOR_SUFFIXES, "the adapted generator"),
-                                 ("grid", (".png",), "the grid")):
+    for name, suffixes, what in (
+        ("output", GENERATOR_SUFFIXES, "the adapted generator"),
+        ("grid", (".png",), "the grid"),
+    ):
         try:
             check_suffix(values.get(name), suffixes, what)
         except VecgenError as e:
@@ -67,33 +72,62 @@ class AdaptConfig(VerbConfig):
 
     cross_checks = (_texts, need_generator, _outputs)
 
-    source: str | None = option(None, 'what the generator makes now, e.g. "photo"', positional=True, required=True,
-                                flag="--source", section="main")
-    target: str | None = option(None, 'what it should make, e.g. "pencil sketch"', positional=True, required=True,
-                                flag="--target", section="main")
-    generator: Any = option(None, "stylegan2:FILE, taef2[:FILE] or script:FILE (required)", "object", required=True,
-                            metavar="SPEC", section="main")
+    source: str | None = option(
+        None,
+        'what the generator makes now, e.g. "photo"',
+        positional=True,
+        required=True,
+        flag="--source",
+        section="main",
+    )
+    target: str | None = option(
+        None,
+        'what it should make, e.g. "pencil sketch"',
+        positional=True,
+        required=True,
+        flag="--target",
+        section="main",
+    )
+    generator: Any = option(
+        None,
+        "stylegan2:FILE, taef2[:FILE] or script:FILE (required)",
+        "object",
+        required=True,
+        metavar="SPEC",
+        section="main",
+    )
     steps: int = like(RunConfig, "steps")
-    layers_k: int | None = option(None, "layers trained per step", "int", minimum=1, maximum=MAX_LAYERS_K,
-                                  default_text="half")
+    layers_k: int | None = option(
+        None, "layers trained per step", "int", minimum=1, maximum=MAX_LAYERS_K, default_text="half"
+    )
     batch: int = option(2, "latents per step", "int", minimum=1, maximum=LIMITS["batch"])
-    lr: float | None = option(None, "Adam learning rate of the weights", "float", above=0,
-                              default_text="the generator's own; stylegan2 0.002, taef2 0.0001")
-    truncation: float = option(1.0, "truncation of the sampled latents", minimum=0, maximum=MAX_TRUNCATION,
-                               metavar="PSI")
-    size: Any = like(RunConfig, "size", None, help="W or WxH in pixels: TAEF2's output size (multiples of 8); "
-                                                     "other generators have a fixed size",
-                     default_text="the generator's")
+    lr: float | None = option(
+        None,
+        "Adam learning rate of the weights",
+        "float",
+        above=0,
+        default_text="the generator's own; stylegan2 0.002, taef2 0.0001",
+    )
+    truncation: float = option(
+        1.0, "truncation of the sampled latents", minimum=0, maximum=MAX_TRUNCATION, metavar="PSI"
+    )
+    size: Any = like(
+        RunConfig,
+        "size",
+        None,
+        help="W or WxH in pixels: TAEF2's output size (multiples of 8); other generators have a fixed size",
+        default_text="the generator's",
+    )
     clip: str = like(RunConfig, "clip")
     seed: int = like(RunConfig, "seed")
     device: str | None = like(RunConfig, "device")
     quiet: bool = like(RunConfig, "quiet")
     output: str | Path | None = option(None, "write the adapted generator here (.pt)", "output", cli=False)
-    grid: str | Path | None = option(None, "frozen-vs-adapted grid (default: OUTPUT with .png)", "output",
-                                     metavar="FILE.png")
+    grid: str | Path | None = option(
+        None, "frozen-vs-adapted grid (default: OUTPUT with .png)", "output", metavar="FILE.png"
+    )
     grid_samples: int = option(4, "latents in the grid", "int", minimum=1, maximum=LIMITS["grid_samples"])
-    probe_steps: int = option(1, "W+ probe steps of the layer selection", "int", minimum=1,
-                              maximum=MAX_PROBE_STEPS)
+    probe_steps: int = option(1, "W+ probe steps of the layer selection", "int", minimum=1, maximum=MAX_PROBE_STEPS)
     snapshots: str | Path | None = like(RunConfig, "snapshots")
     every: int = like(RunConfig, "every")
     checkpoint: str | Path | None = like(RunConfig, "checkpoint")
@@ -109,8 +143,7 @@ def _files(output: str | Path, options: dict[str, Any]) -> list[str]:
 
 
 @verb_function(AdaptConfig, perceptors=None, warn=None, callbacks=None)
-def adapt(cfg: AdaptConfig, *, perceptors=None, warn: Callable[[str], None] | None = None,
-          callbacks=None) -> Result:
+def adapt(cfg: AdaptConfig, *, perceptors=None, warn: Callable[[str], None] | None = None, callbacks=None) -> Result:
     """StyleGAN-NADA: shift ``generator`` from ``source`` to ``target`` text with the directional CLIP loss.
 
     Trains ``layers_k`` adaptively chosen layers per step (see
@@ -131,12 +164,20 @@ def adapt(cfg: AdaptConfig, *, perceptors=None, warn: Callable[[str], None] | No
     from vecgen.losses import DirectionalClipTerm, text_distance
     from vecgen.params.generator_weights import GeneratorWeights
 
-    source, target, generator, size, output, grid = (cfg.source, cfg.target, cfg.generator, cfg.size, cfg.output,
-                                                     cfg.grid)
+    source, target, generator, size, output, grid = (
+        cfg.source,
+        cfg.target,
+        cfg.generator,
+        cfg.size,
+        cfg.output,
+        cfg.grid,
+    )
     lr, truncation, clip = cfg.lr, cfg.truncation, cfg.clip
     # no cutouts: the directional term sees whole renders (views recorded as before)
-    opts: Common = common({**cfg.asdict(), "views": "crops", "perceptors": perceptors, "warn": warn,
-                           "callbacks": callbacks}, uses_prompt=False)
+    opts: Common = common(
+        {**cfg.asdict(), "views": "crops", "perceptors": perceptors, "warn": warn, "callbacks": callbacks},
+        uses_prompt=False,
+    )
     layers_k = None if cfg.layers_k is None else int(cfg.layers_k)
     grid_samples, batch, probe_steps = int(cfg.grid_samples), int(cfg.batch), int(cfg.probe_steps)
     check_writable(output)
@@ -150,14 +191,31 @@ def adapt(cfg: AdaptConfig, *, perceptors=None, warn: Callable[[str], None] | No
     def probe(images):
         return sum(w * text_distance(p, target_texts, images) for p, w in perceptors)
 
-    param = GeneratorWeights(gen, probe=probe, layers_k=layers_k, batch=batch, seed=opts.seed,
-                             truncation=float(truncation), lr=None if lr is None else float(lr),
-                             probe_steps=probe_steps)
+    param = GeneratorWeights(
+        gen,
+        probe=probe,
+        layers_k=layers_k,
+        batch=batch,
+        seed=opts.seed,
+        truncation=float(truncation),
+        lr=None if lr is None else float(lr),
+        probe_steps=probe_steps,
+    )
     terms = [DirectionalClipTerm(p, str(source).strip(), target_texts, weight=w) for p, w in perceptors]
-    settings = {"function": "adapt", "source": source, "target": target, "generator": spec_text(generator),
-                "steps": opts.steps, "layers_k": param.layers_k, "batch": batch, "lr": param.lr,
-                "truncation": float(truncation), "clip": clip, "seed": opts.seed,
-                "size": None if size is None else list(parse_size(size))}
+    settings = {
+        "function": "adapt",
+        "source": source,
+        "target": target,
+        "generator": spec_text(generator),
+        "steps": opts.steps,
+        "layers_k": param.layers_k,
+        "batch": batch,
+        "lr": param.lr,
+        "truncation": float(truncation),
+        "clip": clip,
+        "seed": opts.seed,
+        "size": None if size is None else list(parse_size(size)),
+    }
     opts.cutouts = 0
     res = run(param, opts, settings, terms=terms, headline=("source", "target"))
     res.image = tensor_to_pil(param.grid(grid_samples, seed=opts.seed + 12345))
@@ -172,7 +230,14 @@ def adapt(cfg: AdaptConfig, *, perceptors=None, warn: Callable[[str], None] | No
     return res
 
 
-VERB = Verb("adapt", adapt,
-            "StyleGAN-NADA: shift a generator from --source to --target text; writes .pt + grid PNG",
-            outputs=(".pt", ".pth", ".png"), default_output="adapted.pt", gallery=False, config=AdaptConfig,
-            files=_files, description=DESCRIPTION)
+VERB = Verb(
+    "adapt",
+    adapt,
+    "StyleGAN-NADA: shift a generator from --source to --target text; writes .pt + grid PNG",
+    outputs=(".pt", ".pth", ".png"),
+    default_output="adapted.pt",
+    gallery=False,
+    config=AdaptConfig,
+    files=_files,
+    description=DESCRIPTION,
+)

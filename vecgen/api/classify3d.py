@@ -14,6 +14,7 @@ label) are summed with ``view_weights``. With ``adapter`` (trained by ``fit``)
 the view features pass PointCLIP's inter-view adapter first
 (:mod:`vecgen.api.classify3d_adapter`).
 """
+
 from __future__ import annotations
 
 import math
@@ -138,18 +139,17 @@ class PointsConfig(VerbConfig):
     """The options :func:`classify3d` and :func:`classify3d_fit` share (see :mod:`vecgen.config`)."""
 
     labels: Any = option(None, "class names, comma-separated: chair,table,lamp", "object", section="main")
-    labels_file: str | Path | None = option(None, "class names, one per line", "file", metavar="FILE",
-                                            section="main")
+    labels_file: str | Path | None = option(None, "class names, one per line", "file", metavar="FILE", section="main")
     template: str = option(DEFAULT_TEMPLATE, "caption per label, {} = the label")
     views: Any = option(6, "view count (1-10, 12) or AZ:EL,AZ:EL,... in degrees", "object")
     view_weights: Any = option(None, "one weight per view (default equal)", "object", metavar="W,W,...")
     search_weights: bool = option(False, "grid-search the view weights on the --eval / --fit set")
     clip: str = like(RunConfig, "clip", help="auto, or MODEL[@PRETRAINED|@PATH][:WEIGHT],... (the ensemble)")
-    size: int | None = option(None, "depth-map side in pixels (default: the perceptors' input size)", "int",
-                              minimum=16, maximum=MAX_SIZE)
+    size: int | None = option(
+        None, "depth-map side in pixels (default: the perceptors' input size)", "int", minimum=16, maximum=MAX_SIZE
+    )
     splat: float = option(1.5, "point splat size, x the point spacing", "float", above=0, maximum=10)
-    keep_outliers: bool | None = option(None, "project every point (default: drop isolated stray points first)",
-                                        "bool")
+    keep_outliers: bool | None = option(None, "project every point (default: drop isolated stray points first)", "bool")
     mesh_points: int = option(1024, "points sampled from a mesh file", "int", minimum=2, maximum=MAX_MESH_POINTS)
     batch: int = option(32, "clouds encoded at once", "int", minimum=1, maximum=LIMITS["batch"])
     seed: int = like(RunConfig, "seed", help="seed of the shot selection and adapter training")
@@ -166,8 +166,10 @@ def _modes(values: dict[str, Any]) -> None:
     own adapter."""
     modes = [m for m, k in (("files", "points"), ("--eval", "eval"), ("--fit", "fit")) if _given(values.get(k))]
     if len(modes) > 1:
-        raise OptionError(values.get("fit") is not None and "fit" or "eval",
-                          f"give one of point-cloud files, --eval or --fit (got {' and '.join(modes)})")
+        raise OptionError(
+            values.get("fit") is not None and "fit" or "eval",
+            f"give one of point-cloud files, --eval or --fit (got {' and '.join(modes)})",
+        )
     if values.get("search_weights") and not (_given(values.get("eval")) or _given(values.get("fit"))):
         raise OptionError("search_weights", "{label} needs a labelled set to search on: --eval SET or --fit SET")
     if values.get("fit") is not None and values.get("adapter") is not None:
@@ -180,13 +182,22 @@ class Classify3dConfig(PointsConfig):
 
     cross_checks = (_modes,)
 
-    points: Any = option(None, "point clouds or meshes to classify", "mesh", positional=True, multiple=True,
-                         metavar="FILE", section="main")
+    points: Any = option(
+        None,
+        "point clouds or meshes to classify",
+        "mesh",
+        positional=True,
+        multiple=True,
+        metavar="FILE",
+        section="main",
+    )
     adapter: str | Path | None = option(None, "few-shot adapter from --fit", "file", metavar="FILE")
-    eval: str | Path | None = option(None, "labelled set to score: accuracy, per class, confusion matrix", "file",
-                                     metavar="SET")
-    fit: str | Path | None = option(None, "labelled set to train the adapter on (write it with -o; "
-                                          "vecgen classify3d-fit)", "file", metavar="SET")
+    eval: str | Path | None = option(
+        None, "labelled set to score: accuracy, per class, confusion matrix", "file", metavar="SET"
+    )
+    fit: str | Path | None = option(
+        None, "labelled set to train the adapter on (write it with -o; vecgen classify3d-fit)", "file", metavar="SET"
+    )
     shots: int = option(16, "examples per class for --fit", "int", minimum=1, maximum=MAX_SHOTS)
     epochs: int = option(300, "adapter training epochs", "int", minimum=1, maximum=MAX_EPOCHS)
     ratio: float = option(0.6, "adapter residual ratio", "float", minimum=0, maximum=1)
@@ -196,9 +207,15 @@ class Classify3dConfig(PointsConfig):
 class Classify3dFitConfig(PointsConfig):
     """Every option of :func:`classify3d_fit`."""
 
-    fit: str | Path | None = option(None, "labelled set to train the adapter on: ModelNet40 .h5, or a folder per "
-                                          "class", "file", positional=True, required=True, metavar="SET",
-                                    section="main")
+    fit: str | Path | None = option(
+        None,
+        "labelled set to train the adapter on: ModelNet40 .h5, or a folder per class",
+        "file",
+        positional=True,
+        required=True,
+        metavar="SET",
+        section="main",
+    )
     shots: int = like(Classify3dConfig, "shots", help="examples per class")
     epochs: int = like(Classify3dConfig, "epochs")
     ratio: float = like(Classify3dConfig, "ratio")
@@ -216,9 +233,11 @@ def check_encode_memory(clouds: int, batch: int, views: int, size: int, inputs: 
     need = b * views * (2 * 3 * 4 * size * size + ENCODE_BYTES_PER_VIEW_PIXEL * sum(s * s for s in inputs))
     free = available_memory(device)
     if free is not None and need > free:
-        raise VecgenError(f"--batch {batch} x {views} views of {size} px need about {need / 2**30:.1f} GiB, but "
-                          f"{free / 2**30:.1f} GiB is free on {device}; lower --batch, --size or --views "
-                          f"(README, Limits)")
+        raise VecgenError(
+            f"--batch {batch} x {views} views of {size} px need about {need / 2**30:.1f} GiB, but "
+            f"{free / 2**30:.1f} GiB is free on {device}; lower --batch, --size or --views "
+            f"(README, Limits)"
+        )
 
 
 # ----------------------------------------------------------------------------- the verb
@@ -269,11 +288,15 @@ def _classify(o: dict[str, Any], perceptors, warn: Callable[[str], None] | None)
             label_list = list(ad_settings.get("labels") or [])
         elif label_list != ad_settings.get("labels"):
             theirs = ad_settings.get("labels") or []
-            raise VecgenError(f"{adapter}: the adapter was trained for other labels ({len(theirs)}: "
-                              f"{', '.join(theirs[:4])}{', ...' if len(theirs) > 4 else ''}); give the same labels")
+            raise VecgenError(
+                f"{adapter}: the adapter was trained for other labels ({len(theirs)}: "
+                f"{', '.join(theirs[:4])}{', ...' if len(theirs) > 4 else ''}); give the same labels"
+            )
         if ad.views != n_views or ad_settings.get("views") not in (None, _views_text(views)):
-            raise VecgenError(f"{adapter}: the adapter was trained with views {ad_settings.get('views')!r}, "
-                              f"not {_views_text(views)!r}")
+            raise VecgenError(
+                f"{adapter}: the adapter was trained with views {ad_settings.get('views')!r}, "
+                f"not {_views_text(views)!r}"
+            )
         template = ad_settings.get("template", template)
         if keep_outliers is None:
             keep_outliers = bool(ad_settings.get("keep_outliers", False))
@@ -298,16 +321,32 @@ def _classify(o: dict[str, Any], perceptors, warn: Callable[[str], None] | None)
 
         perceptors = load_perceptors(str(clip), dev, warn, FALLBACK_3D)
     enc = Encoder(perceptors, views, size, float(splat), clean=not keep_outliers)
-    check_encode_memory(len(clouds) if data is None else len(data.clouds), batch, n_views, enc.size,
-                        [int(p.input_size) for p, _ in perceptors], dev)
+    check_encode_memory(
+        len(clouds) if data is None else len(data.clouds),
+        batch,
+        n_views,
+        enc.size,
+        [int(p.input_size) for p, _ in perceptors],
+        dev,
+    )
     text = enc.text(texts_for(label_list, template))
     if ad is not None and ad.dim != text.shape[-1]:
-        raise VecgenError(f"{adapter}: the adapter was trained on {ad.dim}-d features of --clip "
-                          f"{ad_settings.get('clip')!r}; --clip {clip} gives {text.shape[-1]}-d ones")
-    settings: dict[str, Any] = {"function": "classify3d", "labels": label_list, "template": template,
-                                "views": _views_text(views), "view_weights": weights.tolist(), "clip": str(clip),
-                                "size": enc.size, "splat": float(splat), "keep_outliers": keep_outliers,
-                                "seed": seed}
+        raise VecgenError(
+            f"{adapter}: the adapter was trained on {ad.dim}-d features of --clip "
+            f"{ad_settings.get('clip')!r}; --clip {clip} gives {text.shape[-1]}-d ones"
+        )
+    settings: dict[str, Any] = {
+        "function": "classify3d",
+        "labels": label_list,
+        "template": template,
+        "views": _views_text(views),
+        "view_weights": weights.tolist(),
+        "clip": str(clip),
+        "size": enc.size,
+        "splat": float(splat),
+        "keep_outliers": keep_outliers,
+        "seed": seed,
+    }
     if adapter is not None:
         settings["adapter"] = str(adapter)
     extras: dict[str, Any] = {}
@@ -322,32 +361,56 @@ def _classify(o: dict[str, Any], perceptors, warn: Callable[[str], None] | None)
         order = scores.argsort(-1, descending=True)
         ranked = [[(label_list[int(j)], float(scores[b, j])) for j in order[b]] for b in range(len(clouds))]
         extras.update(scores=scores, ranked=ranked, names=names, labels=label_list)
-        payload = {"labels": label_list, "results": [
-            {"file": n, "prediction": r[0][0], "scores": {lab: round(p, 6) for lab, p in r}}
-            for n, r in zip(names, ranked)]}
+        payload = {
+            "labels": label_list,
+            "results": [
+                {"file": n, "prediction": r[0][0], "scores": {lab: round(p, 6) for lab, p in r}}
+                for n, r in zip(names, ranked)
+            ],
+        }
     else:
         target = torch.as_tensor(data.labels)
         first = data.clouds[0]
         if fit is not None:
             pick, short = fitting.pick_shots(data.labels, shots, len(label_list), seed)
             if short and warn:
-                warn(f"{len(short)} class(es) have fewer than {shots} examples in {fit} "
-                     f"(e.g. {label_list[short[0]]!r}); using what there is")
+                warn(
+                    f"{len(short)} class(es) have fewer than {shots} examples in {fit} "
+                    f"(e.g. {label_list[short[0]]!r}); using what there is"
+                )
             t0 = time.perf_counter()
             feats = enc.features([data.clouds[i] for i in pick], batch)
             tgt = target[pick]
             if search_weights:
                 weights, _ = fitting.search_view_weights(view_logits(feats, text), tgt)
                 settings["view_weights"] = weights.tolist()
-            ad = fitting.train_adapter(feats, tgt, text, weights, LOGIT_SCALE, ratio=float(ratio), epochs=epochs,
-                                       seed=seed)
-            settings.update(shots=shots, ratio=float(ratio), epochs=epochs, train_set=str(fit),
-                            train_clouds=int(len(pick)))
+            ad = fitting.train_adapter(
+                feats, tgt, text, weights, LOGIT_SCALE, ratio=float(ratio), epochs=epochs, seed=seed
+            )
+            settings.update(
+                shots=shots, ratio=float(ratio), epochs=epochs, train_set=str(fit), train_clouds=int(len(pick))
+            )
             pred = fitting.combine(view_logits(feats, text, ad), weights).argmax(-1)
             rep = fitting.report(pred, tgt, label_list)
             rep["fit_seconds"] = time.perf_counter() - t0
-            meta = {k: settings[k] for k in ("labels", "template", "views", "view_weights", "clip", "size", "splat",
-                                             "keep_outliers", "shots", "ratio", "epochs", "seed", "train_set")}
+            meta = {
+                k: settings[k]
+                for k in (
+                    "labels",
+                    "template",
+                    "views",
+                    "view_weights",
+                    "clip",
+                    "size",
+                    "splat",
+                    "keep_outliers",
+                    "shots",
+                    "ratio",
+                    "epochs",
+                    "seed",
+                    "train_set",
+                )
+            }
             writers[".safetensors"] = lambda path, ad=ad, meta=meta: fitting.save_adapter(ad, path, meta)
             extras["adapter"] = ad
         else:
@@ -361,8 +424,11 @@ def _classify(o: dict[str, Any], perceptors, warn: Callable[[str], None] | None)
                 settings["view_weights"] = weights.tolist()
             pred = fitting.combine(per_view, weights).argmax(-1)
             rep = fitting.report(pred, target, label_list)
-            rep.update(seconds=secs, clouds_per_s=len(data.clouds) / max(secs, 1e-9),
-                       ms_per_cloud=1000 * secs / len(data.clouds))
+            rep.update(
+                seconds=secs,
+                clouds_per_s=len(data.clouds) / max(secs, 1e-9),
+                ms_per_cloud=1000 * secs / len(data.clouds),
+            )
             if search_weights:
                 rep["accuracy_equal_weights"] = zero_acc
         rep["view_weights"] = settings["view_weights"]
@@ -380,8 +446,11 @@ def _classify(o: dict[str, Any], perceptors, warn: Callable[[str], None] | None)
 
     writers[".json"] = write_json
     extras["payload"] = payload
-    extras["text"] = (fitting.format_report(extras["report"]) if "report" in extras
-                      else "\n".join(ranked_line(n, r) for n, r in zip(names, extras["ranked"])))
+    extras["text"] = (
+        fitting.format_report(extras["report"])
+        if "report" in extras
+        else "\n".join(ranked_line(n, r) for n, r in zip(names, extras["ranked"]))
+    )
     return Result(image=image, settings=settings, writers=writers, extras=extras, headline=("labels",))
 
 
@@ -407,17 +476,30 @@ def _views_text(views: Any) -> str:
     return str(views)
 
 
-VERB = Verb("classify3d", classify3d, "classify point clouds from their depth maps (PointCLIP)",
-            outputs=OUTPUTS, default_output="classify3d.json", gallery=False, config=Classify3dConfig,
-            description="Classify point clouds (PLY, XYZ/TXT, NPY, or meshes sampled to points) by projecting "
-                        "each to depth maps and scoring every view with CLIP against one caption per label "
-                        "(PointCLIP). --eval scores a labelled set (ModelNet40 .h5, or a folder per class); --fit "
-                        "(or vecgen classify3d-fit) trains the few-shot inter-view adapter (-o "
-                        "adapter.safetensors), which --adapter then uses.")
-FIT_VERB = Verb("classify3d-fit", classify3d_fit, "train PointCLIP's few-shot adapter on a labelled set; writes "
-                "safetensors", outputs=(".safetensors",), default_output="adapter.safetensors", gallery=False,
-                config=Classify3dFitConfig,
-                description="Train PointCLIP's few-shot inter-view adapter on a labelled set of point clouds "
-                            "(ModelNet40 .h5, or a folder with one sub-folder per class): --shots per class, "
-                            "--epochs, --ratio; -o adapter.safetensors, then vecgen classify3d FILES --adapter "
-                            "adapter.safetensors.")
+VERB = Verb(
+    "classify3d",
+    classify3d,
+    "classify point clouds from their depth maps (PointCLIP)",
+    outputs=OUTPUTS,
+    default_output="classify3d.json",
+    gallery=False,
+    config=Classify3dConfig,
+    description="Classify point clouds (PLY, XYZ/TXT, NPY, or meshes sampled to points) by projecting "
+    "each to depth maps and scoring every view with CLIP against one caption per label "
+    "(PointCLIP). --eval scores a labelled set (ModelNet40 .h5, or a folder per class); --fit "
+    "(or vecgen classify3d-fit) trains the few-shot inter-view adapter (-o "
+    "adapter.safetensors), which --adapter then uses.",
+)
+FIT_VERB = Verb(
+    "classify3d-fit",
+    classify3d_fit,
+    "train PointCLIP's few-shot adapter on a labelled set; writes safetensors",
+    outputs=(".safetensors",),
+    default_output="adapter.safetensors",
+    gallery=False,
+    config=Classify3dFitConfig,
+    description="Train PointCLIP's few-shot inter-view adapter on a labelled set of point clouds "
+    "(ModelNet40 .h5, or a folder with one sub-folder per class): --shots per class, "
+    "--epochs, --ratio; -o adapter.safetensors, then vecgen classify3d FILES --adapter "
+    "adapter.safetensors.",
+)

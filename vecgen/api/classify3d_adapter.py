@@ -6,6 +6,7 @@ sub-folder of cloud files per class. The adapter (:class:`InterViewAdapter`) is
 trained on frozen view features of K shots per class and saved as safetensors with
 its labels and settings in the metadata.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -50,9 +51,11 @@ def _read_h5(p: Path) -> tuple[list, np.ndarray]:
     with f:
         missing = [k for k in ("data", "label") if k not in f]
         if missing:
-            raise VecgenError(f"{p}: no {' and no '.join(repr(k) for k in missing)} dataset "
-                              f"(want ModelNet40's layout: data (N, P, 3), label (N,) or (N, 1); has "
-                              f"{', '.join(map(repr, f.keys())) or 'nothing'})")
+            raise VecgenError(
+                f"{p}: no {' and no '.join(repr(k) for k in missing)} dataset "
+                f"(want ModelNet40's layout: data (N, P, 3), label (N,) or (N, 1); has "
+                f"{', '.join(map(repr, f.keys())) or 'nothing'})"
+            )
         data, label = np.asarray(f["data"]), np.asarray(f["label"])
     if data.ndim != 3 or data.shape[2] < 3:
         raise VecgenError(f"{p}: data has shape {data.shape}, want (N, P, 3)")
@@ -165,8 +168,15 @@ class InterViewAdapter(nn.Module):
     def __init__(self, views: int, dim: int, hidden: int = 256, ratio: float = 0.6, dropout: float = 0.5):
         super().__init__()
         self.views, self.dim, self.hidden, self.ratio = views, dim, hidden, float(ratio)
-        self.fuse = nn.Sequential(nn.Dropout(dropout), nn.Linear(views * dim, hidden), nn.LayerNorm(hidden), nn.ReLU(),
-                                  nn.Linear(hidden, hidden), nn.LayerNorm(hidden), nn.ReLU())
+        self.fuse = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.Linear(views * dim, hidden),
+            nn.LayerNorm(hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.LayerNorm(hidden),
+            nn.ReLU(),
+        )
         self.expand = nn.Linear(hidden, views * dim)
 
     def forward(self, f: Tensor) -> Tensor:
@@ -181,9 +191,20 @@ def adapter_logits(adapter: InterViewAdapter, feats: Tensor, text: Tensor, scale
     return scale * adapter(feats) @ text.T
 
 
-def train_adapter(feats: Tensor, target: Tensor, text: Tensor, view_weights: Tensor, scale: float, *,
-                  ratio: float = 0.6, hidden: int = 256, epochs: int = 300, lr: float = 1e-3, seed: int = 0,
-                  warn=None) -> InterViewAdapter:
+def train_adapter(
+    feats: Tensor,
+    target: Tensor,
+    text: Tensor,
+    view_weights: Tensor,
+    scale: float,
+    *,
+    ratio: float = 0.6,
+    hidden: int = 256,
+    epochs: int = 300,
+    lr: float = 1e-3,
+    seed: int = 0,
+    warn=None,
+) -> InterViewAdapter:
     """Fit the adapter on frozen view features ``(N, V, D)`` and class indices ``(N,)`` (cross-entropy).
 
     :func:`vecgen.training.fit`: AdamW (weight decay 0.01), batches of up to 64
@@ -210,14 +231,21 @@ def train_adapter(feats: Tensor, target: Tensor, text: Tensor, view_weights: Ten
                 order["epoch"] = -1
             while order["epoch"] < epoch:  # each epoch's permutation, in order (a resumed run replays them)
                 order["perm"], order["epoch"] = torch.randperm(n, generator=g), order["epoch"] + 1
-            return order["perm"][starts[k]:starts[k] + batch]
+            return order["perm"][starts[k] : starts[k] + batch]
 
         def loss(idx: Tensor, step: int) -> tuple[Tensor, dict[str, float]]:
             return F.cross_entropy(combine(adapter_logits(ad, feats[idx], text, scale), view_weights), target[idx]), {}
 
         torch.manual_seed(seed)  # the dropout's stream
-        fit({"adapter": ad}, loss, data, epochs * len(starts), lr=lr, weight_decay=1e-2,
-            schedule=cosine_epochs(len(starts), epochs))
+        fit(
+            {"adapter": ad},
+            loss,
+            data,
+            epochs * len(starts),
+            lr=lr,
+            weight_decay=1e-2,
+            schedule=cosine_epochs(len(starts), epochs),
+        )
     return ad.eval().requires_grad_(False)
 
 
@@ -225,9 +253,13 @@ def save_adapter(adapter: InterViewAdapter, path: str | Path, settings: dict) ->
     """Write the adapter and ``settings`` (labels, views, template, clip, ...) as safetensors, atomically."""
     from vecgen.io import atomic_write, safetensors_bytes
 
-    meta = {"format": ADAPTER_FORMAT, "settings": json.dumps(settings, sort_keys=True),
-            "shape": json.dumps({"views": adapter.views, "dim": adapter.dim, "hidden": adapter.hidden,
-                                 "ratio": adapter.ratio})}
+    meta = {
+        "format": ADAPTER_FORMAT,
+        "settings": json.dumps(settings, sort_keys=True),
+        "shape": json.dumps(
+            {"views": adapter.views, "dim": adapter.dim, "hidden": adapter.hidden, "ratio": adapter.ratio}
+        ),
+    }
     return atomic_write(path, safetensors_bytes(adapter.state_dict(), meta))
 
 
@@ -287,7 +319,7 @@ class Encoder:
         """``B`` clouds -> view features ``(B, V, D)``."""
         out = []
         for start in range(0, len(clouds), batch):
-            x = torch.stack([self.maps(c) for c in clouds[start:start + batch]])  # (b, V, 3, S, S)
+            x = torch.stack([self.maps(c) for c in clouds[start : start + batch]])  # (b, V, 3, S, S)
             b, v = x.shape[:2]
             flat = x.flatten(0, 1).to(self.device)
             f = torch.cat([p.encode_image(flat).float() * s for (p, _), s in zip(self.perceptors, self.scales)], -1)
@@ -309,7 +341,7 @@ def grid_image(maps: Tensor):
     v, _, s, _ = maps.shape
     strip = torch.full((3, s, v * (s + 2) - 2), 0.35)
     for k in range(v):
-        strip[:, :, k * (s + 2):k * (s + 2) + s] = maps[k]
+        strip[:, :, k * (s + 2) : k * (s + 2) + s] = maps[k]
     return tensor_to_pil(strip.unsqueeze(0))
 
 
@@ -323,15 +355,22 @@ def report(pred: Tensor, target: Tensor, labels: list[str]) -> dict:
     for c, name in enumerate(labels):
         total = int(conf[c].sum())
         per[name] = {"accuracy": (int(conf[c, c]) / total) if total else None, "n": total}
-    return {"accuracy": float((pred == target).float().mean()) if len(pred) else 0.0, "n": int(len(pred)),
-            "per_class": per, "confusion": conf.tolist(), "labels": list(labels)}
+    return {
+        "accuracy": float((pred == target).float().mean()) if len(pred) else 0.0,
+        "n": int(len(pred)),
+        "per_class": per,
+        "confusion": conf.tolist(),
+        "labels": list(labels),
+    }
 
 
 def format_report(rep: dict) -> str:
     """The report as text: accuracy, then per-class accuracy, then the confusion matrix."""
     labels = rep["labels"]
-    lines = [f"accuracy {rep['accuracy']:.4f} on {rep['n']} clouds"
-             + (f" ({rep['clouds_per_s']:.1f} clouds/s)" if "clouds_per_s" in rep else "")]
+    lines = [
+        f"accuracy {rep['accuracy']:.4f} on {rep['n']} clouds"
+        + (f" ({rep['clouds_per_s']:.1f} clouds/s)" if "clouds_per_s" in rep else "")
+    ]
     if rep.get("view_weights") is not None:
         lines.append("view weights " + ", ".join(f"{w:g}" for w in rep["view_weights"]))
     width = max(len(x) for x in labels)

@@ -1,9 +1,10 @@
 """``draw``: coloured Bézier paths optimized so the perceptors see the prompt (CLIPDraw).
 
-    >>> import vecgen
-    >>> res = vecgen.draw("a red circle", steps=50, clip="mini-vit", quiet=True)
-    >>> res.save("circle.svg"); res.image  # PIL image of what CLIP saw
+>>> import vecgen
+>>> res = vecgen.draw("a red circle", steps=50, clip="mini-vit", quiet=True)
+>>> res.save("circle.svg"); res.image  # PIL image of what CLIP saw
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -64,26 +65,55 @@ class DrawConfig(RunConfig):
 
     cross_checks = (_strokes_need_init, _one_palette)
 
-    prompt: str | None = option(None, 'e.g. "a lighthouse:1 | blurry:-0.5"', positional=True, required=True,
-                                section="main")
-    strokes: int | None = option(None, "number of paths (default: 256 for real CLIP, 32 for the mini models)",
-                                 "int", minimum=0, maximum=LIMITS["strokes"], default_text="auto")
+    prompt: str | None = option(
+        None, 'e.g. "a lighthouse:1 | blurry:-0.5"', positional=True, required=True, section="main"
+    )
+    strokes: int | None = option(
+        None,
+        "number of paths (default: 256 for real CLIP, 32 for the mini models)",
+        "int",
+        minimum=0,
+        maximum=LIMITS["strokes"],
+        default_text="auto",
+    )
     segments: int = option(3, "cubic segments per path", "int", minimum=1, maximum=LIMITS["segments"])
     width: Any = option((1.0, 8.0), "stroke width range MIN,MAX in pixels", "width")
-    shapes: str = option("auto", "open strokes, closed filled blobs, or both (auto: strokes for real CLIP, "
-                                 "blobs for mini models)", "choice", choices=SHAPE_CHOICES)
+    shapes: str = option(
+        "auto",
+        "open strokes, closed filled blobs, or both (auto: strokes for real CLIP, blobs for mini models)",
+        "choice",
+        choices=SHAPE_CHOICES,
+    )
     steps: int | None = like(RunConfig, "steps", None, default_text="200, or 300 for the mini models")
     init: str | Path | None = option(None, "start from the paths of this SVG", "svg")
     background: Any = option("white", "white, black, gray or #rrggbb", "colour")
     rasterizer: str = option("native", "native (default) or diffvg (if installed)", "choice", choices=RASTERIZERS)
     keep_all: bool = option(False, "keep the paths whose removal changes no pixel (by default the SVG drops them)")
-    palette: str | None = option(None, 'every stroke and fill colour ends in these, e.g. "#000000,#e03020" (a '
-                                       'palette term while drawing, then a snap)', "text", metavar="COLOURS")
-    colors: int | None = option(None, "every stroke and fill colour ends in N colours found from the drawing "
-                                      "(k-means; a palette term while drawing, then a snap)", "int", minimum=1,
-                                maximum=LIMITS["colors"], metavar="N")
-    ink: float = option(0.0, "weight of the ink term: the render's mean difference from the background (fewer, "
-                             "thinner, paler marks; 0 = off)", "float", minimum=0.0, maximum=1e6, metavar="W")
+    palette: str | None = option(
+        None,
+        'every stroke and fill colour ends in these, e.g. "#000000,#e03020" (a '
+        "palette term while drawing, then a snap)",
+        "text",
+        metavar="COLOURS",
+    )
+    colors: int | None = option(
+        None,
+        "every stroke and fill colour ends in N colours found from the drawing "
+        "(k-means; a palette term while drawing, then a snap)",
+        "int",
+        minimum=1,
+        maximum=LIMITS["colors"],
+        metavar="N",
+    )
+    ink: float = option(
+        0.0,
+        "weight of the ink term: the render's mean difference from the background (fewer, "
+        "thinner, paler marks; 0 = off)",
+        "float",
+        minimum=0.0,
+        maximum=1e6,
+        metavar="W",
+    )
 
 
 @verb_function(DrawConfig, perceptors=None, warn=None, callbacks=None)
@@ -116,19 +146,43 @@ def draw(cfg: DrawConfig, *, perceptors=None, warn: Callable[[str], None] | None
     perceptors = opts.load_perceptors()
     shapes, strokes = draw_style(perceptors, cfg.shapes, strokes)
     opts.steps = draw_steps(perceptors, opts.steps)
-    settings = {"function": "draw", "prompt": cfg.prompt, "strokes": strokes,
-                "segments": segments, "width": list(wrange), "shapes": shapes, "steps": opts.steps,
-                "size": list(wh), "clip": cfg.clip, "cutouts": cfg.cutouts, "seed": cfg.seed,
-                "init": str(init) if init else None, "background": cfg.background, "rasterizer": cfg.rasterizer,
-                **({"keep_all": True} if cfg.keep_all else {}),
-                **({"palette": cfg.palette} if cfg.palette is not None else {}),
-                **({"colors": int(cfg.colors)} if cfg.colors is not None else {}),
-                **({"ink": float(cfg.ink)} if cfg.ink else {})}
+    settings = {
+        "function": "draw",
+        "prompt": cfg.prompt,
+        "strokes": strokes,
+        "segments": segments,
+        "width": list(wrange),
+        "shapes": shapes,
+        "steps": opts.steps,
+        "size": list(wh),
+        "clip": cfg.clip,
+        "cutouts": cfg.cutouts,
+        "seed": cfg.seed,
+        "init": str(init) if init else None,
+        "background": cfg.background,
+        "rasterizer": cfg.rasterizer,
+        **({"keep_all": True} if cfg.keep_all else {}),
+        **({"palette": cfg.palette} if cfg.palette is not None else {}),
+        **({"colors": int(cfg.colors)} if cfg.colors is not None else {}),
+        **({"ink": float(cfg.ink)} if cfg.ink else {}),
+    }
     palette = parse_palette(cfg.palette) if cfg.palette is not None else None
     colors = int(cfg.colors) if cfg.colors is not None else None
-    param = Strokes(wh, strokes=int(strokes), segments=segments, width=wrange, shapes=shapes, background=bg,
-                    init=init, seed=opts.seed, device=opts.device, rasterizer=cfg.rasterizer, keep_all=bool(cfg.keep_all),
-                    palette=palette, colors=colors)
+    param = Strokes(
+        wh,
+        strokes=int(strokes),
+        segments=segments,
+        width=wrange,
+        shapes=shapes,
+        background=bg,
+        init=init,
+        seed=opts.seed,
+        device=opts.device,
+        rasterizer=cfg.rasterizer,
+        keep_all=bool(cfg.keep_all),
+        palette=palette,
+        colors=colors,
+    )
     extra: list[PaletteTerm | InkTerm] = []
     if palette is not None or colors is not None:
         extra.append(PaletteTerm(param.colour_values, palette, colors))
@@ -137,5 +191,11 @@ def draw(cfg: DrawConfig, *, perceptors=None, warn: Callable[[str], None] | None
     return run(param, opts, settings, extra_terms=extra)
 
 
-VERB = Verb("draw", draw, "optimize Bézier strokes to a prompt; writes SVG", outputs=(".svg", ".png"),
-            default_output="vecgen.svg", config=DrawConfig)
+VERB = Verb(
+    "draw",
+    draw,
+    "optimize Bézier strokes to a prompt; writes SVG",
+    outputs=(".svg", ".png"),
+    default_output="vecgen.svg",
+    config=DrawConfig,
+)

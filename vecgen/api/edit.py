@@ -28,6 +28,7 @@ the photo's own pixels (no blur from the generator's 256 px). Settings record
 ``change_inside`` (the share of ``sum |result - photo|`` inside the subject
 region: the ``where`` box, or the mask >= 0.5) and ``psnr_outside``.
 """
+
 from __future__ import annotations
 
 import time
@@ -79,8 +80,9 @@ def resolve_method(method: str | None, alpha: Any, mapper: Any) -> str:
     if mapper is not None and m != "mapper":
         raise OptionError("mapper", "{label} applies to --method mapper only")
     if m == "mapper" and mapper is None:
-        raise OptionError("method", "--method mapper needs --mapper FILE.safetensors (train one with "
-                                    "vecgen edit-mapper)")
+        raise OptionError(
+            "method", "--method mapper needs --mapper FILE.safetensors (train one with vecgen edit-mapper)"
+        )
     return m
 
 
@@ -96,8 +98,9 @@ def _method_mix(values: dict[str, Any]) -> None:
     m = resolve_method(values.get("method"), values.get("alpha"), values.get("mapper"))
     prompt = values.get("prompt")
     if m == "mapper" and prompt is not None and str(prompt).strip():
-        raise OptionError("prompt", "a prompt does not apply to --mapper (the mapper edits toward the text it "
-                                    "was trained for)")
+        raise OptionError(
+            "prompt", "a prompt does not apply to --mapper (the mapper edits toward the text it was trained for)"
+        )
     if m != "optimize" and values.get("steps") not in (None, STEPS):
         raise OptionError("steps", f"{{label}} applies to --method optimize only ({m} takes no steps)")
 
@@ -111,36 +114,72 @@ class EditConfig(RunConfig):
     prompt: str | None = option(None, 'what it should show, e.g. "a leopard"', positional=True, section="main")
     # required: a keyword-only argument in Python (it follows the optional prompt), the first positional on the
     # command line (vecgen/cli/edit.py puts it first)
-    photo: Any = option(None, "the photo to edit (PNG, JPEG...)", "image", positional=True, required=True,
-                        section="main")
-    generator: Any = option(None, "taef2[:FILE], stylegan2:FILE or script:FILE (required)", "object",
-                            required=True, metavar="SPEC", section="main")
-    method: str = option("auto", "optimize, global or mapper (auto: mapper with --mapper, global with --alpha, "
-                                 "else optimize)", "choice", choices=METHODS)
+    photo: Any = option(
+        None, "the photo to edit (PNG, JPEG...)", "image", positional=True, required=True, section="main"
+    )
+    generator: Any = option(
+        None,
+        "taef2[:FILE], stylegan2:FILE or script:FILE (required)",
+        "object",
+        required=True,
+        metavar="SPEC",
+        section="main",
+    )
+    method: str = option(
+        "auto",
+        "optimize, global or mapper (auto: mapper with --mapper, global with --alpha, else optimize)",
+        "choice",
+        choices=METHODS,
+    )
     source: str | None = option(None, 'what the photo shows now, e.g. "a cat": directional edits')
-    encoder: Any = option(None, "taef2[:FILE] or script:FILE: invert by encoding (default: invert by "
-                                "optimization)", "object", metavar="SPEC")
-    mapper: str | Path | None = option(None, "apply a trained mapper (one forward pass)", "file",
-                                       metavar="FILE.safetensors")
-    l2: float | None = option(None, "weight of the L2 distance to the inverted latent (default: 0.008 for "
-                                    "StyleGAN2, 0.0005 for TAEF2 and others; mapper training: 0.8)", "float",
-                              minimum=0)
-    alpha: float | None = option(None, "global: strength, in standard deviations of the most relevant channel "
-                                       "(default 4 for StyleGAN2's style space, 0.5 for latent channels)", "float")
+    encoder: Any = option(
+        None,
+        "taef2[:FILE] or script:FILE: invert by encoding (default: invert by optimization)",
+        "object",
+        metavar="SPEC",
+    )
+    mapper: str | Path | None = option(
+        None, "apply a trained mapper (one forward pass)", "file", metavar="FILE.safetensors"
+    )
+    l2: float | None = option(
+        None,
+        "weight of the L2 distance to the inverted latent (default: 0.008 for "
+        "StyleGAN2, 0.0005 for TAEF2 and others; mapper training: 0.8)",
+        "float",
+        minimum=0,
+    )
+    alpha: float | None = option(
+        None,
+        "global: strength, in standard deviations of the most relevant channel "
+        "(default 4 for StyleGAN2's style space, 0.5 for latent channels)",
+        "float",
+    )
     beta: float = option(0.15, "global: drop channels less relevant than this", "float", minimum=0, maximum=1)
-    global_samples: int = option(8, "global: latents the channel responses average over", "int", minimum=1,
-                                 maximum=MAX_GLOBAL_SAMPLES)
-    global_cache: str | Path | None = option(None, "global: response cache file or folder (default "
-                                                   "~/.cache/vecgen/global)", "output", metavar="PATH")
-    invert_steps: int | None = option(None, "inversion steps (default 10 after an encoder, 200 without)", "int",
-                                      minimum=0, maximum=LIMITS["steps"])
+    global_samples: int = option(
+        8, "global: latents the channel responses average over", "int", minimum=1, maximum=MAX_GLOBAL_SAMPLES
+    )
+    global_cache: str | Path | None = option(
+        None, "global: response cache file or folder (default ~/.cache/vecgen/global)", "output", metavar="PATH"
+    )
+    invert_steps: int | None = option(
+        None, "inversion steps (default 10 after an encoder, 200 without)", "int", minimum=0, maximum=LIMITS["steps"]
+    )
     invert_lr: float | None = option(None, "inversion learning rate (0.01 / 0.05)", "float", above=0)
-    perceptual: float | None = option(None, "inversion: weight of the classifier feature term (default 0 with "
-                                            "an encoder, 0.1 without; needs a perceptor with features)", "float",
-                                      minimum=0)
-    where: Any = option(None, "where the edit may change the photo: auto (default: where the perceptor sees the "
-                              "photo's own class, or --source's), all, or a box in photo pixels", "object",
-                        metavar="auto|all|X,Y,W,H", default_text="auto")
+    perceptual: float | None = option(
+        None,
+        "inversion: weight of the classifier feature term (default 0 with "
+        "an encoder, 0.1 without; needs a perceptor with features)",
+        "float",
+        minimum=0,
+    )
+    where: Any = option(
+        None,
+        "where the edit may change the photo: auto (default: where the perceptor sees the "
+        "photo's own class, or --source's), all, or a box in photo pixels",
+        "object",
+        metavar="auto|all|X,Y,W,H",
+        default_text="auto",
+    )
     space: str = option("wplus", "latent space of a StyleGAN2 edit", "choice", choices=SPACES)
     lr: float = option(0.1, "learning rate (mapper training: 0.002)", "float", above=0)
     steps: int | None = like(RunConfig, "steps", STEPS)
@@ -162,8 +201,10 @@ def check_bank_memory(gen, samples: int, device) -> None:
     need = 3 * 4 * per * int(samples)
     free = available_memory(device)
     if free is not None and need > free:
-        raise VecgenError(f"--global-samples {samples}: the latent bank needs about {need / 2**30:.1f} GiB, but "
-                          f"{free / 2**30:.1f} GiB is free on {device}; lower --global-samples (README, Limits)")
+        raise VecgenError(
+            f"--global-samples {samples}: the latent bank needs about {need / 2**30:.1f} GiB, but "
+            f"{free / 2**30:.1f} GiB is free on {device}; lower --global-samples (README, Limits)"
+        )
 
 
 def setup(photo: Any, generator: Any, encoder: Any, size: Any, device) -> tuple[Any, Any, Any, Any, tuple]:
@@ -213,14 +254,16 @@ def finish(res: Result, photo, inv, edited, box, gen, settings: dict, t0: float,
     settings["box"] = [int(v) for v in box]
     settings["seconds"] = round(time.perf_counter() - t0, 2)
     res.image = tensor_to_pil(full)
-    res.extras.update(edit=edited[:1].detach(), inversion=inv, photo=photo, box=box, generator=gen, mask=mask,
-                      region=region)
+    res.extras.update(
+        edit=edited[:1].detach(), inversion=inv, photo=photo, box=box, generator=gen, mask=mask, region=region
+    )
     return res
 
 
 @verb_function(EditConfig, perceptors=None, extra_terms=None, warn=None, callbacks=None)
-def edit(cfg: EditConfig, *, perceptors=None, extra_terms=None, warn: Callable[[str], None] | None = None,
-         callbacks=None) -> Result:
+def edit(
+    cfg: EditConfig, *, perceptors=None, extra_terms=None, warn: Callable[[str], None] | None = None, callbacks=None
+) -> Result:
     """Edit ``photo`` toward ``prompt``; returns a :class:`vecgen.api.Result` (PNG at the photo's size).
 
     ``generator``: a spec (``taef2``, ``stylegan2:ckpt.pt``, ``script:gen.pt``) or a loaded
@@ -245,8 +288,15 @@ def edit(cfg: EditConfig, *, perceptors=None, extra_terms=None, warn: Callable[[
     from vecgen.params.latent import _check_space
 
     t0 = time.perf_counter()
-    prompt, photo, generator, encoder, mapper, clip, size = (cfg.prompt, cfg.photo, cfg.generator, cfg.encoder,
-                                                             cfg.mapper, cfg.clip, cfg.size)
+    prompt, photo, generator, encoder, mapper, clip, size = (
+        cfg.prompt,
+        cfg.photo,
+        cfg.generator,
+        cfg.encoder,
+        cfg.mapper,
+        cfg.clip,
+        cfg.size,
+    )
     method = resolve_method(cfg.method, cfg.alpha, mapper)
     space = _check_space(cfg.space)
     l2 = None if cfg.l2 is None else float(cfg.l2)
@@ -258,8 +308,10 @@ def edit(cfg: EditConfig, *, perceptors=None, extra_terms=None, warn: Callable[[
     global_samples = int(cfg.global_samples)
     invert_steps = None if cfg.invert_steps is None else int(cfg.invert_steps)
     invert_lr, perceptual, lr, where = cfg.invert_lr, cfg.perceptual, cfg.lr, cfg.where
-    opts: Common = common(cfg.run_values(perceptors=perceptors, extra_terms=extra_terms, warn=warn,
-                                         callbacks=callbacks), uses_prompt=method != "mapper")
+    opts: Common = common(
+        cfg.run_values(perceptors=perceptors, extra_terms=extra_terms, warn=warn, callbacks=callbacks),
+        uses_prompt=method != "mapper",
+    )
     if method != "optimize" and opts.resume_state is not None:
         raise VecgenError(f"--resume applies to --method optimize only ({method} takes no steps)")
     pic, gen, enc, target, box = setup(photo, generator, encoder, size, opts.device)
@@ -270,20 +322,49 @@ def edit(cfg: EditConfig, *, perceptors=None, extra_terms=None, warn: Callable[[
     use = method != "mapper" or perceptual or (str(clip) != "auto" and parse_where(where, photo_hw) == "auto")
     perceptors = opts.load_perceptors() if use else []
     settings: dict[str, Any] = {
-        "function": "edit", "prompt": prompt, "method": method, "source": source, "photo": _name(photo),
-        "generator": spec_text(generator), "encoder": None if encoder is None else _name(encoder),
-        "space": space, "clip": clip, "seed": opts.seed, "steps": opts.steps if method == "optimize" else None,
-        "size": None if size is None else list(parse_size(size))}
-    inv = invert(gen, target, encoder=enc, space=space if gen.has_mapping else "wplus", steps=invert_steps,
-                 lr=invert_lr, perceptors=perceptors, perceptual=perceptual, seed=opts.seed, quiet=opts.quiet)
+        "function": "edit",
+        "prompt": prompt,
+        "method": method,
+        "source": source,
+        "photo": _name(photo),
+        "generator": spec_text(generator),
+        "encoder": None if encoder is None else _name(encoder),
+        "space": space,
+        "clip": clip,
+        "seed": opts.seed,
+        "steps": opts.steps if method == "optimize" else None,
+        "size": None if size is None else list(parse_size(size)),
+    }
+    inv = invert(
+        gen,
+        target,
+        encoder=enc,
+        space=space if gen.has_mapping else "wplus",
+        steps=invert_steps,
+        lr=invert_lr,
+        perceptors=perceptors,
+        perceptual=perceptual,
+        seed=opts.seed,
+        quiet=opts.quiet,
+    )
     mask, region = where_to_edit(where, perceptors, inv, box, photo_hw, source, settings)
     if method == "global":
         from vecgen.api.edit_global import global_edit
 
         if alpha is None:  # measured on TAEF2: alpha 4 drops PSNR to ~9 dB (README, Editing photos)
             alpha = ALPHA["mapping" if gen.has_mapping else "other"]
-        res, edited = global_edit(gen, inv, opts, prompt, source, alpha=alpha,
-                                  beta=beta, samples=global_samples, cache=cfg.global_cache, settings=settings)
+        res, edited = global_edit(
+            gen,
+            inv,
+            opts,
+            prompt,
+            source,
+            alpha=alpha,
+            beta=beta,
+            samples=global_samples,
+            cache=cfg.global_cache,
+            settings=settings,
+        )
         return finish(res, pic, inv, compose(inv.image, edited, mask), box, gen, settings, t0, mask, region)
     if method == "mapper":
         from vecgen.api.edit_mapper import mapper_edit
@@ -293,13 +374,30 @@ def edit(cfg: EditConfig, *, perceptors=None, extra_terms=None, warn: Callable[[
         return finish(res, pic, inv, compose(inv.image, edited, mask), box, gen, settings, t0, mask, region)
     l2 = default_l2(gen) if l2 is None else l2
     settings.update(l2=l2, lr=float(lr), cutouts=opts.cutouts)
-    param = MaskedLatent(gen, base=inv.image, mask=mask, space=inv.space, init=inv.latent, lr=float(lr),
-                         steps=opts.steps, truncation=1.0, seed=opts.seed)
+    param = MaskedLatent(
+        gen,
+        base=inv.image,
+        mask=mask,
+        space=inv.space,
+        init=inv.latent,
+        lr=float(lr),
+        steps=opts.steps,
+        truncation=1.0,
+        seed=opts.seed,
+    )
     terms: list
     if source is not None:  # directional: the step from the inverted photo must follow source -> prompt
         reference = inv.image.detach()
-        terms = [DirectionalClipTerm(p, str(source).strip(), [q.text for q in opts.prompts if q.weight > 0],
-                                     reference=lambda: reference, weight=w) for p, w in perceptors]
+        terms = [
+            DirectionalClipTerm(
+                p,
+                str(source).strip(),
+                [q.text for q in opts.prompts if q.weight > 0],
+                reference=lambda: reference,
+                weight=w,
+            )
+            for p, w in perceptors
+        ]
         if opts.images:  # image prompts still pull globally
             opts.prompts = []
             terms += clip_terms(opts)
@@ -315,8 +413,9 @@ def edit(cfg: EditConfig, *, perceptors=None, extra_terms=None, warn: Callable[[
     return finish(res, pic, inv, edited, box, gen, settings, t0, mask, region)
 
 
-def where_to_edit(where: Any, perceptors, inv, box, photo_hw: tuple[int, int], source: str | None,
-                  settings: dict) -> tuple[Any, Any]:
+def where_to_edit(
+    where: Any, perceptors, inv, box, photo_hw: tuple[int, int], source: str | None, settings: dict
+) -> tuple[Any, Any]:
     """The soft mask the edit may change ``(1, 1, h, w)`` and the subject region its locality is measured
     on ``(1, 1, H, W)`` bool (the ``where`` box itself, or the mask >= 0.5); records both in ``settings``."""
     import torch
@@ -327,8 +426,7 @@ def where_to_edit(where: Any, perceptors, inv, box, photo_hw: tuple[int, int], s
     if spec == "auto" and not perceptors:  # the mapper without a perceptor: nothing to see the subject with
         spec = "all"
         settings["mask_note"] = "no perceptor to find the subject (give --clip or --where X,Y,W,H): edits everywhere"
-    mask, info = subject_mask(spec if isinstance(spec, str) else where, perceptors, inv.target, box, photo_hw,
-                              source)
+    mask, info = subject_mask(spec if isinstance(spec, str) else where, perceptors, inv.target, box, photo_hw, source)
     settings.update(info)
     if isinstance(spec, tuple):
         x, y, w, h = spec
@@ -342,13 +440,18 @@ def _name(obj: Any) -> str:
     return str(obj) if isinstance(obj, (str, Path)) else f"<{type(obj).__name__}>"
 
 
-VERB = Verb("edit", edit,
-            "edit a photo by text through a generator (StyleCLIP: optimize, global, mapper); writes PNG",
-            outputs=(".png",), default_output="edited.png", config=EditConfig,
-            description="Edit a photo by text through a frozen generator (StyleCLIP). The photo is inverted first "
-                        "(--encoder: encode and refine; else by optimization), then edited by latent optimization "
-                        "(--method optimize, default), a precomputed global direction (--method global, --alpha, "
-                        "--beta) or a trained mapper (--mapper FILE; train one with vecgen edit-mapper TEXT "
-                        "--images DIR, or vecgen edit --train-mapper TEXT --images DIR). Only the subject changes "
-                        "(--where: auto = where the perceptor sees the photo's class, a box X,Y,W,H, or all), and "
-                        "the change goes back into the photo at its own resolution.")
+VERB = Verb(
+    "edit",
+    edit,
+    "edit a photo by text through a generator (StyleCLIP: optimize, global, mapper); writes PNG",
+    outputs=(".png",),
+    default_output="edited.png",
+    config=EditConfig,
+    description="Edit a photo by text through a frozen generator (StyleCLIP). The photo is inverted first "
+    "(--encoder: encode and refine; else by optimization), then edited by latent optimization "
+    "(--method optimize, default), a precomputed global direction (--method global, --alpha, "
+    "--beta) or a trained mapper (--mapper FILE; train one with vecgen edit-mapper TEXT "
+    "--images DIR, or vecgen edit --train-mapper TEXT --images DIR). Only the subject changes "
+    "(--where: auto = where the perceptor sees the photo's class, a box X,Y,W,H, or all), and "
+    "the change goes back into the photo at its own resolution.",
+)

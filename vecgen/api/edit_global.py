@@ -18,6 +18,7 @@ direction tangent to the photo's own embedding) is compared with every
 channel's unit response; channels whose ``|relevance|`` is below ``beta``
 are zeroed; the step is ``alpha * relevance / max|relevance| * std`` per channel. One render.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -76,7 +77,7 @@ class ChannelSpace:
         if offsets is not None and self.kind == "style":
             start = 0
             for m, size in zip(self.modules, self.sizes):
-                part = offsets[:, start:start + size]
+                part = offsets[:, start : start + size]
                 handles.append(m.register_forward_hook(lambda _m, _i, out, part=part: out + part.to(out)))
                 start += size
         try:
@@ -121,10 +122,19 @@ class Responses:
 def cache_key(gen, perceptor, samples: int, seed: int, space: ChannelSpace) -> str:
     from vecgen.params.mapper import generator_fingerprint
 
-    text = json.dumps({"gen": generator_fingerprint(gen), "shape": list(gen.latent_shape), "kind": space.kind,
-                       "perceptor": getattr(perceptor, "name", type(perceptor).__name__),
-                       "embedding": str(getattr(perceptor, "embedding", "")), "samples": samples,
-                       "seed": seed, "delta": DELTA, "v": 2})
+    text = json.dumps(
+        {
+            "gen": generator_fingerprint(gen),
+            "shape": list(gen.latent_shape),
+            "kind": space.kind,
+            "perceptor": getattr(perceptor, "name", type(perceptor).__name__),
+            "embedding": str(getattr(perceptor, "embedding", "")),
+            "samples": samples,
+            "seed": seed,
+            "delta": DELTA,
+            "v": 2,
+        }
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -136,8 +146,16 @@ def sample_bank(gen, samples: int, seed: int) -> Tensor:
 
 
 @torch.no_grad()
-def channel_responses(gen, perceptor, *, samples: int = SAMPLES, seed: int = 0, bank: Tensor | None = None,
-                      chunk: int = 8, progress: bool = False) -> Responses:
+def channel_responses(
+    gen,
+    perceptor,
+    *,
+    samples: int = SAMPLES,
+    seed: int = 0,
+    bank: Tensor | None = None,
+    chunk: int = 8,
+    progress: bool = False,
+) -> Responses:
     """Measure every channel's response in ``perceptor``'s space (``samples`` prior latents, or ``bank``).
 
     For channel ``c`` and latent ``x``: ``u = unit(E(x + std_c e_c) - E(x - std_c e_c))``; the
@@ -157,11 +175,11 @@ def channel_responses(gen, perceptor, *, samples: int = SAMPLES, seed: int = 0, 
     for c in range(space.n):
         acc = None
         for i in range(0, w.shape[0], max(1, chunk // 2)):
-            part = w[i:i + max(1, chunk // 2)]
+            part = w[i : i + max(1, chunk // 2)]
             step = (eye[c] * std * DELTA).expand(part.shape[0], -1)
             imgs = space.render(torch.cat([part, part]), torch.cat([step, -step]))
             e = perceptor.encode_image(imgs).float()
-            u = F.normalize(e[:part.shape[0]] - e[part.shape[0]:], dim=-1).sum(0)
+            u = F.normalize(e[: part.shape[0]] - e[part.shape[0] :], dim=-1).sum(0)
             acc = u if acc is None else acc + u
         if acc is None:
             raise VecgenError("channel responses need at least one latent sample")
@@ -170,8 +188,12 @@ def channel_responses(gen, perceptor, *, samples: int = SAMPLES, seed: int = 0, 
             bar.update(1)
     if bar is not None:
         bar.close()
-    meta = {"kind": space.kind, "channels": space.n, "samples": int(w.shape[0]),
-            "perceptor": getattr(perceptor, "name", "?")}
+    meta = {
+        "kind": space.kind,
+        "channels": space.n,
+        "samples": int(w.shape[0]),
+        "perceptor": getattr(perceptor, "name", "?"),
+    }
     return Responses(torch.stack(out).cpu(), std.cpu(), meta, time.perf_counter() - t0)
 
 
@@ -199,8 +221,10 @@ def check_cache_target(cache: str | Path | None) -> Path:
         folder = target.parent if str(target.parent) else Path(".")
     else:
         if target.exists() and not target.is_dir():
-            raise VecgenError(f"--global-cache {target}: a file that is not a .safetensors cache; give a folder "
-                              "or a .safetensors file")
+            raise VecgenError(
+                f"--global-cache {target}: a file that is not a .safetensors cache; give a folder "
+                "or a .safetensors file"
+            )
         folder = target
     probe = folder
     while not probe.exists() and probe != probe.parent:  # the folders to create: the nearest existing one decides
@@ -212,8 +236,9 @@ def check_cache_target(cache: str | Path | None) -> Path:
     return target
 
 
-def load_or_compute(gen, perceptor, *, cache: str | Path | None = None, samples: int = SAMPLES, seed: int = 0,
-                    progress: bool = False) -> Responses:
+def load_or_compute(
+    gen, perceptor, *, cache: str | Path | None = None, samples: int = SAMPLES, seed: int = 0, progress: bool = False
+) -> Responses:
     """The cached responses for this generator + perceptor, computed (and written atomically) when absent.
 
     ``cache``: a file, or a folder to keep ``<key>.safetensors`` in (default :func:`cache_dir`).
@@ -234,16 +259,23 @@ def load_or_compute(gen, perceptor, *, cache: str | Path | None = None, samples:
             data = load_file(str(path))
         except Exception:  # noqa: BLE001 - a damaged cache of ours is recomputed
             data = {}
-        if meta.get("key") == key and "responses" in data and data["responses"].shape[0] == space.n \
-                and data["responses"].shape[1] == _embed_dim(perceptor):
+        if (
+            meta.get("key") == key
+            and "responses" in data
+            and data["responses"].shape[0] == space.n
+            and data["responses"].shape[1] == _embed_dim(perceptor)
+        ):
             return Responses(data["responses"], data["std"], json.loads(meta.get("info", "{}")), 0.0, cached=True)
         if meta.get("key") not in (None, key):
-            raise VecgenError(f"{path}: global-direction cache of another generator or perceptor; "
-                              f"give another --global-cache file")
+            raise VecgenError(
+                f"{path}: global-direction cache of another generator or perceptor; give another --global-cache file"
+            )
     res = channel_responses(gen, perceptor, samples=samples, seed=seed, progress=progress)
     info = {**res.meta, "seconds": round(res.seconds, 2)}
-    data_bytes = safetensors_bytes({"responses": res.responses, "std": res.std},
-                                   {"vecgen": CACHE_KIND, "key": key, "info": json.dumps(info, sort_keys=True)})
+    data_bytes = safetensors_bytes(
+        {"responses": res.responses, "std": res.std},
+        {"vecgen": CACHE_KIND, "key": key, "info": json.dumps(info, sort_keys=True)},
+    )
     atomic_write(path, data_bytes, mkdir=True)  # OS errors: one line (VecgenError)
     res.meta["cache"] = str(path)
     return res
@@ -290,8 +322,19 @@ def apply_direction(space: ChannelSpace, w_plus: Tensor, offsets: Tensor, alpha:
 
 
 # ----------------------------------------------------------------------------- the verb's method
-def global_edit(gen, inv, opts, prompt: str | None, source: str | None, *, alpha: float, beta: float,
-                samples: int, cache, settings: dict) -> tuple[Any, Tensor]:
+def global_edit(
+    gen,
+    inv,
+    opts,
+    prompt: str | None,
+    source: str | None,
+    *,
+    alpha: float,
+    beta: float,
+    samples: int,
+    cache,
+    settings: dict,
+) -> tuple[Any, Tensor]:
     """``vecgen edit --method global``: -> ``(Result, edited render (1, 3, h, w))``; fills ``settings``.
 
     Responses and text steps of several perceptors are combined by their ``--clip`` weights.
@@ -306,16 +349,17 @@ def global_edit(gen, inv, opts, prompt: str | None, source: str | None, *, alpha
     offsets = None
     precompute, kept, cached = 0.0, 0, True
     for perceptor, weight in opts.load_perceptors():
-        resp = load_or_compute(gen, perceptor, cache=cache, samples=samples, seed=opts.seed,
-                               progress=not opts.quiet)
+        resp = load_or_compute(gen, perceptor, cache=cache, samples=samples, seed=opts.seed, progress=not opts.quiet)
         precompute += resp.seconds or float(resp.meta.get("seconds", 0.0))  # cached: the time it once took
         cached = cached and resp.cached
         with torch.no_grad():
             step = text_step(perceptor, target, source, inv.image)
         off, rel = global_direction(resp.responses, resp.std, step, beta)
         if not bool((off != 0).any()) and opts.warn is not None:
-            opts.warn(f"{getattr(perceptor, 'name', 'perceptor')}: no channel reaches --beta {beta:g} (the most "
-                      f"relevant: {float(rel.abs().max()):.3f}); the edit is the inversion; lower --beta")
+            opts.warn(
+                f"{getattr(perceptor, 'name', 'perceptor')}: no channel reaches --beta {beta:g} (the most "
+                f"relevant: {float(rel.abs().max()):.3f}); the edit is the inversion; lower --beta"
+            )
         kept = max(kept, int((off != 0).sum()))
         offsets = weight * off if offsets is None else offsets + weight * off
     if offsets is None:
@@ -323,9 +367,17 @@ def global_edit(gen, inv, opts, prompt: str | None, source: str | None, *, alpha
     t1 = time.perf_counter()
     edited = _apply(space, gen, inv, offsets, alpha)
     apply_ms = (time.perf_counter() - t1) * 1000.0
-    settings.update(alpha=alpha, beta=beta, global_samples=samples, channels=space.n, channel_space=space.kind,
-                    channels_kept=kept, precompute_s=round(precompute, 2), precompute_cached=cached,
-                    apply_ms=round(apply_ms, 1))
+    settings.update(
+        alpha=alpha,
+        beta=beta,
+        global_samples=samples,
+        channels=space.n,
+        channel_space=space.kind,
+        channels_kept=kept,
+        precompute_s=round(precompute, 2),
+        precompute_cached=cached,
+        apply_ms=round(apply_ms, 1),
+    )
     res = Result(image=None, settings=settings)
     res.extras.update(offsets=offsets, channel_space=space)
     return res, edited

@@ -9,6 +9,7 @@
   when a perceptor offers ``features()`` (the ImageNet classifiers), a
   perceptual term on its feature taps. Both run through the one engine loop.
 """
+
 from __future__ import annotations
 
 import time
@@ -107,14 +108,14 @@ def _resize(x: Tensor, hw: tuple[int, int]) -> Tensor:
 def prepare_photo(photo: Tensor, native_hw: tuple[int, int]) -> tuple[Tensor, tuple[int, int, int, int]]:
     """``(1, 3, H, W)`` photo -> ``((1, 3, h, w)`` at the generator's size, the crop box it came from)."""
     top, left, bh, bw = box = crop_box((int(photo.shape[-2]), int(photo.shape[-1])), native_hw)
-    return _resize(photo[..., top:top + bh, left:left + bw], native_hw), box
+    return _resize(photo[..., top : top + bh, left : left + bw], native_hw), box
 
 
 def paste(photo: Tensor, edit: Tensor, box: tuple[int, int, int, int]) -> Tensor:
     """The photo ``(1, 3, H, W)`` with ``edit`` (any size) resized into ``box``: the result at the photo's size."""
     top, left, bh, bw = box
     out = photo.detach().clone().to(edit.device)
-    out[..., top:top + bh, left:left + bw] = _resize(edit.detach().float(), (bh, bw))
+    out[..., top : top + bh, left : left + bw] = _resize(edit.detach().float(), (bh, bw))
     return out
 
 
@@ -169,15 +170,29 @@ class Inversion:
 
     def info(self) -> dict[str, Any]:
         """What the settings record about the inversion."""
-        return {"inversion": self.how, "inversion_steps": self.steps, "inversion_loss": self.loss,
-                "inversion_psnr": round(self.psnr, 2),
-                "encoded_psnr": None if self.encoded_psnr is None else round(self.encoded_psnr, 2),
-                "inversion_s": round(self.seconds, 2)}
+        return {
+            "inversion": self.how,
+            "inversion_steps": self.steps,
+            "inversion_loss": self.loss,
+            "inversion_psnr": round(self.psnr, 2),
+            "encoded_psnr": None if self.encoded_psnr is None else round(self.encoded_psnr, 2),
+            "inversion_s": round(self.seconds, 2),
+        }
 
 
-def invert(gen, target: Tensor, *, encoder=None, space: str = "wplus", steps: int | None = None,
-           lr: float | None = None, perceptors=None, perceptual: float | None = None, seed: int = 0,
-           quiet: bool = True) -> Inversion:
+def invert(
+    gen,
+    target: Tensor,
+    *,
+    encoder=None,
+    space: str = "wplus",
+    steps: int | None = None,
+    lr: float | None = None,
+    perceptors=None,
+    perceptual: float | None = None,
+    seed: int = 0,
+    quiet: bool = True,
+) -> Inversion:
     """Find the latent whose render reconstructs ``target`` ``(1, 3, h, w)`` (the generator's size).
 
     ``encoder`` (an :class:`~vecgen.backends.generators.encoders.ImageEncoder`): encode, then
@@ -199,8 +214,10 @@ def invert(gen, target: Tensor, *, encoder=None, space: str = "wplus", steps: in
         with torch.no_grad():
             z = encoder.to(gen.device).encode(target)
             if tuple(z.shape[1:]) != tuple(gen.latent_shape):
-                raise VecgenError(f"generator/encoder mismatch: the encoder gives latents {tuple(z.shape[1:])}, "
-                                  f"the generator takes {tuple(gen.latent_shape)}")
+                raise VecgenError(
+                    f"generator/encoder mismatch: the encoder gives latents {tuple(z.shape[1:])}, "
+                    f"the generator takes {tuple(gen.latent_shape)}"
+                )
             encoded_psnr = psnr(gen(z), target)
         start: Any = z
         steps = ENCODER_STEPS if steps is None else steps
@@ -226,7 +243,16 @@ def invert(gen, target: Tensor, *, encoder=None, space: str = "wplus", steps: in
     with torch.no_grad():
         latent = param.latent().detach().clone()
         image = param.render().detach()
-    return Inversion(latent=latent, space=param.space, image=image, target=target, psnr=psnr(image, target),
-                     seconds=time.perf_counter() - t0, how="encoder" if encoder is not None else "optimize",
-                     steps=steps, encoded_psnr=encoded_psnr, loss="+".join(t.name for t in terms),
-                     history=history)
+    return Inversion(
+        latent=latent,
+        space=param.space,
+        image=image,
+        target=target,
+        psnr=psnr(image, target),
+        seconds=time.perf_counter() - t0,
+        how="encoder" if encoder is not None else "optimize",
+        steps=steps,
+        encoded_psnr=encoded_psnr,
+        loss="+".join(t.name for t in terms),
+        history=history,
+    )

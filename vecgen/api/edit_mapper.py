@@ -12,6 +12,7 @@ CLIP/classifier terms toward the text over cutouts of each edited render
 squared latent step (StyleCLIP's mapper: 0.8). ``train_mapper`` is the same
 function under its older name.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,27 +52,56 @@ class EditMapperConfig(VerbConfig):
 
     cross_checks = (_need_generator,)
 
-    target: str | None = option(None, 'the text the mapper edits toward, e.g. "a leopard"', positional=True,
-                                required=True, metavar="TEXT", section="main")
-    images: Any = option(None, "training photos: a folder or photo files (repeatable)", "image", multiple=True,
-                         required=True, metavar="DIR|FILE", section="main")
-    generator: Any = option(None, "taef2[:FILE], stylegan2:FILE or script:FILE (required)", "object",
-                            required=True, metavar="SPEC", section="main")
-    encoder: Any = option(None, "taef2[:FILE] or script:FILE: invert by encoding (default: invert by "
-                                "optimization)", "object", metavar="SPEC")
+    target: str | None = option(
+        None,
+        'the text the mapper edits toward, e.g. "a leopard"',
+        positional=True,
+        required=True,
+        metavar="TEXT",
+        section="main",
+    )
+    images: Any = option(
+        None,
+        "training photos: a folder or photo files (repeatable)",
+        "image",
+        multiple=True,
+        required=True,
+        metavar="DIR|FILE",
+        section="main",
+    )
+    generator: Any = option(
+        None,
+        "taef2[:FILE], stylegan2:FILE or script:FILE (required)",
+        "object",
+        required=True,
+        metavar="SPEC",
+        section="main",
+    )
+    encoder: Any = option(
+        None,
+        "taef2[:FILE] or script:FILE: invert by encoding (default: invert by optimization)",
+        "object",
+        metavar="SPEC",
+    )
     source: str | None = option(None, 'what the photos show now, e.g. "a cat": a directional mapper')
     steps: int | None = like(RunConfig, "steps", 200)
     batch: int = option(2, "latents per training step", "int", minimum=1, maximum=LIMITS["batch"])
     lr: float = option(0.002, "learning rate", "float", above=0)
     l2: float = option(MAPPER_L2, "weight of the mean squared latent step", "float", minimum=0)
-    hidden: int | None = option(None, "mapper width (default 64 for TAEF2, the latent size for StyleGAN2)", "int",
-                                minimum=1, maximum=MAX_HIDDEN)
-    invert_steps: int | None = option(None, "inversion steps (default 10 after an encoder, 200 without)", "int",
-                                      minimum=0, maximum=LIMITS["steps"])
+    hidden: int | None = option(
+        None, "mapper width (default 64 for TAEF2, the latent size for StyleGAN2)", "int", minimum=1, maximum=MAX_HIDDEN
+    )
+    invert_steps: int | None = option(
+        None, "inversion steps (default 10 after an encoder, 200 without)", "int", minimum=0, maximum=LIMITS["steps"]
+    )
     invert_lr: float | None = option(None, "inversion learning rate (0.01 / 0.05)", "float", above=0)
-    perceptual: float | None = option(None, "inversion: weight of the classifier feature term (default 0 with "
-                                            "an encoder, 0.1 without; needs a perceptor with features)", "float",
-                                      minimum=0)
+    perceptual: float | None = option(
+        None,
+        "inversion: weight of the classifier feature term (default 0 with "
+        "an encoder, 0.1 without; needs a perceptor with features)",
+        "float",
+        minimum=0,
+    )
     size: Any = like(RunConfig, "size", None, help="TAEF2 training size WxH (default 256x256)")
     clip: str = like(RunConfig, "clip")
     cutouts: int = like(RunConfig, "cutouts")
@@ -143,8 +173,14 @@ def _w_plus(gen, inv) -> Tensor:
 
 
 @verb_function(EditMapperConfig, output=None, perceptors=None, warn=None, callbacks=None)
-def edit_mapper(cfg: EditMapperConfig, *, output: str | Path | None = None, perceptors=None,
-                warn: Callable[[str], None] | None = None, callbacks=None) -> Result:
+def edit_mapper(
+    cfg: EditMapperConfig,
+    *,
+    output: str | Path | None = None,
+    perceptors=None,
+    warn: Callable[[str], None] | None = None,
+    callbacks=None,
+) -> Result:
     """Train a latent mapper toward ``target`` over the inverted ``images``; returns a :class:`Result`.
 
     ``res.save("m.safetensors")`` writes the mapper (text and generator in its metadata);
@@ -162,8 +198,13 @@ def edit_mapper(cfg: EditMapperConfig, *, output: str | Path | None = None, perc
     from vecgen.params.mapper import LatentMapper, MapperTraining, generator_fingerprint, save_mapper
 
     target, generator, encoder, size, clip = cfg.target, cfg.generator, cfg.encoder, cfg.size, cfg.clip
-    source, hidden, invert_steps, invert_lr, perceptual = (cfg.source, cfg.hidden, cfg.invert_steps, cfg.invert_lr,
-                                                           cfg.perceptual)
+    source, hidden, invert_steps, invert_lr, perceptual = (
+        cfg.source,
+        cfg.hidden,
+        cfg.invert_steps,
+        cfg.invert_lr,
+        cfg.perceptual,
+    )
     if target is None or not str(target).strip():
         raise VecgenError("the mapper needs a non-empty target text")
     check_suffix(output, MAPPER_SUFFIXES, "the mapper")
@@ -184,31 +225,58 @@ def edit_mapper(cfg: EditMapperConfig, *, output: str | Path | None = None, perc
         hw = tuple(gen.synthesize(gen.to_w_plus(gen.mean_latent().to(gen.device))).shape[-2:])
     for pic in pics:
         tgt, _ = prepare_photo(pic, hw)
-        invs.append(invert(gen, tgt, encoder=enc, space="wplus", steps=invert_steps, lr=invert_lr,
-                           perceptors=perceptors, perceptual=perceptual, seed=opts.seed, quiet=True))
+        invs.append(
+            invert(
+                gen,
+                tgt,
+                encoder=enc,
+                space="wplus",
+                steps=invert_steps,
+                lr=invert_lr,
+                perceptors=perceptors,
+                perceptual=perceptual,
+                seed=opts.seed,
+                quiet=True,
+            )
+        )
     invert_s = time.perf_counter() - t0
     bank = torch.cat([_w_plus(gen, inv) for inv in invs])
     need, free = mapper_bytes(tuple(bank.shape[2:]), hidden, batch), available_memory(opts.device)
     if free is not None and need > free:
-        raise VecgenError(f"a mapper of --hidden {hidden or 'default'} at --batch {batch} needs about "
-                          f"{need / 2**30:.1f} GiB, but {free / 2**30:.1f} GiB is free on {opts.device}; lower "
-                          f"--hidden or --batch (README, Limits)")
-    param = MapperTraining(gen, bank, mapper=LatentMapper(tuple(bank.shape[2:]), hidden), batch=batch, lr=lr,
-                           seed=opts.seed)
+        raise VecgenError(
+            f"a mapper of --hidden {hidden or 'default'} at --batch {batch} needs about "
+            f"{need / 2**30:.1f} GiB, but {free / 2**30:.1f} GiB is free on {opts.device}; lower "
+            f"--hidden or --batch (README, Limits)"
+        )
+    param = MapperTraining(
+        gen, bank, mapper=LatentMapper(tuple(bank.shape[2:]), hidden), batch=batch, lr=lr, seed=opts.seed
+    )
     terms: list
     if source is not None and str(source).strip():
-        terms = [DirectionalClipTerm(p, str(source).strip(), [str(target).strip()], weight=w)
-                 for p, w in perceptors]
+        terms = [DirectionalClipTerm(p, str(source).strip(), [str(target).strip()], weight=w) for p, w in perceptors]
     else:
         source = None
         terms = clip_terms(opts)
     if l2 > 0:
         terms.append(LatentL2(param, l2))
-    settings = {"function": "train_mapper", "prompt": target, "source": source, "generator": spec_text(generator),
-                "encoder": None if encoder is None else str(encoder), "images": len(files), "steps": opts.steps,
-                "batch": batch, "lr": lr, "l2": l2, "clip": clip, "cutouts": opts.cutouts, "seed": opts.seed,
-                "size": [int(hw[1]), int(hw[0])],
-                "inversion_psnr": round(sum(i.psnr for i in invs) / len(invs), 2), "invert_s": round(invert_s, 2)}
+    settings = {
+        "function": "train_mapper",
+        "prompt": target,
+        "source": source,
+        "generator": spec_text(generator),
+        "encoder": None if encoder is None else str(encoder),
+        "images": len(files),
+        "steps": opts.steps,
+        "batch": batch,
+        "lr": lr,
+        "l2": l2,
+        "clip": clip,
+        "cutouts": opts.cutouts,
+        "seed": opts.seed,
+        "size": [int(hw[1]), int(hw[0])],
+        "inversion_psnr": round(sum(i.psnr for i in invs) / len(invs), 2),
+        "invert_s": round(invert_s, 2),
+    }
     t1 = time.perf_counter()
     res = run(param, opts, settings, terms=terms, views=make_views(opts))
     settings["train_s"] = round(time.perf_counter() - t1, 2)
@@ -218,10 +286,18 @@ def edit_mapper(cfg: EditMapperConfig, *, output: str | Path | None = None, perc
         after = gen.synthesize(param.apply(shown))
         grid = torch.cat([torch.cat(list(before), -1), torch.cat(list(after), -1)], -2)[None]
     res.image = tensor_to_pil(grid)
-    meta = {"target": str(target).strip(), "source": source, "generator": spec_text(generator),
-            "generator_kind": gen.kind, "generator_fingerprint": generator_fingerprint(gen),
-            "latent_shape": list(gen.latent_shape), "clip": clip, "steps": len(res.history), "l2": l2,
-            "images": len(files)}
+    meta = {
+        "target": str(target).strip(),
+        "source": source,
+        "generator": spec_text(generator),
+        "generator_kind": gen.kind,
+        "generator_fingerprint": generator_fingerprint(gen),
+        "latent_shape": list(gen.latent_shape),
+        "clip": clip,
+        "steps": len(res.history),
+        "l2": l2,
+        "images": len(files),
+    }
     res.writers[".safetensors"] = lambda p: save_mapper(p, param.mapper, meta)
     res.extras.update(mapper=param.mapper, bank=bank, generator=gen)
     res.companions = lambda out: [grid_path(out)]
@@ -243,9 +319,11 @@ def mapper_edit(gen, inv, mapper: str | Path, opts, settings: dict) -> tuple[Res
     net, meta = load_mapper(mapper)
     fp = generator_fingerprint(gen)
     if meta.get("generator_kind") != gen.kind or meta.get("generator_fingerprint") != fp:
-        raise VecgenError(f"{mapper}: mapper trained for another generator ({meta.get('generator_kind')} "
-                          f"{meta.get('generator')}, weights {meta.get('generator_fingerprint')}); this one is "
-                          f"{gen.kind}, weights {fp}")
+        raise VecgenError(
+            f"{mapper}: mapper trained for another generator ({meta.get('generator_kind')} "
+            f"{meta.get('generator')}, weights {meta.get('generator_fingerprint')}); this one is "
+            f"{gen.kind}, weights {fp}"
+        )
     w = _w_plus(gen, inv)
     net = net.to(w.device)
     t1 = time.perf_counter()
@@ -253,16 +331,28 @@ def mapper_edit(gen, inv, mapper: str | Path, opts, settings: dict) -> tuple[Res
         edited = gen.synthesize(w + net(w))
     apply_ms = (time.perf_counter() - t1) * 1000.0
     text = meta.get("target")  # a prompt is refused with a mapper (EditConfig): the mapper's own text is the edit
-    settings.update(mapper=str(mapper), prompt=settings.get("prompt") or text, mapper_target=text,
-                    mapper_source=meta.get("source"), apply_ms=round(apply_ms, 1))
+    settings.update(
+        mapper=str(mapper),
+        prompt=settings.get("prompt") or text,
+        mapper_target=text,
+        mapper_source=meta.get("source"),
+        apply_ms=round(apply_ms, 1),
+    )
     res = Result(image=None, settings=settings)
     return res, edited
 
 
-VERB = Verb("edit-mapper", edit_mapper, "train a StyleCLIP latent mapper toward a text over photos; writes "
-            "safetensors (+ a before/after grid PNG)", outputs=MAPPER_SUFFIXES, default_output="mapper.safetensors",
-            gallery=False, config=EditMapperConfig, files=_files,
-            description="Train StyleCLIP's latent mapper toward TEXT over the inverted --images (a folder or "
-                        "files), through a frozen --generator; -o FILE.safetensors, with a before/after grid "
-                        "beside it as FILE.png. Apply it with vecgen edit PHOTO --mapper FILE.safetensors "
-                        "(one forward pass per photo).")
+VERB = Verb(
+    "edit-mapper",
+    edit_mapper,
+    "train a StyleCLIP latent mapper toward a text over photos; writes safetensors (+ a before/after grid PNG)",
+    outputs=MAPPER_SUFFIXES,
+    default_output="mapper.safetensors",
+    gallery=False,
+    config=EditMapperConfig,
+    files=_files,
+    description="Train StyleCLIP's latent mapper toward TEXT over the inverted --images (a folder or "
+    "files), through a frozen --generator; -o FILE.safetensors, with a before/after grid "
+    "beside it as FILE.png. Apply it with vecgen edit PHOTO --mapper FILE.safetensors "
+    "(one forward pass per photo).",
+)

@@ -14,6 +14,7 @@
 * :func:`locality` -- the share of the change (sum of ``|result - photo|``)
   inside the subject region and the PSNR outside it.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -57,8 +58,9 @@ def parse_where(where: Any, photo_hw: tuple[int, int]) -> str | tuple[int, int, 
     return x0, y0, x1 - x0, y1 - y0
 
 
-def box_in_crop(where: tuple[int, int, int, int], crop: tuple[int, int, int, int],
-                hw: tuple[int, int]) -> tuple[float, float, float, float]:
+def box_in_crop(
+    where: tuple[int, int, int, int], crop: tuple[int, int, int, int], hw: tuple[int, int]
+) -> tuple[float, float, float, float]:
     """A photo-pixel box ``(x, y, w, h)`` -> the same box in the generator's ``hw`` frame (floats)."""
     top, left, bh, bw = crop
     sy, sx = hw[0] / bh, hw[1] / bw
@@ -106,7 +108,7 @@ def grad_cam(perceptor, image: Tensor, cls: int | None = None) -> tuple[Tensor, 
         got = perceptor.features(x, [spatial[-1], "logits"])
         act, logits = got[spatial[-1]], got["logits"][0]
         cls = int(logits.detach().argmax()) if cls is None else int(cls)
-        grad, = torch.autograd.grad(logits[cls], act)
+        (grad,) = torch.autograd.grad(logits[cls], act)
     cam = F.relu((grad.mean((2, 3), keepdim=True) * act).sum(1, keepdim=True)).detach()
     return _unit(F.interpolate(cam, size=image.shape[-2:], mode="bilinear", align_corners=False)), cls
 
@@ -157,8 +159,14 @@ def shape_mask(cam: Tensor, lo: float | None = None, hi: float | None = None) ->
     return ((cam - lo) / max(hi - lo, 1e-6)).clamp(0, 1)
 
 
-def subject_mask(where: Any, perceptors, target: Tensor, crop: tuple[int, int, int, int],
-                 photo_hw: tuple[int, int], source: str | None = None) -> tuple[Tensor, dict[str, Any]]:
+def subject_mask(
+    where: Any,
+    perceptors,
+    target: Tensor,
+    crop: tuple[int, int, int, int],
+    photo_hw: tuple[int, int],
+    source: str | None = None,
+) -> tuple[Tensor, dict[str, Any]]:
     """The edit's soft mask ``(1, 1, h, w)`` at the generator's size (``target`` ``(1, 3, h, w)`` is the
     cropped photo there) and what the settings record about it (``where``, ``mask``, ``mask_area``)."""
     hw = (int(target.shape[-2]), int(target.shape[-1]))
@@ -173,8 +181,11 @@ def subject_mask(where: Any, perceptors, target: Tensor, crop: tuple[int, int, i
         b = box_in_crop(spec, crop, hw)
         mask, how = box_mask(hw, b, FEATHER * min(b[2], b[3])), "box"
     mask = mask.to(target.device)
-    info = {"where": list(spec) if isinstance(spec, tuple) else spec, "mask": how,
-            "mask_area": round(float(mask.mean()), 4)}
+    info = {
+        "where": list(spec) if isinstance(spec, tuple) else spec,
+        "mask": how,
+        "mask_area": round(float(mask.mean()), 4),
+    }
     return mask, info
 
 
@@ -202,11 +213,11 @@ def residual_paste(photo: Tensor, base: Tensor, edited: Tensor, crop: tuple[int,
     """``photo`` ``(1, 3, H, W)`` plus the change ``edited - base`` (both ``(1, 3, h, w)``), upsampled
     (bilinear) into the ``crop`` box ``(top, left, height, width)``; clamped to ``[0, 1]``."""
     top, left, bh, bw = crop
-    delta = (edited.detach().float() - base.detach().float().to(edited.device))
+    delta = edited.detach().float() - base.detach().float().to(edited.device)
     if tuple(delta.shape[-2:]) != (bh, bw):
         delta = F.interpolate(delta, size=(bh, bw), mode="bilinear", align_corners=False)
     out = photo.detach().float().clone().to(delta.device)
-    out[..., top:top + bh, left:left + bw] = (out[..., top:top + bh, left:left + bw] + delta).clamp(0, 1)
+    out[..., top : top + bh, left : left + bw] = (out[..., top : top + bh, left : left + bw] + delta).clamp(0, 1)
     return out
 
 
@@ -215,7 +226,7 @@ def region_at(mask: Tensor, crop: tuple[int, int, int, int], photo_hw: tuple[int
     top, left, bh, bw = crop
     out = torch.zeros(1, 1, *photo_hw, dtype=torch.bool)
     up = F.interpolate(mask.detach().float().cpu(), size=(bh, bw), mode="bilinear", align_corners=False)
-    out[..., top:top + bh, left:left + bw] = up >= 0.5
+    out[..., top : top + bh, left : left + bw] = up >= 0.5
     return out
 
 
@@ -233,5 +244,7 @@ def locality(photo: Tensor, result: Tensor, region: Tensor) -> dict[str, float |
     else:
         mse = float(out.pow(2).mean())
         psnr = min(120.0, 10.0 * torch.log10(torch.tensor(1.0 / max(mse, 1e-12))).item())
-    return {"change_inside": None if share is None else round(share, 4),
-            "psnr_outside": None if psnr is None else round(psnr, 2)}
+    return {
+        "change_inside": None if share is None else round(share, 4),
+        "psnr_outside": None if psnr is None else round(psnr, 2),
+    }

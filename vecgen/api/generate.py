@@ -6,6 +6,7 @@
 
 Builds a :class:`vecgen.params.latent.Latent` and hands it to the one runner.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -24,9 +25,11 @@ from vecgen.options import INITS, LIMITS, SPACES, check_suffix, check_writable, 
 if TYPE_CHECKING:
     import torch
 
-DESCRIPTION = ("StyleCLIP-style latent optimization: the picture is what a frozen generator makes of an "
-               "optimized latent in z, w or W+ space. --init fusedream ranks --samples random latents by "
-               "the objective and optimizes a mix of the --top best.")
+DESCRIPTION = (
+    "StyleCLIP-style latent optimization: the picture is what a frozen generator makes of an "
+    "optimized latent in z, w or W+ space. --init fusedream ranks --samples random latents by "
+    "the objective and optimizes a mix of the --top best."
+)
 #: psi > 1 pushes latents away from the mean; past 2 the generator's images fall apart.
 MAX_TRUNCATION = 2.0
 
@@ -35,10 +38,11 @@ def need_generator(values: dict[str, Any]) -> None:
     """A generator spec (text) or a loaded generator must be given."""
     spec = values.get("generator")
     if spec is None or isinstance(spec, str) and not spec.strip():
-        raise OptionError("generator", "{label} is required, e.g. \"taef2\" or \"stylegan2:ckpt.pt\"")
+        raise OptionError("generator", '{label} is required, e.g. "taef2" or "stylegan2:ckpt.pt"')
     if not isinstance(spec, str) and not hasattr(spec, "synthesize"):
-        raise OptionError("generator", f"{{label}} must be a spec such as \"taef2\" or a loaded generator, "
-                                       f"got {type(spec).__name__}")
+        raise OptionError(
+            "generator", f'{{label}} must be a spec such as "taef2" or a loaded generator, got {type(spec).__name__}'
+        )
 
 
 def _fusedream(values: dict[str, Any]) -> bool:
@@ -66,23 +70,44 @@ class GenerateConfig(RunConfig):
 
     cross_checks = (need_generator, _top_within_samples, _latent_suffix)
 
-    prompt: str | None = option(None, 'e.g. "a red apple:1 | blurry:-0.5"', positional=True, required=True,
-                                section="main")
-    generator: Any = option(None, "taef2[:FILE[:WxH]], stylegan2:FILE or script:FILE[:C,H,W] (required)", "object",
-                            required=True, metavar="SPEC", section="main")
+    prompt: str | None = option(
+        None, 'e.g. "a red apple:1 | blurry:-0.5"', positional=True, required=True, section="main"
+    )
+    generator: Any = option(
+        None,
+        "taef2[:FILE[:WxH]], stylegan2:FILE or script:FILE[:C,H,W] (required)",
+        "object",
+        required=True,
+        metavar="SPEC",
+        section="main",
+    )
     space: str = option("w", "latent space to optimize", "choice", choices=SPACES, fold=True)
     l2: float = option(0.0, "weight of the L2 distance to the starting latent (StyleCLIP: 0.008)", minimum=0)
-    init: str | None = option(None, "starting latent: a seeded random draw (default), the mean latent, or "
-                                    "FuseDream's ranking", "choice", choices=INITS, fold=True)
+    init: str | None = option(
+        None,
+        "starting latent: a seeded random draw (default), the mean latent, or FuseDream's ranking",
+        "choice",
+        choices=INITS,
+        fold=True,
+    )
     samples: int = option(64, "fusedream: random latents to rank", "int", minimum=1, maximum=LIMITS["samples"])
     top: int = option(4, "fusedream: best latents kept and mixed", "int", minimum=1, maximum=LIMITS["top"])
-    truncation: float | None = option(None, "pull latents toward the mean latent, 0..2 (default: the generator's, "
-                                            "usually 1)", "float", minimum=0, maximum=MAX_TRUNCATION,
-                                      metavar="PSI")
+    truncation: float | None = option(
+        None,
+        "pull latents toward the mean latent, 0..2 (default: the generator's, usually 1)",
+        "float",
+        minimum=0,
+        maximum=MAX_TRUNCATION,
+        metavar="PSI",
+    )
     lr: float = option(0.1, "peak learning rate of the warm-up/cosine ramp", above=0)
-    size: Any = like(RunConfig, "size", None, help="W or WxH in pixels: TAEF2's output size (multiples of 8); "
-                                                     "other generators have a fixed size",
-                     default_text="the generator's")
+    size: Any = like(
+        RunConfig,
+        "size",
+        None,
+        help="W or WxH in pixels: TAEF2's output size (multiples of 8); other generators have a fixed size",
+        default_text="the generator's",
+    )
     save_latent: str | Path | None = option(None, "also write the final latent", "output", metavar="FILE.pt")
 
 
@@ -118,8 +143,10 @@ def load_generator_for(spec: Any, device: "torch.device", size: Any = None):
         with torch.no_grad():
             shape = gen.synthesize(gen.to_w_plus(gen.mean_latent().to(gen.device))).shape
         if (shape[-1], shape[-2]) != wh:
-            raise VecgenError(f"{kind} generator renders {shape[-1]}x{shape[-2]}; --size {wh[0]}x{wh[1]} "
-                              f"cannot change that (leave --size out)")
+            raise VecgenError(
+                f"{kind} generator renders {shape[-1]}x{shape[-2]}; --size {wh[0]}x{wh[1]} "
+                f"cannot change that (leave --size out)"
+            )
     return gen
 
 
@@ -129,8 +156,9 @@ def spec_text(spec: Any) -> str:
 
 
 @verb_function(GenerateConfig, perceptors=None, extra_terms=None, warn=None, callbacks=None)
-def generate(cfg: GenerateConfig, *, perceptors=None, extra_terms=None, warn: Callable[[str], None] | None = None,
-             callbacks=None) -> Result:
+def generate(
+    cfg: GenerateConfig, *, perceptors=None, extra_terms=None, warn: Callable[[str], None] | None = None, callbacks=None
+) -> Result:
     """Optimize a generator latent so CLIP sees ``prompt``; returns a :class:`vecgen.api.Result` (PNG).
 
     ``generator``: a spec (``taef2``, ``stylegan2:ckpt.pt``, ``script:gen.pt``)
@@ -156,16 +184,29 @@ def generate(cfg: GenerateConfig, *, perceptors=None, extra_terms=None, warn: Ca
     init_name = "random" if cfg.init is None else str(cfg.init).strip().lower()
     l2 = float(cfg.l2)
     truncation = None if cfg.truncation is None else float(cfg.truncation)
-    opts: Common = common(cfg.run_values(perceptors=perceptors, extra_terms=extra_terms, warn=warn,
-                                         callbacks=callbacks))
+    opts: Common = common(
+        cfg.run_values(perceptors=perceptors, extra_terms=extra_terms, warn=warn, callbacks=callbacks)
+    )
     check_writable(save_latent)
     samples, top = int(cfg.samples), int(cfg.top)
     gen = load_generator_for(generator, opts.device, size)
-    settings = {"function": "generate", "prompt": prompt, "generator": spec_text(generator), "space": space,
-                "l2": l2, "init": init_name, "samples": samples if init_name == "fusedream" else None,
-                "top": top if init_name == "fusedream" else None, "truncation": truncation, "lr": lr,
-                "steps": opts.steps, "size": None if size is None else list(parse_size(size)), "clip": clip,
-                "cutouts": opts.cutouts, "seed": opts.seed}
+    settings = {
+        "function": "generate",
+        "prompt": prompt,
+        "generator": spec_text(generator),
+        "space": space,
+        "l2": l2,
+        "init": init_name,
+        "samples": samples if init_name == "fusedream" else None,
+        "top": top if init_name == "fusedream" else None,
+        "truncation": truncation,
+        "lr": lr,
+        "steps": opts.steps,
+        "size": None if size is None else list(parse_size(size)),
+        "clip": clip,
+        "cutouts": opts.cutouts,
+        "seed": opts.seed,
+    }
     shared: dict[str, Any] = dict(space=space, seed=opts.seed, truncation=truncation, lr=float(lr), steps=opts.steps)
     terms = clip_terms(opts) + list(extra_terms or [])
     cuts = make_views(opts)
@@ -194,7 +235,13 @@ def _files(output: str | Path, options: dict[str, Any]) -> list[str]:
     return [str(output), *([str(options["save_latent"])] if options.get("save_latent") else [])]
 
 
-VERB = Verb("generate", generate,
-            "optimize a generator latent (TAEF2, StyleGAN2, TorchScript) to a prompt; writes PNG",
-            outputs=(".png",), default_output="vecgen.png", config=GenerateConfig, files=_files,
-            description=DESCRIPTION)
+VERB = Verb(
+    "generate",
+    generate,
+    "optimize a generator latent (TAEF2, StyleGAN2, TorchScript) to a prompt; writes PNG",
+    outputs=(".png",),
+    default_output="vecgen.png",
+    config=GenerateConfig,
+    files=_files,
+    description=DESCRIPTION,
+)

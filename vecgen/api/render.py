@@ -1,5 +1,6 @@
 """``render_svg``: an SVG file through vecgen's own rasterizer (what the optimizer saw); ``render_mesh``:
 a mesh file through vecgen's own triangle renderer."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,8 +25,15 @@ def render_svg(path: str | Path, size: Any = None, rasterizer: str = "native"):
         return tensor_to_pil(composite(rgba, bg))
 
 
-def render_mesh(path: str | Path, size: Any = 512, azimuth: float = 0.0, elevation: float = 15.0,
-                background: Any = "white", max_faces: int | None = None, frames: int | None = None):
+def render_mesh(
+    path: str | Path,
+    size: Any = 512,
+    azimuth: float = 0.0,
+    elevation: float = 15.0,
+    background: Any = "white",
+    max_faces: int | None = None,
+    frames: int | None = None,
+):
     """Draw a mesh file (OBJ, PLY, OFF, STL, GLB) with vecgen's own triangle renderer -> PIL RGB.
 
     The mesh is normalised into the unit sphere and seen from ``azimuth``/``elevation``
@@ -53,6 +61,9 @@ def render_mesh(path: str | Path, size: Any = 512, azimuth: float = 0.0, elevati
     out = []
     with torch.no_grad():
         for s in range(0, n, 8):
-            a = az[s:s + 8]
-            out += [tensor_to_pil(img.unsqueeze(0)) for img in r.render(v, f, col, look_at(orbit(a, torch.full_like(a, el))))]
+            a = az[s : s + 8]
+            out += [
+                tensor_to_pil(img.unsqueeze(0))
+                for img in r.render(v, f, col, look_at(orbit(a, torch.full_like(a, el))))
+            ]
     return out[0] if frames is None else out

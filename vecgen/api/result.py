@@ -1,4 +1,5 @@
 """One Result type for every verb: the picture, its other artifacts, the loss history, the settings."""
+
 from __future__ import annotations
 
 import json
@@ -49,9 +50,11 @@ class Result:
     def metadata(self) -> dict[str, str]:
         """Text saved with every file: the headline settings, seed, all settings (JSON), software."""
         out = {k: str(self.settings.get(k, "")) for k in self.headline}
-        out.update(seed=str(self.settings.get("seed", "")),
-                   settings=json.dumps(self.settings, sort_keys=True, default=str),
-                   software=f"vecgen {__version__}")
+        out.update(
+            seed=str(self.settings.get("seed", "")),
+            settings=json.dumps(self.settings, sort_keys=True, default=str),
+            software=f"vecgen {__version__}",
+        )
         return out
 
     @property

@@ -4,6 +4,7 @@ A verb's config subclasses :class:`RunConfig`; a verb whose shared option has
 another default redeclares it with :func:`vecgen.config.like` (the help and
 bounds stay here). No torch here.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,23 +24,47 @@ class RunConfig(VerbConfig):
 
     steps: int | None = option(200, "optimization steps", "int", minimum=1, maximum=LIMITS["steps"], section="main")
     size: Any = option(224, "W or WxH in pixels (max 4096 per side)", "size", section="main")
-    clip: str = option("auto", "auto, or MODEL[@PRETRAINED|@PATH][:WEIGHT],... e.g. ViT-B-32:1,RN50@openai:0.5",
-                       "clip", section="main")
-    cutouts: int = option(8, "augmented views per step (0 = the plain image)", "int", minimum=0,
-                          maximum=LIMITS["cutouts"], section="advanced")
-    views: str = option("auto", "kind of views: crops inside the picture, or crops mixed with zoomed-out "
-                                "whole-picture views on its background, or crops mixed with 56 px thumbnails of the whole picture "
-                                "(lowres) (auto: zoom for the built-in mini models, "
-                                "crops otherwise)", "choice", choices=VIEW_CHOICES, section="advanced")
-    seed: int = option(0, "random seed (same seed + machine + options = same bytes)", "int", minimum=0,
-                       maximum=MAX_SEED, section="main")
+    clip: str = option(
+        "auto", "auto, or MODEL[@PRETRAINED|@PATH][:WEIGHT],... e.g. ViT-B-32:1,RN50@openai:0.5", "clip", section="main"
+    )
+    cutouts: int = option(
+        8,
+        "augmented views per step (0 = the plain image)",
+        "int",
+        minimum=0,
+        maximum=LIMITS["cutouts"],
+        section="advanced",
+    )
+    views: str = option(
+        "auto",
+        "kind of views: crops inside the picture, or crops mixed with zoomed-out "
+        "whole-picture views on its background, or crops mixed with 56 px thumbnails of the whole picture "
+        "(lowres) (auto: zoom for the built-in mini models, "
+        "crops otherwise)",
+        "choice",
+        choices=VIEW_CHOICES,
+        section="advanced",
+    )
+    seed: int = option(
+        0,
+        "random seed (same seed + machine + options = same bytes)",
+        "int",
+        minimum=0,
+        maximum=MAX_SEED,
+        section="main",
+    )
     device: str | None = option("auto", "auto, cpu, cuda, cuda:N or mps", "device", section="advanced")
-    image_prompt: Any = option(None, "image whose CLIP embedding is a target (repeatable)", "image", multiple=True,
-                               metavar="IMG[:W]", section="advanced")
+    image_prompt: Any = option(
+        None,
+        "image whose CLIP embedding is a target (repeatable)",
+        "image",
+        multiple=True,
+        metavar="IMG[:W]",
+        section="advanced",
+    )
     snapshots: str | Path | None = option(None, "write numbered frames to DIR", "output", metavar="DIR")
     every: int = option(10, "snapshot every K steps", "int", minimum=1, maximum=LIMITS["every"])
-    checkpoint: str | Path | None = option(None, "save resumable state here while running", "output",
-                                           metavar="FILE")
+    checkpoint: str | Path | None = option(None, "save resumable state here while running", "output", metavar="FILE")
     resume: str | Path | None = option(None, "resume from a checkpoint", "file", metavar="FILE")
     quiet: bool = option(False, "no progress bar", short="-q")
 

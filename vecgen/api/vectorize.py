@@ -10,6 +10,7 @@ optimized together against the pixel loss through the one engine loop; at
 the end colours snap to 8 bits (or the palette), points to the written grid,
 and paths that change nothing are pruned.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,7 +44,7 @@ def parse_palette(spec: Any) -> list[tuple[float, float, float]]:
         h = m.group(1)
         if len(h) == 3:
             h = "".join(c * 2 for c in h)
-        out.append(tuple(int(h[i:i + 2], 16) / 255 for i in (0, 2, 4)))
+        out.append(tuple(int(h[i : i + 2], 16) / 255 for i in (0, 2, 4)))
     if not out:
         raise VecgenError("--palette is empty: give #rrggbb colours separated by commas")
     return out  # type: ignore[return-value]
@@ -108,24 +109,44 @@ class VectorizeConfig(VerbConfig):
 
     cross_checks = (_one_palette,)
 
-    image: Any = option(None, "the picture to trace (PNG, JPEG, WebP...; alpha kept)", "image", positional=True,
-                        required=True, section="main")
-    paths: int = option(16, "filled paths at most (unused ones are pruned)", "int", minimum=1,
-                        maximum=LIMITS["strokes"], section="main")
+    image: Any = option(
+        None,
+        "the picture to trace (PNG, JPEG, WebP...; alpha kept)",
+        "image",
+        positional=True,
+        required=True,
+        section="main",
+    )
+    paths: int = option(
+        16, "filled paths at most (unused ones are pruned)", "int", minimum=1, maximum=LIMITS["strokes"], section="main"
+    )
     segments: int = option(4, "cubic segments per new path", "int", minimum=1, maximum=LIMITS["segments"])
-    stages: int | None = option(None, "growth stages: 1, 2, 4, ... paths", "int", minimum=1,
-                                maximum=LIMITS["strokes"], default_text="log2(paths) + 1")
+    stages: int | None = option(
+        None,
+        "growth stages: 1, 2, 4, ... paths",
+        "int",
+        minimum=1,
+        maximum=LIMITS["strokes"],
+        default_text="log2(paths) + 1",
+    )
     steps: int | None = like(RunConfig, "steps", None, default_text="40 per stage + 200")
     palette: str | None = option(None, "fills only from these colours", "text", metavar="#HEX,...")
-    colors: int | None = option(None, "fills only from N colours of the picture (k-means)", "int", minimum=1,
-                                maximum=MAX_COLORS, metavar="N")
+    colors: int | None = option(
+        None, "fills only from N colours of the picture (k-means)", "int", minimum=1, maximum=MAX_COLORS, metavar="N"
+    )
     init: str | Path | None = option(None, "refine the filled paths of this SVG first", "svg")
-    decimals: int = option(0, "decimals of the written coordinates", "int", minimum=0, maximum=4,
-                           section="advanced")
-    work_size: int = option(WORK_SIDE, "longest side optimized at, in pixels (the SVG keeps the input's size)",
-                            "int", minimum=16, maximum=4096, section="advanced")
-    no_metadata: bool = option(False, "leave out the <metadata> block (settings, software): the smallest file",
-                               section="advanced")
+    decimals: int = option(0, "decimals of the written coordinates", "int", minimum=0, maximum=4, section="advanced")
+    work_size: int = option(
+        WORK_SIDE,
+        "longest side optimized at, in pixels (the SVG keeps the input's size)",
+        "int",
+        minimum=16,
+        maximum=4096,
+        section="advanced",
+    )
+    no_metadata: bool = option(
+        False, "leave out the <metadata> block (settings, software): the smallest file", section="advanced"
+    )
     seed: int = like(RunConfig, "seed")
     device: str | None = like(RunConfig, "device")
     snapshots: str | Path | None = like(RunConfig, "snapshots")
@@ -176,14 +197,33 @@ def vectorize(cfg: VectorizeConfig, *, warn: Callable[[str], None] | None = None
         pal = [(float(r), float(g), float(b)) for r, g, b in ((centres * 255).round() / 255).tolist()]
     total = max(paths, len(init_paths))
     schedule = growth_schedule(total, stages, steps, start=len(init_paths))
-    settings = {"function": "vectorize", "image": str(image) if not hasattr(image, "size") else "<image>",
-                "paths": paths, "segments": segments, "stages": stages, "steps": opts.steps,
-                "palette": ",".join("#" + "".join(f"{round(v * 255):02x}" for v in c) for c in pal) if pal else None,
-                "colors": colors, "init": str(init) if init else None, "decimals": decimals,
-                "work_size": work_size, "seed": opts.seed, "metadata": not cfg.no_metadata}
-    param = FilledPaths(target, paths=total, segments=segments, schedule=schedule, out_size=in_size,
-                        palette=torch.tensor(pal) if pal else None, decimals=decimals, init_paths=init_paths,
-                        seed=opts.seed, device=opts.device)
+    settings = {
+        "function": "vectorize",
+        "image": str(image) if not hasattr(image, "size") else "<image>",
+        "paths": paths,
+        "segments": segments,
+        "stages": stages,
+        "steps": opts.steps,
+        "palette": ",".join("#" + "".join(f"{round(v * 255):02x}" for v in c) for c in pal) if pal else None,
+        "colors": colors,
+        "init": str(init) if init else None,
+        "decimals": decimals,
+        "work_size": work_size,
+        "seed": opts.seed,
+        "metadata": not cfg.no_metadata,
+    }
+    param = FilledPaths(
+        target,
+        paths=total,
+        segments=segments,
+        schedule=schedule,
+        out_size=in_size,
+        palette=torch.tensor(pal) if pal else None,
+        decimals=decimals,
+        init_paths=init_paths,
+        seed=opts.seed,
+        device=opts.device,
+    )
     opts.callbacks.insert(0, lambda step, p, values: p.grow(step))  # the growth stages, after every step
     result = run(param, opts, settings, terms=[PixelTerm(param.reference)], headline=("image",))
     _finish(result, param, not cfg.no_metadata)
@@ -217,7 +257,16 @@ def _finish(result: Result, param, metadata: bool = True) -> None:
         result.image = Image.fromarray(arr, "RGBA")
 
 
-VERB = Verb("vectorize", vectorize, "trace a picture into filled SVG paths, layer by layer (LIVE)",
-            outputs=(".svg", ".png"), default_output="vectorized.svg", gallery=False, config=VectorizeConfig,
-            description=("Trace a picture (PNG, JPEG, WebP; alpha kept) into an SVG of filled paths, grown layer "
-                         "by layer and fitted to the picture (LIVE), then pruned and rounded."))
+VERB = Verb(
+    "vectorize",
+    vectorize,
+    "trace a picture into filled SVG paths, layer by layer (LIVE)",
+    outputs=(".svg", ".png"),
+    default_output="vectorized.svg",
+    gallery=False,
+    config=VectorizeConfig,
+    description=(
+        "Trace a picture (PNG, JPEG, WebP; alpha kept) into an SVG of filled paths, grown layer "
+        "by layer and fitted to the picture (LIVE), then pruned and rounded."
+    ),
+)

@@ -1,4 +1,5 @@
 """The verb record: what the CLI, the gallery, the studio and the docs need to know about a verb."""
+
 from __future__ import annotations
 
 import inspect
@@ -42,10 +43,16 @@ class Verb:
 
     def defaults(self) -> dict[str, Any]:
         """Keyword options and their API defaults."""
-        return {n: p.default for n, p in inspect.signature(self.function).parameters.items()
-                if p.default is not inspect.Parameter.empty}
+        return {
+            n: p.default
+            for n, p in inspect.signature(self.function).parameters.items()
+            if p.default is not inspect.Parameter.empty
+        }
 
     def required(self) -> list[str]:
         """Options without a default (the prompt, a generator...)."""
-        return [n for n, p in inspect.signature(self.function).parameters.items()
-                if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        return [
+            n
+            for n, p in inspect.signature(self.function).parameters.items()
+            if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]

@@ -5,6 +5,7 @@ Each verb's flags live in ``vecgen/cli/NAME.py`` (``add_arguments`` and
 ``register`` their own subcommand. Every error is one line on stderr and exit
 code 2; Ctrl-C saves what exists and exits 130.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -73,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("VECGEN_DEBUG"):
             raise
         msg = str(e).splitlines()[0] if str(e) else ""
-        print(f"vecgen: internal error: {type(e).__name__}: {msg} (set VECGEN_DEBUG=1 for a traceback)", file=sys.stderr)
+        print(
+            f"vecgen: internal error: {type(e).__name__}: {msg} (set VECGEN_DEBUG=1 for a traceback)", file=sys.stderr
+        )
         return 1
     finally:
         if previous is not None:

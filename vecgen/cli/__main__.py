@@ -1,4 +1,5 @@
 """``python -m vecgen.cli`` = the ``vecgen`` command."""
+
 import sys
 
 from vecgen.cli import main

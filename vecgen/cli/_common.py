@@ -3,6 +3,7 @@
 Flags default to None; :func:`merge_options` fills in the API function's own
 signature defaults, so the CLI never restates a default the API holds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -139,8 +140,9 @@ def check_config_value(path: str | Path, key: str, value: Any, kind: Option | st
         "number": _is_number,
         "text": lambda v: isinstance(v, str),
         "list": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
-        "number-or-text": lambda v: isinstance(v, str) or _is_number(v)
-        or (isinstance(v, list) and bool(v) and all(_is_number(x) for x in v)),
+        "number-or-text": lambda v: (
+            isinstance(v, str) or _is_number(v) or (isinstance(v, list) and bool(v) and all(_is_number(x) for x in v))
+        ),
     }[kind](value)
     if not ok:
         raise VecgenError(f"config {path}: {name} must be {_EXPECTED[kind]}, got {_shown(value)}")
@@ -163,8 +165,7 @@ def _legacy_kind(meta: Option) -> str | tuple[str, ...]:
     return {"int": "int", "float": "number", "bool": "bool"}.get(meta.kind, "text")
 
 
-def load_config(path: str | Path, allowed: set[str],
-                types: dict[str, Any] | None = None) -> dict[str, Any]:
+def load_config(path: str | Path, allowed: set[str], types: dict[str, Any] | None = None) -> dict[str, Any]:
     """TOML file of options (dash or underscore names); unknown keys are errors.
 
     ``types`` (``{option: kind}``, see :func:`option_kinds`) checks each value's
@@ -241,8 +242,13 @@ def add_options(p: argparse.ArgumentParser, verb: Verb, skip: frozenset[str] | s
     for name, meta, default in options:
         text = _flag_help(meta, default)
         if meta.cli_positional:
-            p.add_argument(name, nargs=None if meta.required else "?", default=None, help=text,
-                           metavar=meta.metavar or name.upper() if not meta.required else meta.metavar)
+            p.add_argument(
+                name,
+                nargs=None if meta.required else "?",
+                default=None,
+                help=text,
+                metavar=meta.metavar or name.upper() if not meta.required else meta.metavar,
+            )
             continue
         flags = [f for f in (meta.short, meta.flag_name(name)) if f]
         kw: dict[str, Any] = {"dest": name, "default": None, "help": text}
@@ -285,14 +291,24 @@ def add_common(p: argparse.ArgumentParser, verb: Verb) -> None:
     p.add_argument("--steps", type=int, help=f"optimization steps (default {d('steps')})")
     p.add_argument("--size", help="W or WxH in pixels (max 4096 per side)")
     p.add_argument("--clip", help="auto, or MODEL[@PRETRAINED|@PATH][:WEIGHT],... e.g. ViT-B-32:1,RN50@openai:0.5")
-    p.add_argument("--cutouts", type=int, help=f"augmented views per step (0 = the plain image; default {d('cutouts')})")
-    p.add_argument("--views", choices=VIEW_CHOICES,
-                   help="kind of views: crops inside the picture, or crops mixed with zoomed-out whole-picture "
-                        "views on its background (auto: zoom for the built-in mini models, crops otherwise)")
+    p.add_argument(
+        "--cutouts", type=int, help=f"augmented views per step (0 = the plain image; default {d('cutouts')})"
+    )
+    p.add_argument(
+        "--views",
+        choices=VIEW_CHOICES,
+        help="kind of views: crops inside the picture, or crops mixed with zoomed-out whole-picture "
+        "views on its background (auto: zoom for the built-in mini models, crops otherwise)",
+    )
     p.add_argument("--seed", type=int, help="random seed (same seed + machine + options = same bytes)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--image-prompt", action="append", dest="image_prompt", metavar="IMG[:W]",
-                   help="image whose CLIP embedding is a target (repeatable)")
+    p.add_argument(
+        "--image-prompt",
+        action="append",
+        dest="image_prompt",
+        metavar="IMG[:W]",
+        help="image whose CLIP embedding is a target (repeatable)",
+    )
     p.add_argument("--snapshots", metavar="DIR", help="write numbered frames to DIR")
     p.add_argument("--every", type=int, help=f"snapshot every K steps (default {d('every')})")
     p.add_argument("--checkpoint", metavar="FILE", help="save resumable state here while running")

@@ -5,6 +5,7 @@ Prints what the result says (:attr:`Result.text`: ranked labels or the report), 
 payload with ``--json``; ``-o`` is optional here (nothing is written without it), except with
 ``--fit``, whose adapter must go somewhere.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """``vecgen gallery run|build``: the CLI over :mod:`vecgen.gallery`."""
+
 from __future__ import annotations
 
 import argparse
@@ -26,9 +27,17 @@ def cmd_gallery_run(args: argparse.Namespace) -> int:
         return 0
     if spec.duplicates:
         warn(f"{spec.duplicates} duplicate job(s) in {args.spec} are run once")
-    summary = gallery.run_gallery(spec, args.out, executor=args.executor, workers=args.workers,
-                                  address=args.address, connect_timeout=args.connect_timeout,
-                                  progress=not args.quiet, build=not args.no_build, warn=warn)
+    summary = gallery.run_gallery(
+        spec,
+        args.out,
+        executor=args.executor,
+        workers=args.workers,
+        address=args.address,
+        connect_timeout=args.connect_timeout,
+        progress=not args.quiet,
+        build=not args.no_build,
+        warn=warn,
+    )
     for line in summary.failures():  # why each failed, and where the whole error is
         print(f"vecgen: {line}", file=sys.stderr)
     print(summary.line())
@@ -38,8 +47,9 @@ def cmd_gallery_run(args: argparse.Namespace) -> int:
 def cmd_gallery_build(args: argparse.Namespace) -> int:
     from vecgen import gallery
 
-    path = gallery.build_site(args.site, clip=args.clip, search=not args.no_search, device=args.device or "cpu",
-                              title=args.title, warn=warn)
+    path = gallery.build_site(
+        args.site, clip=args.clip, search=not args.no_search, device=args.device or "cpu", title=args.title, warn=warn
+    )
     print(str(path))
     return 0
 
@@ -52,13 +62,23 @@ def register(sub) -> None:
     r = gsub.add_parser("run", help="run every unfinished job of a spec; writes OUT/manifest.json and OUT/index.html")
     r.add_argument("spec", help="gallery spec (.toml): [defaults] then [[entry]] tables")
     r.add_argument("-o", "--out", default="site", help="site folder (default: site)")
-    r.add_argument("--executor", choices=["local", "ray"], default="local",
-                   help="local (this machine) or ray (pip install 'vecgen[ray]')")
+    r.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="local (this machine) or ray (pip install 'vecgen[ray]')",
+    )
     r.add_argument("--workers", type=int, help="parallel workers (local default 1; ray default: the cluster's CPUs)")
-    r.add_argument("--address", help="existing Ray cluster: HOST:PORT, ray://HOST:PORT or auto (default: start a "
-                                     "local Ray)")
-    r.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
-                   help="seconds to wait in all for a Ray cluster at --address to connect and answer (default 10)")
+    r.add_argument(
+        "--address", help="existing Ray cluster: HOST:PORT, ray://HOST:PORT or auto (default: start a local Ray)"
+    )
+    r.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds to wait in all for a Ray cluster at --address to connect and answer (default 10)",
+    )
     r.add_argument("--dry-run", action="store_true", help="list the jobs and whether each is done; run nothing")
     r.add_argument("--no-build", action="store_true", help="do not rebuild OUT/index.html afterwards")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -1,4 +1,5 @@
 """``vecgen models``: the perceptors a ``--clip`` spec may name (over :func:`vecgen.api.list_models`)."""
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,10 @@ def run(args: argparse.Namespace) -> int:
             kinds = "random weights only (@random)"
         print(f"{m['name']}: {kinds}")
     if classifiers:
-        print("ImageNet classifiers (prompts are ImageNet class names; also timm/ARCH@file.pth, "
-              "torchvision/ARCH@file.pth):")
+        print(
+            "ImageNet classifiers (prompts are ImageNet class names; also timm/ARCH@file.pth, "
+            "torchvision/ARCH@file.pth):"
+        )
         missing = False
         for m in classifiers:
             state = "installed" if m["installed"] else "not installed"

@@ -1,4 +1,5 @@
 """``vecgen render``: an SVG through vecgen's own rasterizer, or a mesh through its triangle renderer, to PNG."""
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,12 @@ def register(sub) -> None:
     r.add_argument("--azimuth", type=float, default=0.0, help="mesh: camera azimuth, degrees (0 looks from +z)")
     r.add_argument("--elevation", type=float, default=15.0, help="mesh: camera elevation, degrees (default 15)")
     r.add_argument("--background", default="white", help="mesh: white, black, gray or #rrggbb")
-    r.add_argument("--frames", type=int, help="mesh: frames of a .gif turntable, or of a .png strip (default 24 "
-                                              "for .gif; a .png is one view unless given)")
+    r.add_argument(
+        "--frames",
+        type=int,
+        help="mesh: frames of a .gif turntable, or of a .png strip (default 24 "
+        "for .gif; a .png is one view unless given)",
+    )
     r.add_argument("--max-faces", dest="max_faces", type=int, help="mesh: simplify larger meshes first")
     r.set_defaults(func=run)
 
@@ -55,8 +60,9 @@ def _run_mesh(args: argparse.Namespace) -> int:
         raise VecgenError(f"{out}: a mesh renders to .png (or .gif, a turntable)")
     check_writable(out)
     frames = args.frames if args.frames is not None else (24 if suffix == ".gif" else None)
-    pic = render_mesh(args.input, args.size or 512, args.azimuth, args.elevation, args.background, args.max_faces,
-                      frames=frames)
+    pic = render_mesh(
+        args.input, args.size or 512, args.azimuth, args.elevation, args.background, args.max_faces, frames=frames
+    )
     if isinstance(pic, list):
         save_turntable(pic, out)
     else:

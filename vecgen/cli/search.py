@@ -1,4 +1,5 @@
 """``vecgen search``: text-to-image retrieval over a folder (the CLI over :mod:`vecgen.search`)."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,8 +11,15 @@ from vecgen.cli._common import warn
 def run(args: argparse.Namespace) -> int:
     from vecgen import search
 
-    hits = search.search(args.folder, args.query, args.k, clip=args.clip, device=args.device or "auto",
-                         warn=warn, cache=not args.no_cache)
+    hits = search.search(
+        args.folder,
+        args.query,
+        args.k,
+        clip=args.clip,
+        device=args.device or "auto",
+        warn=warn,
+        cache=not args.no_cache,
+    )
     if args.json:
         print(json.dumps([{"rank": h.rank, "score": round(h.score, 6), "path": h.path} for h in hits], indent=1))
     else:

@@ -3,6 +3,7 @@
 Also :func:`score_images`, the same loss per image of a batch without grad
 (FuseDream's ranking of random latents).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -46,8 +47,14 @@ class ClipTerm:
 
     needs_views = True  # the objective makes cutouts only when a term asks for them
 
-    def __init__(self, perceptor, prompts: list[Prompt], images: list[ImageTarget] | None = None,
-                 weight: float = 1.0, name: str | None = None) -> None:
+    def __init__(
+        self,
+        perceptor,
+        prompts: list[Prompt],
+        images: list[ImageTarget] | None = None,
+        weight: float = 1.0,
+        name: str | None = None,
+    ) -> None:
         self.perceptor = perceptor
         self.prompts = prompts
         self.images = images or []
@@ -90,8 +97,9 @@ def _clip_term_per_image(term: ClipTerm, views: Tensor, n_images: int) -> Tensor
 
 
 @torch.no_grad()
-def score_images(terms: Sequence[Any], images: Tensor, cutouts=None,
-                 generator: torch.Generator | None = None) -> Tensor:
+def score_images(
+    terms: Sequence[Any], images: Tensor, cutouts=None, generator: torch.Generator | None = None
+) -> Tensor:
     """Weighted objective value of each image of ``images`` ``(N, 3, H, W)`` -> ``(N,)``; lower is better.
 
     :class:`~vecgen.objective.ClipTerm` terms are evaluated batched, over
@@ -112,6 +120,6 @@ def score_images(terms: Sequence[Any], images: Tensor, cutouts=None,
                 views = cutouts(images, generator) if cutouts is not None else images
             out = out + term.weight * _clip_term_per_image(term, views, n).to(out.device)
         else:
-            vals = [term(Context(images[i:i + 1], None)).reshape(()) for i in range(n)]
+            vals = [term(Context(images[i : i + 1], None)).reshape(()) for i in range(n)]
             out = out + term.weight * torch.stack(vals).to(out.device)
     return out

@@ -7,6 +7,7 @@ divided by the mean square of the content's own features, so layers of
 different scales (and perceptors) weigh alike and the loss is a relative error:
 0 for the content image itself, about 1 for features of unrelated magnitude.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -26,11 +27,18 @@ class ContentTerm:
     The content's features are computed once per content batch (no grad).
     """
 
-    def __init__(self, perceptor, content: Callable[[], Tensor] | None = None, layers: Sequence[str] | None = None,
-                 weight: float = 1.0, name: str | None = None) -> None:
+    def __init__(
+        self,
+        perceptor,
+        content: Callable[[], Tensor] | None = None,
+        layers: Sequence[str] | None = None,
+        weight: float = 1.0,
+        name: str | None = None,
+    ) -> None:
         if not hasattr(perceptor, "features"):
-            raise VecgenError(f"perceptor {getattr(perceptor, 'name', perceptor)!r} has no feature taps for a "
-                              f"content loss")
+            raise VecgenError(
+                f"perceptor {getattr(perceptor, 'name', perceptor)!r} has no feature taps for a content loss"
+            )
         known = tuple(getattr(perceptor, "feature_layers", ()))
         layers = tuple(layers) if layers else tuple(getattr(perceptor, "content_layers", ()))
         if not layers:

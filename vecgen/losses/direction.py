@@ -1,4 +1,5 @@
 """StyleGAN-NADA's directional CLIP loss, and the plain per-image text distance its layer probe runs."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -38,9 +39,16 @@ class DirectionalClipTerm:
     through the same window).
     """
 
-    def __init__(self, perceptor, source: str | Sequence[str], target: str | Sequence[str],
-                 reference: Callable[[], Tensor | None] | None = None, weight: float = 1.0, name: str | None = None,
-                 floor: float = DIRECTION_FLOOR) -> None:
+    def __init__(
+        self,
+        perceptor,
+        source: str | Sequence[str],
+        target: str | Sequence[str],
+        reference: Callable[[], Tensor | None] | None = None,
+        weight: float = 1.0,
+        name: str | None = None,
+        floor: float = DIRECTION_FLOOR,
+    ) -> None:
         src = [source] if isinstance(source, str) else list(source)
         tgt = [target] if isinstance(target, str) else list(target)
         if not src or not tgt or not all(str(t).strip() for t in src + tgt):
@@ -66,13 +74,14 @@ class DirectionalClipTerm:
         if ref is None:
             raise VecgenError("directional loss: no reference render yet (the parameterization renders it first)")
         if ref.shape != ctx.image.shape:
-            raise VecgenError(f"directional loss: reference {tuple(ref.shape)} and render "
-                              f"{tuple(ctx.image.shape)} differ in shape")
+            raise VecgenError(
+                f"directional loss: reference {tuple(ref.shape)} and render {tuple(ctx.image.shape)} differ in shape"
+            )
         with torch.no_grad():
             e_ref = self.perceptor.encode_image(ref.detach())
         e_img = self.perceptor.encode_image(ctx.image)
         d_img = e_img - e_ref
-        cos = (d_img @ d_text) / (d_img.pow(2).sum(-1) + self.floor ** 2).sqrt()
+        cos = (d_img @ d_text) / (d_img.pow(2).sum(-1) + self.floor**2).sqrt()
         return (1.0 - cos).mean()
 
 

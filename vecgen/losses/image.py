@@ -1,4 +1,5 @@
 """Terms on the render or the parameterization itself: total variation, L2 to the starting latent."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -12,7 +13,6 @@ from vecgen.objective import Context
 def total_variation(image: Tensor) -> Tensor:
     """Mean absolute difference of neighbouring pixels of ``(B, 3, H, W)``."""
     return (image[..., 1:, :] - image[..., :-1, :]).abs().mean() + (image[..., :, 1:] - image[..., :, :-1]).abs().mean()
-
 
 
 class LatentL2:

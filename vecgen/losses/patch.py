@@ -11,6 +11,7 @@ directional distance ``1 - cos`` is below ``threshold`` (CLIPstyler's tau,
 0.7) contributes exactly zero, and so exactly zero gradient, which keeps the
 optimizer from overdoing patches that already show the style.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
@@ -38,8 +39,13 @@ class StyleDirection:
     Terms call :meth:`use` with their context first.
     """
 
-    def __init__(self, perceptor, source: str | Sequence[str], target: str | Sequence[str],
-                 content: Callable[[], Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        perceptor,
+        source: str | Sequence[str],
+        target: str | Sequence[str],
+        content: Callable[[], Tensor] | None = None,
+    ) -> None:
         tgt = [target] if isinstance(target, str) else list(target)
         src = [source] if isinstance(source, str) else list(source or [])
         if not tgt or not all(str(t).strip() for t in tgt):
@@ -47,7 +53,7 @@ class StyleDirection:
         self.perceptor, self.source, self.target, self.content = perceptor, src, tgt, content
         self.uses_source_text = getattr(perceptor, "kind", "clip") != "classifier"
         if self.uses_source_text and not all(str(s).strip() for s in src):
-            raise VecgenError("style needs a non-empty source text (default \"a photo\")")
+            raise VecgenError('style needs a non-empty source text (default "a photo")')
         self._seen: Tensor | None = None
         self._embedding: Tensor | None = None
         self._direction: Tensor | None = None
@@ -106,7 +112,7 @@ class StyleDirection:
 def directional_distance(e_out: Tensor, e_src: Tensor, d_text: Tensor, floor: float = DIRECTION_FLOOR) -> Tensor:
     """``1 - cos(e_out - e_src, d_text)`` per row ``(N,)``; the floor keeps a zero step finite (loss 1)."""
     d = e_out - e_src
-    return 1.0 - (d * d_text).sum(-1) / (d.pow(2).sum(-1) + floor ** 2).sqrt()
+    return 1.0 - (d * d_text).sum(-1) / (d.pow(2).sum(-1) + floor**2).sqrt()
 
 
 class GlobalDirectionTerm:
@@ -145,9 +151,18 @@ class PatchDirectionTerm:
     gives the same value in one graph.
     """
 
-    def __init__(self, direction: StyleDirection, crops: int = 64, crop_frac: float = 0.25,
-                 threshold: float = THRESHOLD, perspective: float = 0.25, source: str | None = None,
-                 chunk: int = CHUNK, weight: float = 1.0, name: str | None = None) -> None:
+    def __init__(
+        self,
+        direction: StyleDirection,
+        crops: int = 64,
+        crop_frac: float = 0.25,
+        threshold: float = THRESHOLD,
+        perspective: float = 0.25,
+        source: str | None = None,
+        chunk: int = CHUNK,
+        weight: float = 1.0,
+        name: str | None = None,
+    ) -> None:
         from vecgen.augment import Cutouts
 
         if crops < 1:
@@ -162,8 +177,15 @@ class PatchDirectionTerm:
         self.perceptor = direction.perceptor
         self.crops, self.threshold, self.chunk = int(crops), float(threshold), max(1, int(chunk))
         self.name = name or f"patch:{self.perceptor.name}"
-        self.cutouts = Cutouts(self.crops, size=self.perceptor.input_size, min_frac=crop_frac, max_frac=crop_frac,
-                               perspective=perspective, noise=0.0, antialias=False)
+        self.cutouts = Cutouts(
+            self.crops,
+            size=self.perceptor.input_size,
+            min_frac=crop_frac,
+            max_frac=crop_frac,
+            perspective=perspective,
+            noise=0.0,
+            antialias=False,
+        )
         self.kept = 1.0
 
     def distances(self, views: Tensor, sources: Tensor | None = None) -> Tensor:
@@ -208,8 +230,9 @@ class PatchDirectionTerm:
         else:
             content = content.to(ctx.image)
             if content.shape != ctx.image.shape:
-                raise VecgenError(f"patch term: content {tuple(content.shape)} and output "
-                                  f"{tuple(ctx.image.shape)} differ in shape")
+                raise VecgenError(
+                    f"patch term: content {tuple(content.shape)} and output {tuple(ctx.image.shape)} differ in shape"
+                )
             # one warp for both: the channels of output and content are stacked, so each crop pair matches
             both = self.cutouts(torch.cat([ctx.image, content.detach()], 1), ctx.generator)
             views, sources = both[:, :3], both[:, 3:].detach()
@@ -221,8 +244,8 @@ class PatchDirectionTerm:
         def pieces(leaf: Tensor) -> Iterator[Tensor]:
             kept = 0.0
             for i in range(0, n, step):
-                part = leaf[i:i + step]
-                src = None if sources is None else sources[i:i + step]
+                part = leaf[i : i + step]
+                src = None if sources is None else sources[i : i + step]
                 yield self._chunk_loss(part, src, i // group, n)
                 kept += self.kept * part.shape[0]
             self.kept = kept / n

@@ -1,4 +1,5 @@
 """A pixel term: mean squared error of the render against a reference picture (vectorize's loss)."""
+
 from __future__ import annotations
 
 from torch import Tensor
@@ -16,8 +17,9 @@ class PixelTerm:
 
     needs_views = False
 
-    def __init__(self, reference: Tensor, weight: float = 1.0, pixel_weight: Tensor | None = None,
-                 name: str = "pixel") -> None:
+    def __init__(
+        self, reference: Tensor, weight: float = 1.0, pixel_weight: Tensor | None = None, name: str = "pixel"
+    ) -> None:
         self.reference = reference.detach()
         self.pixel_weight = None if pixel_weight is None else pixel_weight.detach()
         self.weight, self.name = float(weight), name

@@ -12,8 +12,20 @@ they are checked:
 It sits above the backends and params layers (it uses the rasterizer, the CLIP
 loader and the stroke parametrization); nothing below imports it.
 """
+
 from vecgen.minis.captions import SceneDataset, caption_scene, make_scene, negatives
 from vecgen.minis.scenes import COLOURS, POSITIONS, SHAPES, SIZES, STYLES, render_batch, sample_scene
 
-__all__ = ["COLOURS", "POSITIONS", "SHAPES", "SIZES", "STYLES", "SceneDataset", "caption_scene", "make_scene",
-           "negatives", "render_batch", "sample_scene"]
+__all__ = [
+    "COLOURS",
+    "POSITIONS",
+    "SHAPES",
+    "SIZES",
+    "STYLES",
+    "SceneDataset",
+    "caption_scene",
+    "make_scene",
+    "negatives",
+    "render_batch",
+    "sample_scene",
+]

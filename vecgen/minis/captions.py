@@ -8,6 +8,7 @@ change exactly one attribute) for a cached image every epoch.
     >>> img.shape, caption
     (torch.Size([3, 64, 64]), 'a small red striped star at the top left')
 """
+
 from __future__ import annotations
 
 import random
@@ -143,8 +144,9 @@ def plan_caption(kind: str, rng: random.Random, templates: str = "all") -> Capti
 
 def canonical_plan(kind: str) -> CaptionPlan:
     """Fixed plan used by probes: first common template, canonical words, all attributes named."""
-    return CaptionPlan("common", 0, {"size": True, "style": False, "pos": True, "bg": False, "article": True},
-                       [0.0] * 24)
+    return CaptionPlan(
+        "common", 0, {"size": True, "style": False, "pos": True, "bg": False, "article": True}, [0.0] * 24
+    )
 
 
 def render_caption(attrs: dict, plan: CaptionPlan) -> str:
@@ -218,9 +220,16 @@ def mutable_slots(attrs: dict, plan: CaptionPlan) -> list[tuple[str, int]]:
     return slots
 
 
-_VALUES: dict[str, list[Any]] = {"colour": list(COLOURS), "shape": list(SHAPES), "size": list(SIZES), "position": list(_CELL),
-           "style": [s for s in STYLES], "count": [1, 2, 3], "relation": list(RELATIONS),
-           "background": list(BACKGROUNDS)}
+_VALUES: dict[str, list[Any]] = {
+    "colour": list(COLOURS),
+    "shape": list(SHAPES),
+    "size": list(SIZES),
+    "position": list(_CELL),
+    "style": [s for s in STYLES],
+    "count": [1, 2, 3],
+    "relation": list(RELATIONS),
+    "background": list(BACKGROUNDS),
+}
 
 
 def with_attribute(attrs: dict, attribute: str, value, index: int = 0) -> dict:
@@ -251,12 +260,23 @@ def with_attribute(attrs: dict, attribute: str, value, index: int = 0) -> dict:
 
 
 # how often each kind of change is drawn for a hard negative (relative)
-NEGATIVE_WEIGHTS = {"shape": 3.0, "position": 2.0, "colour": 1.0, "size": 1.0, "count": 2.0, "relation": 2.0,
-                    "swap_colour": 2.0, "swap_shape": 1.0, "style": 0.5, "background": 0.3}
+NEGATIVE_WEIGHTS = {
+    "shape": 3.0,
+    "position": 2.0,
+    "colour": 1.0,
+    "size": 1.0,
+    "count": 2.0,
+    "relation": 2.0,
+    "swap_colour": 2.0,
+    "swap_shape": 1.0,
+    "style": 0.5,
+    "background": 0.3,
+}
 
 
-def negatives(attrs: dict, plan: CaptionPlan | dict[str, Any], rng_or_seed, k: int = 3,
-              weights: dict[str, float] | None = None) -> list[str]:
+def negatives(
+    attrs: dict, plan: CaptionPlan | dict[str, Any], rng_or_seed, k: int = 3, weights: dict[str, float] | None = None
+) -> list[str]:
     """Up to ``k`` distinct captions that each change exactly one named attribute (all false).
 
     The attribute to change is drawn per negative with ``weights`` (default
@@ -302,8 +322,11 @@ _PARTIAL_FORMS = {
     "size": ("{article} {size} shape", "{size}", "something {size}"),
     "count": ("{count} shapes", "{count} objects", "{count} things"),
 }
-PARTIAL_ATTRIBUTES = {"single": ("shape", "colour", "position", "size"), "count": ("count", "shape", "colour"),
-                      **{k: ("solid",) for k in shapes3d.KINDS}}
+PARTIAL_ATTRIBUTES = {
+    "single": ("shape", "colour", "position", "size"),
+    "count": ("count", "shape", "colour"),
+    **{k: ("solid",) for k in shapes3d.KINDS},
+}
 
 
 def partial_captions(attrs: dict, attribute: str, rng_or_seed) -> list[str]:

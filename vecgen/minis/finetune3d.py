@@ -24,6 +24,7 @@ Writes ``OUT/<name>.safetensors`` (fp16, what vecgen ships) and merges into
 the written file's ``probes`` and ``probe3d`` (an earlier record's probes move to
 ``probes_before_finetune3d``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -83,8 +84,9 @@ def candidates(attrs: dict, rng: random.Random, colours: int = 5) -> list[str]:
     return out
 
 
-def solid_loss(emb: torch.Tensor, attrs: list[dict], bank: TextBank, rng: random.Random,
-               scale: float) -> tuple[torch.Tensor, float]:
+def solid_loss(
+    emb: torch.Tensor, attrs: list[dict], bank: TextBank, rng: random.Random, scale: float
+) -> tuple[torch.Tensor, float]:
     """Cross-entropy of ``(B, D)`` image embeddings over each scene's candidate captions (true = 0)."""
     logits = group_logits(emb, *padded([candidates(a, rng) for a in attrs], bank), scale)
     target = torch.zeros(len(attrs), dtype=torch.long)
@@ -104,8 +106,16 @@ def group_logits(emb: torch.Tensor, text: torch.Tensor, valid: torch.Tensor, sca
     return logits.masked_fill(~valid, float("-inf"))
 
 
-def caption_kl(student: torch.Tensor, teacher: torch.Tensor, attrs: list[dict], bank: TextBank,
-               rng: random.Random, scale: float, templates: str, k: int = 8) -> torch.Tensor:
+def caption_kl(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    attrs: list[dict],
+    bank: TextBank,
+    rng: random.Random,
+    scale: float,
+    templates: str,
+    k: int = 8,
+) -> torch.Tensor:
     """KL(teacher || student) of the softmax over each 2-D scene's caption and ``k`` hard negatives."""
     groups = []
     for a in attrs:
@@ -130,7 +140,7 @@ def drawing_bank(n: int, size: int, seed: int) -> torch.Tensor:
             art = Strokes((size, size), strokes=k, shapes=shapes, seed=seed * 100_003 + i)
             start = 0
             for c in art.counts:  # grow each path about its centre
-                pts = art.points.data[start:start + c]
+                pts = art.points.data[start : start + c]
                 pts.copy_(pts.mean(0) + (pts - pts.mean(0)) * (1 + 2 * torch.rand((), generator=g)))
                 start += c
             out[i] = (art.render()[0].clamp(0, 1) * 255).round().to(torch.uint8)
@@ -165,8 +175,10 @@ def finetune(args: argparse.Namespace) -> dict:
     params = list(model.visual.parameters())
     # 3-D batches: depth maps are what classify3d scores; shaded views serve mesh prompts
     w3 = torch.tensor([args.depth_share if a["kind"] == "depth" else 1 - args.depth_share for a in at3])
-    log(f"{args.name}: fine-tuning the image tower ({sum(p.numel() for p in params) / 1e6:.2f} M parameters), "
-        f"{args.steps} steps x ({args.batch3} 3-D + {args.batch2} 2-D), {args.threads} threads")
+    log(
+        f"{args.name}: fine-tuning the image tower ({sum(p.numel() for p in params) / 1e6:.2f} M parameters), "
+        f"{args.steps} steps x ({args.batch3} 3-D + {args.batch2} 2-D), {args.threads} threads"
+    )
 
     def data(step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         i3 = torch.multinomial(w3, args.batch3, replacement=False, generator=gen)
@@ -183,23 +195,41 @@ def finetune(args: argparse.Namespace) -> dict:
     def loss_fn(batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], step: int):
         x, i3, i2 = batch
         emb = model.encode_image(x)
-        l3, acc3 = solid_loss(emb[:args.batch3], [at3[i] for i in i3.tolist()], bank, rng, scale)
+        l3, acc3 = solid_loss(emb[: args.batch3], [at3[i] for i in i3.tolist()], bank, rng, scale)
         with torch.no_grad():
-            ref = teacher.encode_image(x[args.batch3:])
-        cos = (F.normalize(emb[args.batch3:], dim=-1) * F.normalize(ref, dim=-1)).sum(-1)
-        l2 = (1 - cos[:args.batch2]).mean()
-        ld = (1 - cos[args.batch2:]).mean() if draws is not None else torch.zeros(())
+            ref = teacher.encode_image(x[args.batch3 :])
+        cos = (F.normalize(emb[args.batch3 :], dim=-1) * F.normalize(ref, dim=-1)).sum(-1)
+        l2 = (1 - cos[: args.batch2]).mean()
+        ld = (1 - cos[args.batch2 :]).mean() if draws is not None else torch.zeros(())
         lkl = torch.zeros(())
         if args.kl > 0:
-            lkl = caption_kl(emb[args.batch3:args.batch3 + args.batch2], ref[:args.batch2],
-                             [at2[i] for i in i2.tolist()], bank, rng, scale, args.templates)
+            lkl = caption_kl(
+                emb[args.batch3 : args.batch3 + args.batch2],
+                ref[: args.batch2],
+                [at2[i] for i in i2.tolist()],
+                bank,
+                rng,
+                scale,
+                args.templates,
+            )
         loss = l3 + args.distill * (l2 + args.drawing_weight * ld) + args.kl * lkl
-        return loss, {"loss3d": l3.item(), "acc3d": acc3, "drift2d": l2.item(), "kl": lkl.item(),
-                      "drawings": ld.item()}
+        return loss, {"loss3d": l3.item(), "acc3d": acc3, "drift2d": l2.item(), "kl": lkl.item(), "drawings": ld.item()}
 
-    done = fit({"model": model}, loss_fn, data, args.steps, lr=args.lr, groups=[{"params": params}],
-               betas=(0.9, 0.98), eps=1e-6, weight_decay=args.wd, schedule=warmup_cosine(args.warmup),
-               clip_grad=1.0, log=log, log_every=args.log_every)
+    done = fit(
+        {"model": model},
+        loss_fn,
+        data,
+        args.steps,
+        lr=args.lr,
+        groups=[{"params": params}],
+        betas=(0.9, 0.98),
+        eps=1e-6,
+        weight_decay=args.wd,
+        schedule=warmup_cosine(args.warmup),
+        clip_grad=1.0,
+        log=log,
+        log_every=args.log_every,
+    )
     hist = [(h["loss3d"], h["acc3d"], h["drift2d"], h["kl"], h["drawings"]) for h in done.history]
     t0 = time.time() - done.elapsed
     train_s = time.time() - t0
@@ -208,16 +238,34 @@ def finetune(args: argparse.Namespace) -> dict:
     weights = out / f"{args.name}.safetensors"
     save_fp16(model, weights)
     metrics = {
-        "model": args.name, "config": args.config, "init": str(args.init), "seed": args.seed, "steps": args.steps,
-        "batch": [args.batch3, args.batch2], "lr": args.lr, "weight_decay": args.wd, "distill": args.distill,
-        "kl": args.kl, "teacher": args.teacher, "drawings": args.drawings, "drawing_weight": args.drawing_weight,
-        "bank": args.bank, "depth_share": args.depth_share, "clutter": args.clutter, "noise": args.noise,
-        "scenes": args.scenes, "scenes3d": args.scenes3d, "shapes3d_version": shapes3d.GENERATOR_VERSION,
-        "train_seconds": round(train_s, 1), "threads": args.threads, "torch": torch.__version__,
+        "model": args.name,
+        "config": args.config,
+        "init": str(args.init),
+        "seed": args.seed,
+        "steps": args.steps,
+        "batch": [args.batch3, args.batch2],
+        "lr": args.lr,
+        "weight_decay": args.wd,
+        "distill": args.distill,
+        "kl": args.kl,
+        "teacher": args.teacher,
+        "drawings": args.drawings,
+        "drawing_weight": args.drawing_weight,
+        "bank": args.bank,
+        "depth_share": args.depth_share,
+        "clutter": args.clutter,
+        "noise": args.noise,
+        "scenes": args.scenes,
+        "scenes3d": args.scenes3d,
+        "shapes3d_version": shapes3d.GENERATOR_VERSION,
+        "train_seconds": round(train_s, 1),
+        "threads": args.threads,
+        "torch": torch.__version__,
         "final_3d_acc": round(sum(h[1] for h in hist[-20:]) / max(1, len(hist[-20:])), 4),
         "final_2d_drift": round(sum(h[2] for h in hist[-20:]) / max(1, len(hist[-20:])), 5),
         "final_2d_kl": round(sum(h[3] for h in hist[-20:]) / max(1, len(hist[-20:])), 5),
-        "file_bytes": weights.stat().st_size, "cpu": platform.processor() or platform.machine(),
+        "file_bytes": weights.stat().st_size,
+        "cpu": platform.processor() or platform.machine(),
         "command": "python -m vecgen.minis.finetune3d " + " ".join(args.argv),
     }
     if args.probe_n > 0:
@@ -225,8 +273,11 @@ def finetune(args: argparse.Namespace) -> dict:
         metrics["probes"] = run_probes(perceptor, n=args.probe_n)
         metrics["probe_scenes"] = args.probe_n
         metrics["probe3d"] = shapes3d.probe3d(perceptor, n=300)
-        log("probes: " + ", ".join(f"{k} {v['accuracy']:.3f}" for k, v in metrics["probes"].items())
-            + f"; 3-D zero-shot {metrics['probe3d']['accuracy']:.3f}")
+        log(
+            "probes: "
+            + ", ".join(f"{k} {v['accuracy']:.3f}" for k, v in metrics["probes"].items())
+            + f"; 3-D zero-shot {metrics['probe3d']['accuracy']:.3f}"
+        )
     mpath = out / "metrics.json"
     allm = json.loads(mpath.read_text()) if mpath.exists() else {}
     rec = dict(allm.get(args.name, {}))
@@ -254,8 +305,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--wd", type=float, default=0.05)
     p.add_argument("--warmup", type=int, default=30)
     p.add_argument("--distill", type=float, default=10.0, help="weight of the 2-D cosine distillation")
-    p.add_argument("--kl", type=float, default=2.0,
-                   help="weight of the KL term on each 2-D scene's caption vs its hard negatives")
+    p.add_argument(
+        "--kl", type=float, default=2.0, help="weight of the KL term on each 2-D scene's caption vs its hard negatives"
+    )
     p.add_argument("--teacher", default=None, help="weights the 2-D terms hold to (default: --init)")
     p.add_argument("--drawings", type=int, default=0, help="random blob pictures per step, distilled to the teacher")
     p.add_argument("--drawing-weight", type=float, default=1.0, help="their distillation weight (x --distill)")

@@ -14,6 +14,7 @@ attribute:
 
     python -m vecgen.minis.probes --model mini-vit --n 1000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,10 +30,22 @@ from vecgen.minis.scenes import COLOURS, POSITIONS, SHAPES, SIZES, render_batch,
 
 PROBE_SEED0 = 1_000_000_000
 ATTRIBUTES = ("colour", "shape", "position", "size", "count", "relation", "binding")
-_KIND = {"colour": "single", "shape": "single", "position": "single", "size": "single", "count": "count",
-         "relation": "relation", "binding": "relation"}
-_VALUES: dict[str, list[Any]] = {"colour": list(COLOURS), "shape": list(SHAPES), "position": list(POSITIONS.values()),
-           "size": list(SIZES), "count": [1, 2, 3]}
+_KIND = {
+    "colour": "single",
+    "shape": "single",
+    "position": "single",
+    "size": "single",
+    "count": "count",
+    "relation": "relation",
+    "binding": "relation",
+}
+_VALUES: dict[str, list[Any]] = {
+    "colour": list(COLOURS),
+    "shape": list(SHAPES),
+    "position": list(POSITIONS.values()),
+    "size": list(SIZES),
+    "count": [1, 2, 3],
+}
 
 
 def probe_items(attribute: str, n: int, seed0: int = PROBE_SEED0) -> list[tuple[dict, list[str]]]:
@@ -48,10 +61,18 @@ def probe_items(attribute: str, n: int, seed0: int = PROBE_SEED0) -> list[tuple[
         plan = canonical_plan(attrs["kind"])
         true = render_caption(attrs, plan)
         if attribute == "relation":
-            alts = [render_caption(with_attribute(attrs, "relation", {"above": "below", "below": "above",
-                                                                      "left of": "right of",
-                                                                      "right of": "left of"}[attrs["relation"]]),
-                                   plan)]
+            alts = [
+                render_caption(
+                    with_attribute(
+                        attrs,
+                        "relation",
+                        {"above": "below", "below": "above", "left of": "right of", "right of": "left of"}[
+                            attrs["relation"]
+                        ],
+                    ),
+                    plan,
+                )
+            ]
         elif attribute == "binding":
             if attrs["objects"][0]["colour"] == attrs["objects"][1]["colour"]:
                 continue
@@ -72,7 +93,7 @@ def probe(perceptor, attribute: str, n: int = 1000, seed0: int = PROBE_SEED0, ba
     correct = 0
     chance = 0.0
     for start in range(0, len(items), batch):
-        chunk = items[start:start + batch]
+        chunk = items[start : start + batch]
         imgs = render_batch([a for a, _ in chunk], size, per_row=16).to(perceptor.device)
         fi = perceptor.encode_image(imgs)
         texts = list(dict.fromkeys(c for _, caps in chunk for c in caps))
@@ -89,8 +110,7 @@ def run_probes(perceptor, n: int = 1000, attributes=ATTRIBUTES, seed0: int = PRO
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m vecgen.minis.probes",
-                                description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m vecgen.minis.probes", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", action="append", help="perceptor spec (repeatable), default: mini-vit and mini-rn")
     p.add_argument("--n", type=int, default=1000, help="held-out scenes per attribute")
     p.add_argument("--attributes", default=",".join(ATTRIBUTES))
@@ -106,8 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.model or ["mini-vit", "mini-rn"]:
         res = run_probes(load_perceptor(spec), args.n, attributes, args.seed0)
         out[spec] = res
-        print(f"{spec}: " + ", ".join(f"{a} {r['accuracy']:.3f} (chance {r['chance']:.2f})" for a, r in res.items()),
-              file=sys.stderr)
+        print(
+            f"{spec}: " + ", ".join(f"{a} {r['accuracy']:.3f} (chance {r['chance']:.2f})" for a, r in res.items()),
+            file=sys.stderr,
+        )
     print(json.dumps(out, indent=2))
     return 0
 

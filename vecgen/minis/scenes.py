@@ -10,6 +10,7 @@ above/below/left of/right of the other) and ``list`` (2-3 different objects).
 Everything is deterministic per seed: same seed, same attributes, same pixels,
 same caption.
 """
+
 from __future__ import annotations
 
 import math
@@ -68,9 +69,15 @@ STYLES: dict[str, tuple[str, ...]] = {
 _STYLE_WEIGHTS = (0.55, 0.15, 0.15, 0.15)
 # 3x3 grid: (column, row) -> name
 POSITIONS: dict[tuple[int, int], str] = {
-    (0, 0): "top left", (1, 0): "top", (2, 0): "top right",
-    (0, 1): "left", (1, 1): "center", (2, 1): "right",
-    (0, 2): "bottom left", (1, 2): "bottom", (2, 2): "bottom right",
+    (0, 0): "top left",
+    (1, 0): "top",
+    (2, 0): "top right",
+    (0, 1): "left",
+    (1, 1): "center",
+    (2, 1): "right",
+    (0, 2): "bottom left",
+    (1, 2): "bottom",
+    (2, 2): "bottom right",
 }
 _CELL = {v: k for k, v in POSITIONS.items()}
 POSITION_WORDS: dict[str, tuple[str, ...]] = {
@@ -84,8 +91,11 @@ POSITION_WORDS: dict[str, tuple[str, ...]] = {
     "bottom": ("at the bottom", "near the bottom", "in the lower middle"),
     "bottom right": ("at the bottom right", "in the bottom right corner", "in the lower right corner"),
 }
-COUNT_WORDS: dict[int, tuple[str, ...]] = {1: ("one", "a single"), 2: ("two", "a pair of", "2"),
-                                           3: ("three", "a group of three", "3")}
+COUNT_WORDS: dict[int, tuple[str, ...]] = {
+    1: ("one", "a single"),
+    2: ("two", "a pair of", "2"),
+    3: ("three", "a group of three", "3"),
+}
 RELATIONS: dict[str, tuple[str, ...]] = {
     "above": ("above", "over"),
     "below": ("below", "under", "beneath"),
@@ -97,11 +107,11 @@ _KIND_WEIGHTS = {"single": 0.45, "count": 0.2, "relation": 0.25, "list": 0.1}
 TEMPLATE_SETS = ("common", "a", "b")
 GENERATOR_VERSION = 1  # bump when sampling or drawing changes (invalidates pre-rendered caches)
 
-_SMALL_R = (0.09, 0.13)   # single scenes, radius as a fraction of the canvas side
+_SMALL_R = (0.09, 0.13)  # single scenes, radius as a fraction of the canvas side
 _LARGE_R = (0.2, 0.26)
-_GRID_R = (0.07, 0.11)    # count / list scenes: one object per grid cell
+_GRID_R = (0.07, 0.11)  # count / list scenes: one object per grid cell
 _REL_R = (0.09, 0.15)
-_PAD_FRAC = 0.2           # tile gap in batched rendering; objects never reach further out
+_PAD_FRAC = 0.2  # tile gap in batched rendering; objects never reach further out
 
 
 # ----------------------------------------------------------------------------- sampling
@@ -135,8 +145,15 @@ def _new_object(rng: random.Random, bg: str, shape: str | None = None, colour: s
         angle = 0.0
     else:
         angle = rng.uniform(-15, 15)
-    return {"shape": shape, "colour": colour, "style": style, "rgb": _jitter_rgb(rng, COLOURS[colour][0]),
-            "angle": angle, "stripe_angle": rng.choice((45.0, -45.0, 0.0, 90.0)), "phase": rng.random()}
+    return {
+        "shape": shape,
+        "colour": colour,
+        "style": style,
+        "rgb": _jitter_rgb(rng, COLOURS[colour][0]),
+        "angle": angle,
+        "stripe_angle": rng.choice((45.0, -45.0, 0.0, 90.0)),
+        "phase": rng.random(),
+    }
 
 
 def _cell_xy(rng: random.Random, cell: tuple[int, int], r: float) -> tuple[float, float]:
@@ -184,9 +201,15 @@ def sample_scene(rng_or_seed, kind: str | None = None) -> dict:
         cells = rng.sample(list(POSITIONS), n)
         for cell in cells:
             o = dict(proto)
-            o["angle"] = proto["angle"] if proto["shape"] in ("circle", "ring") else (
-                rng.choice((0.0, 45.0, 90.0, 135.0)) + rng.uniform(-10, 10) if proto["shape"] == "line"
-                else rng.uniform(-15, 15))
+            o["angle"] = (
+                proto["angle"]
+                if proto["shape"] in ("circle", "ring")
+                else (
+                    rng.choice((0.0, 45.0, 90.0, 135.0)) + rng.uniform(-10, 10)
+                    if proto["shape"] == "line"
+                    else rng.uniform(-15, 15)
+                )
+            )
             o["size"] = "small"
             o["r"] = rng.uniform(*_GRID_R)
             o["x"] = (cell[0] + 0.5) / 3 + rng.uniform(-0.04, 0.04)
@@ -247,8 +270,10 @@ def _circle_cubics(radius: float = 1.0) -> np.ndarray:
     """Closed circle as 4 cubics: (12, 2) control points, unit centre at the origin."""
     k = _K * radius
     r = radius
-    return np.array([[r, 0], [r, k], [k, r], [0, r], [-k, r], [-r, k], [-r, 0], [-r, -k], [-k, -r],
-                     [0, -r], [k, -r], [r, -k]], dtype=np.float64)
+    return np.array(
+        [[r, 0], [r, k], [k, r], [0, r], [-k, r], [-r, k], [-r, 0], [-r, -k], [-k, -r], [0, -r], [k, -r], [r, -k]],
+        dtype=np.float64,
+    )
 
 
 def _polygon_cubics(v: np.ndarray) -> np.ndarray:
@@ -263,11 +288,40 @@ def _star_vertices(points: int = 5, inner: float = 0.42) -> np.ndarray:
     return np.stack([rad * np.cos(ang), rad * np.sin(ang)], 1)
 
 
-_CROSS = np.array([[-0.3, -1], [0.3, -1], [0.3, -0.3], [1, -0.3], [1, 0.3], [0.3, 0.3], [0.3, 1], [-0.3, 1],
-                   [-0.3, 0.3], [-1, 0.3], [-1, -0.3], [-0.3, -0.3]], dtype=np.float64)
-_HEART = np.array([[0.0, 0.95], [-0.55, 0.5], [-1.0, 0.1], [-1.0, -0.35], [-1.0, -0.85], [-0.35, -1.0],
-                   [0.0, -0.55], [0.35, -1.0], [1.0, -0.85], [1.0, -0.35], [1.0, 0.1], [0.55, 0.5]],
-                  dtype=np.float64)
+_CROSS = np.array(
+    [
+        [-0.3, -1],
+        [0.3, -1],
+        [0.3, -0.3],
+        [1, -0.3],
+        [1, 0.3],
+        [0.3, 0.3],
+        [0.3, 1],
+        [-0.3, 1],
+        [-0.3, 0.3],
+        [-1, 0.3],
+        [-1, -0.3],
+        [-0.3, -0.3],
+    ],
+    dtype=np.float64,
+)
+_HEART = np.array(
+    [
+        [0.0, 0.95],
+        [-0.55, 0.5],
+        [-1.0, 0.1],
+        [-1.0, -0.35],
+        [-1.0, -0.85],
+        [-0.35, -1.0],
+        [0.0, -0.55],
+        [0.35, -1.0],
+        [1.0, -0.85],
+        [1.0, -0.35],
+        [1.0, 0.1],
+        [0.55, 0.5],
+    ],
+    dtype=np.float64,
+)
 _TRIANGLE = np.array([[math.cos(a), math.sin(a) + 0.12] for a in (-math.pi / 2, math.pi / 6, 5 * math.pi / 6)]) * 1.1
 _RING_INNER = 0.55
 
@@ -286,11 +340,15 @@ _CONTOURS: dict[str, list[np.ndarray]] = {
 def _sample_closed(cubics: np.ndarray, per_seg: int = 8) -> np.ndarray:
     """Closed cubic control points (3n, 2) -> polygon (n * per_seg, 2)."""
     n = cubics.shape[0] // 3
-    segs = np.stack([cubics[3 * i: 3 * i + 3].tolist() + [cubics[(3 * i + 3) % (3 * n)]] for i in range(n)])
+    segs = np.stack([cubics[3 * i : 3 * i + 3].tolist() + [cubics[(3 * i + 3) % (3 * n)]] for i in range(n)])
     t = np.linspace(0, 1, per_seg, endpoint=False)[:, None]
     s = 1 - t
-    pts = (s ** 3)[None] * segs[:, None, 0] + (3 * s * s * t)[None] * segs[:, None, 1] \
-        + (3 * s * t * t)[None] * segs[:, None, 2] + (t ** 3)[None] * segs[:, None, 3]
+    pts = (
+        (s**3)[None] * segs[:, None, 0]
+        + (3 * s * s * t)[None] * segs[:, None, 1]
+        + (3 * s * t * t)[None] * segs[:, None, 2]
+        + (t**3)[None] * segs[:, None, 3]
+    )
     return pts.reshape(-1, 2)
 
 
@@ -304,7 +362,7 @@ def _inside(pts: np.ndarray, polys: list[np.ndarray]) -> np.ndarray:
         crosses = (ay > y) != (by > y)
         with np.errstate(divide="ignore", invalid="ignore"):
             xi = a[None, :, 0] + (y - ay) * (b[None, :, 0] - a[None, :, 0]) / (by - ay)
-        odd ^= (np.sum(crosses & (x < xi), axis=1) % 2 == 1)
+        odd ^= np.sum(crosses & (x < xi), axis=1) % 2 == 1
     return odd
 
 
@@ -427,6 +485,6 @@ def render_batch(attrs_list: Sequence[dict], size: int = 64, per_row: int = 8) -
     canvas = Scene(pad + cols * pitch, pad + rows * pitch, paths)
     with torch.no_grad():
         rgba = rasterize(canvas)
-    tiles = torch.stack([rgba[:, oy:oy + size, ox:ox + size] for ox, oy in origins])
+    tiles = torch.stack([rgba[:, oy : oy + size, ox : ox + size] for ox, oy in origins])
     bg = torch.tensor([a["bg_rgb"] for a in attrs_list], dtype=torch.float32).view(n, 3, 1, 1)
     return (tiles[:, :3] + (1.0 - tiles[:, 3:]) * bg).clamp(0, 1)

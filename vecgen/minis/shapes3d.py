@@ -16,6 +16,7 @@ Everything is deterministic per seed. :func:`mix_in` appends such scenes to the 
 training set of :mod:`vecgen.minis.train` (``--scenes3d N``); the caption functions
 are reached through :mod:`vecgen.minis.captions`, which dispatches on ``kind``.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,16 +36,34 @@ from vecgen.minis.scenes import BACKGROUNDS, COLOURS
 GENERATOR_VERSION = 2  # bump when sampling or drawing changes (invalidates caches)
 #: solid -> words (the first is canonical; it is the label classify3d uses)
 SOLIDS: dict[str, tuple[str, ...]] = {
-    "cube": ("cube",), "sphere": ("sphere", "ball"), "cylinder": ("cylinder",), "cone": ("cone",),
-    "torus": ("torus",), "pyramid": ("pyramid", "square pyramid"),
+    "cube": ("cube",),
+    "sphere": ("sphere", "ball"),
+    "cylinder": ("cylinder",),
+    "cone": ("cone",),
+    "torus": ("torus",),
+    "pyramid": ("pyramid", "square pyramid"),
 }
 KINDS = ("depth", "shaded")
 DEFAULT_MIX = {"depth": 0.2, "shaded": 0.1}  # batch shares next to the 2-D kinds (which sum to 1)
 DEPTH_TEMPLATE = "point cloud depth map of a {}."
-_DEPTH_TEMPLATES = (DEPTH_TEMPLATE, "point cloud depth map of a {}", "a depth map of a {}", "depth image of a {}",
-                    "a point cloud of a {}", "a {}, depth map", "a depth map of a {} point cloud")
-_SHADED_TEMPLATES = ("{a} {c} shaded {s}", "{a} shaded {c} {s}", "a 3d render of {a} {c} {s}", "{a} {c} {s}",
-                     "{a} {c} {s} on a {bg} background", "a rendering of {a} {c} {s}", "{a} {c} solid {s}")
+_DEPTH_TEMPLATES = (
+    DEPTH_TEMPLATE,
+    "point cloud depth map of a {}",
+    "a depth map of a {}",
+    "depth image of a {}",
+    "a point cloud of a {}",
+    "a {}, depth map",
+    "a depth map of a {} point cloud",
+)
+_SHADED_TEMPLATES = (
+    "{a} {c} shaded {s}",
+    "{a} shaded {c} {s}",
+    "a 3d render of {a} {c} {s}",
+    "{a} {c} {s}",
+    "{a} {c} {s} on a {bg} background",
+    "a rendering of {a} {c} {s}",
+    "{a} {c} solid {s}",
+)
 _ALL_VIEWS = VIEW_SETS[12]
 
 
@@ -110,8 +129,9 @@ def solid_surface(solid: str, dims: dict, n: int, rng: np.random.Generator) -> t
         slant = math.hypot(b, h)
         face = _pick(rng, n, [4 * b * b] + [b * slant] * 4)
         base = face == 0
-        pts[base] = np.stack([(rng.random(base.sum()) * 2 - 1) * b, np.full(base.sum(), -h / 2),
-                              (rng.random(base.sum()) * 2 - 1) * b], 1)
+        pts[base] = np.stack(
+            [(rng.random(base.sum()) * 2 - 1) * b, np.full(base.sum(), -h / 2), (rng.random(base.sum()) * 2 - 1) * b], 1
+        )
         nrm[base] = [0.0, -1.0, 0.0]
         for k in range(4):  # a triangle from the apex to one base edge
             m = face == k + 1
@@ -157,9 +177,13 @@ def random_rotation(rng: random.Random, upright: bool) -> np.ndarray:
         return rr @ rx @ ry
     q = np.array([rng.gauss(0, 1) for _ in range(4)])
     w, x, y, z = q / np.linalg.norm(q)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 # ----------------------------------------------------------------------------- scenes
@@ -168,20 +192,32 @@ def sample_scene3d(rng_or_seed, kind: str | None = None, solid: str | None = Non
     rng = rng_or_seed if isinstance(rng_or_seed, random.Random) else random.Random(int(rng_or_seed))
     kind = kind or rng.choice(KINDS)
     solid = solid or rng.choice(list(SOLIDS))
-    attrs = {"kind": kind, "solid": solid, "dims": sample_dims(solid, rng),
-             "rotation": random_rotation(rng, rng.random() < 0.6).tolist(), "objects": [],
-             "view": list(rng.choice(_ALL_VIEWS)), "jitter": [rng.uniform(-12, 12), rng.uniform(-12, 12)],
-             "point_seed": rng.randrange(2**31)}
+    attrs = {
+        "kind": kind,
+        "solid": solid,
+        "dims": sample_dims(solid, rng),
+        "rotation": random_rotation(rng, rng.random() < 0.6).tolist(),
+        "objects": [],
+        "view": list(rng.choice(_ALL_VIEWS)),
+        "jitter": [rng.uniform(-12, 12), rng.uniform(-12, 12)],
+        "point_seed": rng.randrange(2**31),
+    }
     if kind == "depth":
-        attrs.update(points=int(2 ** rng.uniform(8.5, 12.3)), noise=[rng.uniform(0.0, 0.015) for _ in range(3)],
-                     stretch=[rng.uniform(0.85, 1.18) for _ in range(3)] if rng.random() < 0.5 else [1.0] * 3,
-                     outliers=rng.choice((0.0, 0.0, rng.uniform(0.002, 0.02))), splat=rng.uniform(1.2, 1.9),
-                     bg="black", bg_rgb=(0.0, 0.0, 0.0))
+        attrs.update(
+            points=int(2 ** rng.uniform(8.5, 12.3)),
+            noise=[rng.uniform(0.0, 0.015) for _ in range(3)],
+            stretch=[rng.uniform(0.85, 1.18) for _ in range(3)] if rng.random() < 0.5 else [1.0] * 3,
+            outliers=rng.choice((0.0, 0.0, rng.uniform(0.002, 0.02))),
+            splat=rng.uniform(1.2, 1.9),
+            bg="black",
+            bg_rgb=(0.0, 0.0, 0.0),
+        )
     else:
         bg = rng.choices(list(BACKGROUNDS), weights=(0.5, 0.1, 0.1, 0.1, 0.1, 0.1))[0]
         colour = rng.choice([c for c in COLOURS if math.dist(COLOURS[c][0], BACKGROUNDS[bg][0]) > 0.45])
-        attrs.update(colour=colour, bg=bg, bg_rgb=BACKGROUNDS[bg][0], light=[rng.uniform(-1, 1), rng.uniform(0.2, 1),
-                                                                                1.0])
+        attrs.update(
+            colour=colour, bg=bg, bg_rgb=BACKGROUNDS[bg][0], light=[rng.uniform(-1, 1), rng.uniform(0.2, 1), 1.0]
+        )
     return attrs
 
 
@@ -315,8 +351,9 @@ def probe3d(perceptor, n: int = 300, seed: int = 10**9, template: str = DEPTH_TE
 
 
 @torch.no_grad()
-def anchor_head(head: torch.nn.Linear, model, tokenizer, images: Tensor, mean: Tensor, std: Tensor,
-                template: str = DEPTH_TEMPLATE) -> None:
+def anchor_head(
+    head: torch.nn.Linear, model, tokenizer, images: Tensor, mean: Tensor, std: Tensor, template: str = DEPTH_TEMPLATE
+) -> None:
     """Make the trainer's ``solid`` head the frozen text embeddings of ``template`` for each solid.
 
     Training the image tower on that head is then the zero-shot task itself (the image

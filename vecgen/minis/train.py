@@ -15,6 +15,7 @@ Writes ``OUT/<name>.safetensors`` (fp16 state dict, what vecgen ships) and merge
 run's metrics (time, steps, parameters, probe accuracies measured on the fp16 weights)
 into ``OUT/metrics.json`` under ``<name>``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,8 +71,8 @@ def scene_cache(seed0: int, count: int, size: int, cache_dir: Path | None) -> tu
     images = torch.empty(count, 3, size, size, dtype=torch.uint8)
     chunk = 512
     for start in range(0, count, chunk):
-        imgs = render_batch(attrs[start:start + chunk], size, per_row=16)
-        images[start:start + imgs.shape[0]] = (imgs * 255).round().to(torch.uint8)
+        imgs = render_batch(attrs[start : start + chunk], size, per_row=16)
+        images[start : start + imgs.shape[0]] = (imgs * 255).round().to(torch.uint8)
         if start and start % (chunk * 20) == 0:
             log(f"  rendered {start}/{count} scenes ({time.time() - t0:.0f}s)")
     log(f"rendered {count} scenes in {time.time() - t0:.0f}s")
@@ -106,9 +107,11 @@ def param_groups(model: torch.nn.Module, weight_decay: float, scale_lr_mult: flo
             no_decay.append(p)
         else:
             decay.append(p)
-    return [{"params": decay, "weight_decay": weight_decay, "lr_mult": 1.0},
-            {"params": no_decay, "weight_decay": 0.0, "lr_mult": 1.0},
-            {"params": scale, "weight_decay": 0.0, "lr_mult": scale_lr_mult}]
+    return [
+        {"params": decay, "weight_decay": weight_decay, "lr_mult": 1.0},
+        {"params": no_decay, "weight_decay": 0.0, "lr_mult": 1.0},
+        {"params": scale, "weight_decay": 0.0, "lr_mult": scale_lr_mult},
+    ]
 
 
 def add_noise(x: torch.Tensor, amount: float, gen: torch.Generator) -> torch.Tensor:
@@ -121,8 +124,9 @@ def add_noise(x: torch.Tensor, amount: float, gen: torch.Generator) -> torch.Ten
 
 
 @torch.no_grad()
-def recalibrate_bn(visual: torch.nn.Module, images: torch.Tensor, mean, std, batches: int = 40,
-                   batch: int = 128, seed: int = 0) -> None:
+def recalibrate_bn(
+    visual: torch.nn.Module, images: torch.Tensor, mean, std, batches: int = 40, batch: int = 128, seed: int = 0
+) -> None:
     """Re-estimate BatchNorm running statistics of the final weights (exact averages, not EMA).
 
     The EMA stats lag behind weights that moved fast, which makes eval-mode outputs differ
@@ -145,9 +149,19 @@ def recalibrate_bn(visual: torch.nn.Module, images: torch.Tensor, mean, std, bat
         m.momentum = 0.1
 
 
-def pretrain_visual(model, heads: AttributeHeads, images: torch.Tensor, labels: dict[str, torch.Tensor],
-                    kind_weights: torch.Tensor, args, mean, std, gen: torch.Generator,
-                    bgs: torch.Tensor | None = None, pool: torch.Tensor | None = None) -> float:
+def pretrain_visual(
+    model,
+    heads: AttributeHeads,
+    images: torch.Tensor,
+    labels: dict[str, torch.Tensor],
+    kind_weights: torch.Tensor,
+    args,
+    mean,
+    std,
+    gen: torch.Generator,
+    bgs: torch.Tensor | None = None,
+    pool: torch.Tensor | None = None,
+) -> float:
     """Phase 1: the image tower alone, on the attribute heads (no text, so steps are cheap)."""
     params = list(model.visual.parameters()) + list(heads.parameters())
 
@@ -158,10 +172,22 @@ def pretrain_visual(model, heads: AttributeHeads, images: torch.Tensor, labels: 
         x = (load_batch(images, idx, args.clutter, bgs, pool, gen) - mean) / std
         return heads.loss(model.encode_image(x), {k: v[idx] for k, v in labels.items()})
 
-    done = fit({"visual": model.visual, "heads": heads}, loss, data, args.pretrain_steps, lr=args.lr,
-               groups=[{"params": params}], betas=(0.9, 0.98), eps=1e-6, weight_decay=0.05,
-               schedule=warmup_cosine(args.warmup), clip_grad=1.0, log=log, log_every=args.log_every,
-               label="pretrain")
+    done = fit(
+        {"visual": model.visual, "heads": heads},
+        loss,
+        data,
+        args.pretrain_steps,
+        lr=args.lr,
+        groups=[{"params": params}],
+        betas=(0.9, 0.98),
+        eps=1e-6,
+        weight_decay=0.05,
+        schedule=warmup_cosine(args.warmup),
+        clip_grad=1.0,
+        log=log,
+        log_every=args.log_every,
+        label="pretrain",
+    )
     log(f"pretrained the image tower in {done.elapsed:.0f}s")
     return done.elapsed
 
@@ -197,7 +223,9 @@ def add_clutter(x: torch.Tensor, bg: torch.Tensor, pool: torch.Tensor, p: float,
     return torch.where(use & is_bg, over, x)
 
 
-def load_batch(images: torch.Tensor, idx: torch.Tensor, clutter: float, bgs, pool, gen: torch.Generator) -> torch.Tensor:
+def load_batch(
+    images: torch.Tensor, idx: torch.Tensor, clutter: float, bgs, pool, gen: torch.Generator
+) -> torch.Tensor:
     """uint8 scenes ``images[idx]`` -> float ``(B, 3, S, S)`` in [0, 1], with clutter when asked."""
     x = images[idx].float() / 255.0
     return add_clutter(x, bgs[idx], pool, clutter, gen) if clutter > 0 else x
@@ -207,8 +235,10 @@ def save_fp16(model: torch.nn.Module, path: Path) -> None:
     """The fp16 state dict as safetensors (what vecgen ships), with the umask's permissions (0644 under 022)."""
     from vecgen.io import safetensors_bytes
 
-    state = {k: (v.detach().half() if v.is_floating_point() else v.detach()).contiguous()
-             for k, v in model.state_dict().items()}
+    state = {
+        k: (v.detach().half() if v.is_floating_point() else v.detach()).contiguous()
+        for k, v in model.state_dict().items()
+    }
     atomic_write(path, safetensors_bytes(state, {"format": "pt"}), mkdir=True)
 
 
@@ -248,12 +278,17 @@ def train(args: argparse.Namespace) -> dict:
 
     mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
-    log(f"{name}: {n_params / 1e6:.2f} M parameters, {args.pretrain_steps} + {args.steps} steps x {args.batch}, "
-        f"{args.negatives} hard negatives per image, templates {templates!r}, {args.threads} threads")
+    log(
+        f"{name}: {n_params / 1e6:.2f} M parameters, {args.pretrain_steps} + {args.steps} steps x {args.batch}, "
+        f"{args.negatives} hard negatives per image, templates {templates!r}, {args.threads} threads"
+    )
 
     # Sampling weights per scene kind: the attribute probes live mostly in single-object scenes.
-    mix = {**DEFAULT_MIX, **(shapes3d.DEFAULT_MIX if args.scenes3d else {}),
-           **{k: float(v) for k, v in (kv.split("=") for kv in args.mix.split(",") if kv)}}
+    mix = {
+        **DEFAULT_MIX,
+        **(shapes3d.DEFAULT_MIX if args.scenes3d else {}),
+        **{k: float(v) for k, v in (kv.split("=") for kv in args.mix.split(",") if kv)},
+    }
     counts = {k: sum(a["kind"] == k for a in attrs) for k in mix}
     kind_weights = torch.tensor([mix[a["kind"]] / max(1, counts[a["kind"]]) for a in attrs])
     heads = labels = None
@@ -290,23 +325,37 @@ def train(args: argparse.Namespace) -> dict:
                     if rng.random() < args.partial:
                         texts = partial_captions(attrs[i], att, rng)
                         groups.setdefault(att, []).append((b, [partial.setdefault(t, len(partial)) for t in texts]))
-        return {"idx": idx, "x": x, "caps": caps, "tokens": tokenizer(caps + negs), "groups": groups,
-                "partial": partial}
+        return {
+            "idx": idx,
+            "x": x,
+            "caps": caps,
+            "tokens": tokenizer(caps + negs),
+            "groups": groups,
+            "partial": partial,
+        }
 
     def loss_fn(b: dict, step: int):
         x, caps = b["x"], b["caps"]
         ft = F.normalize(encode_text_trimmed(model, b["tokens"]), dim=-1)
         if args.adv > 0:  # half the batch attacked: robust gradients without forgetting clean scenes
             h, fixed = x.shape[0] // 2, ft.detach()
-            x = torch.cat([adversarial(model, x[:h], fixed[:h], fixed[len(caps):], caps[:h], mean, std, args.adv,
-                                       args.adv_steps, gen), x[h:]])
+            x = torch.cat(
+                [
+                    adversarial(
+                        model, x[:h], fixed[:h], fixed[len(caps) :], caps[:h], mean, std, args.adv, args.adv_steps, gen
+                    ),
+                    x[h:],
+                ]
+            )
         emb = model.encode_image((x - mean) / std)
         fi = F.normalize(emb, dim=-1)
-        loss, acc = contrastive_loss(fi, ft[:len(caps)], ft[len(caps):], caps, model.logit_scale)
+        loss, acc = contrastive_loss(fi, ft[: len(caps)], ft[len(caps) :], caps, model.logit_scale)
         if b["groups"]:
             fp = F.normalize(encode_text_trimmed(model, tokenizer(list(b["partial"]))), dim=-1)
             for att, grp in b["groups"].items():
-                loss = loss + args.partial_weight * PARTIAL_WEIGHTS[att] * attribute_loss(fi, grp, fp, model.logit_scale)
+                loss = loss + args.partial_weight * PARTIAL_WEIGHTS[att] * attribute_loss(
+                    fi, grp, fp, model.logit_scale
+                )
         if args.aux > 0 and heads is not None and labels is not None:
             loss = loss + args.aux * heads.loss(emb, {k: v[b["idx"]] for k, v in labels.items()})[0]
         return loss, {"acc": acc, "scale": float(model.logit_scale.detach().exp())}
@@ -317,11 +366,27 @@ def train(args: argparse.Namespace) -> dict:
         if args.probe_every and (step + 1) % args.probe_every == 0 and step + 1 < args.steps:
             quick_probe(model, tokenizer, name, config, args.probe_every_n)
 
-    done = fit(modules, loss_fn, data, args.steps, lr=args.lr, groups=param_groups(model, args.wd) + extra,
-               betas=(0.9, 0.98), eps=1e-6, schedule=warmup_cosine(args.warmup), clip_grad=1.0,
-               clip_params=list(model.parameters()), after_step=after_step,
-               rngs={"rng": rng, "gen": gen}, checkpoint=ckpt, checkpoint_every=args.ckpt_every,
-               resume=args.resume, log=log, log_every=args.log_every, elapsed=elapsed)
+    done = fit(
+        modules,
+        loss_fn,
+        data,
+        args.steps,
+        lr=args.lr,
+        groups=param_groups(model, args.wd) + extra,
+        betas=(0.9, 0.98),
+        eps=1e-6,
+        schedule=warmup_cosine(args.warmup),
+        clip_grad=1.0,
+        clip_params=list(model.parameters()),
+        after_step=after_step,
+        rngs={"rng": rng, "gen": gen},
+        checkpoint=ckpt,
+        checkpoint_every=args.ckpt_every,
+        resume=args.resume,
+        log=log,
+        log_every=args.log_every,
+        elapsed=elapsed,
+    )
     hist = done.history
     t0 = time.time() - done.elapsed
     recalibrate_bn(model.visual, images, mean, std, seed=args.seed)
@@ -333,18 +398,36 @@ def train(args: argparse.Namespace) -> dict:
     if ckpt.exists():
         ckpt.unlink()
     metrics = {
-        "model": name, "arch": args.arch, "config": config, "seed": args.seed, "steps": args.steps, "init": args.init,
-        "batch": args.batch, "hard_negatives": args.negatives, "partial": args.partial,
+        "model": name,
+        "arch": args.arch,
+        "config": config,
+        "seed": args.seed,
+        "steps": args.steps,
+        "init": args.init,
+        "batch": args.batch,
+        "hard_negatives": args.negatives,
+        "partial": args.partial,
         "partial_weight": args.partial_weight,
-        "pretrain_steps": args.pretrain_steps, "aux_weight": args.aux, "clutter": args.clutter, "adv": args.adv,
-        "adv_steps": args.adv_steps, "lr": args.lr, "weight_decay": args.wd,
-        "templates": templates, "scenes": args.scenes, "kind_mix": mix,
+        "pretrain_steps": args.pretrain_steps,
+        "aux_weight": args.aux,
+        "clutter": args.clutter,
+        "adv": args.adv,
+        "adv_steps": args.adv_steps,
+        "lr": args.lr,
+        "weight_decay": args.wd,
+        "templates": templates,
+        "scenes": args.scenes,
+        "kind_mix": mix,
         **({"scenes3d": args.scenes3d} if args.scenes3d else {}),
         "scene_seeds": [args.data_seed0, args.data_seed0 + args.scenes],
-        "image_size": args.size, "params": n_params, "train_seconds": round(train_s, 1), "threads": args.threads,
+        "image_size": args.size,
+        "params": n_params,
+        "train_seconds": round(train_s, 1),
+        "threads": args.threads,
         "final_loss": round(sum(h["loss"] for h in hist[-20:]) / max(1, len(hist[-20:])), 4),
         "final_batch_acc": round(sum(h["acc"] for h in hist[-20:]) / max(1, len(hist[-20:])), 4),
-        "file_bytes": weights.stat().st_size, "torch": torch.__version__,
+        "file_bytes": weights.stat().st_size,
+        "torch": torch.__version__,
         "cpu": platform.processor() or platform.machine(),
         "command": "python -m vecgen.minis.train " + " ".join(args.argv),
     }
@@ -355,8 +438,10 @@ def train(args: argparse.Namespace) -> dict:
         metrics["probe_scenes"] = args.probe_n
         if args.scenes3d:  # zero-shot solids on held-out depth maps ("point cloud depth map of a cone.")
             metrics["probe3d"] = shapes3d.probe3d(perceptor, n=300)
-        log(f"probes ({args.probe_n} held-out scenes each, {time.time() - t1:.0f}s): "
-            + ", ".join(f"{k} {v['accuracy']:.3f}" for k, v in metrics["probes"].items()))
+        log(
+            f"probes ({args.probe_n} held-out scenes each, {time.time() - t1:.0f}s): "
+            + ", ".join(f"{k} {v['accuracy']:.3f}" for k, v in metrics["probes"].items())
+        )
     mpath = out / "metrics.json"
     allm = json.loads(mpath.read_text()) if mpath.exists() else {}
     allm[name] = metrics
@@ -387,8 +472,9 @@ def load_trained(name: str, weights: Path, config: str | None = None):
     cfg = config or name
     model, _ = build_model(cfg)
     _load_safetensors(model, str(weights))
-    return ClipPerceptor(model, open_clip.get_tokenizer(cfg), name, open_clip.OPENAI_DATASET_MEAN,
-                         open_clip.OPENAI_DATASET_STD)
+    return ClipPerceptor(
+        model, open_clip.get_tokenizer(cfg), name, open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -398,29 +484,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=900)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--negatives", type=int, default=8, help="hard-negative captions per image")
-    p.add_argument("--partial", type=float, default=1.0,
-                   help="probability, per attribute, that a single/count scene also gets that attribute-caption task")
+    p.add_argument(
+        "--partial",
+        type=float,
+        default=1.0,
+        help="probability, per attribute, that a single/count scene also gets that attribute-caption task",
+    )
     p.add_argument("--partial-weight", type=float, default=1.0, help="weight of the attribute-caption loss")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-3 vit, 2e-3 rn)")
     p.add_argument("--wd", type=float, default=0.1)
-    p.add_argument("--pretrain-steps", type=int, default=0,
-                   help="first train the image tower alone on attribute heads for N steps")
+    p.add_argument(
+        "--pretrain-steps", type=int, default=0, help="first train the image tower alone on attribute heads for N steps"
+    )
     p.add_argument("--aux", type=float, default=0.0, help="weight of the attribute-head loss during CLIP training")
     p.add_argument("--warmup", type=int, default=50)
-    p.add_argument("--clutter", type=float, default=0.0,
-                   help="fraction of images that get faint random blobs behind their objects (drawing-like)")
-    p.add_argument("--adv", type=float, default=0.0,
-                   help="L2 radius of PGD adversarial training on half of each batch (0 = off)")
+    p.add_argument(
+        "--clutter",
+        type=float,
+        default=0.0,
+        help="fraction of images that get faint random blobs behind their objects (drawing-like)",
+    )
+    p.add_argument(
+        "--adv", type=float, default=0.0, help="L2 radius of PGD adversarial training on half of each batch (0 = off)"
+    )
     p.add_argument("--adv-steps", type=int, default=2, help="PGD steps per batch with --adv")
     p.add_argument("--noise", type=float, default=0.04, help="max std of Gaussian noise on half the images")
     p.add_argument("--scenes", type=int, default=60_000, help="distinct training scenes (pre-rendered once)")
     p.add_argument("--scenes3d", type=int, default=0, help="3-D primitive scenes mixed in (depth maps, shaded views)")
     p.add_argument("--data-seed0", type=int, default=0, help="first scene seed (probes use seeds >= 10**9)")
     p.add_argument("--size", type=int, default=64)
-    p.add_argument("--mix", default="", help="batch share per scene kind, e.g. single=0.55,count=0.2 "
-                                              f"(default {','.join(f'{k}={v}' for k, v in DEFAULT_MIX.items())})")
-    p.add_argument("--templates", default=None, help="caption template set: a, b, common or all "
-                                                      "(default: a for vit, b for rn)")
+    p.add_argument(
+        "--mix",
+        default="",
+        help="batch share per scene kind, e.g. single=0.55,count=0.2 "
+        f"(default {','.join(f'{k}={v}' for k, v in DEFAULT_MIX.items())})",
+    )
+    p.add_argument(
+        "--templates", default=None, help="caption template set: a, b, common or all (default: a for vit, b for rn)"
+    )
     p.add_argument("--name", default=None, help="output name (default mini-ARCH)")
     p.add_argument("--config", default=None, help="model config to train (default: mini-ARCH)")
     p.add_argument("--config-file", default=None, help="train an open_clip JSON config from a file instead")

@@ -4,6 +4,7 @@
 checks that it lists each one under ``vecgen/params``); classes are imported
 lazily, so that using one does not load the others' dependencies.
 """
+
 import importlib
 
 from vecgen.params.base import Finalizes, Parameterization, StepAware, StepContext, VectorExport

@@ -8,6 +8,7 @@ with ``isinstance`` (a parameterization without one simply lacks it):
 :class:`StepAware` (an end-of-step hook), :class:`Finalizes` (a last touch
 before the result is rendered) and :class:`VectorExport` (an SVG of the result).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -44,8 +45,10 @@ class StepContext:
         """The reference tensor ``name`` published this step; a one-line error when there is none."""
         t = self.refs.get(name)
         if t is None:
-            raise VecgenError(f"no {name!r} reference this step: the parameterization does not publish one "
-                              f"(it renders it in render(ctx))")
+            raise VecgenError(
+                f"no {name!r} reference this step: the parameterization does not publish one "
+                f"(it renders it in render(ctx))"
+            )
         return t
 
 
@@ -80,11 +83,9 @@ class Parameterization(Protocol):
         """Write the natural file format (SVG for vector, PNG for raster)."""
         ...
 
-    def state_dict(self) -> dict[str, Any]:
-        ...
+    def state_dict(self) -> dict[str, Any]: ...
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 @runtime_checkable
@@ -92,8 +93,7 @@ class StepAware(Protocol):
     """Optional: ``end_step(ctx)`` is called by the engine once after each completed step
     (after :meth:`Parameterization.project_`), e.g. to move on to the next step's cameras or data batch."""
 
-    def end_step(self, ctx: StepContext) -> None:
-        ...
+    def end_step(self, ctx: StepContext) -> None: ...
 
 
 @runtime_checkable
@@ -101,13 +101,11 @@ class Finalizes(Protocol):
     """Optional: ``finalize()`` is called once after the last step, before the result is rendered and
     exported (pixel art snaps its colours to the palette there; strokes drop what paints nothing)."""
 
-    def finalize(self) -> None:
-        ...
+    def finalize(self) -> None: ...
 
 
 @runtime_checkable
 class VectorExport(Protocol):
     """Optional: the result is also an SVG document (``svg(metadata)`` -> text); the runner stores it."""
 
-    def svg(self, metadata: dict[str, str] | None = None) -> str:
-        ...
+    def svg(self, metadata: dict[str, str] | None = None) -> str: ...

@@ -9,6 +9,7 @@ levels dominate at random init and move fastest under a gradient optimizer;
 ``decay`` means the same as for :class:`~vecgen.params.fft.FFTImage` (the
 amplitude of frequency ``f`` goes as ``f**-decay``).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -91,8 +92,15 @@ class DWTImage(RasterParam):
         fit: str = "cover",
     ) -> None:
         super().__init__(
-            size, device=device, lr=lr, contrast=contrast, colors=colors,
-            squash=squash, init_std=init_std, init_eps=init_eps, fit=fit,
+            size,
+            device=device,
+            lr=lr,
+            contrast=contrast,
+            colors=colors,
+            squash=squash,
+            init_std=init_std,
+            init_eps=init_eps,
+            fit=fit,
         )
         self.wavelet = check_wavelet(wavelet)
         if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
@@ -118,8 +126,7 @@ class DWTImage(RasterParam):
         else:
             generator = make_generator(seed)
             values = [
-                torch.randn(shape, generator=generator, dtype=torch.float64) * self.init_std
-                for shape in self._shapes
+                torch.randn(shape, generator=generator, dtype=torch.float64) * self.init_std for shape in self._shapes
             ]
         tensors = [v.to(self.device, torch.float32).contiguous() for v in values]
         self.approx = tensors[0].requires_grad_(True)
@@ -131,9 +138,7 @@ class DWTImage(RasterParam):
         depth = self.levels
         raw = [2.0 ** (depth * self.decay)]  # approximation band
         raw += [2.0 ** (level * self.decay) for level in range(depth, 0, -1)]
-        energy = sum(
-            float(np.prod(shape)) * w * w for shape, w in zip(self._shapes, raw)
-        )
+        energy = sum(float(np.prod(shape)) * w * w for shape, w in zip(self._shapes, raw))
         norm = (energy / (3.0 * self.height * self.width)) ** 0.5
         self._weights64 = [w / norm for w in raw]
         self._weights = list(self._weights64)
@@ -171,13 +176,9 @@ class DWTImage(RasterParam):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         common = self._check_common_state(state)
         if state.get("wavelet") != self.wavelet:
-            raise VecgenError(
-                f"state uses wavelet {state.get('wavelet')!r}, this image uses {self.wavelet!r}"
-            )
+            raise VecgenError(f"state uses wavelet {state.get('wavelet')!r}, this image uses {self.wavelet!r}")
         if state.get("levels") != self.levels:
-            raise VecgenError(
-                f"state has {state.get('levels')!r} wavelet levels, this image has {self.levels}"
-            )
+            raise VecgenError(f"state has {state.get('levels')!r} wavelet levels, this image has {self.levels}")
         decay = check_number("decay", state.get("decay", self.decay), nonnegative=True)
         details = state.get("details")
         if not isinstance(details, (list, tuple)) or len(details) != len(self.details):

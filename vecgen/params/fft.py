@@ -8,6 +8,7 @@ under a gradient optimizer: the optimization is preconditioned towards smooth,
 natural-looking images.  The result is a decorrelated colour signal that
 :class:`~vecgen.params.raster_base.RasterParam` maps to RGB and squashes.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -78,8 +79,15 @@ class FFTImage(RasterParam):
         fit: str = "cover",
     ) -> None:
         super().__init__(
-            size, device=device, lr=lr, contrast=contrast, colors=colors,
-            squash=squash, init_std=init_std, init_eps=init_eps, fit=fit,
+            size,
+            device=device,
+            lr=lr,
+            contrast=contrast,
+            colors=colors,
+            squash=squash,
+            init_std=init_std,
+            init_eps=init_eps,
+            fit=fit,
         )
         self.decay = check_number("decay", decay, nonnegative=True)
         self._update_scale()

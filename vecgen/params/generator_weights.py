@@ -37,6 +37,7 @@ TAEF2's plain convolutions have weights of RMS 0.01-0.09, where 0.002 is
 2-20% per step and the decoder collapses within one to five steps (saturated
 noise, then noise or one flat colour). Each generator therefore gets its own default.
 """
+
 from __future__ import annotations
 
 import copy
@@ -165,9 +166,20 @@ class GeneratorWeights:
     kind = "raster"
     name = "generator_weights"
 
-    def __init__(self, generator, *, probe: ProbeFn | None = None, layers_k: int | None = None, batch: int = 2,
-                 seed: int = 0, truncation: float = 1.0, lr: float | None = None, probe_steps: int = 1,
-                 probe_lr: float = 0.01, select_every: int = 1) -> None:
+    def __init__(
+        self,
+        generator,
+        *,
+        probe: ProbeFn | None = None,
+        layers_k: int | None = None,
+        batch: int = 2,
+        seed: int = 0,
+        truncation: float = 1.0,
+        lr: float | None = None,
+        probe_steps: int = 1,
+        probe_lr: float = 0.01,
+        select_every: int = 1,
+    ) -> None:
         if batch < 1:
             raise VecgenError("--batch must be >= 1")
         if lr is not None and _positive(lr) is None:
@@ -331,6 +343,7 @@ class GeneratorWeights:
         (``stylegan2:FILE``); TAEF2: ``{"state_dict": decoder_state, "vecgen": meta}``
         (``taef2:FILE``); others ``{"state_dict": module_state, "vecgen": meta}``.
         """
+
         def cpu(sd: dict[str, Tensor]) -> dict[str, Tensor]:
             return {k: v.detach().cpu().clone() for k, v in sd.items()}
 
@@ -359,9 +372,13 @@ class GeneratorWeights:
         save_png(self.grid(), p, mkdir=True)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"type": "generator_weights", "step": self.step, "selected": list(self.selected),
-                "selection_counts": self.selection_counts.clone(),
-                "trained": {k: v.detach().cpu().clone() for k, v in self.trained.state_dict().items()}}
+        return {
+            "type": "generator_weights",
+            "step": self.step,
+            "selected": list(self.selected),
+            "selection_counts": self.selection_counts.clone(),
+            "trained": {k: v.detach().cpu().clone() for k, v in self.trained.state_dict().items()},
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         from vecgen.backends.generators import load_weights
@@ -378,5 +395,7 @@ class GeneratorWeights:
             self._set_trainable(self.selected)
 
     def __repr__(self) -> str:
-        return (f"GeneratorWeights(generator={getattr(self.frozen, 'kind', '?')}, mode={self.mode!r}, "
-                f"layers={len(self.layer_names)}, layers_k={self.layers_k}, batch={self.batch})")
+        return (
+            f"GeneratorWeights(generator={getattr(self.frozen, 'kind', '?')}, mode={self.mode!r}, "
+            f"layers={len(self.layer_names)}, layers_k={self.layers_k}, batch={self.batch})"
+        )

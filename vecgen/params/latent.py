@@ -31,6 +31,7 @@ rendered and scored with the objective (no grad, in batches); the ``top``
 lowest-loss ones become a fixed basis and the optimized latent is
 ``sum_k softmax(logits)_k * basis_k + residual``.
 """
+
 from __future__ import annotations
 
 import math
@@ -113,10 +114,22 @@ class Latent:
     kind = "raster"
     name = "latent"
 
-    def __init__(self, generator, *, space: str = "w", seed: int = 0, truncation: float | None = None,
-                 init: str | Tensor | None = "random", lr: float = 0.1, steps: int | None = None,
-                 rampup: float = 0.05, rampdown: float = 0.25, basis: Tensor | None = None,
-                 basis_scores: Tensor | None = None, logits_lr: float = 0.05) -> None:
+    def __init__(
+        self,
+        generator,
+        *,
+        space: str = "w",
+        seed: int = 0,
+        truncation: float | None = None,
+        init: str | Tensor | None = "random",
+        lr: float = 0.1,
+        steps: int | None = None,
+        rampup: float = 0.05,
+        rampdown: float = 0.25,
+        basis: Tensor | None = None,
+        basis_scores: Tensor | None = None,
+        logits_lr: float = 0.05,
+    ) -> None:
         self.generator = generator
         self.space = _check_space(space)
         if truncation is None:
@@ -147,8 +160,9 @@ class Latent:
         if basis is not None:
             basis = basis.detach().to(self.device, torch.float32).clone().contiguous()
             if tuple(basis.shape[1:]) != self.space_shape or basis.shape[0] < 1:
-                raise VecgenError(f"FuseDream basis must be (K, {', '.join(map(str, self.space_shape))}), "
-                                  f"got {tuple(basis.shape)}")
+                raise VecgenError(
+                    f"FuseDream basis must be (K, {', '.join(map(str, self.space_shape))}), got {tuple(basis.shape)}"
+                )
             self.basis = basis
             logits = torch.zeros(basis.shape[0])
             if basis_scores is not None and basis.shape[0] > 1:
@@ -218,8 +232,10 @@ class Latent:
                     return x.clone()
                 if self.space != "z" and tuple(x.shape) == (1, *g.latent_shape):
                     return self.to_space(x).clone()
-                raise VecgenError(f"init latent has shape {tuple(init.shape)}; {self.space} space wants "
-                                  f"(1, {', '.join(map(str, self.space_shape))})")
+                raise VecgenError(
+                    f"init latent has shape {tuple(init.shape)}; {self.space} space wants "
+                    f"(1, {', '.join(map(str, self.space_shape))})"
+                )
             init = "random" if init is None else str(init)
             if init == "random":
                 return self.to_space(g.sample_latent(1, self.seed, device=self.device)).clone()
@@ -233,9 +249,20 @@ class Latent:
     # ------------------------------------------------------------------ FuseDream
     @classmethod
     @torch.no_grad()
-    def fusedream(cls, generator, score: ScoreFn, *, samples: int = 64, top: int = 4, space: str = "w",
-                  seed: int = 0, truncation: float | None = None, chunk: int = 8, progress: bool = False,
-                  **kwargs: Any) -> Latent:
+    def fusedream(
+        cls,
+        generator,
+        score: ScoreFn,
+        *,
+        samples: int = 64,
+        top: int = 4,
+        space: str = "w",
+        seed: int = 0,
+        truncation: float | None = None,
+        chunk: int = 8,
+        progress: bool = False,
+        **kwargs: Any,
+    ) -> Latent:
         """FuseDream start: rank ``samples`` prior draws by ``score`` and keep the ``top`` best.
 
         Draws come in chunks of ``chunk`` (chunk ``i`` is
@@ -247,8 +274,14 @@ class Latent:
         """
         samples, top = check_fusedream(samples, top)
         chunk = max(1, int(chunk))
-        probe = cls(generator, space=space, seed=seed, truncation=truncation, init="mean",
-                    **{k: v for k, v in kwargs.items() if k in ("lr", "steps", "rampup", "rampdown")})
+        probe = cls(
+            generator,
+            space=space,
+            seed=seed,
+            truncation=truncation,
+            init="mean",
+            **{k: v for k, v in kwargs.items() if k in ("lr", "steps", "rampup", "rampdown")},
+        )
         scores: list[Tensor] = []
         kept_x: Tensor | None = None
         kept_s: Tensor | None = None
@@ -279,8 +312,9 @@ class Latent:
                 bar.update(n)
         if bar is not None:
             bar.close()
-        param = cls(generator, space=space, seed=seed, truncation=truncation, basis=kept_x,
-                    basis_scores=kept_s, **kwargs)
+        param = cls(
+            generator, space=space, seed=seed, truncation=truncation, basis=kept_x, basis_scores=kept_s, **kwargs
+        )
         param.scores = torch.cat(scores)
         param.top_indices = kept_i
         return param
@@ -314,8 +348,10 @@ class Latent:
     def param_groups(self) -> list[dict[str, Any]]:
         ramp = {"schedule": self.lr_factor} if self.steps else {}
         if self.basis is not None:
-            return [{"params": [self.logits], "lr": self.logits_lr, "name": "fusedream_logits", **ramp},
-                    {"params": [self.residual], "lr": self.lr, "name": f"latent_{self.space}", **ramp}]
+            return [
+                {"params": [self.logits], "lr": self.logits_lr, "name": "fusedream_logits", **ramp},
+                {"params": [self.residual], "lr": self.lr, "name": f"latent_{self.space}", **ramp},
+            ]
         return [{"params": [self.value], "lr": self.lr, "name": f"latent_{self.space}", **ramp}]
 
     def render(self, ctx: StepContext | None = None) -> Tensor:
@@ -348,17 +384,28 @@ class Latent:
     def save_latent(self, path: str | Path) -> None:
         """``torch.save`` (atomically) ``{"space", "latent", "w_plus", "truncation"}``; loads with weights_only."""
         with torch.no_grad():
-            data = {"space": self.space, "latent": self.latent().detach().cpu().clone(),
-                    "w_plus": self.w_plus().detach().cpu().clone(), "truncation": self.truncation}
+            data = {
+                "space": self.space,
+                "latent": self.latent().detach().cpu().clone(),
+                "w_plus": self.w_plus().detach().cpu().clone(),
+                "truncation": self.truncation,
+            }
         atomic_write(path, torch_bytes(data))
 
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"type": "latent", "space": self.space, "step": self.step,
-                                 "initial": self._initial.detach().cpu().clone()}
+        state: dict[str, Any] = {
+            "type": "latent",
+            "space": self.space,
+            "step": self.step,
+            "initial": self._initial.detach().cpu().clone(),
+        }
         if self.basis is not None:
             assert self.logits is not None and self.residual is not None
-            state.update(basis=self.basis.detach().cpu().clone(), logits=self.logits.detach().cpu().clone(),
-                         residual=self.residual.detach().cpu().clone())
+            state.update(
+                basis=self.basis.detach().cpu().clone(),
+                logits=self.logits.detach().cpu().clone(),
+                residual=self.residual.detach().cpu().clone(),
+            )
         else:
             assert self.value is not None
             state["value"] = self.value.detach().cpu().clone()
@@ -390,5 +437,7 @@ class Latent:
 
     def __repr__(self) -> str:
         extra = f", fusedream_top={self.basis.shape[0]}" if self.basis is not None else ""
-        return (f"Latent(generator={getattr(self.generator, 'kind', '?')}, space={self.space!r}, "
-                f"shape={self.space_shape}, truncation={self.truncation}{extra})")
+        return (
+            f"Latent(generator={getattr(self.generator, 'kind', '?')}, space={self.space!r}, "
+            f"shape={self.space_shape}, truncation={self.truncation}{extra})"
+        )

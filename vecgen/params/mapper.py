@@ -20,6 +20,7 @@ directional term; ``l2_to_init()`` is the mean squared step ``|M(w)|^2`` (so
 Files: :func:`save_mapper` / :func:`load_mapper` (safetensors; the text, the
 generator's kind and weight fingerprint in the metadata).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -68,9 +69,13 @@ class LatentMapper(nn.Module):
         if self.arch == "conv":
             c = self.w_shape[0]
             hidden = int(hidden or 64)
-            self.net = nn.Sequential(nn.Conv2d(c, hidden, 3, padding=1), nn.LeakyReLU(0.2),
-                                     nn.Conv2d(hidden, hidden, 3, padding=1), nn.LeakyReLU(0.2),
-                                     nn.Conv2d(hidden, c, 3, padding=1))
+            self.net = nn.Sequential(
+                nn.Conv2d(c, hidden, 3, padding=1),
+                nn.LeakyReLU(0.2),
+                nn.Conv2d(hidden, hidden, 3, padding=1),
+                nn.LeakyReLU(0.2),
+                nn.Conv2d(hidden, c, 3, padding=1),
+            )
         else:
             d = math.prod(self.w_shape)
             hidden = int(hidden or min(d, 512))
@@ -113,8 +118,16 @@ class MapperTraining:
     kind = "raster"
     name = "mapper"
 
-    def __init__(self, generator, bank: Tensor, *, mapper: LatentMapper | None = None, batch: int = 2,
-                 lr: float = 0.002, seed: int = 0) -> None:
+    def __init__(
+        self,
+        generator,
+        bank: Tensor,
+        *,
+        mapper: LatentMapper | None = None,
+        batch: int = 2,
+        lr: float = 0.002,
+        seed: int = 0,
+    ) -> None:
         if bank.dim() < 3 or bank.shape[0] < 1 or bank.shape[1] != generator.n_latent:
             raise VecgenError(f"mapper bank must be (N, {generator.n_latent}, ...), got {tuple(bank.shape)}")
         self.generator = generator
@@ -170,8 +183,11 @@ class MapperTraining:
         return w_plus + self.mapper(w_plus)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"type": "mapper", "step": self.step,
-                "mapper": {k: v.detach().cpu().clone() for k, v in self.mapper.state_dict().items()}}
+        return {
+            "type": "mapper",
+            "step": self.step,
+            "mapper": {k: v.detach().cpu().clone() for k, v in self.mapper.state_dict().items()},
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("type") != "mapper":

@@ -37,6 +37,7 @@ Colour palettes (``palette=k``):
 :meth:`svg` / :meth:`export` always write the final colours (snapped or
 hardened); :meth:`finalize` makes :meth:`render` show them too.
 """
+
 from __future__ import annotations
 
 import functools
@@ -153,8 +154,8 @@ def kmeans_palette(colors: Tensor, k: int, *, iters: int = 40, seed: int = 0) ->
 def _closed_rect_points(x0: Tensor, y0: Tensor, x1: Tensor, y1: Tensor) -> Tensor:
     """Rectangles -> ``(N, 12, 2)`` control points of closed 4-segment cubic paths."""
     corners = torch.stack(
-        [torch.stack([x0, y0], -1), torch.stack([x1, y0], -1),
-         torch.stack([x1, y1], -1), torch.stack([x0, y1], -1)], 1)  # (N, 4, 2)
+        [torch.stack([x0, y0], -1), torch.stack([x1, y0], -1), torch.stack([x1, y1], -1), torch.stack([x0, y1], -1)], 1
+    )  # (N, 4, 2)
     nxt = corners.roll(-1, dims=1)
     thirds = [corners, corners + (nxt - corners) / 3.0, corners + (nxt - corners) * (2.0 / 3.0)]
     return torch.stack(thirds, 2).reshape(-1, 12, 2)  # corner, 1/3, 2/3 of each edge
@@ -186,12 +187,11 @@ def cell_rect_points(size: tuple[int, int], grid: tuple[int, int]) -> Tensor:
         # covers those pixels fully instead of half; 1/1024 px off, they get
         # the half coverage they should (to 0.1%).
         on = (edge - torch.floor(edge) - 0.5).abs() < 1e-9
-        return torch.where(on, edge + 2.0 ** -10, edge)
+        return torch.where(on, edge + 2.0**-10, edge)
 
     x0, x1 = (off_centre(e) for e in spans(cols, width, mx))
     y0, y1 = (off_centre(e) for e in spans(rows, height, my))
-    pts = _closed_rect_points(x0.repeat(rows), y0.repeat_interleave(cols), x1.repeat(rows),
-                              y1.repeat_interleave(cols))
+    pts = _closed_rect_points(x0.repeat(rows), y0.repeat_interleave(cols), x1.repeat(rows), y1.repeat_interleave(cols))
     return pts.to(torch.float32)
 
 
@@ -213,7 +213,7 @@ def _touching(n_pix: int, n_cells: int, margin: float) -> tuple[np.ndarray, int]
     cell, eps = n_pix / n_cells, 1e-3
     xf = x.astype(np.float64)
     lo = np.floor((xf - margin - eps) / cell).astype(np.int64)  # (j+1)*cell + margin >= x
-    hi = np.ceil((xf + 1 + eps) / cell).astype(np.int64) - 1    # j*cell <= x + 1
+    hi = np.ceil((xf + 1 + eps) / cell).astype(np.int64) - 1  # j*cell <= x + 1
     lo = np.clip(lo, 0, n_cells - 1)
     hi = np.clip(hi, 0, n_cells - 1)
     return lo, int((hi - lo).max()) + 1
@@ -221,8 +221,9 @@ def _touching(n_pix: int, n_cells: int, margin: float) -> tuple[np.ndarray, int]
 
 @functools.lru_cache(maxsize=4)
 @torch.no_grad()
-def probe_weights(size: tuple[int, int], grid: tuple[int, int], rasterizer: str = "native",
-                  device: str = "cpu") -> tuple[Tensor, Tensor, Tensor]:
+def probe_weights(
+    size: tuple[int, int], grid: tuple[int, int], rasterizer: str = "native", device: str = "cpu"
+) -> tuple[Tensor, Tensor, Tensor]:
     """Per-pixel cell weights of the rasterized grid: ``(weights (S, H*W),
     index (S*H*W,), background weight (H*W,))`` for ``S`` slots per pixel.
 
@@ -507,8 +508,7 @@ class PixelArt:
             height = 1.0 + (myg if i < self.rows - 1 else 0.0)
             xy = ({"x": str(j0)} if j0 else {}) | ({"y": str(i)} if i else {})
             rects.append(element("rect", **xy, width=_fmt(width), height=_fmt(height), fill=_hex(rgb)))
-        return svg_document(w, h, rects, metadata, view_box=f"0 0 {self.cols} {self.rows}",
-                            preserveAspectRatio="none")
+        return svg_document(w, h, rects, metadata, view_box=f"0 0 {self.cols} {self.rows}", preserveAspectRatio="none")
 
     def export(self, path: str | FsPath, metadata: dict[str, str] | None = None) -> None:
         from vecgen.io import atomic_write
@@ -518,8 +518,13 @@ class PixelArt:
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {
-            "type": self.name, "version": 1, "size": list(self.size), "grid": list(self.grid),
-            "palette": self.palette_k, "palette_mode": self.palette_mode, "hard": self.hard,
+            "type": self.name,
+            "version": 1,
+            "size": list(self.size),
+            "grid": list(self.grid),
+            "palette": self.palette_k,
+            "palette_mode": self.palette_mode,
+            "hard": self.hard,
         }
         if self.colors is not None:
             state["colors"] = self.colors.detach().to("cpu").clone()
@@ -533,8 +538,12 @@ class PixelArt:
         if not isinstance(state, dict) or state.get("type") != self.name:
             got = state.get("type") if isinstance(state, dict) else type(state).__name__
             raise VecgenError(f"state is for parameterization {got!r}, not {self.name!r}")
-        for key, mine in (("size", list(self.size)), ("grid", list(self.grid)),
-                          ("palette", self.palette_k), ("palette_mode", self.palette_mode)):
+        for key, mine in (
+            ("size", list(self.size)),
+            ("grid", list(self.grid)),
+            ("palette", self.palette_k),
+            ("palette_mode", self.palette_mode),
+        ):
             theirs = state.get(key)
             if isinstance(theirs, (tuple, list)):
                 theirs = list(theirs)
@@ -552,5 +561,7 @@ class PixelArt:
         self.hard = bool(state.get("hard", False))
 
     def __repr__(self) -> str:
-        return (f"PixelArt(size={self.size}, grid={self.cols}x{self.rows}, palette={self.palette_k}, "
-                f"palette_mode={self.palette_mode!r})")
+        return (
+            f"PixelArt(size={self.size}, grid={self.cols}x{self.rows}, palette={self.palette_k}, "
+            f"palette_mode={self.palette_mode!r})"
+        )

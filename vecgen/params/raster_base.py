@@ -16,6 +16,7 @@ Also here: state-tensor checks for ``load_state_dict`` and a PSNR helper.
 Image loading and writing live in :mod:`vecgen.io`, option checks in
 :mod:`vecgen.options`.
 """
+
 from __future__ import annotations
 
 import math
@@ -89,9 +90,7 @@ def apply_color_matrix(matrix: Tensor, image: Tensor) -> Tensor:
 
 def check_squash(name: Any) -> str:
     if not isinstance(name, str) or name.lower() not in SQUASHES:
-        raise VecgenError(
-            f"unknown squash {name!r}: expected one of {', '.join(SQUASHES)}"
-        )
+        raise VecgenError(f"unknown squash {name!r}: expected one of {', '.join(SQUASHES)}")
     return name.lower()
 
 
@@ -225,18 +224,14 @@ class RasterParam:
         if not isinstance(state, dict):
             raise VecgenError(f"{self.name} state must be a dict, got {type(state).__name__}")
         if state.get("type") != self.name:
-            raise VecgenError(
-                f"state is for parameterization {state.get('type')!r}, not {self.name!r}"
-            )
+            raise VecgenError(f"state is for parameterization {state.get('type')!r}, not {self.name!r}")
         size: Any = state.get("size")  # untrusted: None or a non-sequence gives TypeError below
         try:
             same = tuple(int(v) for v in size) == self.size
         except (TypeError, ValueError):
             same = False
         if not same:
-            raise VecgenError(
-                f"state is for size {size}, this {self.name} image is {list(self.size)}"
-            )
+            raise VecgenError(f"state is for size {size}, this {self.name} image is {list(self.size)}")
         return {
             "contrast": check_number("contrast", state.get("contrast", self.contrast), positive=True),
             "colors": check_number("colors", state.get("colors", self.colors), nonnegative=True),
@@ -255,10 +250,7 @@ def check_state_tensor(target: Tensor, source: Any, label: str) -> Tensor:
     if not isinstance(source, Tensor):
         raise VecgenError(f"state entry {label!r} is missing or not a tensor")
     if tuple(source.shape) != tuple(target.shape):
-        raise VecgenError(
-            f"state entry {label!r} has shape {tuple(source.shape)}, "
-            f"expected {tuple(target.shape)}"
-        )
+        raise VecgenError(f"state entry {label!r} has shape {tuple(source.shape)}, expected {tuple(target.shape)}")
     return source
 
 

@@ -9,6 +9,7 @@ paths that paint nothing (fully transparent, zero width, off the canvas) and,
 unless ``keep_all``, those whose removal changes no pixel of the engine's raster
 by more than 1/255 (:func:`removal_effect`); the SVG's metadata counts both.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,12 +39,27 @@ class Strokes:
 
     kind = "vector"
 
-    def __init__(self, size: tuple[int, int], *, strokes: int = 256, segments: int = 3,
-                 width: tuple[float, float] = (1.0, 8.0), shapes: str = "strokes", background=(1.0, 1.0, 1.0),
-                 init: str | FsPath | None = None, seed: int = 0, device: str | torch.device = "cpu",
-                 rasterizer: str = "native", lr_points: float = 1.0, lr_width: float = 0.1,
-                 lr_color: float = 0.01, keep_all: bool = False, palette: Tensor | None = None,
-                 colors: int | None = None, init_paths: list[Path] | None = None) -> None:
+    def __init__(
+        self,
+        size: tuple[int, int],
+        *,
+        strokes: int = 256,
+        segments: int = 3,
+        width: tuple[float, float] = (1.0, 8.0),
+        shapes: str = "strokes",
+        background=(1.0, 1.0, 1.0),
+        init: str | FsPath | None = None,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        rasterizer: str = "native",
+        lr_points: float = 1.0,
+        lr_width: float = 0.1,
+        lr_color: float = 0.01,
+        keep_all: bool = False,
+        palette: Tensor | None = None,
+        colors: int | None = None,
+        init_paths: list[Path] | None = None,
+    ) -> None:
         """``init``: start from an SVG's paths; ``init_paths``: from these paths (control points in pixels of
         ``size``), e.g. strokes placed by a saliency map. Either replaces the ``strokes`` random ones."""
         w, h = size
@@ -116,10 +132,17 @@ class Strokes:
         self.evenodd = [p.fill_rule == "evenodd" for p in paths]
         zero4 = torch.zeros(4)
         self.points = torch.cat([p.points.float() for p in paths]).to(d).requires_grad_(True)
-        self.widths = torch.stack([torch.as_tensor(p.stroke_width, dtype=torch.float32).reshape(())
-                                   for p in paths]).to(d).requires_grad_(True)
-        self.stroke_rgba = torch.stack([p.stroke if p.stroke is not None else zero4 for p in paths]).float().to(d).requires_grad_(True)
-        self.fill_rgba = torch.stack([p.fill if p.fill is not None else zero4 for p in paths]).float().to(d).requires_grad_(True)
+        self.widths = (
+            torch.stack([torch.as_tensor(p.stroke_width, dtype=torch.float32).reshape(()) for p in paths])
+            .to(d)
+            .requires_grad_(True)
+        )
+        self.stroke_rgba = (
+            torch.stack([p.stroke if p.stroke is not None else zero4 for p in paths]).float().to(d).requires_grad_(True)
+        )
+        self.fill_rgba = (
+            torch.stack([p.fill if p.fill is not None else zero4 for p in paths]).float().to(d).requires_grad_(True)
+        )
 
     # ------------------------------------------------------------------ protocol
     def param_groups(self) -> list[dict[str, Any]]:
@@ -132,11 +155,16 @@ class Strokes:
     def scene(self) -> Scene:
         paths, start = [], 0
         for i, n in enumerate(self.counts):
-            paths.append(Path(
-                points=self.points[start:start + n], closed=self.closed[i], stroke_width=self.widths[i],
-                stroke=self.stroke_rgba[i] if self.has_stroke[i] else None,
-                fill=self.fill_rgba[i] if self.has_fill[i] else None,
-                fill_rule="evenodd" if self.evenodd[i] else "nonzero"))
+            paths.append(
+                Path(
+                    points=self.points[start : start + n],
+                    closed=self.closed[i],
+                    stroke_width=self.widths[i],
+                    stroke=self.stroke_rgba[i] if self.has_stroke[i] else None,
+                    fill=self.fill_rgba[i] if self.has_fill[i] else None,
+                    fill_rule="evenodd" if self.evenodd[i] else "nonzero",
+                )
+            )
             start += n
         return Scene(self.size[0], self.size[1], paths, self.background)
 
@@ -207,10 +235,17 @@ class Strokes:
         atomic_write(path, self.svg(metadata).encode("utf-8"))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"points": self.points.detach().clone(), "widths": self.widths.detach().clone(),
-                "stroke_rgba": self.stroke_rgba.detach().clone(), "fill_rgba": self.fill_rgba.detach().clone(),
-                "counts": list(self.counts), "closed": list(self.closed), "has_fill": list(self.has_fill),
-                "has_stroke": list(self.has_stroke), "evenodd": list(self.evenodd)}
+        return {
+            "points": self.points.detach().clone(),
+            "widths": self.widths.detach().clone(),
+            "stroke_rgba": self.stroke_rgba.detach().clone(),
+            "fill_rgba": self.fill_rgba.detach().clone(),
+            "counts": list(self.counts),
+            "closed": list(self.closed),
+            "has_fill": list(self.has_fill),
+            "has_stroke": list(self.has_stroke),
+            "evenodd": list(self.evenodd),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if list(state["counts"]) != self.counts or list(state["closed"]) != self.closed:
@@ -226,15 +261,23 @@ def _fill_shows(p: Path) -> bool:
 
 
 def _stroke_shows(p: Path) -> bool:
-    return p.stroke is not None and float(p.stroke[3].detach()) > 0 and float(torch.as_tensor(p.stroke_width).detach()) > 0
+    return (
+        p.stroke is not None and float(p.stroke[3].detach()) > 0 and float(torch.as_tensor(p.stroke_width).detach()) > 0
+    )
 
 
 def _visible_part(p: Path) -> Path:
     """``p`` without a fill or stroke that paints nothing (same raster); a path with neither keeps both off."""
     stroke = p.stroke.detach() if p.stroke is not None and _stroke_shows(p) else None
     fill = p.fill.detach() if p.fill is not None and _fill_shows(p) else None
-    return Path(p.points.detach(), closed=p.closed, stroke_width=torch.as_tensor(p.stroke_width).detach(),
-                stroke=stroke, fill=fill, fill_rule=p.fill_rule)
+    return Path(
+        p.points.detach(),
+        closed=p.closed,
+        stroke_width=torch.as_tensor(p.stroke_width).detach(),
+        stroke=stroke,
+        fill=fill,
+        fill_rule=p.fill_rule,
+    )
 
 
 def paints_something(scene: Scene) -> Tensor:
@@ -289,8 +332,9 @@ def removal_effect(scene: Scene, rasterizer, size: tuple[int, int] | None = None
     return _judge(scene, rasterizer, size, None)[0]
 
 
-def prunable(scene: Scene, rasterizer, size: tuple[int, int] | None = None,
-             tolerance: float = PRUNE_TOLERANCE) -> Tensor:
+def prunable(
+    scene: Scene, rasterizer, size: tuple[int, int] | None = None, tolerance: float = PRUNE_TOLERANCE
+) -> Tensor:
     """``(N,)`` bool: paths to drop, top path first, while the summed change of the dropped ones stays within
     ``tolerance`` at every pixel (a dropped path no longer hides those below it). Hidden paths change nothing."""
     return _judge(scene, rasterizer, size, tolerance)[1]

@@ -11,6 +11,7 @@ resumes do not disturb it); under ``torch.no_grad`` (the final picture, snapshot
 the cameras are fixed: the front first, then evenly around. Exported meshes are in
 the input's own frame and scale, with its vertices and faces in the same order.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,11 +40,15 @@ def welded_normals(vertices: Tensor, faces: Tensor) -> Tensor:
     key = torch.round(vertices.double() * 1e6).cpu().numpy()
     _, inv = np.unique(key, axis=0, return_inverse=True)
     inv_t = torch.as_tensor(inv.reshape(-1), device=vertices.device)
-    group = torch.zeros(int(inv_t.max()) + 1, 3, dtype=vertices.dtype, device=vertices.device).index_add_(0, inv_t, summed)
+    group = torch.zeros(int(inv_t.max()) + 1, 3, dtype=vertices.dtype, device=vertices.device).index_add_(
+        0, inv_t, summed
+    )
     n = group.index_select(0, inv_t)
     length = n.norm(dim=-1, keepdim=True)
     radial = vertices / vertices.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    n = torch.where(length > 1e-9, n / length.clamp_min(1e-20), torch.where(raw.norm(dim=-1, keepdim=True) > 0, raw, radial))
+    n = torch.where(
+        length > 1e-9, n / length.clamp_min(1e-20), torch.where(raw.norm(dim=-1, keepdim=True) > 0, raw, radial)
+    )
     return n
 
 
@@ -52,8 +57,15 @@ class StyleMLP(nn.Module):
 
     B: Tensor  # (3, features // 2) random Fourier frequencies
 
-    def __init__(self, sigma: float = 5.0, features: int = 256, width: int = 256, depth: int = 4,
-                 head_depth: int = 2, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        sigma: float = 5.0,
+        features: int = 256,
+        width: int = 256,
+        depth: int = 4,
+        head_depth: int = 2,
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__()
         self.register_buffer("B", torch.randn(3, features // 2, generator=generator) * sigma)
         layers: list[nn.Module] = [nn.Linear(3 + 2 * (features // 2), width), nn.ReLU()]
@@ -99,11 +111,26 @@ class StyleField:
     kind = "mesh"
     name = "style_field"
 
-    def __init__(self, vertices, faces, *, size: tuple[int, int] = (224, 224), views: int = 5,
-                 background=(1.0, 1.0, 1.0), sigma: float = 5.0, width: int = 256, depth: int = 4,
-                 max_displacement: float = 0.1, lr: float = 5e-4, seed: int = 0, device: Any = "cpu",
-                 elevation: float = 15.0, front_azimuth: float = 0.0, fov: float = DEFAULT_FOV,
-                 distance: float = DEFAULT_DISTANCE) -> None:
+    def __init__(
+        self,
+        vertices,
+        faces,
+        *,
+        size: tuple[int, int] = (224, 224),
+        views: int = 5,
+        background=(1.0, 1.0, 1.0),
+        sigma: float = 5.0,
+        width: int = 256,
+        depth: int = 4,
+        max_displacement: float = 0.1,
+        lr: float = 5e-4,
+        seed: int = 0,
+        device: Any = "cpu",
+        elevation: float = 15.0,
+        front_azimuth: float = 0.0,
+        fov: float = DEFAULT_FOV,
+        distance: float = DEFAULT_DISTANCE,
+    ) -> None:
         self.device = torch.device(device)
         if int(views) < 1:
             raise VecgenError("--views must be >= 1")
@@ -154,7 +181,7 @@ class StyleField:
             if self.views > 1:
                 u = torch.rand(2 * self.views, generator=g)
                 az[1:] = self.front_azimuth + u[0] * 360.0 + torch.arange(self.views - 1) * (360.0 / (self.views - 1))
-                el[1:] = -15.0 + 60.0 * u[1:self.views]
+                el[1:] = -15.0 + 60.0 * u[1 : self.views]
                 az[0] += (u[self.views] - 0.5) * 10.0  # the front, a little jittered
         else:
             az, el = default_views(self.views, elevation=self.elevation, front_azimuth=self.front_azimuth)
@@ -163,7 +190,9 @@ class StyleField:
     def render_views(self, azimuth, elevation) -> Tensor:
         """Shaded views ``(V, 3, H, W)`` from the given angles (degrees, ``(V,)``)."""
         color, v = self.field()
-        return self.renderer.render(v, self.faces, color, look_at(orbit(azimuth, elevation, self.distance)).to(self.device))
+        return self.renderer.render(
+            v, self.faces, color, look_at(orbit(azimuth, elevation, self.distance)).to(self.device)
+        )
 
     # ------------------------------------------------------------------ the protocol
     def render(self, ctx: StepContext | None = None) -> Tensor:
@@ -187,8 +216,11 @@ class StyleField:
         save_mesh(path, v, f, c, metadata)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"mlp": {k: t.detach().cpu().clone() for k, t in self.mlp.state_dict().items()}, "step": self.step,
-                "vertices": int(self.v0.shape[0])}
+        return {
+            "mlp": {k: t.detach().cpu().clone() for k, t in self.mlp.state_dict().items()},
+            "step": self.step,
+            "vertices": int(self.v0.shape[0]),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not isinstance(state, dict) or "mlp" not in state:
@@ -202,5 +234,7 @@ class StyleField:
         self.step = int(state.get("step", 0))
 
     def __repr__(self) -> str:
-        return (f"StyleField(vertices={self.v0.shape[0]}, faces={self.faces.shape[0]}, views={self.views}, "
-                f"size={(self.width_px, self.height_px)}, max_displacement={self.max_displacement})")
+        return (
+            f"StyleField(vertices={self.v0.shape[0]}, faces={self.faces.shape[0]}, views={self.views}, "
+            f"size={(self.width_px, self.height_px)}, max_displacement={self.max_displacement})"
+        )

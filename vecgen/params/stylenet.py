@@ -17,6 +17,7 @@ Two choices of our own, both for short CPU runs:
   exactly what one pass over the whole (impossibly large) image would with
   those statistics, and the look at full size is the look that was optimized.
 """
+
 from __future__ import annotations
 
 import copy
@@ -183,8 +184,8 @@ class StyleNet(nn.Module):
                     ya, xa = max(0, y0 - HALO), max(0, x0 - HALO)
                     yb, xb = min(hh, y1 + HALO), min(ww, x1 + HALO)
                     piece = self._forward_aligned(x[..., ya:yb, xa:xb].to(dev, torch.float32)).cpu()
-                    keep = piece[..., y0 - ya: y1 - ya, x0 - xa: x1 - xa]
-                    out[..., y0:min(y1, h), x0:min(x1, w)] = keep[..., :min(y1, h) - y0, :min(x1, w) - x0]
+                    keep = piece[..., y0 - ya : y1 - ya, x0 - xa : x1 - xa]
+                    out[..., y0 : min(y1, h), x0 : min(x1, w)] = keep[..., : min(y1, h) - y0, : min(x1, w) - x0]
             return out
         finally:
             self.freeze_stats(None)
@@ -201,8 +202,16 @@ class StyleNetImage:
 
     kind = "raster"
 
-    def __init__(self, content: Tensor, *, ngf: int = 16, lr: float = 5e-4, seed: int = 0,
-                 device: torch.device | str = "cpu", net: StyleNet | None = None) -> None:
+    def __init__(
+        self,
+        content: Tensor,
+        *,
+        ngf: int = 16,
+        lr: float = 5e-4,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        net: StyleNet | None = None,
+    ) -> None:
         if content.dim() != 4 or content.shape[1] != 3 or min(content.shape[-2:]) < 1:
             raise VecgenError(f"content must be (B, 3, h, w), got {tuple(content.shape)}")
         with torch.random.fork_rng(devices=[]):  # the init draws from its own seed, not the caller's RNG
@@ -212,8 +221,7 @@ class StyleNetImage:
         self.lr = float(lr)
 
     def param_groups(self) -> list[dict[str, Any]]:
-        return [{"params": list(self.net.parameters()), "lr": self.lr, "name": "stylenet",
-                 "schedule": halve_at_half}]
+        return [{"params": list(self.net.parameters()), "lr": self.lr, "name": "stylenet", "schedule": halve_at_half}]
 
     def render(self, ctx: StepContext | None = None) -> Tensor:
         """The stylised content image ``(1, 3, H, W)`` in ``[0, 1]`` (differentiable).
@@ -264,8 +272,17 @@ class StyleNetBatches(StyleNetImage):
     :meth:`state_dict`).
     """
 
-    def __init__(self, images: list[Tensor], *, crop: int = 256, batch: int = 4, ngf: int = 16, lr: float = 1e-4,
-                 seed: int = 0, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        images: list[Tensor],
+        *,
+        crop: int = 256,
+        batch: int = 4,
+        ngf: int = 16,
+        lr: float = 1e-4,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+    ) -> None:
         if not images:
             raise VecgenError("no training images")
         self.images = images
@@ -281,13 +298,16 @@ class StyleNetBatches(StyleNetImage):
             h, w = img.shape[-2:]
             if min(h, w) < self.crop:
                 k = self.crop / min(h, w)
-                img = F.interpolate(_as_float(img), size=(max(self.crop, math.ceil(h * k)),
-                                                          max(self.crop, math.ceil(w * k))),
-                                    mode="bilinear", align_corners=False)
+                img = F.interpolate(
+                    _as_float(img),
+                    size=(max(self.crop, math.ceil(h * k)), max(self.crop, math.ceil(w * k))),
+                    mode="bilinear",
+                    align_corners=False,
+                )
                 h, w = img.shape[-2:]
             y = int(torch.randint(h - self.crop + 1, (1,), generator=self.gen))
             x = int(torch.randint(w - self.crop + 1, (1,), generator=self.gen))
-            part = _as_float(img[..., y:y + self.crop, x:x + self.crop])
+            part = _as_float(img[..., y : y + self.crop, x : x + self.crop])
             if bool(torch.rand((), generator=self.gen) < 0.5):
                 part = part.flip(-1)
             out.append(part)
@@ -301,8 +321,11 @@ class StyleNetBatches(StyleNetImage):
         self.content = self._draw()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"net": copy.deepcopy(self.net.state_dict()), "sampler": self.gen.get_state(),
-                "content": self.content.detach().cpu().clone()}
+        return {
+            "net": copy.deepcopy(self.net.state_dict()),
+            "sampler": self.gen.get_state(),
+            "content": self.content.detach().cpu().clone(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["net"])
@@ -343,8 +366,10 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[St
     except Exception as e:  # noqa: BLE001 - read_checkpoint already accepted the file; be safe anyway
         raise VecgenError(f"cannot read style model {p}: {type(e).__name__}") from None
     if meta.get("arch") != ARCH:
-        raise VecgenError(f"{p} is not a style model of this kind (architecture {meta.get('arch', 'unknown')!r}, "
-                          f"expected {ARCH!r}): make one with vecgen style --train")
+        raise VecgenError(
+            f"{p} is not a style model of this kind (architecture {meta.get('arch', 'unknown')!r}, "
+            f"expected {ARCH!r}): make one with vecgen style --train"
+        )
     try:
         ngf = int(meta.get("ngf", "16"))
         if not 1 <= ngf <= 256:
@@ -358,8 +383,10 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[St
         if got is None:
             raise VecgenError(f"{p} does not match the StyleNet architecture (missing tensor {k!r})")
         if tuple(got.shape) != tuple(v.shape):
-            raise VecgenError(f"{p} does not match the StyleNet architecture ({k}: {tuple(got.shape)} in the file, "
-                              f"{tuple(v.shape)} expected)")
+            raise VecgenError(
+                f"{p} does not match the StyleNet architecture ({k}: {tuple(got.shape)} in the file, "
+                f"{tuple(v.shape)} expected)"
+            )
     extra = sorted(set(tensors) - set(want))
     if extra:
         raise VecgenError(f"{p} does not match the StyleNet architecture (unexpected tensor {extra[0]!r})")

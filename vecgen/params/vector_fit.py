@@ -13,6 +13,7 @@ and over white, side by side (``(1, 3, H, 2W)``); matching both matches premulti
 and alpha, so a transparent background stays transparent and no background
 rectangle is written. An opaque input renders over a learnt background colour.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,9 @@ MISS_THRESHOLD = 0.004
 CLUSTERS = 16
 
 
-def growth_schedule(paths: int, stages: int, steps: int, start: int = 0, grow_share: float = 0.6) -> list[tuple[int, int]]:
+def growth_schedule(
+    paths: int, stages: int, steps: int, start: int = 0, grow_share: float = 0.6
+) -> list[tuple[int, int]]:
     """``(step, active paths)`` pairs: ``stages`` geometric steps from ``start + 1`` paths up to ``paths``.
 
     The stages share the first ``grow_share`` of the run; the last stage (all
@@ -67,10 +70,22 @@ class FilledPaths:
 
     kind = "vector"
 
-    def __init__(self, target: Tensor, *, paths: int, segments: int = 4, schedule: list[tuple[int, int]] | None = None,
-                 out_size: tuple[int, int] | None = None, palette: Tensor | None = None, decimals: int = 0,
-                 init_paths: list[Path] | None = None, seed: int = 0, device: str | torch.device = "cpu",
-                 lr_points: float = 0.5, lr_colors: float = 0.01) -> None:
+    def __init__(
+        self,
+        target: Tensor,
+        *,
+        paths: int,
+        segments: int = 4,
+        schedule: list[tuple[int, int]] | None = None,
+        out_size: tuple[int, int] | None = None,
+        palette: Tensor | None = None,
+        decimals: int = 0,
+        init_paths: list[Path] | None = None,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        lr_points: float = 0.5,
+        lr_colors: float = 0.01,
+    ) -> None:
         if target.dim() != 4 or target.shape[:2] != (1, 4):
             raise VecgenError(f"target must be (1, 4, H, W) RGBA, got {tuple(target.shape)}")
         if paths <= 0:
@@ -105,7 +120,7 @@ class FilledPaths:
         pts = torch.zeros(sum(counts), 2)
         cols = torch.zeros(paths, 3)
         for i, p in enumerate(init_paths):
-            pts[self.starts[i]:self.starts[i] + counts[i]] = p.points.float()
+            pts[self.starts[i] : self.starts[i] + counts[i]] = p.points.float()
             cols[i] = p.fill[:3].float() if p.fill is not None else 0.5
         self.points = pts.to(self.device).requires_grad_(True)
         self.colors = cols.to(self.device).requires_grad_(True)
@@ -147,7 +162,7 @@ class FilledPaths:
         for mask in regions:
             i = self.active
             shape = torch.as_tensor(region_shape(mask, self.counts[i] // 3), dtype=torch.float32)
-            self.points[self.starts[i]:self.starts[i] + self.counts[i]] = shape.to(self.device)
+            self.points[self.starts[i] : self.starts[i] + self.counts[i]] = shape.to(self.device)
             a = self.target[0, 3][mask].clamp(min=1e-6)
             self.colors[i] = (self.target[0, :3][:, mask] * a).sum(1) / a.sum()
             self.active += 1
@@ -166,15 +181,24 @@ class FilledPaths:
             return 0.05 + 0.95 * 0.5 * (1 + math.cos(t * math.pi))
 
         colors = [self.colors] + ([self.background] if self.background is not None else [])
-        return [{"params": [self.points], "lr": self.lrs["points"], "name": "points", "schedule": decay},
-                {"params": colors, "lr": self.lrs["colors"], "name": "colors", "schedule": decay}]
+        return [
+            {"params": [self.points], "lr": self.lrs["points"], "name": "points", "schedule": decay},
+            {"params": colors, "lr": self.lrs["colors"], "name": "colors", "schedule": decay},
+        ]
 
     def scene(self, keep: list[int] | None = None) -> Scene:
         """The active paths (or those in ``keep``) as a scene on the working canvas."""
         idx = range(self.active) if keep is None else keep
         one = torch.ones(1, device=self.device)
-        paths = [Path(self.points[self.starts[i]:self.starts[i] + self.counts[i]], closed=True, stroke_width=0.0,
-                      fill=torch.cat([self.colors[i], one])) for i in idx]
+        paths = [
+            Path(
+                self.points[self.starts[i] : self.starts[i] + self.counts[i]],
+                closed=True,
+                stroke_width=0.0,
+                fill=torch.cat([self.colors[i], one]),
+            )
+            for i in idx
+        ]
         return Scene(self.size[0], self.size[1], paths, self.background)
 
     def render_rgba(self, keep: list[int] | None = None) -> Tensor:
@@ -205,7 +229,9 @@ class FilledPaths:
         if self.palette is not None:
             self.colors.data.copy_(self.palette[torch.cdist(self.colors.data, self.palette).argmin(1)])
             if self.background is not None:
-                self.background.data.copy_(self.palette[torch.cdist(self.background.data[None], self.palette).argmin(1)[0]])
+                self.background.data.copy_(
+                    self.palette[torch.cdist(self.background.data[None], self.palette).argmin(1)[0]]
+                )
 
     def project_(self) -> None:
         self._snap_colors()
@@ -223,7 +249,7 @@ class FilledPaths:
             if self.background is not None:
                 self.background.data.copy_((self.background.data * 255).round() / 255)
             sx, sy = self.out_size[0] / self.size[0], self.out_size[1] / self.size[1]
-            q = 10 ** self.decimals
+            q = 10**self.decimals
             scale = torch.tensor([sx, sy], device=self.device)
             self.points.data.copy_(torch.round(self.points.data * scale * q) / q / scale)
             keep = list(range(self.active))
@@ -236,7 +262,7 @@ class FilledPaths:
             self._keep(keep)
 
     def _keep(self, keep: list[int]) -> None:
-        pts = [self.points.data[self.starts[i]:self.starts[i] + self.counts[i]] for i in keep]
+        pts = [self.points.data[self.starts[i] : self.starts[i] + self.counts[i]] for i in keep]
         self.counts = [self.counts[i] for i in keep]
         self.starts = [sum(self.counts[:i]) for i in range(len(keep))]
         self.points = (torch.cat(pts) if pts else torch.zeros(0, 2, device=self.device)).requires_grad_(True)
@@ -254,8 +280,12 @@ class FilledPaths:
         atomic_write(path, self.svg(metadata).encode("utf-8"))
 
     def state_dict(self) -> dict[str, Any]:
-        out = {"points": self.points.detach().clone(), "colors": self.colors.detach().clone(),
-               "active": self.active, "counts": list(self.counts)}
+        out = {
+            "points": self.points.detach().clone(),
+            "colors": self.colors.detach().clone(),
+            "active": self.active,
+            "counts": list(self.counts),
+        }
         if self.background is not None:
             out["background"] = self.background.detach().clone()
         return out

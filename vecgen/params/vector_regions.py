@@ -8,6 +8,7 @@ boundary is traced (Moore neighbours) and resampled into ``segments`` cubics
 that interpolate the boundary, so a new path starts close to the region's shape
 (arcs and rings included, where a circle at the centroid would not).
 """
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def kmeans_colours(pixels: Tensor, k: int, *, iters: int = 12, seed: int = 0,
-                   sample: int = 20000) -> tuple[Tensor, Tensor]:
+def kmeans_colours(
+    pixels: Tensor, k: int, *, iters: int = 12, seed: int = 0, sample: int = 20000
+) -> tuple[Tensor, Tensor]:
     """Cluster ``(N, C)`` pixels into at most ``k`` colours -> ``(centres (k', C), labels (N,))``.
 
     Deterministic for a seed: k-means++ seeding and Lloyd steps on a subsample,
@@ -147,8 +149,7 @@ def circle_cubics(centre: tuple[float, float], radius: float, segments: int) -> 
     return np.stack([centre[0] + radius * np.cos(ang), centre[1] + radius * np.sin(ang)], 1)
 
 
-def pick_regions(error: Tensor, labels: Tensor, usable: Tensor, count: int, *,
-                 threshold: float) -> list[Tensor]:
+def pick_regions(error: Tensor, labels: Tensor, usable: Tensor, count: int, *, threshold: float) -> list[Tensor]:
     """Up to ``count`` boolean ``(H, W)`` masks where the render misses most, one colour cluster each.
 
     ``error``: ``(H, W)`` per-pixel error; ``labels``: ``(H, W)`` colour cluster

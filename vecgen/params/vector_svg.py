@@ -5,6 +5,7 @@ relative offsets are taken, so the written shape is exactly the rounded one
 (no drift along a path). Numbers are written shortest-first (``.5``, ``-3``, no
 space before a minus). The root and ``<metadata>`` are :func:`vecgen.svg.svg_document`'s.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,7 +49,7 @@ def hex_colour(rgb: list[float]) -> str:
 
 def compact_d(points: list[list[float]], decimals: int) -> str:
     """Closed cubic control points ``(3n, 2)`` (output pixels) -> ``M x y c ... z`` (relative, rounded)."""
-    q = 10 ** decimals
+    q = 10**decimals
     r = [[round(x * q), round(y * q)] for x, y in points]  # integers on the grid: exact differences
     r.append(r[0])
     first = _join([_num(r[0][0] / q, decimals), _num(r[0][1] / q, decimals)])
@@ -56,14 +57,15 @@ def compact_d(points: list[list[float]], decimals: int) -> str:
     nums: list[str] = []
     for j in range(1, len(r), 3):
         x0, y0 = r[j - 1]
-        for x, y in r[j:j + 3]:
+        for x, y in r[j : j + 3]:
             nums += [_num((x - x0) / q, decimals), _num((y - y0) / q, decimals)]
     parts.append(_join(nums) + "z")
     return "".join(parts)
 
 
-def compact_svg(scene: Scene, out_size: tuple[int, int], metadata: dict[str, str] | None = None, *,
-                decimals: int = 0) -> str:
+def compact_svg(
+    scene: Scene, out_size: tuple[int, int], metadata: dict[str, str] | None = None, *, decimals: int = 0
+) -> str:
     """``scene`` (filled closed paths on its own canvas) as an SVG of ``out_size = (W, H)``."""
     w, h = out_size
     sx, sy = w / scene.width, h / scene.height

@@ -11,6 +11,7 @@ checks, the file guard), :mod:`~vecgen.studio.app` (the page) and
 :mod:`~vecgen.studio.browse` (gallery and search tabs). The studio calls the
 Python API (:data:`vecgen.api.VERBS`); it never imports the command line.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,14 @@ def default_folder() -> Path:
     return Path(root).expanduser() / "studio"
 
 
-def launch(folder: str | Path | None = None, *, host: str = "127.0.0.1", port: int = 7860,
-           galleries: Sequence[str | Path] = (), max_upload: int | None = None) -> tuple[Any, Any]:
+def launch(
+    folder: str | Path | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    galleries: Sequence[str | Path] = (),
+    max_upload: int | None = None,
+) -> tuple[Any, Any]:
     """Start the studio's server in the background; returns ``(gradio Blocks, Studio)``.
 
     ``folder``: the studio's own folder (runs, uploads, Gradio's and vecgen's
@@ -61,10 +68,22 @@ def launch(folder: str | Path | None = None, *, host: str = "127.0.0.1", port: i
     demo = build_app(studio)
     demo.queue(default_concurrency_limit=1)
     try:
-        demo.launch(server_name=host, server_port=int(port), prevent_thread_lock=True, quiet=True, show_error=True,
-                    inbrowser=False, share=False, ssr_mode=False, mcp_server=False, allowed_paths=[],
-                    max_file_size=studio.max_upload, theme=gr.themes.Default(), css=CSS,
-                    app_kwargs={"middleware": [Middleware(FileGuard, root=str(root))]})
+        demo.launch(
+            server_name=host,
+            server_port=int(port),
+            prevent_thread_lock=True,
+            quiet=True,
+            show_error=True,
+            inbrowser=False,
+            share=False,
+            ssr_mode=False,
+            mcp_server=False,
+            allowed_paths=[],
+            max_file_size=studio.max_upload,
+            theme=gr.themes.Default(),
+            css=CSS,
+            app_kwargs={"middleware": [Middleware(FileGuard, root=str(root))]},
+        )
     except OSError as e:
         raise VecgenError(f"cannot serve on {host}:{port}: {str(e).splitlines()[0]}") from None
     return demo, studio

@@ -8,6 +8,7 @@ Runs from every tab and API caller share one queue of one worker
 (``concurrency_id="vecgen-run"``), so two browser tabs run their jobs one after
 another on the same process-wide torch state.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -44,18 +45,26 @@ def configure_gradio(folder: Path) -> None:
     own caches (``$VECGEN_CACHE``: ``edit --method global`` responses) go in its
     ``cache`` folder, so a run writes nothing outside the studio's folder.
     """
-    env = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1", "GRADIO_SSR_MODE": "False",
-           "GRADIO_TEMP_DIR": str(folder), "GRADIO_EXAMPLES_CACHE": str(folder / ".examples"),
-           "GRADIO_ALLOW_FLAGGING": "never", "GRADIO_MCP_SERVER": "False", "DO_NOT_TRACK": "1",
-           "VECGEN_CACHE": str(folder / "cache")}
+    env = {
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "GRADIO_SSR_MODE": "False",
+        "GRADIO_TEMP_DIR": str(folder),
+        "GRADIO_EXAMPLES_CACHE": str(folder / ".examples"),
+        "GRADIO_ALLOW_FLAGGING": "never",
+        "GRADIO_MCP_SERVER": "False",
+        "DO_NOT_TRACK": "1",
+        "VECGEN_CACHE": str(folder / "cache"),
+    }
     os.environ.update(env)
 
 
 class Studio:
     """The studio's state: its folder, the verbs' forms, the jobs running per browser session."""
 
-    def __init__(self, folder: str | Path, *, galleries: Sequence[str | Path] = (),
-                 max_upload: int = MAX_UPLOAD_BYTES) -> None:
+    def __init__(
+        self, folder: str | Path, *, galleries: Sequence[str | Path] = (), max_upload: int = MAX_UPLOAD_BYTES
+    ) -> None:
         self.folder = Path(folder).resolve()
         self.runs = self.folder / RUNS
         self.verbs: dict[str, Verb] = studio_verbs()
@@ -137,12 +146,22 @@ class Studio:
                 if frame is not None or (job.stop.is_set() and not told_stop):
                     # Only this stream writes the status: a Stop reply arriving after the final state would hide it.
                     told_stop = told_stop or job.stop.is_set()
-                    text = progress_text(job.step, job.values, steps) if frame is None else \
-                        progress_text(frame.step, frame.values, steps)
-                    yield (frame.image if frame is not None and frame.image is not None else skip,
-                           status_html(f"{what}: {'stopping · ' if job.stop.is_set() else ''}{text}",
-                                       step=job.step if frame is None else frame.step),
-                           skip, skip, skip, skip)
+                    text = (
+                        progress_text(job.step, job.values, steps)
+                        if frame is None
+                        else progress_text(frame.step, frame.values, steps)
+                    )
+                    yield (
+                        frame.image if frame is not None and frame.image is not None else skip,
+                        status_html(
+                            f"{what}: {'stopping · ' if job.stop.is_set() else ''}{text}",
+                            step=job.step if frame is None else frame.step,
+                        ),
+                        skip,
+                        skip,
+                        skip,
+                        skip,
+                    )
                 if done:
                     break
         finally:
@@ -157,10 +176,14 @@ class Studio:
             return
         state = f"stopped after {job.step} steps" if job.interrupted else f"done, {job.step} steps"
         last = progress_text(job.step, job.values, None).split(" · ", 1)[-1] if job.values else ""
-        shown = status_html(f"{what}: {state}" + (f" · {last}" if last else ""), "done", step=job.step,
-                            started=job.started, finished=job.finished)
-        yield (final_picture(job) or skip, shown,
-               [str(p) for p in job.files()], command, job.metadata(), log)
+        shown = status_html(
+            f"{what}: {state}" + (f" · {last}" if last else ""),
+            "done",
+            step=job.step,
+            started=job.started,
+            finished=job.finished,
+        )
+        yield (final_picture(job) or skip, shown, [str(p) for p in job.files()], command, job.metadata(), log)
 
     def stop(self, session: str) -> bool:
         """Ask this session's run to stop; True when one was running (its own stream reports the rest)."""
@@ -248,8 +271,14 @@ def widget(f: Field, elem: str):
         if f.kind == "folder":
             label += " (upload the folder's files)"
         types = list(UPLOAD_KINDS.get(f.accept or "file", ())) or None
-        return gr.File(file_count="single" if f.kind == "upload" else "multiple", type="filepath", height=130,
-                       label=label, elem_id=elem, file_types=types)
+        return gr.File(
+            file_count="single" if f.kind == "upload" else "multiple",
+            type="filepath",
+            height=130,
+            label=label,
+            elem_id=elem,
+            file_types=types,
+        )
     if f.kind == "bool":
         return gr.Checkbox(value=bool(f.default), **common)
     if f.kind == "choice":
@@ -257,8 +286,13 @@ def widget(f: Field, elem: str):
         return gr.Dropdown(choices=list(meta.choices), value=value, **common)
     if f.kind in ("int", "float"):
         if isinstance(f.default, (int, float)) and not isinstance(f.default, bool):
-            return gr.Number(value=f.default, precision=0 if f.kind == "int" else None, minimum=meta.minimum,
-                             maximum=meta.maximum, **common)
+            return gr.Number(
+                value=f.default,
+                precision=0 if f.kind == "int" else None,
+                minimum=meta.minimum,
+                maximum=meta.maximum,
+                **common,
+            )
         # no number default (auto): a text box, so blank stays blank (a Number sends 0)
         return gr.Textbox(value="", placeholder="auto", **common)
     if f.kind == "lines":
@@ -278,8 +312,9 @@ def endpoint(names: list[str], body: Callable) -> Callable:
         return (yield from body(dict(zip(names, args)), request))
 
     params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for n in names]
-    params.append(inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
-                                    annotation=gr.Request))
+    params.append(
+        inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=gr.Request)
+    )
     fn.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]  # typeshed lacks it; inspect reads it
     fn.__annotations__ = {"request": gr.Request}
     return fn
@@ -301,8 +336,13 @@ def verb_tab(studio: Studio, name: str) -> None:
                 run_btn = gr.Button("Run", variant="primary", elem_id=f"{name}-run")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id=f"{name}-stop")
             if len(verb.outputs) > 1:
-                inputs["save_as"] = gr.Dropdown(choices=list(verb.outputs), value=Path(verb.default_output).suffix,
-                                                label="save as", info="the -o file's type", elem_id=f"{name}-save_as")
+                inputs["save_as"] = gr.Dropdown(
+                    choices=list(verb.outputs),
+                    value=Path(verb.default_output).suffix,
+                    label="save as",
+                    info="the -o file's type",
+                    elem_id=f"{name}-save_as",
+                )
             for section, title, open_ in (("options", f"{name} options", True), ("advanced", "advanced", False)):
                 group = [x for x in fields if x.section == section]
                 if group:
@@ -310,18 +350,31 @@ def verb_tab(studio: Studio, name: str) -> None:
                         for f in group:
                             inputs[f.name] = widget(f, f"{name}-{f.name}")
         with gr.Column(scale=1):
-            preview = gr.Image(label="preview", type="pil", format="png", interactive=False, height=360,
-                               elem_id=f"{name}-preview", elem_classes=["vg-preview"])
+            preview = gr.Image(
+                label="preview",
+                type="pil",
+                format="png",
+                interactive=False,
+                height=360,
+                elem_id=f"{name}-preview",
+                elem_classes=["vg-preview"],
+            )
             status = gr.HTML(status_html("ready"), elem_id=f"{name}-status")
             files = gr.File(label="results", file_count="multiple", interactive=False, elem_id=f"{name}-files")
-            command = gr.Textbox(label="copy as CLI command", interactive=False, buttons=["copy"],
-                                 elem_id=f"{name}-command")
+            command = gr.Textbox(
+                label="copy as CLI command", interactive=False, buttons=["copy"], elem_id=f"{name}-command"
+            )
             metadata = gr.JSON(label="metadata and settings", elem_id=f"{name}-metadata")
             log = gr.Textbox(label="log", lines=3, max_lines=12, interactive=False, elem_id=f"{name}-log")
     for f in fields:  # an upload is checked as it arrives, and again when a run starts
         if f.kind in ("upload", "uploads", "folder"):
-            inputs[f.name].upload(_upload_checker(studio, f), inputs=inputs[f.name],
-                                  outputs=[inputs[f.name], status], api_visibility="private", queue=False)
+            inputs[f.name].upload(
+                _upload_checker(studio, f),
+                inputs=inputs[f.name],
+                outputs=[inputs[f.name], status],
+                api_visibility="private",
+                queue=False,
+            )
 
     names = list(inputs)
 
@@ -330,9 +383,15 @@ def verb_tab(studio: Studio, name: str) -> None:
         session = getattr(request, "session_hash", None) or "api"
         yield from studio.run(name, values, save_as, session)
 
-    run_btn.click(endpoint(names, body), inputs=[inputs[n] for n in names],
-                  outputs=[preview, status, files, command, metadata, log], api_name=name,
-                  concurrency_limit=1, concurrency_id="vecgen-run", show_progress="minimal")
+    run_btn.click(
+        endpoint(names, body),
+        inputs=[inputs[n] for n in names],
+        outputs=[preview, status, files, command, metadata, log],
+        api_name=name,
+        concurrency_limit=1,
+        concurrency_id="vecgen-run",
+        show_progress="minimal",
+    )
 
     def stop(request=None):
         studio.stop(getattr(request, "session_hash", None) or "api")
@@ -340,8 +399,15 @@ def verb_tab(studio: Studio, name: str) -> None:
     stop.__annotations__ = {"request": gr.Request}  # an object, not a string: Gradio fills it in
 
     # queued (so Gradio gives it the page's session) but never waiting: no limit of its own
-    stop_btn.click(stop, inputs=None, outputs=None, api_name=f"stop_{name}", concurrency_limit=None,
-                   concurrency_id="vecgen-stop", show_progress="hidden")
+    stop_btn.click(
+        stop,
+        inputs=None,
+        outputs=None,
+        api_name=f"stop_{name}",
+        concurrency_limit=None,
+        concurrency_id="vecgen-stop",
+        show_progress="hidden",
+    )
 
 
 def _upload_checker(studio: Studio, f: Field) -> Callable:

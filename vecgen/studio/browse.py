@@ -5,6 +5,7 @@ Only folders the studio was started with are offered (its own runs folder, the
 path; pictures reach the page as copies in the studio's folder, so the server
 hands out no file from elsewhere.
 """
+
 from __future__ import annotations
 
 import json
@@ -79,14 +80,18 @@ def gallery_view(studio: Any, choice: Any) -> tuple[list, str]:
         items.append((_picture(path), caption))
         loss = r.get("loss")
         loss = f"{loss:.4f}" if isinstance(loss, (int, float)) else ""
-        rows.append(f"<tr><td>{escape(r.get('function', ''))}</td><td>{escape(r.get('prompt', ''))}</td>"
-                    f"<td>{escape(r.get('seed', ''))}</td><td>{escape(loss)}</td>"
-                    f"<td><code>{escape(json.dumps(r.get('options', {}), sort_keys=True))}</code></td></tr>")
+        rows.append(
+            f"<tr><td>{escape(r.get('function', ''))}</td><td>{escape(r.get('prompt', ''))}</td>"
+            f"<td>{escape(r.get('seed', ''))}</td><td>{escape(loss)}</td>"
+            f"<td><code>{escape(json.dumps(r.get('options', {}), sort_keys=True))}</code></td></tr>"
+        )
         if len(items) >= MAX_SHOWN:
             break
     title = escape(data.get("title") or site.name)
-    table = (f"<p><b>{title}</b>: {len(items)} pictures</p><table class='vg-table'><tr><th>verb</th><th>prompt</th>"
-             f"<th>seed</th><th>loss</th><th>options</th></tr>{''.join(rows)}</table>")
+    table = (
+        f"<p><b>{title}</b>: {len(items)} pictures</p><table class='vg-table'><tr><th>verb</th><th>prompt</th>"
+        f"<th>seed</th><th>loss</th><th>options</th></tr>{''.join(rows)}</table>"
+    )
     return items, table
 
 
@@ -123,9 +128,13 @@ def browse_tabs(studio: Any) -> None:
 
     with gr.Tab("gallery", id="gallery", elem_id="tab-gallery"):
         with gr.Row():
-            site = gr.Dropdown(choices=sites(), value=(sites() or [None])[0], label="gallery site",
-                               info="a folder written by `vecgen gallery run` (start the studio with --gallery DIR)",
-                               elem_id="gallery-site")
+            site = gr.Dropdown(
+                choices=sites(),
+                value=(sites() or [None])[0],
+                label="gallery site",
+                info="a folder written by `vecgen gallery run` (start the studio with --gallery DIR)",
+                elem_id="gallery-site",
+            )
             refresh = gr.Button("Refresh list", elem_id="gallery-refresh")
             show = gr.Button("Show", variant="primary", elem_id="gallery-show")
         pictures = gr.Gallery(label="pictures", columns=6, height=420, elem_id="gallery-pictures")
@@ -142,9 +151,13 @@ def browse_tabs(studio: Any) -> None:
 
     with gr.Tab("search", id="search", elem_id="tab-search"):
         with gr.Row():
-            folder = gr.Dropdown(choices=folders(), value=folders()[0], label="folder",
-                                 info="the studio's runs or a gallery site (searched recursively)",
-                                 elem_id="search-folder")
+            folder = gr.Dropdown(
+                choices=folders(),
+                value=folders()[0],
+                label="folder",
+                info="the studio's runs or a gallery site (searched recursively)",
+                elem_id="search-folder",
+            )
             query = gr.Textbox(label="query", placeholder='e.g. "a red circle"', elem_id="search-query")
         with gr.Row():
             k = gr.Number(value=8, precision=0, label="-k", info="number of results", elem_id="search-k")
@@ -159,6 +172,12 @@ def browse_tabs(studio: Any) -> None:
             except VecgenError as e:
                 return [], status_html(str(e), "error")
 
-        go.click(do_search, inputs=[folder, query, k, clip], outputs=[found, hits], api_name="search",
-                 concurrency_limit=1, concurrency_id="vecgen-run")
+        go.click(
+            do_search,
+            inputs=[folder, query, k, clip],
+            outputs=[found, hits],
+            api_name="search",
+            concurrency_limit=1,
+            concurrency_id="vecgen-run",
+        )
         folder.focus(lambda: gr.Dropdown(choices=folders()), outputs=folder, api_visibility="private", queue=False)

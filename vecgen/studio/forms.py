@@ -7,6 +7,7 @@ form becomes the keyword options the studio passes to the verb's function, and
 the same options written as ``vecgen VERB ...`` (the "copy as CLI command"
 line), with each option's flag from :meth:`vecgen.config.Option.flag_name`.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,13 @@ from vecgen.errors import VecgenError
 NOT_SHOWN = frozenset({"quiet", "every", "resume"})
 #: Kinds of option that take an input file, and what an upload of each may be (suffixes; the content is
 #: checked too, see :mod:`vecgen.studio.safety`). ``folder``: several files, copied into one folder of the run.
-UPLOAD_KINDS: dict[str, tuple[str, ...]] = {"image": IMAGE_SUFFIXES, "svg": (".svg",), "mesh": MESH_SUFFIXES,
-                                            "file": (), "folder": ()}
+UPLOAD_KINDS: dict[str, tuple[str, ...]] = {
+    "image": IMAGE_SUFFIXES,
+    "svg": (".svg",),
+    "mesh": MESH_SUFFIXES,
+    "file": (),
+    "folder": (),
+}
 #: Kinds whose values are model or generator specs (``mini-vit``, ``taef2``, ``RN50@openai:0.5``): names the
 #: studio lets the verb resolve, never paths on the server (also any option whose metavar is ``SPEC``).
 SPEC_KINDS = frozenset({"clip", "object"})
@@ -137,8 +143,11 @@ def _number(field: Field, value: Any) -> int | float:
 
 
 def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip()) or (
-        isinstance(value, (list, tuple)) and not value)
+    return (
+        value is None
+        or (isinstance(value, str) and not value.strip())
+        or (isinstance(value, (list, tuple)) and not value)
+    )
 
 
 def _is_default(field: Field, value: Any) -> bool:
@@ -171,9 +180,12 @@ def check_spec(field: Field, value: str) -> str:
         head, *after = (part.strip() for part in item.split(":"))
         names = [part.strip() for part in head.split("@")]
         if any(_PATHLIKE.search(p) for p in [*names, *after]) or any(
-                p and not _AFTER_COLON.fullmatch(p) for p in after):
-            raise VecgenError(f"{field.label} {value.strip()[:60]!r}: the studio takes model names "
-                              f"(e.g. mini-vit, taef2), not paths on the server")
+            p and not _AFTER_COLON.fullmatch(p) for p in after
+        ):
+            raise VecgenError(
+                f"{field.label} {value.strip()[:60]!r}: the studio takes model names "
+                f"(e.g. mini-vit, taef2), not paths on the server"
+            )
     return value
 
 
@@ -208,8 +220,12 @@ def form_options(fields: list[Field], values: dict[str, Any]) -> dict[str, Any]:
             v = [str(x) for x in (v if isinstance(v, (list, tuple)) else [v])]
         elif f.kind == "uploads" and not isinstance(v, (list, tuple)):
             v = [v]
-        if not f.required and not f.positional and f.kind not in ("upload", "uploads", "folder", "lines") and (
-                _is_default(f, v)):
+        if (
+            not f.required
+            and not f.positional
+            and f.kind not in ("upload", "uploads", "folder", "lines")
+            and (_is_default(f, v))
+        ):
             continue
         out[f.name] = list(v) if isinstance(v, tuple) else v
     return out

@@ -9,6 +9,7 @@ raising :class:`vecgen.engine.StopRun` (the result is kept, as Ctrl-C keeps it).
 The log is what the run reported through ``warn`` and its result; the process's
 streams are never touched.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -181,9 +182,16 @@ class Job:
     def metadata(self) -> dict[str, Any]:
         """Each output file's own metadata (settings JSON parsed), plus the job's record."""
         out: dict[str, Any] = {p.name: file_metadata(p) for p in self.files()}
-        out["job"] = {"id": self.id, "verb": self.name, "exit_code": self.code, "interrupted": self.interrupted,
-                      "steps_done": self.step, "queued_s": round((self.started or self.created) - self.created, 3),
-                      "started": self.started, "finished": self.finished}
+        out["job"] = {
+            "id": self.id,
+            "verb": self.name,
+            "exit_code": self.code,
+            "interrupted": self.interrupted,
+            "steps_done": self.step,
+            "queued_s": round((self.started or self.created) - self.created, 3),
+            "started": self.started,
+            "finished": self.finished,
+        }
         return out
 
 

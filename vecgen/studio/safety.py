@@ -1,4 +1,5 @@
 """What the studio lets in and out: escaped text, checked uploads, files served only from its own folder."""
+
 from __future__ import annotations
 
 import html
@@ -26,8 +27,9 @@ def status_html(text: str, kind: str = "", step: int | None = None, **data: floa
     """
     cls = "vg-status" + (f" vg-{kind}" if kind else "")
     attrs = {"step": None if step is None else int(step), **data}
-    extra = "".join(f' data-{k}="{float(v):.3f}"' if k != "step" else f' data-step="{v}"'
-                    for k, v in attrs.items() if v is not None)
+    extra = "".join(
+        f' data-{k}="{float(v):.3f}"' if k != "step" else f' data-step="{v}"' for k, v in attrs.items() if v is not None
+    )
     return f'<div class="{cls}"{extra}>{escape(text)}</div>'
 
 
@@ -107,15 +109,20 @@ class FileGuard:
         i = raw_path.find(self.MARK)
         if i < 0:
             return True
-        target = raw_path[i + len(self.MARK):]  # the ASGI path is already percent-decoded
+        target = raw_path[i + len(self.MARK) :]  # the ASGI path is already percent-decoded
         if "://" in target or target.startswith("//") or "\x00" in target:
             return False
         return inside(target, self.root)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope.get("type") == "http" and not self.allowed(scope.get("path", "")):
-            await send({"type": "http.response.start", "status": 403,
-                        "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 403,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+                }
+            )
             await send({"type": "http.response.body", "body": b"not a file of this studio\n"})
             return
         await self.app(scope, receive, send)

@@ -21,6 +21,7 @@ raises ``VecgenError`` with a one-line message.
 Returned generators are in eval mode with frozen weights (``requires_grad``
 off), on ``device``. See ``base.Generator`` for the interface.
 """
+
 from __future__ import annotations
 
 import re
@@ -178,14 +179,20 @@ def _script_loader(path: str | None, suffix: str | None, device: Any, **options:
 
 
 register_generator(
-    "taef2", _taef2_loader, option_pattern=r"\d+([xX,]\d+)?", needs_path=False,
+    "taef2",
+    _taef2_loader,
+    option_pattern=r"\d+([xX,]\d+)?",
+    needs_path=False,
     help="TAEF2 latent decoder: taef2[:/path/taef2_decoder.pth[:SIZE|WxH]] (WxH as --size: width first)",
 )
 register_generator(
-    "stylegan2", _stylegan2_loader,
+    "stylegan2",
+    _stylegan2_loader,
     help="StyleGAN2 (rosinality layout): stylegan2:/path/ckpt.pt",
 )
 register_generator(
-    "script", _script_loader, option_pattern=r"\d+(,\d+)*",
+    "script",
+    _script_loader,
+    option_pattern=r"\d+(,\d+)*",
     help="TorchScript latent->image module: script:/path/gen.pt[:C,H,W]",
 )

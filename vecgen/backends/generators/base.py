@@ -18,6 +18,7 @@ differentiable with respect to its input (and, unless frozen, the weights).
 Loaders return generators in eval mode with ``requires_grad`` off on every
 weight; call ``requires_grad_(True)`` to fine-tune (StyleGAN-NADA).
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -71,9 +72,7 @@ class Generator(nn.Module):
         return torch.device("cpu")
 
     # ----------------------------------------------------------------- latents
-    def sample_latent(
-        self, n: int, seed: int, device: torch.device | str | None = None
-    ) -> Tensor:
+    def sample_latent(self, n: int, seed: int, device: torch.device | str | None = None) -> Tensor:
         """Draw ``n`` prior latents ``(n, *latent_shape)``, deterministic for ``seed``.
 
         The draw happens on the CPU with a private ``torch.Generator`` (so the
@@ -124,9 +123,7 @@ class Generator(nn.Module):
         return f"kind={self.kind}, latent_shape={tuple(self.latent_shape)}, n_latent={self.n_latent}"
 
 
-def check_state_dict(
-    model: nn.Module, state: Mapping[str, Any], source: str = "checkpoint"
-) -> None:
+def check_state_dict(model: nn.Module, state: Mapping[str, Any], source: str = "checkpoint") -> None:
     """Raise ``VecgenError`` naming the first key where ``state`` and ``model`` differ.
 
     Checked in order: keys the model needs but ``state`` lacks (in the model's
@@ -147,8 +144,7 @@ def check_state_dict(
             raise VecgenError(f"{source}: key '{key}' is not a tensor")
         if tuple(got.shape) != tuple(ref.shape):
             raise VecgenError(
-                f"{source}: shape mismatch for key '{key}':"
-                f" checkpoint {tuple(got.shape)} vs model {tuple(ref.shape)}"
+                f"{source}: shape mismatch for key '{key}': checkpoint {tuple(got.shape)} vs model {tuple(ref.shape)}"
             )
 
 

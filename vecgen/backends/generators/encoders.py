@@ -10,6 +10,7 @@ An encoder has ``latent_channels`` (``C`` of the latent it makes), ``scale``
 (image side / latent side, 1 for a vector latent) and ``encode(image)``.
 :func:`check_pair` refuses an encoder whose latent does not fit a generator.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -40,8 +41,10 @@ class ImageEncoder(nn.Module):
     def encode(self, image: Tensor) -> Tensor:
         """``(B, 3, H, W)`` in ``[0, 1]`` (H, W multiples of ``scale``) -> ``(B, C, ...)``."""
         if image.dim() != 4 or image.shape[1] != 3 or image.shape[-1] % self.scale or image.shape[-2] % self.scale:
-            raise VecgenError(f"{self.kind} encoder expects (B, 3, H, W) with H, W multiples of {self.scale}, "
-                              f"got {tuple(image.shape)}")
+            raise VecgenError(
+                f"{self.kind} encoder expects (B, 3, H, W) with H, W multiples of {self.scale}, "
+                f"got {tuple(image.shape)}"
+            )
         out = self.module(image)
         if not isinstance(out, Tensor) or out.dim() < 2 or out.shape[1] != self.latent_channels:
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
@@ -93,9 +96,13 @@ def check_pair(encoder: ImageEncoder, generator) -> None:
     """Refuse an encoder whose latent channels differ from the generator's (one line)."""
     shape = tuple(generator.latent_shape)
     if getattr(generator, "has_mapping", False):
-        raise VecgenError(f"--encoder gives latents for a decoder, but the {generator.kind} generator has a "
-                          f"mapping network; leave --encoder out (its photos are inverted by optimization)")
+        raise VecgenError(
+            f"--encoder gives latents for a decoder, but the {generator.kind} generator has a "
+            f"mapping network; leave --encoder out (its photos are inverted by optimization)"
+        )
     if not shape or shape[0] != encoder.latent_channels:
         want = shape[0] if shape else "?"
-        raise VecgenError(f"generator/encoder mismatch: the {encoder.kind} encoder makes {encoder.latent_channels}"
-                          f"-channel latents, the {generator.kind} generator takes {want} channels")
+        raise VecgenError(
+            f"generator/encoder mismatch: the {encoder.kind} encoder makes {encoder.latent_channels}"
+            f"-channel latents, the {generator.kind} generator takes {want} channels"
+        )

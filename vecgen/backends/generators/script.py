@@ -6,6 +6,7 @@ from the spec (``script:/path.pt:C,H,W``) or, failing that, from a
 ``latent_shape`` attribute on the module (a list/tuple of ints, e.g. set in
 ``__init__`` as ``self.latent_shape: List[int] = [32, 8, 8]``).
 """
+
 from __future__ import annotations
 
 import math
@@ -79,8 +80,10 @@ def _check_archive(p: Path) -> None:
     if kind != "zip":
         raise VecgenError(f"{p} is not a TorchScript generator: not a file written by torch.jit.save")
     if not any(n.endswith("constants.pkl") for n in names):
-        raise VecgenError(f"{p} is a torch.save checkpoint, not a TorchScript module: load checkpoints with "
-                          f"stylegan2:PATH or taef2:PATH, or save the module with torch.jit.save")
+        raise VecgenError(
+            f"{p} is a torch.save checkpoint, not a TorchScript module: load checkpoints with "
+            f"stylegan2:PATH or taef2:PATH, or save the module with torch.jit.save"
+        )
 
 
 def load_script(

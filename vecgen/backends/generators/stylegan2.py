@@ -21,6 +21,7 @@ Latents: ``z`` ``(B, style_dim)`` --mapping--> ``w`` ``(B, style_dim)``;
 ``W+`` is ``(B, n_latent, style_dim)`` with ``n_latent = 2 L - 2`` (one entry
 per modulated layer, to-RGB layers sharing the next conv's entry).
 """
+
 from __future__ import annotations
 
 import math
@@ -49,9 +50,7 @@ _LRELU_GAIN = math.sqrt(2.0)
 
 
 # ------------------------------------------------------------- primitives
-def upfirdn2d(
-    x: Tensor, kernel: Tensor, up: int = 1, down: int = 1, pad: tuple[int, int] = (0, 0)
-) -> Tensor:
+def upfirdn2d(x: Tensor, kernel: Tensor, up: int = 1, down: int = 1, pad: tuple[int, int] = (0, 0)) -> Tensor:
     """Upsample (zero insertion), pad, FIR-filter, downsample; plain torch ops.
 
     ``x`` ``(B, C, H, W)``; ``kernel`` ``(kh, kw)``; ``pad = (before, after)``
@@ -69,7 +68,7 @@ def upfirdn2d(
     y = F.pad(y, (max(p0, 0), max(p1, 0), max(p0, 0), max(p1, 0)))
     if p0 < 0 or p1 < 0:
         hh, ww = y.shape[-2:]
-        y = y[:, :, max(-p0, 0): hh - max(-p1, 0), max(-p0, 0): ww - max(-p1, 0)]
+        y = y[:, :, max(-p0, 0) : hh - max(-p1, 0), max(-p0, 0) : ww - max(-p1, 0)]
     k = torch.flip(kernel, (0, 1)).to(y.dtype)[None, None]
     y = F.conv2d(y, k)
     if down > 1:
@@ -100,7 +99,11 @@ class _EqualLinear(nn.Module):
     """
 
     def __init__(
-        self, n_in: int, n_out: int, bias_init: float = 0.0, lr_mul: float = 1.0,
+        self,
+        n_in: int,
+        n_out: int,
+        bias_init: float = 0.0,
+        lr_mul: float = 1.0,
         activate: bool = False,
     ) -> None:
         super().__init__()
@@ -155,8 +158,14 @@ class _ModulatedConv(nn.Module):
     """
 
     def __init__(
-        self, n_in: int, n_out: int, k: int, style_dim: int, demodulate: bool = True,
-        upsample: bool = False, blur_taps: Sequence[float] = (1, 3, 3, 1),
+        self,
+        n_in: int,
+        n_out: int,
+        k: int,
+        style_dim: int,
+        demodulate: bool = True,
+        upsample: bool = False,
+        blur_taps: Sequence[float] = (1, 3, 3, 1),
     ) -> None:
         super().__init__()
         self.n_in, self.n_out, self.k = n_in, n_out, k
@@ -214,7 +223,11 @@ class _StyledConv(nn.Module):
     """Modulated 3x3 conv, noise, bias + leaky ReLU."""
 
     def __init__(
-        self, n_in: int, n_out: int, style_dim: int, upsample: bool = False,
+        self,
+        n_in: int,
+        n_out: int,
+        style_dim: int,
+        upsample: bool = False,
         blur_taps: Sequence[float] = (1, 3, 3, 1),
     ) -> None:
         super().__init__()
@@ -230,7 +243,10 @@ class _ToRGB(nn.Module):
     """1x1 modulated conv (no demodulation) to RGB, plus the upsampled skip."""
 
     def __init__(
-        self, n_in: int, style_dim: int, upsample: bool = True,
+        self,
+        n_in: int,
+        style_dim: int,
+        upsample: bool = True,
         blur_taps: Sequence[float] = (1, 3, 3, 1),
     ) -> None:
         super().__init__()
@@ -322,7 +338,7 @@ class StyleGAN2Generator(Generator):
         self.n_mlp = int(n_mlp)
         self.log_size = int(math.log2(self.size))
         ch = dict(channels) if channels is not None else default_channels(size, channel_multiplier, narrow)
-        need = [2 ** i for i in range(2, self.log_size + 1)]
+        need = [2**i for i in range(2, self.log_size + 1)]
         missing = [r for r in need if r not in ch]
         if missing:
             raise VecgenError(f"stylegan2: channels lack resolution {missing[0]}")
@@ -333,8 +349,7 @@ class StyleGAN2Generator(Generator):
 
         self.style = nn.Sequential(
             _PixelNorm(),
-            *[_EqualLinear(self.style_dim, self.style_dim, lr_mul=lr_mlp, activate=True)
-              for _ in range(self.n_mlp)],
+            *[_EqualLinear(self.style_dim, self.style_dim, lr_mul=lr_mlp, activate=True) for _ in range(self.n_mlp)],
         )
         c4 = self.channels[4]
         self.input = _ConstantInput(c4)
@@ -347,7 +362,7 @@ class StyleGAN2Generator(Generator):
         self.to_rgbs = nn.ModuleList()
         n_in = c4
         for i in range(3, self.log_size + 1):
-            n_out = self.channels[2 ** i]
+            n_out = self.channels[2**i]
             self.convs.append(_StyledConv(n_in, n_out, self.style_dim, upsample=True, blur_taps=blur_taps))
             self.convs.append(_StyledConv(n_out, n_out, self.style_dim, blur_taps=blur_taps))
             self.to_rgbs.append(_ToRGB(n_out, self.style_dim, blur_taps=blur_taps))
@@ -379,8 +394,7 @@ class StyleGAN2Generator(Generator):
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments that rebuild this architecture."""
-        return {"size": self.size, "style_dim": self.style_dim, "n_mlp": self.n_mlp,
-                "channels": dict(self.channels)}
+        return {"size": self.size, "style_dim": self.style_dim, "n_mlp": self.n_mlp, "channels": dict(self.channels)}
 
     # ------------------------------------------------------------ latents
     def mapping(self, z: Tensor) -> Tensor:
@@ -528,8 +542,7 @@ class StyleGAN2Generator(Generator):
             channels[2 ** (b + 3)] = int(need(f"convs.{2 * b}.conv.weight").shape[1])
         kwargs.setdefault("noise_seed", 0)
         with torch.device("cpu"):
-            gen = cls(size, style_dim=style_dim, n_mlp=max(mlp_ids, default=0),
-                      channels=channels, **kwargs)
+            gen = cls(size, style_dim=style_dim, n_mlp=max(mlp_ids, default=0), channels=channels, **kwargs)
         if not any(k.startswith("noises.") for k in state):
             for k, v in gen.state_dict().items():
                 if k.startswith("noises."):
@@ -541,7 +554,7 @@ class StyleGAN2Generator(Generator):
 def _strip_prefix(state: dict[str, Any]) -> dict[str, Any]:
     """Drop a DataParallel ``module.`` prefix shared by every key."""
     if state and all(k.startswith("module.") for k in state):
-        return {k[len("module."):]: v for k, v in state.items()}
+        return {k[len("module.") :]: v for k, v in state.items()}
     return state
 
 

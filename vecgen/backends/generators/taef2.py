@@ -9,6 +9,7 @@ Shapes: the decoder maps ``(B, 32, h, w)`` to ``(B, 3, 8h, 8w)`` in ``[0, 1]``;
 the encoder maps ``(B, 3, H, W)`` in ``[0, 1]`` (H, W multiples of 8) to
 ``(B, 32, H/8, W/8)``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -64,9 +65,7 @@ class _Block(nn.Module):
 
     def __init__(self, n: int, with_pool: bool = False) -> None:
         super().__init__()
-        self.conv = nn.Sequential(
-            _conv(n, n), nn.ReLU(), _conv(n, n), nn.ReLU(), _conv(n, n)
-        )
+        self.conv = nn.Sequential(_conv(n, n), nn.ReLU(), _conv(n, n), nn.ReLU(), _conv(n, n))
         self.pool: nn.Sequential | None = None
         if with_pool:
             self.pool = nn.Sequential(
@@ -97,13 +96,19 @@ class TAEF2Decoder(nn.Sequential):
             _SoftClamp(),
             _conv(latent_channels, n),
             nn.ReLU(),
-            _Block(n, True), _Block(n, True), _Block(n, True),
+            _Block(n, True),
+            _Block(n, True),
+            _Block(n, True),
             nn.Upsample(scale_factor=2, mode="nearest"),
             _conv(n, n, bias=False),
-            _Block(n), _Block(n), _Block(n),
+            _Block(n),
+            _Block(n),
+            _Block(n),
             nn.Upsample(scale_factor=2, mode="nearest"),
             _conv(n, n, bias=False),
-            _Block(n), _Block(n), _Block(n),
+            _Block(n),
+            _Block(n),
+            _Block(n),
             nn.Upsample(scale_factor=2, mode="nearest"),
             _conv(n, n, bias=False),
             _Block(n),
@@ -124,11 +129,17 @@ class TAEF2Encoder(nn.Sequential):
             _conv(3, n),
             _Block(n),
             _conv(n, n, bias=False, stride=2),
-            _Block(n), _Block(n), _Block(n),
+            _Block(n),
+            _Block(n),
+            _Block(n),
             _conv(n, n, bias=False, stride=2),
-            _Block(n), _Block(n), _Block(n),
+            _Block(n),
+            _Block(n),
+            _Block(n),
             _conv(n, n, bias=False, stride=2),
-            _Block(n, True), _Block(n, True), _Block(n, True),
+            _Block(n, True),
+            _Block(n, True),
+            _Block(n, True),
             _conv(n, latent_channels),
         )
 
@@ -208,18 +219,14 @@ class TAEF2Generator(Generator):
         self.image_size = (h, w)
         self.latent_shape = (LATENT_CHANNELS, h // SCALE, w // SCALE)
 
-    def sample_latent(
-        self, n: int, seed: int, device: torch.device | str | None = None
-    ) -> Tensor:
+    def sample_latent(self, n: int, seed: int, device: torch.device | str | None = None) -> Tensor:
         """``(n, 32, H/8, W/8)`` normal latents with std ``prior_std``, seeded."""
         return super().sample_latent(n, seed, device) * self.prior_std
 
     def forward(self, latent: Tensor) -> Tensor:
         """``(B, 32, h, w)`` -> ``(B, 3, 8h, 8w)`` clamped to ``[0, 1]``."""
         if latent.dim() != 4 or latent.shape[1] != LATENT_CHANNELS:
-            raise VecgenError(
-                f"taef2: latent must be (B, {LATENT_CHANNELS}, h, w), got {tuple(latent.shape)}"
-            )
+            raise VecgenError(f"taef2: latent must be (B, {LATENT_CHANNELS}, h, w), got {tuple(latent.shape)}")
         return self.decoder(latent).clamp(0.0, 1.0)
 
     def _get_encoder(self) -> TAEF2Encoder:
@@ -233,8 +240,7 @@ class TAEF2Generator(Generator):
         """Image ``(B, 3, H, W)`` in ``[0, 1]`` (H, W multiples of 8) -> ``(B, 32, H/8, W/8)``."""
         if image.dim() != 4 or image.shape[1] != 3 or image.shape[-1] % SCALE or image.shape[-2] % SCALE:
             raise VecgenError(
-                f"taef2: encode expects (B, 3, H, W) with H, W multiples of {SCALE},"
-                f" got {tuple(image.shape)}"
+                f"taef2: encode expects (B, 3, H, W) with H, W multiples of {SCALE}, got {tuple(image.shape)}"
             )
         return self._get_encoder()(image)
 

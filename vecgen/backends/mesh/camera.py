@@ -16,6 +16,7 @@ Meshes are normalised (``normalize_vertices``) to the unit sphere around the box
 centre, so ``orbit(..., distance=DEFAULT_DISTANCE)`` with ``DEFAULT_FOV`` always
 frames the whole object.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,8 +43,7 @@ def _as_tensor(x, like: Tensor | None = None, dtype=None) -> Tensor:
     return t
 
 
-def orbit(azimuth_deg, elevation_deg, distance: float | Tensor = DEFAULT_DISTANCE,
-          target=(0.0, 0.0, 0.0)) -> Tensor:
+def orbit(azimuth_deg, elevation_deg, distance: float | Tensor = DEFAULT_DISTANCE, target=(0.0, 0.0, 0.0)) -> Tensor:
     """Camera positions on a sphere around ``target``.
 
     azimuth_deg, elevation_deg: ``(V,)`` (or scalars, broadcast together); distance:
@@ -87,8 +87,7 @@ def look_at(eye, target=(0.0, 0.0, 0.0), up: Sequence[float] | Tensor = (0.0, 1.
     return out
 
 
-def perspective(fov_deg: float = DEFAULT_FOV, aspect: float = 1.0, near: float = NEAR,
-                far: float = FAR) -> Tensor:
+def perspective(fov_deg: float = DEFAULT_FOV, aspect: float = 1.0, near: float = NEAR, far: float = FAR) -> Tensor:
     """OpenGL projection matrix ``(4, 4)`` (camera space -> clip space).
 
     fov_deg: vertical field of view. aspect: width / height. After the divide by
@@ -116,8 +115,9 @@ def to_camera(points: Tensor, view: Tensor) -> Tensor:
     return points @ rot.transpose(-1, -2) + trans.unsqueeze(-2)
 
 
-def camera_to_pixels(cam: Tensor, size: tuple[int, int], fov_deg: float = DEFAULT_FOV,
-                     near: float = NEAR) -> tuple[Tensor, Tensor]:
+def camera_to_pixels(
+    cam: Tensor, size: tuple[int, int], fov_deg: float = DEFAULT_FOV, near: float = NEAR
+) -> tuple[Tensor, Tensor]:
     """Camera-space points ``(..., 3)`` -> pixel coords ``(..., 2)`` and depth ``(...)``.
 
     size: ``(H, W)``. Depth is ``-z_cam``; points closer than ``near`` get their
@@ -134,8 +134,9 @@ def camera_to_pixels(cam: Tensor, size: tuple[int, int], fov_deg: float = DEFAUL
     return torch.stack([px, py], -1), depth
 
 
-def project(points: Tensor, view: Tensor, size: tuple[int, int],
-            fov_deg: float = DEFAULT_FOV, near: float = NEAR) -> tuple[Tensor, Tensor]:
+def project(
+    points: Tensor, view: Tensor, size: tuple[int, int], fov_deg: float = DEFAULT_FOV, near: float = NEAR
+) -> tuple[Tensor, Tensor]:
     """World points to the image: ``(pixels (V, N, 2), depth (V, N))``.
 
     points: ``(N, 3)`` (shared by all views) or ``(V, N, 3)``; view: ``(V, 4, 4)``
@@ -173,9 +174,13 @@ def denormalize_vertices(v_norm: Tensor, centre: Tensor, scale: Tensor) -> Tenso
     return v_norm * scale.to(v_norm) + centre.to(v_norm)
 
 
-def default_views(count: int = 5, jitter: float = 0.0, elevation: float = 15.0,
-                  front_azimuth: float = 0.0, generator: torch.Generator | None = None
-                  ) -> tuple[Tensor, Tensor]:
+def default_views(
+    count: int = 5,
+    jitter: float = 0.0,
+    elevation: float = 15.0,
+    front_azimuth: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
     """``count`` views around the object: ``(azimuth_deg (V,), elevation_deg (V,))``.
 
     The first is the front (``front_azimuth``, ``elevation``); the rest are spread
@@ -191,7 +196,17 @@ def default_views(count: int = 5, jitter: float = 0.0, elevation: float = 15.0,
 
 
 __all__ = [
-    "DEFAULT_FOV", "DEFAULT_DISTANCE", "NEAR", "FAR", "orbit", "look_at", "perspective",
-    "to_camera", "camera_to_pixels", "project", "normalize_vertices", "denormalize_vertices",
+    "DEFAULT_FOV",
+    "DEFAULT_DISTANCE",
+    "NEAR",
+    "FAR",
+    "orbit",
+    "look_at",
+    "perspective",
+    "to_camera",
+    "camera_to_pixels",
+    "project",
+    "normalize_vertices",
+    "denormalize_vertices",
     "default_views",
 ]

@@ -6,6 +6,7 @@ polygons are triangulated by trimesh, and nothing is merged. Anything that canno
 be rendered (no file, not a mesh, a point cloud, NaN coordinates, no face with
 area) is refused with one :class:`~vecgen.errors.VecgenError` line.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,13 +51,31 @@ def is_mesh_path(path) -> bool:
 #: Most vertices, faces or points a mesh file may declare (about 1 GB of float64 vertices);
 #: a header that claims more is refused before anything is allocated.
 MAX_ELEMENTS = 40_000_000
-_PLY_SIZES = {"char": 1, "int8": 1, "uchar": 1, "uint8": 1, "short": 2, "int16": 2, "ushort": 2, "uint16": 2,
-              "int": 4, "int32": 4, "uint": 4, "uint32": 4, "float": 4, "float32": 4, "double": 8, "float64": 8}
+_PLY_SIZES = {
+    "char": 1,
+    "int8": 1,
+    "uchar": 1,
+    "uint8": 1,
+    "short": 2,
+    "int16": 2,
+    "ushort": 2,
+    "uint16": 2,
+    "int": 4,
+    "int32": 4,
+    "uint": 4,
+    "uint32": 4,
+    "float": 4,
+    "float32": 4,
+    "double": 8,
+    "float64": 8,
+}
 
 
 def _refuse_claim(p: Path, claims: str, need: int, size: int) -> VecgenError:
-    return VecgenError(f"{p}: its header claims {claims}, which needs at least {need:,} bytes, but the file "
-                       f"holds {size:,} (truncated or damaged)")
+    return VecgenError(
+        f"{p}: its header claims {claims}, which needs at least {need:,} bytes, but the file "
+        f"holds {size:,} (truncated or damaged)"
+    )
 
 
 def _check_ply(p: Path, head: bytes, size: int) -> None:
@@ -77,8 +96,9 @@ def _check_ply(p: Path, head: bytes, size: int) -> None:
             except ValueError:
                 raise VecgenError(f"{p}: PLY element {parts[1]!r} has no count ({parts[2]!r})") from None
             if count < 0 or count > MAX_ELEMENTS:
-                raise VecgenError(f"{p}: its header claims {count:,} {parts[1]} elements (the limit is "
-                                  f"{MAX_ELEMENTS:,})")
+                raise VecgenError(
+                    f"{p}: its header claims {count:,} {parts[1]} elements (the limit is {MAX_ELEMENTS:,})"
+                )
             elements.append([parts[1], count, 0])
         elif parts[0] == "property" and elements:
             if len(parts) >= 5 and parts[1] == "list":  # list <count type> <item type> name: at least the count
@@ -88,8 +108,9 @@ def _check_ply(p: Path, head: bytes, size: int) -> None:
     need = end + len(b"end_header") + sum(count * per for _, count, per in elements)
     if need > size:
         plural = {"vertex": "vertices", "face": "faces"}
-        claims = " and ".join(f"{count:,} {plural.get(name, name + ' elements') if count != 1 else name}"
-                              for name, count, _ in elements)
+        claims = " and ".join(
+            f"{count:,} {plural.get(name, name + ' elements') if count != 1 else name}" for name, count, _ in elements
+        )
         raise _refuse_claim(p, claims, need, size)
 
 
@@ -159,8 +180,10 @@ def load_mesh(path, max_faces: int | None = None) -> MeshData:
     try:
         loaded = trimesh.load(str(p), process=False, **kw)
     except Exception as e:  # trimesh raises many kinds on a bad file
-        raise VecgenError(f"{p}: not a readable {suffix[1:].upper()} mesh ({type(e).__name__}: "
-                          f"{str(e).splitlines()[0][:120] if str(e) else 'no detail'})") from None
+        raise VecgenError(
+            f"{p}: not a readable {suffix[1:].upper()} mesh ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:120] if str(e) else 'no detail'})"
+        ) from None
     if isinstance(loaded, trimesh.PointCloud):
         raise VecgenError(f"{p}: a point cloud ({len(loaded.vertices)} points, no faces); meshes need faces")
     if isinstance(loaded, trimesh.Scene):
@@ -198,8 +221,9 @@ def check_mesh(mesh: MeshData, name: str = "mesh", max_faces: int | None = None)
     with np.errstate(over="ignore"):
         extent = float((hi - lo).max())
     if not np.isfinite(extent):  # e.g. -1e308 and 1e308: the size itself overflows
-        raise VecgenError(f"{name}: coordinates span more than a float64 can hold "
-                          f"({float(np.abs(v).max()):.3g}); rescale the mesh")
+        raise VecgenError(
+            f"{name}: coordinates span more than a float64 can hold ({float(np.abs(v).max()):.3g}); rescale the mesh"
+        )
     # Huge or tiny coordinates are fine (they are normalised in float64 before rendering);
     # the area test runs on the normalised mesh so it cannot overflow.
     tri = ((v - (lo + hi) / 2.0) / max(extent, 1e-300))[f]
@@ -265,8 +289,9 @@ def save_mesh(path, vertices, faces, colors=None, metadata: dict | None = None) 
     if metadata:
         mesh.metadata.update({k: str(val) for k, val in metadata.items()})
     if suffix == ".obj":
-        data = mesh.export(file_type="obj", include_color=colors is not None, include_normals=False,
-                           include_texture=False)
+        data = mesh.export(
+            file_type="obj", include_color=colors is not None, include_normals=False, include_texture=False
+        )
         header = "".join(f"# {k}: {' '.join(str(val).split())}\n" for k, val in (metadata or {}).items())
         data = header + data
     elif suffix == ".ply":
@@ -277,5 +302,17 @@ def save_mesh(path, vertices, faces, colors=None, metadata: dict | None = None) 
     return p
 
 
-__all__ = ["MAX_ELEMENTS", "MESH_IN", "MESH_OUT", "MeshData", "check_header", "check_mesh", "denormalize_vertices",
-           "is_mesh_path", "load_mesh", "normalize_vertices", "save_mesh", "simplify"]
+__all__ = [
+    "MAX_ELEMENTS",
+    "MESH_IN",
+    "MESH_OUT",
+    "MeshData",
+    "check_header",
+    "check_mesh",
+    "denormalize_vertices",
+    "is_mesh_path",
+    "load_mesh",
+    "normalize_vertices",
+    "save_mesh",
+    "simplify",
+]

@@ -9,6 +9,7 @@ channels, which is what a CLIP image tower takes (PointCLIP's projection).
 :func:`splat` is the same z-buffered splatting for any per-point colours (the
 mini-model kit uses it for shaded, coloured views).
 """
+
 from __future__ import annotations
 
 import math
@@ -63,8 +64,10 @@ def view_angles(views: int | str | list = 6) -> tuple[Tensor, Tensor]:
     pairs: list[tuple[float, ...]]
     if isinstance(views, int):
         if views not in VIEW_SETS:
-            raise VecgenError(f"views: {views} views is not a preset (choose {', '.join(map(str, VIEW_SETS))}, "
-                              "or give AZ:EL,AZ:EL,... in degrees)")
+            raise VecgenError(
+                f"views: {views} views is not a preset (choose {', '.join(map(str, VIEW_SETS))}, "
+                "or give AZ:EL,AZ:EL,... in degrees)"
+            )
         pairs = list(VIEW_SETS[views])
     elif isinstance(views, str):
         pairs = []
@@ -113,8 +116,10 @@ def check_points(points, name: str = "point cloud") -> np.ndarray:
         raise VecgenError(f"{name}: {arr.shape[0]} points is more than the limit of {MAX_POINTS}")
     big = float(np.abs(arr).max())
     if big > MAX_COORDINATE:
-        raise VecgenError(f"{name}: coordinates up to {big:.3g}, beyond the limit of {MAX_COORDINATE:.0e} "
-                          "(points are kept as float32); rescale the cloud")
+        raise VecgenError(
+            f"{name}: coordinates up to {big:.3g}, beyond the limit of {MAX_COORDINATE:.0e} "
+            "(points are kept as float32); rescale the cloud"
+        )
     if np.ptp(arr, axis=0).max() <= 1e-12 * max(1.0, float(np.abs(arr).max())):
         raise VecgenError(f"{name}: all {arr.shape[0]} points are the same point")
     return arr.astype(np.float32)
@@ -172,8 +177,10 @@ def _read_trimesh(p: Path, count: int, seed: int) -> np.ndarray:
     try:
         obj = trimesh.load(str(p), process=False)
     except Exception as e:
-        raise VecgenError(f"{p}: cannot read it as a mesh or point cloud ({type(e).__name__}: "
-                          f"{str(e).splitlines()[0][:120] if str(e) else 'unreadable'})") from None
+        raise VecgenError(
+            f"{p}: cannot read it as a mesh or point cloud ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:120] if str(e) else 'unreadable'})"
+        ) from None
     if isinstance(obj, trimesh.Scene):
         geoms = list(obj.geometry.values())
         meshes = [g for g in geoms if isinstance(g, trimesh.Trimesh) and len(g.faces)]
@@ -202,8 +209,9 @@ def load_points(path: str | Path, *, mesh_points: int = 2048, seed: int = 0) -> 
         raise VecgenError(f"{p}: no such file")
     suffix = p.suffix.lower()
     if suffix not in POINT_SUFFIXES + MESH_SUFFIXES:
-        raise VecgenError(f"{p}: unknown point-cloud type {suffix or '(none)'} "
-                          f"(use {', '.join(POINT_SUFFIXES + MESH_SUFFIXES)})")
+        raise VecgenError(
+            f"{p}: unknown point-cloud type {suffix or '(none)'} (use {', '.join(POINT_SUFFIXES + MESH_SUFFIXES)})"
+        )
     if suffix == ".npy":
         try:
             arr = np.load(p, allow_pickle=False)
@@ -280,7 +288,7 @@ def drop_outliers(points: Tensor, k: int = 8, spread: float = 5.0, reference: in
     ref = points
     if n > reference:
         ref = points[torch.randperm(n, generator=torch.Generator().manual_seed(0))[:reference]]
-    d = torch.cat([torch.cdist(points[s:s + 4096], ref) for s in range(0, n, 4096)])
+    d = torch.cat([torch.cdist(points[s : s + 4096], ref) for s in range(0, n, 4096)])
     d = d.masked_fill(d <= 1e-12, float("inf"))  # a point is not its own neighbour (nor its duplicates)
     near = d.topk(k, dim=1, largest=False).values
     near = torch.where(torch.isfinite(near), near, torch.zeros(())).mean(1)
@@ -289,9 +297,17 @@ def drop_outliers(points: Tensor, k: int = 8, spread: float = 5.0, reference: in
     return points[keep] if int(keep.sum()) >= 2 else points
 
 
-def depth_maps(points, views: int | str | list = 6, size: int = 64, *, splat_scale: float = 1.5,
-               distance: float = DEFAULT_DISTANCE, fov: float = DEFAULT_FOV, normalise: bool = True,
-               clean: bool = False) -> Tensor:
+def depth_maps(
+    points,
+    views: int | str | list = 6,
+    size: int = 64,
+    *,
+    splat_scale: float = 1.5,
+    distance: float = DEFAULT_DISTANCE,
+    fov: float = DEFAULT_FOV,
+    normalise: bool = True,
+    clean: bool = False,
+) -> Tensor:
     """Project a cloud ``(N, 3)`` to depth maps ``(V, 3, size, size)`` in [0, 1] (near = bright, empty = 0).
 
     views: see :func:`view_angles`. The cloud is normalised into the unit sphere first
@@ -310,8 +326,9 @@ def depth_maps(points, views: int | str | list = 6, size: int = 64, *, splat_sca
     winner = splat(pix, depth, size, splat_radius(pts.shape[0], size, splat_scale))
     near, far = distance - 1.0, distance + 0.5  # what a view sees of a closed surface lies in this range
     shade = (NEAR_SHADE + (depth - near) / (far - near) * (FAR_SHADE - NEAR_SHADE)).clamp(0.1, 1.0)  # (V, N)
-    grey = torch.where(winner >= 0, torch.gather(shade, 1, winner.clamp_min(0).view(len(az), -1)).view_as(winner),
-                       torch.zeros(()))
+    grey = torch.where(
+        winner >= 0, torch.gather(shade, 1, winner.clamp_min(0).view(len(az), -1)).view_as(winner), torch.zeros(())
+    )
     return grey.unsqueeze(1).expand(-1, 3, -1, -1).contiguous()
 
 
@@ -320,6 +337,21 @@ def batch_depth_maps(clouds: list, views: int | str | list = 6, size: int = 64, 
     return torch.stack([depth_maps(c, views, size, **kw) for c in clouds])
 
 
-__all__ = ["VIEW_SETS", "MAX_COORDINATE", "MAX_POINTS", "POINT_SUFFIXES", "MESH_SUFFIXES", "view_angles", "cameras",
-           "check_points", "load_points",
-           "sample_mesh", "drop_outliers", "normalize", "splat_radius", "splat", "depth_maps", "batch_depth_maps"]
+__all__ = [
+    "VIEW_SETS",
+    "MAX_COORDINATE",
+    "MAX_POINTS",
+    "POINT_SUFFIXES",
+    "MESH_SUFFIXES",
+    "view_angles",
+    "cameras",
+    "check_points",
+    "load_points",
+    "sample_mesh",
+    "drop_outliers",
+    "normalize",
+    "splat_radius",
+    "splat",
+    "depth_maps",
+    "batch_depth_maps",
+]

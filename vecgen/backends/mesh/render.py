@@ -23,6 +23,7 @@ How it works, and why memory stays bounded:
 
 Gathers use ``index_select``: its backward sums deterministically on CPU.
 """
+
 from __future__ import annotations
 
 import math
@@ -89,8 +90,16 @@ def _weights(tri: Tensor, pt: Tensor) -> tuple[Tensor, Tensor]:
 
 
 @torch.no_grad()
-def rasterize(pix: Tensor, depth: Tensor, faces: Tensor, size: tuple[int, int], *, near: float = NEAR,
-              cull_backfaces: bool = False, max_pairs: int = MAX_PAIRS) -> Fragments:
+def rasterize(
+    pix: Tensor,
+    depth: Tensor,
+    faces: Tensor,
+    size: tuple[int, int],
+    *,
+    near: float = NEAR,
+    cull_backfaces: bool = False,
+    max_pairs: int = MAX_PAIRS,
+) -> Fragments:
     """Visible face and depth per pixel.
 
     pix: ``(V, N, 2)`` pixel coords; depth: ``(V, N)`` camera depth (``camera.project``);
@@ -103,10 +112,24 @@ def rasterize(pix: Tensor, depth: Tensor, faces: Tensor, size: tuple[int, int], 
     dev = pix.device
     if nv > 1 and nv * nf > MAX_FACE_ROWS:  # per-face rows are ~100 bytes: a few views at a time
         group = max(1, MAX_FACE_ROWS // max(nf, 1))
-        parts = [rasterize(pix[s:s + group], depth[s:s + group], faces, size, near=near,
-                           cull_backfaces=cull_backfaces, max_pairs=max_pairs) for s in range(0, nv, group)]
-        return Fragments(torch.cat([f.face for f in parts]), torch.cat([f.depth for f in parts]),
-                         sum(f.pairs for f in parts), max(f.max_chunk for f in parts))
+        parts = [
+            rasterize(
+                pix[s : s + group],
+                depth[s : s + group],
+                faces,
+                size,
+                near=near,
+                cull_backfaces=cull_backfaces,
+                max_pairs=max_pairs,
+            )
+            for s in range(0, nv, group)
+        ]
+        return Fragments(
+            torch.cat([f.face for f in parts]),
+            torch.cat([f.depth for f in parts]),
+            sum(f.pairs for f in parts),
+            max(f.max_chunk for f in parts),
+        )
     keys = torch.full((nv * h * w,), _KEY_NONE, dtype=torch.int64, device=dev)
     total = biggest = 0
     # All views at once: row v * F + f is face f seen from view v.
@@ -133,8 +156,17 @@ def rasterize(pix: Tensor, depth: Tensor, faces: Tensor, size: tuple[int, int], 
         inv_area = 1.0 / area[keep]
         wa, wb, wc = (t[keep] * inv_area.unsqueeze(1) for t in (A, B, C))  # barycentric planes (K, 3)
         iz = 1.0 / z[keep]
-        rows = torch.cat([wa, wb, wc, (wa * iz).sum(1, keepdim=True), (wb * iz).sum(1, keepdim=True),
-                          (wc * iz).sum(1, keepdim=True)], 1)  # (K, 12)
+        rows = torch.cat(
+            [
+                wa,
+                wb,
+                wc,
+                (wa * iz).sum(1, keepdim=True),
+                (wb * iz).sum(1, keepdim=True),
+                (wc * iz).sum(1, keepdim=True),
+            ],
+            1,
+        )  # (K, 12)
         count = nx * ny
         end = torch.cumsum(count, 0)
         start = end - count
@@ -199,10 +231,20 @@ class MeshRenderer:
     antialias: soft silhouette edges (also what carries outline gradients).
     """
 
-    def __init__(self, size: tuple[int, int] = (224, 224), *, fov: float = DEFAULT_FOV,
-                 background=(1.0, 1.0, 1.0), light=(0.3, 0.5, 1.0), ambient: float = 0.45,
-                 diffuse: float = 0.55, antialias: bool = True, cull_backfaces: bool = False,
-                 near: float = NEAR, max_pairs: int = MAX_PAIRS) -> None:
+    def __init__(
+        self,
+        size: tuple[int, int] = (224, 224),
+        *,
+        fov: float = DEFAULT_FOV,
+        background=(1.0, 1.0, 1.0),
+        light=(0.3, 0.5, 1.0),
+        ambient: float = 0.45,
+        diffuse: float = 0.55,
+        antialias: bool = True,
+        cull_backfaces: bool = False,
+        near: float = NEAR,
+        max_pairs: int = MAX_PAIRS,
+    ) -> None:
         self.size = (int(size[0]), int(size[1]))
         self.fov = float(fov)
         self.background = torch.as_tensor(background, dtype=torch.float32).reshape(3)
@@ -225,12 +267,20 @@ class MeshRenderer:
         faces = faces.to(vertices.device, torch.int64)
         view = view.to(vertices)
         pix, depth = project(vertices, view, self.size, self.fov, self.near)
-        frag = rasterize(pix.detach(), depth.detach(), faces, self.size, near=self.near,
-                         cull_backfaces=self.cull_backfaces, max_pairs=self.max_pairs)
+        frag = rasterize(
+            pix.detach(),
+            depth.detach(),
+            faces,
+            self.size,
+            near=self.near,
+            cull_backfaces=self.cull_backfaces,
+            max_pairs=self.max_pairs,
+        )
         self.last = frag
         nv, n = pix.shape[:2]
-        ctx = _ShadeContext(self, vertices, faces, colors.to(vertices), view, pix.reshape(nv * n, 2),
-                            depth.reshape(nv * n), n)
+        ctx = _ShadeContext(
+            self, vertices, faces, colors.to(vertices), view, pix.reshape(nv * n, 2), depth.reshape(nv * n), n
+        )
         bg = self.background.to(vertices)
         flat_face = frag.face.reshape(-1)
         img = bg.expand(nv * h * w, 3)
@@ -241,8 +291,9 @@ class MeshRenderer:
             img = _antialias(ctx, img, frag)
         return img.view(nv, h, w, 3).permute(0, 3, 1, 2)
 
-    def render_orbit(self, vertices: Tensor, faces: Tensor, colors: Tensor, azimuth, elevation,
-                     distance: float | None = None) -> Tensor:
+    def render_orbit(
+        self, vertices: Tensor, faces: Tensor, colors: Tensor, azimuth, elevation, distance: float | None = None
+    ) -> Tensor:
         """``render`` from cameras at ``azimuth``/``elevation`` (degrees, ``(V,)``) looking at the origin."""
         from vecgen.backends.mesh.camera import DEFAULT_DISTANCE
 
@@ -253,8 +304,17 @@ class MeshRenderer:
 class _ShadeContext:
     """Per-render tensors the shading and anti-aliasing passes share."""
 
-    def __init__(self, r: MeshRenderer, vertices: Tensor, faces: Tensor, colors: Tensor, view: Tensor,
-                 pix: Tensor, depth: Tensor, n: int) -> None:
+    def __init__(
+        self,
+        r: MeshRenderer,
+        vertices: Tensor,
+        faces: Tensor,
+        colors: Tensor,
+        view: Tensor,
+        pix: Tensor,
+        depth: Tensor,
+        n: int,
+    ) -> None:
         self.r, self.faces, self.colors, self.view, self.pix, self.depth, self.n = r, faces, colors, view, pix, depth, n
         self.hw = r.size[0] * r.size[1]
         self.normals = face_normals(vertices, faces)  # (F, 3) world
@@ -294,8 +354,10 @@ class _ShadeContext:
         h, w = self.r.size
         vi = torch.div(pixel, self.hw, rounding_mode="floor")
         rem = pixel - vi * self.hw
-        pt = torch.stack([(rem % w).to(self.pix.dtype), torch.div(rem, w, rounding_mode="floor").to(self.pix.dtype)],
-                         1) + 0.5
+        pt = (
+            torch.stack([(rem % w).to(self.pix.dtype), torch.div(rem, w, rounding_mode="floor").to(self.pix.dtype)], 1)
+            + 0.5
+        )
         tri, z, vid = self.tri(vi, face)
         col, _, _ = self.albedo(tri, z, vid, pt, clamp=not inside)
         return col * self.light_factor(vi, face)
@@ -322,7 +384,9 @@ def _neighbour_pairs(face: Tensor) -> tuple[Tensor, Tensor]:
 
 def _pick(pixel: Tensor, score: Tensor, size: int) -> Tensor:
     """Indices of the entries with the lowest ``score`` per ``pixel`` (one per pixel, lowest index on ties)."""
-    best = torch.full((size,), math.inf, device=score.device, dtype=score.dtype).scatter_reduce(0, pixel, score, reduce="amin")
+    best = torch.full((size,), math.inf, device=score.device, dtype=score.dtype).scatter_reduce(
+        0, pixel, score, reduce="amin"
+    )
     cand = (score == best.index_select(0, pixel)).nonzero().squeeze(1)
     first = torch.full((size,), _KEY_NONE, dtype=torch.int64, device=score.device)
     first.scatter_reduce_(0, pixel.index_select(0, cand), cand, reduce="amin")

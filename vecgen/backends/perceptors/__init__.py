@@ -5,6 +5,7 @@ CLIP-like models (open_clip, the shipped mini models) and ImageNet classifiers
 ``encode_text``, ``input_size``, ``kind``, ``feature_layers``, ``content_layers``
 and ``features``. :func:`load_perceptor` picks the family from the spec's name.
 """
+
 from __future__ import annotations
 
 from vecgen.backends.perceptors.base import Perceptor
@@ -44,5 +45,13 @@ def list_models() -> list[dict]:
     return [{**m, "kind": "clip"} for m in _list_clip()] + list_classifiers()
 
 
-__all__ = ["ClipPerceptor", "Perceptor", "check_spec", "list_models", "load_perceptor", "parse_spec", "resolve_auto",
-           "weights_available"]
+__all__ = [
+    "ClipPerceptor",
+    "Perceptor",
+    "check_spec",
+    "list_models",
+    "load_perceptor",
+    "parse_spec",
+    "resolve_auto",
+    "weights_available",
+]

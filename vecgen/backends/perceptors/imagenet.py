@@ -6,6 +6,7 @@ synset id (``n07920052``) or by ``#index`` (``#967``). A name shared by two
 classes ("crane": the bird and the machine) is refused with both glosses, so the
 user picks a more specific lemma or the synset id.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -38,7 +39,7 @@ def normalise(text: str) -> str:
     t = t.strip(" .!?")
     for art in _ARTICLES:
         if t.startswith(art) and len(t) > len(art):
-            t = t[len(art):]
+            t = t[len(art) :]
             break
     return t.strip()
 
@@ -87,11 +88,13 @@ def resolve(text: str) -> int:
         return hits[0]
     if len(hits) > 1:
         options = "; ".join(f"{classes()[i].synset} ({_short(classes()[i])})" for i in hits)
-        raise VecgenError(f"{raw!r} names {len(hits)} ImageNet classes: {options}; "
-                          f"use the synset id or a more specific name")
+        raise VecgenError(
+            f"{raw!r} names {len(hits)} ImageNet classes: {options}; use the synset id or a more specific name"
+        )
     near = closest(raw, 3)
-    raise VecgenError(f"{raw!r} is not an ImageNet class name (classifier perceptors take class names); "
-                      f"closest: {', '.join(near)}")
+    raise VecgenError(
+        f"{raw!r} is not an ImageNet class name (classifier perceptors take class names); closest: {', '.join(near)}"
+    )
 
 
 def closest(text: str, n: int = 3) -> list[str]:

@@ -3,6 +3,7 @@
 Shared by the CLIP and classifier perceptors: forward hooks on named modules,
 removed again after one forward pass, so taps cost nothing when unused.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -24,8 +25,13 @@ def check_layers(layers: Sequence[str] | None, known: Sequence[str], name: str) 
     return list(layers)
 
 
-def tap(root: nn.Module, modules: dict[str, str], layers: list[str], run: Callable[[], object],
-        extra: dict[str, Callable[[], Tensor]] | None = None) -> dict[str, Tensor]:
+def tap(
+    root: nn.Module,
+    modules: dict[str, str],
+    layers: list[str],
+    run: Callable[[], object],
+    extra: dict[str, Callable[[], Tensor]] | None = None,
+) -> dict[str, Tensor]:
     """Run ``run()`` once with hooks on ``root``'s submodules and return ``{layer: activation}``.
 
     ``modules`` maps a public layer name to a submodule path of ``root``;

@@ -1,4 +1,5 @@
 """Rasterizers: ``render(scene, size) -> (4, H, W)`` premultiplied RGBA, differentiable."""
+
 from __future__ import annotations
 
 from typing import Protocol

@@ -24,6 +24,7 @@ Differentiable gathers use ``index_select``, never ``x[idx]``: on multi-threaded
 the backward of advanced indexing accumulates repeated indices in a varying order,
 so the same seed gave different bytes run to run.
 """
+
 from __future__ import annotations
 
 import math
@@ -82,9 +83,7 @@ def _bezier(p: Tensor, seg: Tensor, t: Tensor) -> Tensor:
 def _flatten(p: Tensor, tol: float, max_line: float) -> tuple[Tensor, Tensor, Tensor]:
     """Cubics ``(S, 4, 2)`` -> lines: start ``(L, 2)``, end ``(L, 2)``, segment id ``(L,)``."""
     with torch.no_grad():
-        d2 = torch.maximum(
-            (p[:, 0] - 2 * p[:, 1] + p[:, 2]).norm(dim=1), (p[:, 1] - 2 * p[:, 2] + p[:, 3]).norm(dim=1)
-        )
+        d2 = torch.maximum((p[:, 0] - 2 * p[:, 1] + p[:, 2]).norm(dim=1), (p[:, 1] - 2 * p[:, 2] + p[:, 3]).norm(dim=1))
         # Max flattening error of n uniform pieces is <= 6 * d2 / (8 n^2).
         n_curv = torch.sqrt(6.0 * d2 / (8.0 * tol))
         length = (p[:, 1:] - p[:, :-1]).norm(dim=2).sum(1)
@@ -278,7 +277,9 @@ def rasterize(scene: Scene, size: tuple[int, int] | None = None, *, tol: float =
         ukey, inv = torch.unique(pl[sp] * (h * w) + py[sp] * w + px[sp], return_inverse=True)
         slot = torch.empty_like(line)
         fpl = pl[fill_pair]
-        slot[fill_pair] = offset[fpl] + (py[fill_pair] - box0[fpl, 1]) * box_size[fpl, 0] + (px[fill_pair] - box0[fpl, 0])
+        slot[fill_pair] = (
+            offset[fpl] + (py[fill_pair] - box0[fpl, 1]) * box_size[fpl, 0] + (px[fill_pair] - box0[fpl, 0])
+        )
         slot[sp] = n_fill_slots + inv
         slot_pix = torch.cat([(box0[slot_layer, 1] + srow) * w + box0[slot_layer, 0] + scol, ukey % (h * w)])
         slot_layer = torch.cat([slot_layer, ukey // (h * w)])
@@ -344,6 +345,8 @@ def rasterize(scene: Scene, size: tuple[int, int] | None = None, *, tol: float =
     colour = k_rgba[:, :3] * weight.unsqueeze(1)
     upix = pix[ends]
     rgb = torch.zeros(h * w, 3, device=device, dtype=dtype).index_add(0, pix, colour)
-    alpha_out = torch.zeros(h * w, device=device, dtype=dtype).index_put((upix,), (1.0 - torch.exp(group_total)).to(dtype))
+    alpha_out = torch.zeros(h * w, device=device, dtype=dtype).index_put(
+        (upix,), (1.0 - torch.exp(group_total)).to(dtype)
+    )
     out = torch.cat([rgb, alpha_out.unsqueeze(1)], 1)
     return out.t().reshape(4, h, w)
