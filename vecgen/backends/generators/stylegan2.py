@@ -398,13 +398,7 @@ class StyleGAN2Generator(Generator):
 
     # ------------------------------------------------------------ latents
     def mapping(self, z: Tensor) -> Tensor:
-        """``z`` -> ``w`` through the mapping network.
-
-        Shape:
-
-        - ``z``: ``(..., style_dim)``, any leading dims
-        - returns: ``w`` ``(..., style_dim)``
-        """
+        """The mapping network. Shape: ``z`` ``(..., style_dim)`` -> ``w`` ``(..., style_dim)``, any leading dims."""
         if z.shape[-1] != self.style_dim:
             raise VecgenError(f"stylegan2: z must end in {self.style_dim}, got {tuple(z.shape)}")
         return self.style(z)
