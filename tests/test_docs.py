@@ -6,6 +6,7 @@ README checks and the table hook's own checks are cheap and run by default.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -35,6 +36,62 @@ def test_readme_links_to_docs_pages_that_exist():
     assert {"docs/draw.md", "docs/limits.md", "docs/api.md"} <= links
     missing = sorted(link for link in links if not (ROOT / link).is_file())
     assert not missing, missing
+
+
+# A docstring gives a shape when it has a ``Shape:`` section or a shape tuple such as ``(B, 3, H, W)``.
+SHAPE = re.compile(r"Shape|\([A-Z0-9]+,|\(\w+, \w+")
+
+
+def _missing_shapes(package: Path) -> tuple[int, list[str]]:
+    """Public functions and methods under ``package`` whose signature mentions ``Tensor``: how many, and
+    those (``path:line name``) whose docstring gives no shape. Public: no leading underscore (``__call__``
+    counts) and not inside a private class; nested functions are not walked. No import of torch."""
+    total, missing = 0, []
+
+    def walk(node: ast.AST, path: Path, prefix: str = "") -> None:
+        nonlocal total
+        for n in ast.iter_child_nodes(node):
+            if isinstance(n, ast.ClassDef) and not n.name.startswith("_"):
+                walk(n, path, f"{prefix}{n.name}.")
+            elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if n.name.startswith("_") and n.name != "__call__":
+                    continue
+                signature = ast.unparse(n.args) + " " + (ast.unparse(n.returns) if n.returns else "")
+                if "Tensor" not in signature:
+                    continue
+                total += 1
+                if not SHAPE.search(ast.get_docstring(n) or ""):
+                    missing.append(f"{path.relative_to(package.parent).as_posix()}:{n.lineno} {prefix}{n.name}")
+
+    for path in sorted(package.rglob("*.py")):
+        walk(ast.parse(path.read_text(encoding="utf-8")), path)
+    return total, missing
+
+
+def test_public_tensor_functions_give_shapes():
+    total, missing = _missing_shapes(ROOT / "vecgen")
+    assert total > 100, f"only {total} public functions take or return a Tensor: the walk is broken"
+    assert not missing, "docstrings with no tensor shape (add a `Shape:` section):\n" + "\n".join(missing)
+
+
+def test_shape_check_flags_functions_without_one(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "m.py").write_text(
+        "from torch import Tensor\n"
+        "def bare(x: Tensor) -> Tensor:\n"
+        '    """No shape here."""\n'
+        "def shaped(x: Tensor) -> Tensor:\n"
+        '    """Shape:\n\n    - x: ``(B, 3, H, W)``\n    """\n'
+        "def _private(x: Tensor) -> Tensor: ...\n"
+        "def plain(x: int) -> int: ...\n"
+        "class _Hidden:\n"
+        "    def f(self, x: Tensor) -> Tensor: ...\n"
+        "class Open:\n"
+        "    def __call__(self, x: Tensor) -> Tensor: ...\n",
+        encoding="utf-8",
+    )
+    assert _missing_shapes(pkg) == (3, ["pkg/m.py:2 bare", "pkg/m.py:14 Open.__call__"])
 
 
 def _hooks():

@@ -64,6 +64,15 @@ class Cutouts:
         return 0 if self.lowres <= 0 or self.n == 0 else min(self.n, max(1, round(self.n * self.lowres)))
 
     def __call__(self, img: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The views of ``img``, every draw from ``generator`` (the global RNG when ``None``).
+
+        Shape:
+
+        - ``img``: ``(B, 3, H, W)``; with ``pad="reflection"`` and no thumbnails any channel count ``C``
+          works (the patch term warps output and content together, ``(B, 6, H, W)``)
+        - returns: ``(B * n, 3, size, size)`` (``C`` channels likewise), each image's ``n`` views together
+          (crops, then thumbnails); ``(B, 3, size, size)``, the plain images resized, when ``n`` is 0
+        """
         b, _, h, w = img.shape
         s = self.size
         if self.n == 0:

@@ -81,6 +81,10 @@ def safetensors_bytes(tensors: dict[str, "torch.Tensor"], metadata: dict[str, st
     one process to the next; here the JSON header is rewritten with every key sorted and
     the usual space padding to 8 bytes (the tensor data is untouched, its offsets are
     relative to the data), so a seed gives the same file byte for byte.
+
+    Shape:
+
+    - ``tensors``: name -> a tensor of any shape, stored as it is (detached, on the CPU, contiguous)
     """
     import json
     import struct

@@ -33,7 +33,13 @@ class Term(Protocol):
     weight: float
 
     def __call__(self, ctx: "Context") -> Tensor:
-        """Unweighted scalar loss for this step."""
+        """Unweighted scalar loss for this step.
+
+        Shape:
+
+        - ``ctx.image``: ``(B, 3, H, W)``; ``ctx.views``: ``(B * n, 3, S, S)`` (see :class:`Context`)
+        - returns: ``()``
+        """
         ...
 
 
@@ -66,6 +72,9 @@ class ChunkedTerm(Protocol):
 class Context:
     """What terms see: the render ``(B, 3, H, W)``, the augmented views, a per-step cache, and the step.
 
+    ``views``: ``(B * n, 3, S, S)``, each render's ``n`` cutouts together (see
+    :class:`~vecgen.augment.Cutouts`), or ``None`` when no term reads them.
+
     ``step``: the engine's :class:`~vecgen.params.base.StepContext` (``None`` when a term is
     called outside a run, e.g. to score images); its ``refs`` hold the step's reference tensors.
     """
@@ -81,7 +90,13 @@ class Context:
         return None if self.step is None else self.step.generator
 
     def ref(self, name: str) -> Tensor:
-        """The step's reference tensor ``name`` (see :class:`~vecgen.params.base.StepContext`)."""
+        """The step's reference tensor ``name`` (see :class:`~vecgen.params.base.StepContext`).
+
+        Shape:
+
+        - returns: whatever the parameterization published under ``name``, e.g. ``"reference"``
+          ``(B, 3, H, W)``, ``"content"`` ``(B, 3, h, w)``, ``"l2_to_init"`` ``()``
+        """
         if self.step is None:
             return StepContext(0, 0).ref(name)  # its one-line error
         return self.step.ref(name)
@@ -94,6 +109,13 @@ class FnTerm:
         self.name, self.fn, self.weight = name, fn, weight
 
     def __call__(self, ctx: Context) -> Tensor:
+        """``fn`` of the render.
+
+        Shape:
+
+        - ``ctx.image``: ``(B, 3, H, W)``
+        - returns: what ``fn`` returns, a scalar ``()`` for a term
+        """
         return self.fn(ctx.image)
 
 
@@ -104,6 +126,11 @@ def chunked_value(chunks: Chunks) -> Tensor:
     flowing back through ``chunks.inputs``, is the summed gradient of the
     pieces: the same value and gradient as one pass, one piece's activations at
     a time, no recomputation.
+
+    Shape:
+
+    - ``chunks.inputs``: any shape, e.g. patch crops ``(N, 3, S, S)``; each piece: ``()``
+    - returns: ``()``
     """
     views = chunks.inputs
     grad_on = torch.is_grad_enabled() and views.requires_grad

@@ -180,6 +180,13 @@ class InterViewAdapter(nn.Module):
         self.expand = nn.Linear(hidden, views * dim)
 
     def forward(self, f: Tensor) -> Tensor:
+        """The adapted view features.
+
+        Shape:
+
+        - ``f``: ``(B, V, D)`` view features, ``V = views``, ``D = dim``
+        - returns: ``(B, V, D)``
+        """
         b = f.shape[0]
         g = self.fuse(f.reshape(b, -1))
         a = F.normalize(self.expand(g).view(b, self.views, self.dim), dim=-1) * f.norm(dim=-1, keepdim=True)
@@ -306,12 +313,25 @@ class Encoder:
         self.device = perceptors[0][0].device
 
     def maps(self, cloud) -> Tensor:
+        """The depth maps of one point cloud (see :func:`vecgen.backends.mesh.points.depth_maps`).
+
+        Shape:
+
+        - ``cloud``: ``(N, 3)`` points
+        - returns: ``(V, 3, size, size)`` in ``[0, 1]``
+        """
         from vecgen.backends.mesh.points import depth_maps
 
         return depth_maps(cloud, self.views, self.size, splat_scale=self.splat, clean=self.clean)
 
     @torch.no_grad()
     def text(self, texts: list[str]) -> Tensor:
+        """The ensemble's text features: each perceptor's unit features scaled by its weight's square root.
+
+        Shape:
+
+        - returns: ``(L, D)``, ``L = len(texts)``, ``D`` the perceptors' widths summed; unit-norm rows
+        """
         return torch.cat([p.encode_text(texts).float() * s for (p, _), s in zip(self.perceptors, self.scales)], -1)
 
     @torch.no_grad()
@@ -347,7 +367,12 @@ def grid_image(maps: Tensor):
 
 # ----------------------------------------------------------------------------- evaluation
 def report(pred: Tensor, target: Tensor, labels: list[str]) -> dict:
-    """Accuracy, per-class accuracy and the confusion matrix (rows: true class, columns: predicted)."""
+    """Accuracy, per-class accuracy and the confusion matrix (rows: true class, columns: predicted).
+
+    Shape:
+
+    - ``pred``, ``target``: ``(N,)`` class indices into ``labels``
+    """
     n = len(labels)
     conf = torch.zeros(n, n, dtype=torch.long)
     conf.index_put_((target.long(), pred.long()), torch.ones(len(pred), dtype=torch.long), accumulate=True)

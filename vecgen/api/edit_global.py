@@ -87,6 +87,13 @@ class ChannelSpace:
                 h.remove()
 
     def render(self, w_plus: Tensor, offsets: Tensor | None = None) -> Tensor:
+        """The generator's renders of ``w_plus`` with ``offsets`` added to the channels.
+
+        Shape:
+
+        - ``w_plus``: ``(B, n_latent, *w_shape)``; ``offsets``: ``(B, n)`` or ``(n,)`` (one for every latent)
+        - returns: ``(B, 3, H, W)`` in ``[0, 1]``
+        """
         if offsets is not None:
             offsets = offsets.reshape(-1, self.n).expand(w_plus.shape[0], self.n)
         if offsets is not None and self.kind == "latent":
@@ -160,6 +167,11 @@ def channel_responses(
 
     For channel ``c`` and latent ``x``: ``u = unit(E(x + std_c e_c) - E(x - std_c e_c))``; the
     response is the mean of ``u`` over the latents. Renders ``2 * n * samples`` images in batches of ``chunk``.
+
+    Shape:
+
+    - ``bank``: ``W+`` latents ``(N, n_latent, *w_shape)``, used instead of ``samples`` prior draws
+    - returns: :class:`Responses`, ``responses`` ``(n, D)`` and ``std`` ``(n,)``, on the CPU
     """
     t0 = time.perf_counter()
     space = ChannelSpace(gen)
@@ -304,9 +316,15 @@ def relevance(responses: Tensor, step: Tensor) -> Tensor:
 
 
 def global_direction(responses: Tensor, std: Tensor, step: Tensor, beta: float) -> tuple[Tensor, Tensor]:
-    """``(offsets per unit alpha (n,), relevance (n,))``: where ``|relevance| >= beta``,
+    """``(offsets per unit alpha, relevance)``: where ``|relevance| >= beta``,
     ``relevance / max|relevance| * std`` (so ``alpha`` counts standard deviations of the most
-    relevant channel), else 0."""
+    relevant channel), else 0.
+
+    Shape:
+
+    - ``responses``: ``(n, D)``; ``std``: ``(n,)``; ``step``: ``(D,)`` unit text step
+    - returns: offsets ``(n,)`` and relevance ``(n,)``
+    """
     rel = relevance(responses, step)
     kept = torch.where(rel.abs() >= beta, rel, torch.zeros_like(rel))
     top = kept.abs().max()

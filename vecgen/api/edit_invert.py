@@ -135,6 +135,13 @@ class FeatureTerm:
             self.target = {k: v.detach() for k, v in perceptor.features(target, self.layers).items()}
 
     def __call__(self, ctx) -> Tensor:
+        """The relative feature error of the render, summed over the layers.
+
+        Shape:
+
+        - ``ctx.image``: the target photo's shape, ``(1, 3, h, w)``
+        - returns: ``()``
+        """
         got = self.perceptor.features(ctx.image, self.layers)
         return sum((got[k] - t).pow(2).sum() / t.pow(2).sum().clamp_min(1e-8) for k, t in self.target.items())
 

@@ -153,7 +153,13 @@ def saliency(perceptors, image: Tensor, source: str | None = None) -> tuple[Tens
 
 def shape_mask(cam: Tensor, lo: float | None = None, hi: float | None = None) -> Tensor:
     """A saliency map in ``[0, 1]`` -> a soft mask: 0 below ``lo``, 1 above ``hi`` (default
-    :data:`MASK_LO`, :data:`MASK_HI`), linear between."""
+    :data:`MASK_LO`, :data:`MASK_HI`), linear between.
+
+    Shape:
+
+    - ``cam``: any shape, e.g. :func:`saliency`'s ``(1, 1, h, w)``
+    - returns: the same shape, in ``[0, 1]``
+    """
     lo = MASK_LO if lo is None else lo
     hi = MASK_HI if hi is None else hi
     return ((cam - lo) / max(hi - lo, 1e-6)).clamp(0, 1)
@@ -201,6 +207,12 @@ class MaskedLatent(Latent):
         self.base, self.mask = base.detach(), mask.detach().to(base)
 
     def render(self, ctx: StepContext | None = None) -> Tensor:
+        """The latent's render, kept only inside the mask (see :func:`compose`).
+
+        Shape:
+
+        - returns: ``(1, 3, h, w)`` in ``[0, 1]``, the generator's size
+        """
         return compose(self.base, super().render(ctx), self.mask)
 
 

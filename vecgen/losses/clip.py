@@ -18,8 +18,14 @@ from vecgen.prompts import Prompt
 
 
 def clamp_stops(dist: Tensor, weights: Tensor, stops: list[float | None]) -> Tensor:
-    """Weighted prompt distances ``(..., P)`` -> ``(...)``; a prompt's ``stop`` clamps its distance
-    so it stops pulling (or pushing, for a negative weight) past it."""
+    """Weighted prompt distances, summed over the prompts; a prompt's ``stop`` clamps its distance
+    so it stops pulling (or pushing, for a negative weight) past it.
+
+    Shape:
+
+    - ``dist``: ``(..., P)``, ``P`` prompts; ``weights``: ``(P,)``; ``stops``: ``P`` floats or ``None``
+    - returns: ``(...)``, e.g. ``()`` for ``dist`` ``(P,)``
+    """
     cols = []
     for i, stop in enumerate(stops):
         d = dist[..., i]
@@ -80,6 +86,13 @@ class ClipTerm:
         return self._targets
 
     def __call__(self, ctx: Context) -> Tensor:
+        """The loss over all views of the batch (their embeddings cached in ``ctx.cache`` per perceptor).
+
+        Shape:
+
+        - ``ctx.views``: ``(B * n, 3, S, S)``
+        - returns: ``()``
+        """
         emb, weights, stops = self.targets()
         key = ("embed", id(self.perceptor))
         if key not in ctx.cache:

@@ -67,6 +67,13 @@ class ContentTerm:
         return self._target
 
     def __call__(self, ctx: Context) -> Tensor:
+        """The mean over ``layers`` of the relative squared feature error.
+
+        Shape:
+
+        - ``ctx.image``: ``(B, 3, H, W)``, the content's shape
+        - returns: ``()``
+        """
         want = self.target(self.content() if self.content is not None else ctx.ref("content"))
         got = self.perceptor.features(ctx.image, self.layers)
         total = ctx.image.new_zeros(())

@@ -69,6 +69,13 @@ class DirectionalClipTerm:
         return self._direction
 
     def __call__(self, ctx: Context) -> Tensor:
+        """The mean directional loss of the renders against their references.
+
+        Shape:
+
+        - ``ctx.image``: ``(B, 3, H, W)``; the reference: the same shape
+        - returns: ``()``
+        """
         d_text = self.text_direction()
         ref = self.reference() if self.reference is not None else ctx.ref("reference")
         if ref is None:

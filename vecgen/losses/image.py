@@ -32,6 +32,12 @@ class LatentL2:
         self.param, self.weight, self.name = param, float(weight), name
 
     def __call__(self, ctx: Context) -> Tensor:
+        """``param.l2_to_init()``, or the value the step's render published (the render is not read).
+
+        Shape:
+
+        - returns: ``()``
+        """
         if ctx.step is not None and "l2_to_init" in ctx.step.refs:  # published by the render of this step
             return ctx.step.refs["l2_to_init"]
         return self.param.l2_to_init()

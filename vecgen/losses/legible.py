@@ -36,6 +36,13 @@ class PaletteTerm:
         self.weight, self.name = float(weight), name
 
     def __call__(self, ctx: Context) -> Tensor:
+        """The palette distance of the current colours (the render is not read).
+
+        Shape:
+
+        - ``colours()``: ``(N, 3)`` RGB; the palette: ``(K, 3)``
+        - returns: ``()``
+        """
         c = self.colours()
         return palette_distance(c, palette_for(c, self.palette, self.k))
 
@@ -51,5 +58,12 @@ class InkTerm:
         self.weight, self.name = float(weight), name
 
     def __call__(self, ctx: Context) -> Tensor:
+        """The ink of the render.
+
+        Shape:
+
+        - ``ctx.image``: ``(B, 3, H, W)`` (channels past the third are ignored)
+        - returns: ``()``
+        """
         image = ctx.image[:, :3]
         return (image - self.background.to(image)).abs().mean()

@@ -64,7 +64,12 @@ class StyleDirection:
         return self.content() if self.content is not None else ctx.ref("content")
 
     def use(self, ctx: Context) -> Tensor:
-        """Take this step's content batch (re-embedding it when it changed); returns it."""
+        """Take this step's content batch (re-embedding it when it changed); returns it.
+
+        Shape:
+
+        - returns: the content batch ``(B, 3, h, w)``
+        """
         x = self.content_of(ctx)
         self._update(x)
         return x
@@ -124,6 +129,13 @@ class GlobalDirectionTerm:
         self.name = name or f"dir:{self.perceptor.name}"
 
     def __call__(self, ctx: Context) -> Tensor:
+        """The mean directional distance of the outputs from their content images.
+
+        Shape:
+
+        - ``ctx.image``: ``(B, 3, H, W)``, one output per content image
+        - returns: ``()``
+        """
         self.dir.use(ctx)
         e_out = self.perceptor.encode_image(ctx.image)
         return directional_distance(e_out, self.dir.embedding(), self.dir.direction()).mean()
@@ -189,9 +201,14 @@ class PatchDirectionTerm:
         self.kept = 1.0
 
     def distances(self, views: Tensor, sources: Tensor | None = None) -> Tensor:
-        """``(B * crops,)`` directional distances of views grouped by content image (``crops`` each).
+        """Directional distances of views grouped by content image (``crops`` each).
 
         ``sources``: the content's crops under the same warps (``source="crop"``), else the whole content's.
+
+        Shape:
+
+        - ``views``: ``(B * crops, 3, S, S)``, each content image's crops together; ``sources``: the same shape
+        - returns: ``(B * crops,)``
         """
         e_out = self.perceptor.encode_image(views)
         n = views.shape[0] // self.dir.embedding().shape[0]
@@ -212,7 +229,13 @@ class PatchDirectionTerm:
         return (dist * keep).mean()
 
     def __call__(self, ctx: Context) -> Tensor:
-        """The loss in one graph (all crops' activations at once); the objective uses :meth:`chunks`."""
+        """The loss in one graph (all crops' activations at once); the objective uses :meth:`chunks`.
+
+        Shape:
+
+        - ``ctx.image``: ``(B, 3, H, W)``
+        - returns: ``()``
+        """
         work = self.chunks(ctx)
         return torch.stack(list(work.pieces(work.inputs))).sum()
 

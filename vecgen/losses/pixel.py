@@ -25,6 +25,14 @@ class PixelTerm:
         self.weight, self.name = float(weight), name
 
     def __call__(self, ctx: Context) -> Tensor:
+        """The weighted mean squared error of the render.
+
+        Shape:
+
+        - ``ctx.image``: the reference's shape, e.g. ``(1, 3, H, W)``; a transparent vectorize target:
+          ``(1, 3, H, 2W)``
+        - returns: ``()``
+        """
         image = ctx.image
         if image.shape != self.reference.shape:
             raise VecgenError(f"render {tuple(image.shape)} does not match the reference {tuple(self.reference.shape)}")

@@ -67,6 +67,12 @@ class TextBank:
 
     @torch.no_grad()
     def __call__(self, texts: list[str]) -> torch.Tensor:
+        """The embeddings of ``texts``, in order (repeats included).
+
+        Shape:
+
+        - returns: ``(len(texts), D)`` float32, unit-norm rows
+        """
         new = [t for t in dict.fromkeys(texts) if t not in self.cache]
         if new:
             emb = F.normalize(self.model.encode_text(self.tokenizer(new)).float(), dim=-1)
@@ -116,7 +122,13 @@ def caption_kl(
     templates: str,
     k: int = 8,
 ) -> torch.Tensor:
-    """KL(teacher || student) of the softmax over each 2-D scene's caption and ``k`` hard negatives."""
+    """KL(teacher || student) of the softmax over each 2-D scene's caption and ``k`` hard negatives.
+
+    Shape:
+
+    - ``student``, ``teacher``: ``(B, D)`` image embeddings (normalised here), ``B = len(attrs)``
+    - returns: ``()``, the batch mean
+    """
     groups = []
     for a in attrs:
         cap, plan = caption_scene(a, rng, templates)

@@ -18,6 +18,11 @@ def encode_text_trimmed(model, tokens: torch.Tensor) -> torch.Tensor:
 
     Exact for causal text towers pooled at the end-of-text token: positions after it
     never influence it. Captions are far shorter than the context, so this saves time.
+
+    Shape:
+
+    - ``tokens``: ``(N, context)`` token ids, 0 = padding
+    - returns: ``(N, D)`` text embeddings (not normalised)
     """
     from open_clip.transformer import text_global_pool
 
@@ -57,7 +62,14 @@ def attribute_loss(
     img: torch.Tensor, groups: list[tuple[int, list[int]]], feats: torch.Tensor, logit_scale: torch.Tensor
 ) -> torch.Tensor:
     """Contrastive loss over attribute captions: image b must pick its true short caption
-    (index 0 of its group) among the same caption with every other value of the attribute."""
+    (index 0 of its group) among the same caption with every other value of the attribute.
+
+    Shape:
+
+    - ``img``: ``(B, D)`` unit-norm image embeddings; ``groups``: ``(b, indices into feats)`` pairs
+    - ``feats``: ``(P, D)`` unit-norm caption embeddings; ``logit_scale``: ``()``, the log temperature
+    - returns: ``()``
+    """
     width = max(len(g) for _, g in groups)
     rows = torch.tensor([b for b, _ in groups])
     cand = torch.tensor([g + [g[0]] * (width - len(g)) for _, g in groups])
@@ -82,7 +94,13 @@ _PRESENT = {"shapes": list(SHAPES), "colours": list(COLOURS)}
 
 
 def attribute_labels(attrs: list[dict]) -> dict[str, torch.Tensor]:
-    """Per-scene targets: class index (-100 = not applicable) or multi-hot presence vectors."""
+    """Per-scene targets: class index (-100 = not applicable) or multi-hot presence vectors.
+
+    Shape:
+
+    - returns: attribute -> ``(N,)`` long class indices, or ``(N, V)`` float multi-hot for
+      ``"shapes"`` and ``"colours"`` (``N = len(attrs)``, ``V`` the attribute's values)
+    """
     out = {k: torch.full((len(attrs),), -100, dtype=torch.long) for k in [*_SINGLE, "count", "solid"]}
     out.update({k: torch.zeros(len(attrs), len(v)) for k, v in _PRESENT.items()})
     for i, a in enumerate(attrs):
@@ -118,6 +136,13 @@ class AttributeHeads(torch.nn.Module):
         self.heads = torch.nn.ModuleDict({k: torch.nn.Linear(dim, n) for k, n in sizes.items()})
 
     def loss(self, emb: torch.Tensor, labels: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """The summed head losses and each single-label head's accuracy on the applicable scenes.
+
+        Shape:
+
+        - ``emb``: ``(B, D)`` image embeddings; ``labels``: as :func:`attribute_labels`, ``(B,)`` or ``(B, V)``
+        - returns: ``(loss, accuracies)``, ``loss`` ``()``, accuracies plain floats
+        """
         total, accs = emb.new_zeros(()), {}
         for k, head in self.heads.items():
             logits, y = head(emb), labels[k]

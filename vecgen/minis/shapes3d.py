@@ -280,7 +280,13 @@ def scene_cache3d(seed0: int, count: int, size: int, cache_dir: Path | None) -> 
 
 
 def mix_in(images: Tensor, attrs: list[dict], seed0: int, count: int, size: int, cache_dir) -> tuple[Tensor, list]:
-    """The 2-D training set with ``count`` 3-D scenes appended (``count`` 0: unchanged)."""
+    """The 2-D training set with ``count`` 3-D scenes appended (``count`` 0: unchanged).
+
+    Shape:
+
+    - ``images``: uint8 ``(N, 3, S, S)``, ``S = size``
+    - returns: ``(images, attrs)``, images uint8 ``(N + count, 3, S, S)``, the 3-D scenes last
+    """
     if count <= 0:
         return images, attrs
     im3, at3 = scene_cache3d(seed0, count, size, cache_dir)
@@ -360,6 +366,11 @@ def anchor_head(
     embedding of a cone's depth map must be nearest the text "point cloud depth map of a
     cone."), at the cost of an image-only step. Rows are scaled so that, at the start,
     logits are ~100 x cosine, CLIP's temperature; the text tower is not touched.
+
+    Shape:
+
+    - ``head``: weight ``(len(SOLIDS), D)``, bias ``(len(SOLIDS),)``; ``images``: uint8 ``(N, 3, S, S)``,
+      of which the last 64 (3-D scenes) set the scale; ``mean``, ``std``: ``(1, 3, 1, 1)``
     """
     text = torch.nn.functional.normalize(model.encode_text(tokenizer([template.format(s) for s in SOLIDS])), dim=-1)
     was = model.training

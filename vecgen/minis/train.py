@@ -131,6 +131,10 @@ def recalibrate_bn(
 
     The EMA stats lag behind weights that moved fast, which makes eval-mode outputs differ
     from train-mode ones; a pass over fresh batches fixes that at no training cost.
+
+    Shape:
+
+    - ``images``: uint8 ``(N, 3, S, S)``; ``mean``, ``std``: ``(1, 3, 1, 1)``
     """
     bns = [m for m in visual.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not bns:
@@ -162,7 +166,14 @@ def pretrain_visual(
     bgs: torch.Tensor | None = None,
     pool: torch.Tensor | None = None,
 ) -> float:
-    """Phase 1: the image tower alone, on the attribute heads (no text, so steps are cheap)."""
+    """Phase 1: the image tower alone, on the attribute heads (no text, so steps are cheap); returns its seconds.
+
+    Shape:
+
+    - ``images``: uint8 ``(N, 3, S, S)``; ``labels``: as :func:`~vecgen.minis.objectives.attribute_labels`
+    - ``kind_weights``: ``(N,)`` sampling weights; ``mean``, ``std``: ``(1, 3, 1, 1)``
+    - ``bgs``: ``(N, 3)`` background colours; ``pool``: ``(P, 4, S, S)`` clutter layers (see :func:`add_clutter`)
+    """
     params = list(model.visual.parameters()) + list(heads.parameters())
 
     def data(step: int) -> torch.Tensor:

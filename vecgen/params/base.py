@@ -42,7 +42,13 @@ class StepContext:
     refs: dict[str, Tensor] = field(default_factory=dict)
 
     def ref(self, name: str) -> Tensor:
-        """The reference tensor ``name`` published this step; a one-line error when there is none."""
+        """The reference tensor ``name`` published this step; a one-line error when there is none.
+
+        Shape:
+
+        - returns: as published, e.g. ``"reference"`` ``(B, 3, H, W)``, ``"content"`` ``(B, 3, h, w)``,
+          ``"l2_to_init"`` ``()``
+        """
         t = self.refs.get(name)
         if t is None:
             raise VecgenError(

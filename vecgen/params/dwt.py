@@ -144,6 +144,13 @@ class DWTImage(RasterParam):
         self._weights = list(self._weights64)
 
     def parameters(self) -> list[Tensor]:
+        """The optimized wavelet coefficients, coarse -> fine.
+
+        Shape:
+
+        - returns: the approximation band ``(1, 3, h, w)``, then one detail band per level,
+          ``(1, 3, 3, h_l, w_l)`` (horizontal, vertical, diagonal stacked on dim 2)
+        """
         return [self.approx, *self.details]
 
     def signal(self) -> Tensor:

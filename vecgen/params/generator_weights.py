@@ -75,7 +75,12 @@ def _positive(value: Any) -> float | None:
 
 
 def weight_scale(params: list[Tensor]) -> float:
-    """Median RMS of the weight tensors with >= 2 dims (all tensors if none; 1.0 if all are zero)."""
+    """Median RMS of the weight tensors with >= 2 dims (all tensors if none; 1.0 if all are zero).
+
+    Shape:
+
+    - ``params``: a generator's parameters, tensors of any shape (weight matrices and kernels, biases)
+    """
     mats = [p for p in params if p.dim() >= 2] or list(params)
     rms = sorted(float(p.detach().double().pow(2).mean().sqrt()) for p in mats if p.numel())
     rms = [r for r in rms if r > 0 and math.isfinite(r)]
@@ -88,6 +93,10 @@ def default_adapt_lr(generator, params: list[Tensor] | None = None) -> tuple[flo
     In order: the generator's own ``adapt_lr`` attribute (a positive number);
     :data:`ADAPT_LR` for its ``kind``; else :data:`RELATIVE_LR` times
     :func:`weight_scale` of ``params`` (default: all of its parameters).
+
+    Shape:
+
+    - ``params``: parameters of ``generator``, tensors of any shape; returns ``(lr, source)``, no tensor
     """
     own = _positive(getattr(generator, "adapt_lr", None))
     if own is not None:
@@ -239,7 +248,12 @@ class GeneratorWeights:
         return self.frozen.to_w_plus(self._truncate(self.frozen.mapping(z)))
 
     def batch_latents(self, step: int) -> Tensor:
-        """The seeded prior batch of ``step``, ``(batch, *z_shape)`` (the same on resume)."""
+        """The seeded prior batch of ``step`` (the same on resume).
+
+        Shape:
+
+        - returns: ``(batch, *latent_shape)``, the frozen generator's prior latents
+        """
         return self.frozen.sample_latent(self.batch, self.seed * 1_000_003 + 7919 * step + 1, device=self.device)
 
     # ------------------------------------------------------------------ layer selection

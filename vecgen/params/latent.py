@@ -334,7 +334,12 @@ class Latent:
         return self.w_plus_of(self.latent())
 
     def l2_to_init(self) -> Tensor:
-        """Squared L2 distance (sum over entries) of the latent to its starting value, a scalar ``()``."""
+        """Squared L2 distance (sum over entries) of the latent to its starting value.
+
+        Shape:
+
+        - returns: ``()``
+        """
         return (self.latent() - self._initial).pow(2).sum()
 
     def lr_factor(self, step: int, steps: int | None = None) -> float:

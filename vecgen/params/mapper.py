@@ -162,7 +162,12 @@ class MapperTraining:
         return self.generator.synthesize(w + self._delta)
 
     def l2_to_init(self) -> Tensor:
-        """Mean squared step of the last rendered batch (StyleCLIP's mapper L2), a scalar ``()``."""
+        """Mean squared step of the last rendered batch (StyleCLIP's mapper L2).
+
+        Shape:
+
+        - returns: ``()``
+        """
         delta = self._delta
         if delta is None:
             self.render()

@@ -170,8 +170,13 @@ def grid_margins(size: tuple[int, int], grid: tuple[int, int]) -> tuple[float, f
 
 
 def cell_rect_points(size: tuple[int, int], grid: tuple[int, int]) -> Tensor:
-    """``(cols * rows, 12, 2)`` float32 control points of every cell's closed
-    rect path (canvas px, row-major), overlaps included."""
+    """Float32 control points of every cell's closed rect path (canvas px, row-major), overlaps included.
+
+    Shape:
+
+    - ``size``: ``(width, height)`` px; ``grid``: ``(cols, rows)``
+    - returns: ``(rows * cols, 12, 2)``, ``(x, y)`` points
+    """
     (width, height), (cols, rows) = size, grid
     mx, my = grid_margins(size, grid)
 
@@ -410,7 +415,12 @@ class PixelArt:
         return self.palette, self.logits
 
     def cell_colors(self) -> Tensor:
-        """Current per-cell colours ``(rows * cols, 3)``, row-major (differentiable)."""
+        """Current per-cell colours, row-major (differentiable).
+
+        Shape:
+
+        - returns: ``(rows * cols, 3)`` RGB
+        """
         if self.colors is not None:
             return self.colors
         palette, logits = self._palette_logits()
@@ -424,7 +434,12 @@ class PixelArt:
 
     @torch.no_grad()
     def final_colors(self) -> Tensor:
-        """The colours that export writes, ``(rows * cols, 3)``: palette-snapped or hardened, in ``[0, 1]``."""
+        """The colours that export writes: palette-snapped or hardened.
+
+        Shape:
+
+        - returns: ``(rows * cols, 3)`` float32 RGB in ``[0, 1]``, row-major
+        """
         if self.colors is None:
             palette, logits = self._palette_logits()
             return palette[logits.argmax(1)].clamp(0, 1).float()

@@ -63,6 +63,10 @@ def color_correlation_sqrt() -> Tensor:
     luminance direction, columns 1 and 2 are the chroma directions.  The
     matrix is scaled so its largest column has unit norm (luminance is then
     passed through at unit gain, chroma at ~0.29 and ~0.14).
+
+    Shape:
+
+    - returns: ``(3, 3)``, rows RGB, columns the decorrelated channels
     """
     vectors = torch.tensor(_IMAGENET_RGB_PCA_VECTORS, dtype=torch.float64)
     std = torch.tensor(_IMAGENET_RGB_PCA_VARIANCES, dtype=torch.float64).sqrt()
@@ -104,7 +108,13 @@ def squash(x: Tensor, name: str) -> Tensor:
 
 
 def unsquash(y: Tensor, name: str, eps: float = DEFAULT_INIT_EPS) -> Tensor:
-    """Inverse of :func:`squash` (any shape, the same shape out), with ``y`` first clamped to ``[eps, 1-eps]``."""
+    """Inverse of :func:`squash`, with ``y`` first clamped to ``[eps, 1-eps]``.
+
+    Shape:
+
+    - ``y``: any shape, e.g. ``(1, 3, H, W)``, values in ``[0, 1]``
+    - returns: the same shape, unbounded
+    """
     y = y.clamp(eps, 1.0 - eps)
     logit = torch.log(y) - torch.log1p(-y)
     if name == "sigmoid":
@@ -246,7 +256,12 @@ class RasterParam:
 
 
 def check_state_tensor(target: Tensor, source: Any, label: str) -> Tensor:
-    """Validate a saved tensor against a live parameter (any shape, the same for both)."""
+    """Validate a saved tensor against a live parameter; returns ``source`` unchanged.
+
+    Shape:
+
+    - ``target``: any shape; ``source``: the same shape, else a :class:`VecgenError`
+    """
     if not isinstance(source, Tensor):
         raise VecgenError(f"state entry {label!r} is missing or not a tensor")
     if tuple(source.shape) != tuple(target.shape):
@@ -256,7 +271,12 @@ def check_state_tensor(target: Tensor, source: Any, label: str) -> Tensor:
 
 def copy_into(target: Tensor, source: Any, label: str) -> None:
     """Copy a saved tensor into a live parameter in place (keeps optimizer
-    references valid); shape mismatches raise :class:`VecgenError`."""
+    references valid); shape mismatches raise :class:`VecgenError`.
+
+    Shape:
+
+    - ``target``: any shape; ``source``: the same shape (any device and dtype, converted to ``target``'s)
+    """
     check_state_tensor(target, source, label)
     with torch.no_grad():
         target.copy_(source.to(target.device, target.dtype))

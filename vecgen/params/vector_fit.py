@@ -219,7 +219,12 @@ class FilledPaths:
         return rgba[:3].unsqueeze(0)
 
     def render(self, ctx: StepContext | None = None, keep: list[int] | None = None) -> Tensor:
-        """The paths (or those in ``keep``) in the compared form (see the class); ``ctx``: the engine's step."""
+        """The paths (or those in ``keep``) in the compared form (see the class); ``ctx``: the engine's step.
+
+        Shape:
+
+        - returns: ``(1, 3, H, W)``; for a transparent target ``(1, 3, H, 2W)``, over black then over white
+        """
         return self._form(self.render_rgba(keep)[0])
 
     def _snap_colors(self) -> None:

@@ -174,7 +174,13 @@ def pick_regions(error: Tensor, labels: Tensor, usable: Tensor, count: int, *, t
 
 
 def region_shape(mask: Tensor, segments: int) -> np.ndarray:
-    """A closed path ``(3 * segments, 2)`` (pixel units) hugging the outer boundary of a region mask."""
+    """A closed path (pixel units) hugging the outer boundary of a region mask.
+
+    Shape:
+
+    - ``mask``: boolean ``(H, W)``, not empty
+    - returns: a NumPy ``(3 * segments, 2)`` float64 array of ``(x, y)`` cubic control points
+    """
     m = mask.cpu().numpy()
     area = int(m.sum())
     ys, xs = np.nonzero(m)

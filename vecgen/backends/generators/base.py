@@ -73,12 +73,16 @@ class Generator(nn.Module):
 
     # ----------------------------------------------------------------- latents
     def sample_latent(self, n: int, seed: int, device: torch.device | str | None = None) -> Tensor:
-        """Draw ``n`` prior latents ``(n, *latent_shape)``, deterministic for ``seed``.
+        """Draw ``n`` prior latents, deterministic for ``seed``.
 
         The draw happens on the CPU with a private ``torch.Generator`` (so the
         same seed gives the same latents on every device and leaves the global
         RNG untouched), then moves to ``device`` (default: the model's).
         The default prior is the standard normal.
+
+        Shape:
+
+        - returns: ``(n, *latent_shape)``
         """
         g = torch.Generator(device="cpu").manual_seed(int(seed))
         z = torch.randn((int(n), *self.latent_shape), generator=g)

@@ -398,7 +398,7 @@ class StyleGAN2Generator(Generator):
 
     # ------------------------------------------------------------ latents
     def mapping(self, z: Tensor) -> Tensor:
-        """``z`` ``(..., style_dim)`` -> ``w`` ``(..., style_dim)`` (any leading dims)."""
+        """The mapping network. Shape: ``z`` ``(..., style_dim)`` -> ``w`` ``(..., style_dim)``, any leading dims."""
         if z.shape[-1] != self.style_dim:
             raise VecgenError(f"stylegan2: z must end in {self.style_dim}, got {tuple(z.shape)}")
         return self.style(z)

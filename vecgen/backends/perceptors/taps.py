@@ -37,6 +37,12 @@ def tap(
     ``modules`` maps a public layer name to a submodule path of ``root``;
     ``extra`` gives layers computed from the run's own output (such as the
     pooled embedding). Activations keep their graph: content losses backpropagate.
+
+    Shape:
+
+    - returns: layer -> the module's output as it is (a tuple's first item), e.g. ``(N, C, h, w)``
+      for a conv stage, ``(N, tokens, width)`` for a transformer block; an ``extra`` layer:
+      what its function returns, e.g. a pooled ``(N, D)``
     """
     out: dict[str, Tensor] = {}
     handles = []
