@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,6 +13,11 @@ import pytest
 
 if TYPE_CHECKING:
     from vecgen.backends.generators import StyleGAN2Generator
+
+# A test runner started in the background by a non-interactive shell inherits SIGINT ignored, and
+# every subprocess would too: the Ctrl-C tests (and the studio's shutdown) need the default.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Tests must not try the network for CLIP weights.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
