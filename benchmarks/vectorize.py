@@ -206,8 +206,9 @@ def sketch_bench(strokes: int, steps: int, grid: str | None, optimizer: str = "e
 
 
 def svg_strokes(svg: str) -> int:
-    """Open stroked paths in an SVG (``stroke=`` and no fill)."""
-    return sum(1 for p in re.findall(r"<path[^>]*>", svg) if "stroke=" in p and 'fill="none"' in p)
+    """Open stroked paths in an SVG (``stroke=`` and no fill of their own, or ``fill="none"``)."""
+    paths = re.findall(r"<path[^>]*>", svg)
+    return sum(1 for p in paths if "stroke=" in p and (" fill=" not in p or 'fill="none"' in p))
 
 
 def _sketch_line(r: dict) -> str:

@@ -40,9 +40,9 @@ def _svg_colours(svg: str) -> set[tuple[int, int, int]]:
         for key in ("fill", "stroke"):
             value = p.get(key)
             if value and value != "none":
-                m = re.fullmatch(r"rgb\((\d+),(\d+),(\d+)\)", value)
+                m = re.fullmatch(r"#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})", value)
                 assert m, value
-                out.add(tuple(int(v) for v in m.groups()))
+                out.add(tuple(int(v, 16) for v in m.groups()))
     return out
 
 

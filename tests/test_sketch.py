@@ -39,10 +39,10 @@ def test_a_short_run_writes_n_open_black_strokes_on_white(tmp_path):
     paths = re.findall(r"<path[^>]*>", res.svg)
     assert len(paths) == 6 and res.settings["strokes_written"] == 6
     for p in paths:
-        assert 'fill="none"' in p and 'stroke="rgb(0,0,0)"' in p, p
+        assert " fill=" not in p and 'stroke="#000000"' in p, p  # no fill of its own: the <g>'s none
         d = re.search(r' d="([^"]*)"', p).group(1)
         assert "z" not in d.lower(), d  # open
-    assert re.search(r'<rect[^>]*fill="rgb\(255,255,255\)"', res.svg), res.svg[:400]
+    assert re.search(r'<rect[^>]*fill="#ffffff"', res.svg) and '<g fill="none"' in res.svg, res.svg[:400]
     assert 'width="64" height="48"' in res.svg  # the photo's aspect, longest side work_size
     img = np.asarray(res.image.convert("L"))
     assert img.max() == 255 and img.min() < 100  # white paper, dark ink
@@ -51,7 +51,7 @@ def test_a_short_run_writes_n_open_black_strokes_on_white(tmp_path):
 def test_colour_option_colours_the_strokes(tmp_path):
     res = vecgen.sketch(_square(tmp_path), strokes=3, steps=2, color="#ff0000", **FAST)
     strokes = re.findall(r'stroke="([^"]*)"', res.svg)
-    assert strokes == ["rgb(255,0,0)"] * 3
+    assert strokes == ["#ff0000"] * 3
 
 
 def test_saliency_puts_strokes_on_the_object(tmp_path):

@@ -95,23 +95,28 @@ def test_write_then_read_round_trip_and_escaping():
 # ----------------------------------------------------------------------------- exact bytes
 # The writer's exact format (attribute order, spacing, "/>", escaping; ids in paint order, coordinates at
 # COORD_DECIMALS, the paths/bytes entries last): if it drifts, these fail. The layout is the one the
-# hand-written writer that svgwrite replaced produced, plus the clean-SVG additions of issue 25.
+# hand-written writer that svgwrite replaced produced, plus the clean-SVG additions of issue 25 (ids, the
+# shared paint on one <g>, #rrggbb colours).
 FIXED_SVG = (
-    '<svg xmlns="http://www.w3.org/2000/svg" width="32" height="24" viewBox="0 0 32 24">\n<metadata>\n'
+    '<svg xmlns="http://www.w3.org/2000/svg" width="32" height="24" viewBox="0 0 32 24">\n'
+    "<metadata>\n"
     '<vecgen:entry xmlns:vecgen="https://vecgen.dev/ns" key="prompt">a &lt;b&gt; &amp; "c"</vecgen:entry>\n'
     '<vecgen:entry xmlns:vecgen="https://vecgen.dev/ns" key="seed">3</vecgen:entry>\n'
     '<vecgen:entry xmlns:vecgen="https://vecgen.dev/ns" key="empty"></vecgen:entry>\n'
     '<vecgen:entry xmlns:vecgen="https://vecgen.dev/ns" key="paths">4</vecgen:entry>\n'
-    '<vecgen:entry xmlns:vecgen="https://vecgen.dev/ns" key="bytes">1118</vecgen:entry>\n</metadata>\n'
-    '<rect width="32" height="24" fill="rgb(255,255,229)"/>\n'
-    '<path id="p0" d="M 1 2 C 3.2 -4 5.5 6 7 8.1" fill="none" stroke="rgb(255,128,0)" stroke-opacity="0.75" '
-    'stroke-width="2.5" stroke-linecap="round" stroke-linejoin="round"/>\n'
-    '<path id="p1" d="M 1 2 C 3.2 -4 5.5 6 1 2 Z" fill="rgb(0,0,255)" fill-opacity="1" fill-rule="evenodd"/>\n'
-    '<path id="p2" d="M 2 4 C 6.5 -8 11 12 2 4 Z" fill="rgb(51,102,153)" fill-opacity="0.3" fill-rule="nonzero" '
-    'stroke="rgb(0,0,0)" stroke-opacity="1" stroke-width="0.5" stroke-linecap="round" stroke-linejoin="round"/>\n'
-    '<path id="p3" d="M 1 2" fill="none"/>\n</svg>\n'
+    '<vecgen:entry xmlns:vecgen="https://vecgen.dev/ns" key="bytes">1036</vecgen:entry>\n'
+    "</metadata>\n"
+    '<rect width="32" height="24" fill="#ffffe5"/>\n'
+    '<g fill="none" stroke-linecap="round" stroke-linejoin="round">\n'
+    '<path id="p0" d="M 1 2 C 3.2 -4 5.5 6 7 8.1" stroke="#ff8000" stroke-opacity="0.75" stroke-width="2.5"/>\n'
+    '<path id="p1" d="M 1 2 C 3.2 -4 5.5 6 1 2 Z" fill="#0000ff" fill-opacity="1" fill-rule="evenodd"/>\n'
+    '<path id="p2" d="M 2 4 C 6.5 -8 11 12 2 4 Z" fill="#336699" fill-opacity="0.3" fill-rule="nonzero" '
+    'stroke="#000000" stroke-opacity="1" stroke-width="0.5"/>\n'
+    '<path id="p3" d="M 1 2"/>\n'
+    "</g>\n"
+    "</svg>\n"
 )
-MANY_SHA256 = "3bc17ee5c8b996d898a5d7dfc18624f531f13da1fb6821ebd416af7ea86bd0ad"
+MANY_SHA256 = "8ccf62b80b010f7ebc95d603f998accecef43d85c69e804758e30eb48bed11df"
 
 
 def fixed_scene() -> Scene:

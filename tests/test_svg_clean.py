@@ -43,7 +43,7 @@ def test_hidden_path_is_pruned_and_nothing_visible_changes(tmp_path):
     assert param.cleaned == {"pruned": 1, "dropped": 0}
     assert len(param.counts) == 2
     svg = param.svg()
-    assert _colours(svg) == ["rgb(255,0,0)", "rgb(0,0,255)"]  # exactly the green one went
+    assert _colours(svg) == ["#ff0000", "#0000ff"]  # exactly the green one went
     with torch.no_grad():
         assert float((param.render() - before).abs().max()) <= PRUNE_TOLERANCE
 
@@ -52,7 +52,7 @@ def test_keep_all_keeps_the_hidden_path(tmp_path):
     param = _strokes(tmp_path, HIDDEN, keep_all=True)
     param.finalize()
     assert param.cleaned == {"pruned": 0, "dropped": 0}
-    assert _colours(param.svg()) == ["rgb(255,0,0)", "rgb(0,255,0)", "rgb(0,0,255)"]
+    assert _colours(param.svg()) == ["#ff0000", "#00ff00", "#0000ff"]
 
 
 def test_half_transparent_cover_keeps_the_path_below(tmp_path):
@@ -74,14 +74,14 @@ def test_paths_that_paint_nothing_are_dropped(tmp_path):
     assert param.cleaned == {"pruned": 0, "dropped": 3}
     svg = param.svg()
     paths = list(SafeET.fromstring(svg).iter(f"{SVG_NS}path"))
-    assert len(paths) == 1 and paths[0].get("stroke") == "rgb(255,0,0)"
+    assert len(paths) == 1 and paths[0].get("stroke") == "#ff0000"
 
 
 def test_a_filled_path_loses_its_zero_width_stroke_only(tmp_path):
     param = _strokes(tmp_path, '<path d="M 4 4 L 40 4 L 40 40 Z" fill="#ff0000" stroke="#000000" stroke-width="0"/>')
     param.finalize()
     (path,) = SafeET.fromstring(param.svg()).iter(f"{SVG_NS}path")
-    assert path.get("fill") == "rgb(255,0,0)" and path.get("stroke") is None
+    assert path.get("fill") == "#ff0000" and path.get("stroke") is None
 
 
 def test_removal_effect_matches_rendering_without_each_path():

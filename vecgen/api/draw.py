@@ -21,7 +21,7 @@ from vecgen.options import LIMITS, RASTERIZERS, SHAPES, parse_colour, parse_size
 from vecgen.options import parse_palette as parse_palette_text
 
 #: CLIPDraw's look, for real CLIP models; perceptors may hint another (the mini models: 32 blobs, 300 steps).
-DRAW_STYLE = {"shapes": "strokes", "strokes": 256, "steps": 200}
+DRAW_STYLE = {"shapes": "strokes", "strokes": 256, "steps": 200, "width": (1.0, 8.0), "ink": 0.0}
 SHAPE_CHOICES = ("auto", *SHAPES)
 
 
@@ -35,6 +35,17 @@ def draw_style(perceptors, shapes: str | None = "auto", strokes: int | None = No
     auto = shapes in (None, "auto")
     style = {**DRAW_STYLE, **(shared_hint(perceptors) if auto else {})}
     return (style["shapes"] if auto else str(shapes), int(style["strokes"] if strokes is None else strokes))
+
+
+def draw_strokes_look(perceptors, width: Any = None, ink: float | None = None) -> tuple[tuple[float, float], float]:
+    """Resolve ``width=None`` / ``ink=None`` from the perceptors' shared ``draw_hint``, else ``(1, 8)`` and 0.
+
+    Classifiers hint 32 wide strokes and an ink term (drawings that survive a thumbnail: issue 25's
+    benchmark); values the user gave always win.
+    """
+    hint = {**DRAW_STYLE, **shared_hint(perceptors)}
+    wrange = parse_width(hint["width"] if width is None else width)
+    return wrange, float(hint["ink"] if ink is None else ink)
 
 
 def draw_steps(perceptors, steps: int | None = None) -> int:
@@ -77,7 +88,12 @@ class DrawConfig(RunConfig):
         default_text="auto",
     )
     segments: int = option(3, "cubic segments per path", "int", minimum=1, maximum=LIMITS["segments"])
-    width: Any = option((1.0, 8.0), "stroke width range MIN,MAX in pixels", "width")
+    width: Any = option(
+        None,
+        "stroke width range MIN,MAX in pixels (default: 4,16 for ImageNet classifiers, 1,8 otherwise)",
+        "width",
+        default_text="auto",
+    )
     shapes: str = option(
         "auto",
         "open strokes, closed filled blobs, or both (auto: strokes for real CLIP, blobs for mini models)",
@@ -105,14 +121,15 @@ class DrawConfig(RunConfig):
         maximum=LIMITS["colors"],
         metavar="N",
     )
-    ink: float = option(
-        0.0,
+    ink: float | None = option(
+        None,
         "weight of the ink term: the render's mean difference from the background (fewer, "
-        "thinner, paler marks; 0 = off)",
+        "thinner, paler marks; 0 = off; default: 1 for ImageNet classifiers, 0 otherwise)",
         "float",
         minimum=0.0,
         maximum=1e6,
         metavar="W",
+        default_text="auto",
     )
 
 
@@ -139,12 +156,14 @@ def draw(cfg: DrawConfig, *, perceptors=None, warn: Callable[[str], None] | None
     # None: the models' hint decides (draw_steps)
     opts: Common = common(cfg.run_values(perceptors=perceptors, warn=warn, callbacks=callbacks), steps_auto=True)
     wh = parse_size(cfg.size)
-    wrange = parse_width(cfg.width)
+    if cfg.width is not None:
+        parse_width(cfg.width)  # a bad range is refused before any model loads
     strokes, init = cfg.strokes, cfg.init
     segments = int(cfg.segments)
     bg = parse_colour(cfg.background)
     perceptors = opts.load_perceptors()
     shapes, strokes = draw_style(perceptors, cfg.shapes, strokes)
+    wrange, ink = draw_strokes_look(perceptors, cfg.width, cfg.ink)
     opts.steps = draw_steps(perceptors, opts.steps)
     settings = {
         "function": "draw",
@@ -164,7 +183,7 @@ def draw(cfg: DrawConfig, *, perceptors=None, warn: Callable[[str], None] | None
         **({"keep_all": True} if cfg.keep_all else {}),
         **({"palette": cfg.palette} if cfg.palette is not None else {}),
         **({"colors": int(cfg.colors)} if cfg.colors is not None else {}),
-        **({"ink": float(cfg.ink)} if cfg.ink else {}),
+        **({"ink": ink} if ink else {}),
     }
     palette = parse_palette(cfg.palette) if cfg.palette is not None else None
     colors = int(cfg.colors) if cfg.colors is not None else None
@@ -186,8 +205,8 @@ def draw(cfg: DrawConfig, *, perceptors=None, warn: Callable[[str], None] | None
     extra: list[PaletteTerm | InkTerm] = []
     if palette is not None or colors is not None:
         extra.append(PaletteTerm(param.colour_values, palette, colors))
-    if cfg.ink:
-        extra.append(InkTerm(bg, weight=float(cfg.ink)))
+    if ink:
+        extra.append(InkTerm(bg, weight=ink))
     return run(param, opts, settings, extra_terms=extra)
 
 
