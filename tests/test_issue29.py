@@ -5,7 +5,7 @@ The other cases of the issue are tested beside their verbs: mesh ``--width 20000
 ``--depth 1000000``, ``--lr -1``, ``--snapshots DIR --every 0``, ``-o o.png --turntable o.png``
 (test_mesh); ``--global-samples 100000000``, ``--hidden 10000000``, ``--perceptual nan``, ``--mapper``
 with a prompt or ``--steps`` (test_edit); ``--crop-size 100000``, ``--every 0`` (test_style);
-``--splat 0``, ``--search-weights`` alone, ``--size 1024 --views 12`` (test_classify3d); ``v 1e38 0 0``,
+``--splat 0``, ``--search-weights`` alone (test_classify3d); ``v 1e38 0 0``,
 the PLY claiming 100,000,000 faces, ``--global-cache`` over a foreign file (test_harden).
 """
 
@@ -125,6 +125,23 @@ def test_issue29_cases_refused_before_any_work(tmp_path, capsys, loads, monkeypa
     assert loads == []
 
 
+def test_classify3d_counts_the_splat_in_its_estimate(tmp_path, capsys, monkeypatch):
+    """``--size 1024 --views 12``: the z-buffered splat of one cloud takes ~5 GiB; the estimate counts it."""
+    import importlib
+
+    import numpy as np
+
+    c3d = importlib.import_module("vecgen.api.classify3d")  # vecgen.api.classify3d is also the function
+
+    monkeypatch.setattr(c3d, "available_memory", lambda device=None: 4 * 2**30)  # a 4 GiB machine
+    cloud = tmp_path / "cloud.npy"
+    np.save(cloud, np.random.default_rng(0).uniform(-1, 1, (256, 3)).astype("float32"))
+    argv = ["classify3d", cloud, "--labels", "a,b", "--clip", TINY, "--size", "1024", "--views", "12"]
+    refused(capsys, tmp_path, argv, "12 views of 1024 px need about 5.6 GiB, but 4.0 GiB is free")
+    small = ["classify3d", str(cloud), "--labels", "a,b", "--clip", TINY, "--size", "64", "--views", "12"]
+    assert main(small) == 0, capsys.readouterr().err  # the same machine classifies at 64 px
+
+
 def test_a_mapper_for_another_resolution_is_refused(tmp_path, capsys):
     """An edit mapper trained for one generator (32 px) applied to another (64 px): one line, nothing written."""
     import vecgen
@@ -153,6 +170,23 @@ def test_a_mapper_for_another_resolution_is_refused(tmp_path, capsys):
     photo = _photo(tmp_path, 48, 48)
     argv = ["edit", photo, "--mapper", mapper, "--generator", f"stylegan2:{tmp_path / 'g64.pt'}", "-q"]
     refused(capsys, tmp_path, [*argv, "-o", tmp_path / "o.png"], "mapper trained for another generator")
+
+
+def test_memory_estimates_heed_the_address_space_limit():
+    """Under ``ulimit -v`` the free RAM is not what a run may take: the estimates see the limit too."""
+    import resource
+
+    from vecgen.options import available_memory
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    vm = int(next(ln.split()[1] for ln in open("/proc/self/status") if ln.startswith("VmSize:"))) * 1024
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (vm + 2**30, hard))
+        free = available_memory()
+        assert free is not None and free <= 2**30
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    assert soft != resource.RLIM_INFINITY or available_memory() != free
 
 
 # ----------------------------------------------------------------------------- never over a file of another kind

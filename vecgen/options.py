@@ -131,11 +131,34 @@ def check_cutouts(cutouts: Any) -> int:
 
 
 def available_memory(device: "torch.device | None" = None) -> int | None:
-    """Bytes free for a run on ``device`` (CUDA: the GPU's free memory; else RAM), or None if unknown."""
+    """Bytes free for a run on ``device`` (CUDA: the GPU's free memory; else RAM, and no more than the
+    process's address-space limit leaves, as ``ulimit -v`` sets it), or None if unknown."""
     if device is not None and getattr(device, "type", "") == "cuda":
         import torch
 
         return int(torch.cuda.mem_get_info(device)[0])
+    ram = _ram_available()
+    room = _address_space_left()
+    return room if ram is None else ram if room is None else min(ram, room)
+
+
+def _address_space_left() -> int | None:
+    """What ``RLIMIT_AS`` leaves above the process's present size (None: no limit, or not known)."""
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit == resource.RLIM_INFINITY:
+            return None
+        with open("/proc/self/status", encoding="ascii") as f:
+            size = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+        return max(0, limit - size)
+    except (ImportError, OSError, ValueError, StopIteration):
+        return None
+
+
+def _ram_available() -> int | None:
+    """RAM free for new work: Linux's MemAvailable, else the free pages."""
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
             for line in f:
