@@ -95,7 +95,7 @@ def save_checkpoint(
     (older vecgen) still resume, with fresh views. ``steps``: the run's length (its lr
     schedule depends on it; see :func:`check_schedule`).
     """
-    data = {
+    data = {  # these keys mark the file as ours (io.CHECKPOINT_KEYS): --checkpoint replaces nothing else
         "param": param.state_dict(),
         "optimizer": opt.state_dict(),
         "step": state.step,

@@ -11,7 +11,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 from vecgen.errors import VecgenError
 
@@ -128,24 +128,79 @@ def safetensors_metadata(path: str | os.PathLike) -> dict[str, str] | None:
     return {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else None
 
 
-def refuse_foreign(path: str | os.PathLike, kind: str, option: str, *, legacy: tuple[str, ...] = ()) -> None:
-    """Refuse (one line) to replace ``path`` unless it is absent or a safetensors file vecgen wrote as ``kind``.
+def refuse_foreign(
+    path: str | os.PathLike,
+    kind: str,
+    option: str,
+    *,
+    legacy: tuple[str, ...] = (),
+    ours: Callable[[Path], bool] | None = None,
+) -> None:
+    """Refuse (one line) to replace ``path`` unless it is absent or a file vecgen wrote as ``kind``.
 
-    Our caches carry ``{"vecgen": kind}`` in their metadata; ``legacy``: metadata keys that,
-    all present, mark a file of that kind written before the marker existed. A folder, or
-    a file of any other kind (a user's model, a picture), is never overwritten.
+    Our caches are safetensors files carrying ``{"vecgen": kind}`` in their metadata;
+    ``legacy``: metadata keys that, all present, mark a file of that kind written before
+    the marker existed. ``ours``: how files of ``kind`` are recognised instead, for files
+    that are not safetensors (checkpoints: :func:`is_checkpoint`). A folder, or a file of
+    any other kind (a user's model, a picture), is never overwritten.
     """
     p = Path(path)
     if not os.path.lexists(p):
         return
     if p.is_dir():
         raise VecgenError(f"{option} {p}: is a folder, not a file")
-    meta = safetensors_metadata(p)
-    if meta is not None and (meta.get("vecgen") == kind or (legacy and all(k in meta for k in legacy))):
-        return
+    if ours is not None:
+        if ours(p):
+            return
+    else:
+        meta = safetensors_metadata(p)
+        if meta is not None and (meta.get("vecgen") == kind or (legacy and all(k in meta for k in legacy))):
+            return
     raise VecgenError(
         f"{option} {p}: the file is not a vecgen {kind} file, and it is left untouched; give another path"
     )
+
+
+#: Keys of every checkpoint :func:`vecgen.engine.save_checkpoint` writes.
+CHECKPOINT_KEYS = frozenset({"param", "optimizer", "step", "history", "meta"})
+#: Keys of every latent file ``generate --save-latent`` writes.
+LATENT_KEYS = frozenset({"space", "latent", "w_plus", "truncation"})
+
+
+def is_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a checkpoint vecgen's engine wrote (see :func:`holds_keys`)."""
+    return holds_keys(path, CHECKPOINT_KEYS)
+
+
+def is_latent_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a latent ``generate --save-latent`` wrote (see :func:`holds_keys`)."""
+    return holds_keys(path, LATENT_KEYS)
+
+
+def holds_keys(path: str | os.PathLike, wanted: frozenset[str]) -> bool:
+    """Whether ``path`` is a torch.save zip whose pickle names every key of ``wanted`` (vecgen's own files).
+
+    Reads the pickle's opcodes only, never runs it and never reads the tensors, so a large
+    file of someone else's costs a header read. No torch.
+    """
+    import pickletools
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            pkl = [i for i in z.infolist() if i.filename.endswith("/data.pkl") and i.filename.count("/") == 1]
+            if len(pkl) != 1 or pkl[0].file_size > 256 << 20:
+                return False
+            data = z.read(pkl[0])
+        keys = set()
+        for _, arg, _ in pickletools.genops(data):
+            if isinstance(arg, str) and arg in wanted:
+                keys.add(arg)
+            if keys == wanted:
+                return True
+    except Exception:  # noqa: BLE001 - not a zip, a damaged one, a pickle that does not parse: not ours
+        return False
+    return False
 
 
 def png_bytes(image: "Image.Image", text: dict[str, str] | None = None) -> bytes:

@@ -54,8 +54,8 @@ _WEIGHT = re.compile(r"(.+?):([-+]?(?:\d+\.?\d*|\.\d+))")
 
 
 # ----------------------------------------------------------------------------- numbers
-def as_int(label: str, value: Any, *, minimum: int | None = None) -> int:
-    """A whole number (``3``, ``"3"``, ``3.0``); refuses bools, fractions and text."""
+def as_int(label: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """A whole number (``3``, ``"3"``, ``3.0``) in ``minimum .. maximum``; refuses bools, fractions and text."""
     if isinstance(value, bool):
         raise VecgenError(f"{label} must be a whole number, got {value!r}")
     try:
@@ -66,7 +66,27 @@ def as_int(label: str, value: Any, *, minimum: int | None = None) -> int:
         raise VecgenError(f"{label} must be a whole number, got {value!r}") from None
     if minimum is not None and number < minimum:
         raise VecgenError(f"{label} must be >= {minimum}, got {number}")
+    if maximum is not None and number > maximum:
+        raise VecgenError(f"{label} {number} is above the limit of {maximum:,} (docs: Limits)")
     return number
+
+
+#: Fewest pixels a photo may have on each side, as given and as a verb works on it (style, sketch): less is
+#: no picture to learn from (a 1x1 or 20000x1 photo gave NaN, or an internal error, after the models loaded).
+MIN_PHOTO_SIDE = 8
+
+
+def check_photo_size(what: str, size: tuple[int, int], work: tuple[int, int] | None = None) -> None:
+    """Refuse a photo of ``size`` (W, H) with a side under :data:`MIN_PHOTO_SIDE` px, as given or at the
+    ``work`` size (W, H) a verb scales it to."""
+    w, h = size
+    if min(w, h) < MIN_PHOTO_SIDE:
+        raise VecgenError(f"{what} is {w}x{h} px: it needs at least {MIN_PHOTO_SIDE} px on each side")
+    if work is not None and min(work) < MIN_PHOTO_SIDE:
+        raise VecgenError(
+            f"{what} is {w}x{h} px: at the working size {work[0]}x{work[1]} px a side is under {MIN_PHOTO_SIDE} px; "
+            "crop it to a less elongated picture"
+        )
 
 
 def check_number(
@@ -111,11 +131,34 @@ def check_cutouts(cutouts: Any) -> int:
 
 
 def available_memory(device: "torch.device | None" = None) -> int | None:
-    """Bytes free for a run on ``device`` (CUDA: the GPU's free memory; else RAM), or None if unknown."""
+    """Bytes free for a run on ``device`` (CUDA: the GPU's free memory; else RAM, and no more than the
+    process's address-space limit leaves, as ``ulimit -v`` sets it), or None if unknown."""
     if device is not None and getattr(device, "type", "") == "cuda":
         import torch
 
         return int(torch.cuda.mem_get_info(device)[0])
+    ram = _ram_available()
+    room = _address_space_left()
+    return room if ram is None else ram if room is None else min(ram, room)
+
+
+def _address_space_left() -> int | None:
+    """What ``RLIMIT_AS`` leaves above the process's present size (None: no limit, or not known)."""
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit == resource.RLIM_INFINITY:
+            return None
+        with open("/proc/self/status", encoding="ascii") as f:
+            size = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+        return max(0, limit - size)
+    except (ImportError, OSError, ValueError, StopIteration):
+        return None
+
+
+def _ram_available() -> int | None:
+    """RAM free for new work: Linux's MemAvailable, else the free pages."""
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
             for line in f:
@@ -220,8 +263,12 @@ def parse_grid_spec(grid: Any) -> tuple[int, int | None]:
     return int(cells[0]), None if cells[1] is None else int(cells[1])
 
 
+#: Widest stroke ``--width`` may ask for, in pixels (an eighth of the largest picture side).
+MAX_STROKE_WIDTH = 512.0
+
+
 def parse_width(width: Any) -> tuple[float, float]:
-    """``"1,8"``, ``(1, 8)`` or ``4`` -> ``(MIN, MAX)`` stroke widths with 0 <= MIN <= MAX."""
+    """``"1,8"``, ``(1, 8)`` or ``4`` -> ``(MIN, MAX)`` stroke widths with 0 <= MIN <= MAX <= 512."""
     if isinstance(width, (tuple, list)):
         vals = [float(x) for x in width]
     else:
@@ -233,6 +280,8 @@ def parse_width(width: Any) -> tuple[float, float]:
         vals = [vals[0], vals[0]]
     if len(vals) != 2 or vals[0] < 0 or vals[1] < vals[0]:
         raise VecgenError(f"bad --width {width!r}: use MIN,MAX with 0 <= MIN <= MAX")
+    if not all(math.isfinite(v) for v in vals) or vals[1] > MAX_STROKE_WIDTH:
+        raise VecgenError(f"bad --width {width!r}: stroke widths are finite, at most {MAX_STROKE_WIDTH:g} px")
     return vals[0], vals[1]
 
 
@@ -337,9 +386,24 @@ def check_writable(path: str | Path | None) -> None:
         raise VecgenError(f"cannot write {p}: {e.strerror or e}") from None
 
 
-def check_folder(path: str | Path) -> Path:
-    """A folder to write into: created if missing; one line if it cannot be."""
+def check_folder(path: str | Path, *, create: bool = True) -> Path:
+    """A folder to write into: created if missing; one line if it cannot be.
+
+    ``create=False``: only checked, so that a run refused later leaves nothing behind (the
+    nearest folder that exists, at or above it, must take a new file); the run makes it.
+    """
     p = Path(path)
+    if not create:
+        probe = p
+        while not os.path.lexists(probe) and probe.parent != probe:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise VecgenError(f"cannot create folder {p}: {probe} is not a folder")
+        try:  # a real probe, as check_writable's
+            tempfile.TemporaryFile(dir=probe).close()
+        except OSError as e:
+            raise VecgenError(f"cannot write into folder {p}: {e.strerror or e}") from None
+        return p
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as e:

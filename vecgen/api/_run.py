@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from vecgen.api.result import Result
 from vecgen.api.run_options import VIEW_CHOICES
 from vecgen.errors import VecgenError
+from vecgen.io import is_checkpoint, refuse_foreign
 from vecgen.options import (
     BYTES_PER_VIEW_PIXEL,
     as_int,
@@ -105,10 +106,13 @@ def common(values: dict[str, Any], *, uses_prompt: bool = True, steps_auto: bool
         callbacks = [callbacks]
     if not all(callable(cb) for cb in callbacks):
         raise VecgenError("callbacks must be callables f(step, param, values)")
-    check_writable(get("checkpoint"))
+    checkpoint = get("checkpoint")
+    check_writable(checkpoint)
+    if checkpoint is not None:  # a checkpoint of ours is refreshed; anything else there is the user's
+        refuse_foreign(checkpoint, "checkpoint", "--checkpoint", ours=is_checkpoint)
     snapshots = get("snapshots")
     if snapshots is not None:
-        check_folder(snapshots)
+        check_folder(snapshots, create=False)  # made at the first snapshot: a refusal leaves nothing
     clip = str(get("clip") or "auto")
     parse_clip(clip)  # a bad spec is refused before anything loads
     image_prompt = get("image_prompt") or []
@@ -220,14 +224,13 @@ def _snapshot_callback(folder: str | Path, every: int) -> Callable:
     from vecgen.io import atomic_write, save_png
 
     snap = Path(folder)
-    snap.mkdir(parents=True, exist_ok=True)
 
     def snapshot(step: int, p, values) -> None:
         if step % every == 0:
             with torch.no_grad():
-                save_png(p.render(), snap / f"{step:05d}.png")
+                save_png(p.render(), snap / f"{step:05d}.png", mkdir=True)
             if isinstance(p, VectorExport):
-                atomic_write(snap / f"{step:05d}.svg", p.svg().encode("utf-8"))
+                atomic_write(snap / f"{step:05d}.svg", p.svg().encode("utf-8"), mkdir=True)
 
     return snapshot
 

@@ -42,6 +42,9 @@ MAX_SIZE, MAX_MESH_POINTS, MAX_SHOTS, MAX_EPOCHS = 1024, 1_000_000, 10_000, 100_
 #: forward + backward figure measured for optimization (:data:`vecgen.options.BYTES_PER_VIEW_PIXEL`), an
 #: estimate, not a measurement.
 ENCODE_BYTES_PER_VIEW_PIXEL = BYTES_PER_VIEW_PIXEL // 4
+#: Bytes per (view, point, disc pixel) of the z-buffered splat: column, row, key and flat index (int64),
+#: the mask, and the masked key and index (measured: ~4.4 GB at 1024 px x 12 views, before it finished).
+SPLAT_BYTES = 50
 
 
 # ----------------------------------------------------------------------------- options
@@ -222,20 +225,28 @@ class Classify3dFitConfig(PointsConfig):
     search_weights: bool = like(PointsConfig, "search_weights", help="grid-search the view weights on the set")
 
 
-def check_encode_memory(clouds: int, batch: int, views: int, size: int, inputs: list[int], device) -> None:
+def check_encode_memory(
+    clouds: int, batch: int, views: int, size: int, inputs: list[int], device, points: int = 0, splat: float = 0.0
+) -> None:
     """Refuse, before the first depth map, an encoding whose batches cannot fit in the free memory.
 
     Estimate per batch of ``min(batch, clouds)`` clouds: their ``views`` depth maps
     ``(b, V, 3, size, size)`` float32 twice (stacked, then on the device), plus each
-    perceptor's encoding of every view (:data:`ENCODE_BYTES_PER_VIEW_PIXEL` per input pixel).
+    perceptor's encoding of every view (:data:`ENCODE_BYTES_PER_VIEW_PIXEL` per input pixel),
+    plus the splatting of one cloud of ``points`` (the largest): a few int64 values per
+    (view, point, disc pixel) (:data:`SPLAT_BYTES`; ``--size 1024 --views 12`` splats about 4 GiB).
     """
+    from vecgen.backends.mesh.points import splat_radius
+
     b = max(1, min(batch, clouds))
     need = b * views * (2 * 3 * 4 * size * size + ENCODE_BYTES_PER_VIEW_PIXEL * sum(s * s for s in inputs))
+    r = splat_radius(points, size, splat) if points else 0
+    need += SPLAT_BYTES * views * points * (4 * (r * r + r) + 1)  # the disc's pixels: at most its square
     free = available_memory(device)
     if free is not None and need > free:
         raise VecgenError(
             f"--batch {batch} x {views} views of {size} px need about {need / 2**30:.1f} GiB, but "
-            f"{free / 2**30:.1f} GiB is free on {device}; lower --batch, --size or --views "
+            f"{free / 2**30:.1f} GiB is free on {device}; lower --batch, --size, --views or --splat "
             f"(README, Limits)"
         )
 
@@ -328,6 +339,8 @@ def _classify(o: dict[str, Any], perceptors, warn: Callable[[str], None] | None)
         enc.size,
         [int(p.input_size) for p, _ in perceptors],
         dev,
+        max((len(c) for c in (clouds if data is None else data.clouds)), default=0),
+        float(splat),
     )
     text = enc.text(texts_for(label_list, template))
     if ad is not None and ad.dim != text.shape[-1]:

@@ -90,6 +90,8 @@ def resolve_method(method: str | None, alpha: Any, mapper: Any) -> str:
 MAX_GLOBAL_SAMPLES = 4096
 #: The default of ``steps``: another value with a method that takes no steps is refused, not ignored.
 STEPS = 100
+#: Options of ``--method global`` only (a value but their default with another method is refused).
+GLOBAL_ONLY = ("beta", "global_samples", "global_cache")
 
 
 def _method_mix(values: dict[str, Any]) -> None:
@@ -103,6 +105,11 @@ def _method_mix(values: dict[str, Any]) -> None:
         )
     if m != "optimize" and values.get("steps") not in (None, STEPS):
         raise OptionError("steps", f"{{label}} applies to --method optimize only ({m} takes no steps)")
+    if m != "global":  # the direction's own options: refused with another method, never ignored
+        defaults = EditConfig.defaults()
+        for name in GLOBAL_ONLY:
+            if values.get(name) not in (None, defaults[name]):
+                raise OptionError(name, f"{{label}} applies to --method global only (this edit is {m})")
 
 
 @dataclass(frozen=True)
@@ -153,6 +160,8 @@ class EditConfig(RunConfig):
         "global: strength, in standard deviations of the most relevant channel "
         "(default 4 for StyleGAN2's style space, 0.5 for latent channels)",
         "float",
+        minimum=-100,
+        maximum=100,
     )
     beta: float = option(0.15, "global: drop channels less relevant than this", "float", minimum=0, maximum=1)
     global_samples: int = option(

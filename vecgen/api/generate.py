@@ -20,6 +20,7 @@ from vecgen.api.run_options import RunConfig
 from vecgen.api.verb import Verb
 from vecgen.config import OptionError, like, option, verb_function
 from vecgen.errors import VecgenError
+from vecgen.io import is_latent_file, refuse_foreign
 from vecgen.options import INITS, LIMITS, SPACES, check_suffix, check_writable, parse_size
 
 if TYPE_CHECKING:
@@ -188,6 +189,8 @@ def generate(
         cfg.run_values(perceptors=perceptors, extra_terms=extra_terms, warn=warn, callbacks=callbacks)
     )
     check_writable(save_latent)
+    if save_latent is not None:  # a latent of ours is replaced; any other file there is the user's
+        refuse_foreign(save_latent, "latent", "--save-latent", ours=is_latent_file)
     samples, top = int(cfg.samples), int(cfg.top)
     gen = load_generator_for(generator, opts.device, size)
     settings = {

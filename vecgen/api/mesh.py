@@ -112,7 +112,6 @@ def load_for_mesh(path: Any, max_faces: int | None, warn: Callable[[str], None] 
 def _snapshot_views(folder: str | Path, every: int) -> Callable:
     """Every ``every`` steps, the fixed views side by side as ``NNNNN.png`` in ``folder``."""
     snap = Path(folder)
-    snap.mkdir(parents=True, exist_ok=True)
 
     def snapshot(step: int, p, values) -> None:
         if step % every == 0:
@@ -122,7 +121,7 @@ def _snapshot_views(folder: str | Path, every: int) -> Callable:
 
             with torch.no_grad():
                 views = p.render()
-            save_png(torch.cat(list(views), -1).unsqueeze(0), snap / f"{step:05d}.png")
+            save_png(torch.cat(list(views), -1).unsqueeze(0), snap / f"{step:05d}.png", mkdir=True)
 
     return snapshot
 
@@ -251,12 +250,14 @@ class MeshConfig(RunConfig):
         minimum=0.0,
         maximum=1.0,
     )
-    sigma: float = option(5.0, "Fourier feature scale, higher = finer detail", "float", above=0.0)
+    sigma: float = option(5.0, "Fourier feature scale, higher = finer detail", "float", above=0.0, maximum=1000.0)
     lr: float = option(5e-4, "learning rate", "float", above=0.0)
     width: int = option(256, "MLP width", "int", minimum=1, maximum=MAX_WIDTH)
     depth: int = option(4, "MLP trunk layers", "int", minimum=1, maximum=MAX_DEPTH)
     elevation: float = option(15.0, "front camera elevation, degrees", "float", minimum=-90.0, maximum=90.0)
-    front_azimuth: float = option(0.0, "azimuth of the front camera, degrees (0: looking from +z)", "float")
+    front_azimuth: float = option(
+        0.0, "azimuth of the front camera, degrees (0: looking from +z)", "float", minimum=-360.0, maximum=360.0
+    )
     max_faces: int | None = option(
         DEFAULT_MAX_FACES,
         "simplify larger meshes to this many faces by vertex clustering first; the output is then a new mesh",

@@ -86,11 +86,11 @@ class PaintConfig(RunConfig):
         choices=PARAMS,
         fold=True,
     )
-    decay: float = option(1.5, "fft/dwt: 1/f spectrum decay, higher = smoother")
+    decay: float = option(1.5, "fft/dwt: 1/f spectrum decay, higher = smoother", "float", minimum=0, maximum=10)
     wavelet: str = option("db2", "dwt: wavelet name, e.g. haar, db2, sym4, coif1, bior2.2")
     levels: int = option(4, "dwt: decomposition levels (capped by the size)", "int", minimum=1, maximum=MAX_LEVELS)
-    contrast: float = option(1.0, "fft/dwt: gain before the squash")
-    colors: float = option(1.0, "fft/dwt: colour saturation, 0 = grey")
+    contrast: float = option(1.0, "fft/dwt: gain before the squash", "float", above=0, maximum=100)
+    colors: float = option(1.0, "fft/dwt: colour saturation, 0 = grey", "float", minimum=0, maximum=10)
     squash: str = option("sigmoid", "fft/dwt: map to [0, 1]", "choice", choices=SQUASHES, fold=True)
     grid: Any = option("32x32", "pixels: COLSxROWS cells, or COLS for square cells", "grid")
     palette: int | None = option(

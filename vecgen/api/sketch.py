@@ -23,7 +23,7 @@ from vecgen.api.run_options import RunConfig
 from vecgen.api.verb import Verb
 from vecgen.config import VerbConfig, like, option, verb_function
 from vecgen.errors import VecgenError
-from vecgen.options import LIMITS, parse_colour
+from vecgen.options import LIMITS, check_photo_size, parse_colour
 
 #: Longest side the strokes are drawn at by default (the SVG's size), in pixels.
 WORK_SIDE = 224
@@ -86,6 +86,7 @@ def load_photo(image: Any, side: int):
     im = im.convert("RGBA")
     scale = side / max(im.size)
     size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
+    check_photo_size("photo", im.size, size)
     if size != im.size:
         im = im.resize(size, Image.Resampling.LANCZOS)
     data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(im.height, im.width, 4)

@@ -28,7 +28,7 @@ from vecgen.api.run_options import RunConfig
 from vecgen.api.verb import Verb
 from vecgen.config import OptionError, VerbConfig, like, option, verb_function
 from vecgen.errors import VecgenError
-from vecgen.options import check_suffix, check_writable
+from vecgen.options import check_photo_size, check_suffix, check_writable
 
 SOURCE = "a photo"
 #: ``--quality`` presets: what ``steps``, ``crops`` and ``work_size`` are when left on auto.
@@ -97,6 +97,12 @@ def load_style_image(image: Any, what: str = "image"):
         arr = np.ascontiguousarray(_pil_to_rgb_array(image), dtype=np.float32)
         return torch.from_numpy(arr).permute(2, 0, 1)[None].contiguous(), alpha, label
     return pil_to_tensor(image), alpha, label
+
+
+def working_size(w: int, h: int, work_size: int) -> tuple[int, int]:
+    """The (W, H) :func:`working_copy` makes of a ``w`` x ``h`` picture."""
+    k = min(1.0, work_size / min(h, w), MAX_WORK_SIDE / max(h, w))
+    return (w, h) if k >= 1.0 else (max(1, round(w * k)), max(1, round(h * k)))
 
 
 def working_copy(x, work_size: int):
@@ -415,6 +421,8 @@ def style(cfg: StyleConfig, *, perceptors=None, warn: Callable[[str], None] | No
         }
     )
     full, alpha, label = load_style_image(cfg.image)
+    work_wh = working_size(full.shape[-1], full.shape[-2], work)
+    check_photo_size(label, (int(full.shape[-1]), int(full.shape[-2])), work_wh)
     content = working_copy(full, work)
     check_net_memory(
         opts,

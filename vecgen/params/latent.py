@@ -389,7 +389,7 @@ class Latent:
     def save_latent(self, path: str | Path) -> None:
         """``torch.save`` (atomically) ``{"space", "latent", "w_plus", "truncation"}``; loads with weights_only."""
         with torch.no_grad():
-            data = {
+            data = {  # these keys mark the file as ours (io.LATENT_KEYS): --save-latent replaces nothing else
                 "space": self.space,
                 "latent": self.latent().detach().cpu().clone(),
                 "w_plus": self.w_plus().detach().cpu().clone(),

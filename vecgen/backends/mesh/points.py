@@ -86,6 +86,8 @@ def view_angles(views: int | str | list = 6) -> tuple[Tensor, Tensor]:
         raise VecgenError("views: give at least one finite AZ:EL pair")
     if len(pairs) > 64:
         raise VecgenError(f"views: at most 64 views, got {len(pairs)}")
+    if any(not (-360 <= az <= 360 and -90 <= el <= 90) for az, el in pairs):
+        raise VecgenError("views: each AZ:EL has -360 <= AZ <= 360 and -90 <= EL <= 90 degrees")
     t = torch.tensor(pairs, dtype=torch.float32)
     return t[:, 0], t[:, 1]
 
