@@ -249,7 +249,7 @@ def test_form_options_and_the_command_line():
             "clip": TINY,
             "seed": 3.0,
             "segments": 3,
-            "width": "1,8",
+            "width": "",
             "background": "white",
             "shapes": "auto",
             "keep_all": True,
