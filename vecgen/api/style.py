@@ -5,13 +5,14 @@
     >>> vecgen.style("holiday.jpg", model="chainmail.safetensors").save("holiday_chainmail.png")  # fast mode
 
 The network (:class:`vecgen.params.stylenet.StyleNet`) is optimized on the
-photo at a working size and applied to it at its full size (tiled, so a
-16-megapixel photo fits in memory); the output keeps the input's size, aspect
-ratio and alpha channel. Terms: directional CLIP of the whole output, patch
-CLIP over random perspective-warped crops with threshold rejection
-(:mod:`vecgen.losses.patch`), content (:mod:`vecgen.losses.content`) and
-total variation. Fast mode (one network per text over a folder) is the verb
-``style-train`` (:mod:`vecgen.api.style_train`).
+photo at a working size and applied to it at its full size (its change
+upsampled from the working size, or tiled: a 16-megapixel photo fits in memory
+either way); the output keeps the input's size, aspect ratio and alpha channel.
+Terms: directional CLIP of the whole output, patch CLIP over random
+perspective-warped crops with threshold rejection, or for ImageNet classifiers
+the class evidence of each crop (:mod:`vecgen.losses.patch`), content
+(:mod:`vecgen.losses.content`) and total variation. Fast mode (one network per
+text over a folder) is the verb ``style-train`` (:mod:`vecgen.api.style_train`).
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ from vecgen.errors import VecgenError
 from vecgen.options import check_photo_size, check_suffix, check_writable
 
 SOURCE = "a photo"
-#: ``--quality`` presets: what ``steps``, ``crops`` and ``work_size`` are when left on auto.
-#: ``normal`` is CLIPstyler's (200 steps, 64 crops, 512 px); ``draft`` is for a quick look on a CPU.
+#: ``--quality`` presets: what ``steps``, ``crops``, ``work_size``, ``crop_size`` and ``lr`` are when left on
+#: auto. Measured with ``--clip efficientnet-lite0`` (docs/style.md, benchmarks/style.py --only rank): half-canvas
+#: crops met at their own pixel size show the texture at the scale a judge of the whole photo sees it, and
+#: lr 3e-3 lets 60 steps draw it (CLIPstyler's 128 px crops and lr 5e-4: a colour cast after 60 steps).
 QUALITY = {
-    "draft": {"steps": 60, "crops": 16, "work_size": 256},
-    "normal": {"steps": 200, "crops": 64, "work_size": 512},
-    "best": {"steps": 300, "crops": 96, "work_size": 512},
+    "draft": {"steps": 60, "crops": 32, "work_size": 256, "crop_size": 256, "lr": 3e-3},
+    "normal": {"steps": 120, "crops": 48, "work_size": 384, "crop_size": 256, "lr": 2e-3},
+    "best": {"steps": 200, "crops": 64, "work_size": 512, "crop_size": 256, "lr": 2e-3},
 }
 #: The paper's weights for patch and directional terms; content and TV rescaled to our normalised terms
 #: (README, Style transfer: the content term is a relative feature error, TV a mean absolute difference).
@@ -159,26 +162,48 @@ def style_terms(
     crop_frac: float,
     threshold: float,
     weights: dict[str, float],
+    patch_loss: str = "direction",
+    patch_px: int | None = None,
 ) -> list:
-    """Directional + patch terms per perceptor (weighted by its ``--clip`` weight), content, TV."""
-    from vecgen.losses.content import ContentTerm
+    """Directional + patch terms per perceptor (weighted by its ``--clip`` weight), content, TV.
+
+    ``patch_loss``: ``direction`` (CLIPstyler's), ``class`` (a classifier's class evidence per crop,
+    :class:`vecgen.losses.patch.PatchClassTerm`, crops fed at ``patch_px``), ``auto``: ``class`` for
+    classifiers, ``direction`` for CLIP."""
+    from vecgen.losses.content import ContentTerm, WholePass
     from vecgen.losses.image import total_variation
-    from vecgen.losses.patch import GlobalDirectionTerm, PatchDirectionTerm, StyleDirection
+    from vecgen.losses.patch import GlobalDirectionTerm, PatchClassTerm, PatchDirectionTerm, StyleDirection
     from vecgen.objective import FnTerm
 
     terms: list = []
+    whole = None
+    if (
+        weights["content"]
+        and weights["direction"]
+        and getattr(content_p, "kind", "") == "classifier"
+        and getattr(content_p, "embedding", "") == "features"
+        and any(p is content_p for p, _ in perceptors)
+    ):  # content and direction read the same image with the same classifier: one pass for both
+        whole = WholePass(content_p, (*content_p.content_layers, "pool"))
     for p, w in perceptors:
         d = StyleDirection(p, source, prompt)
         if weights["direction"]:
-            terms.append(GlobalDirectionTerm(d, weight=weights["direction"] * w))
+            shared = whole if p is content_p else None
+            terms.append(GlobalDirectionTerm(d, weight=weights["direction"] * w, whole=shared))
         if weights["patch"]:
-            terms.append(
-                PatchDirectionTerm(
-                    d, crops=crops, crop_frac=crop_frac, threshold=threshold, weight=weights["patch"] * w
+            kind = patch_loss if patch_loss != "auto" else ("direction" if d.uses_source_text else "class")
+            if kind == "class" and not d.uses_source_text:
+                terms.append(
+                    PatchClassTerm(d, crops=crops, crop_frac=crop_frac, size=patch_px, weight=weights["patch"] * w)
                 )
-            )
+            else:
+                terms.append(
+                    PatchDirectionTerm(
+                        d, crops=crops, crop_frac=crop_frac, threshold=threshold, weight=weights["patch"] * w
+                    )
+                )
     if weights["content"]:
-        terms.append(ContentTerm(content_p, weight=weights["content"]))
+        terms.append(ContentTerm(content_p, weight=weights["content"], whole=whole))
     if weights["tv"]:
         terms.append(FnTerm("tv", total_variation, weight=weights["tv"]))
     return terms
@@ -224,14 +249,9 @@ def style_weights(cfg: Any) -> dict[str, float]:
     return out
 
 
-def resolve_quality(quality: str, steps, crops, work_size) -> tuple[int, int, int]:
-    """``steps``, ``crops``, ``work_size``: the values given, else the ``quality`` preset's."""
-    q = QUALITY[quality]
-    return (
-        q["steps"] if steps is None else int(steps),
-        q["crops"] if crops is None else int(crops),
-        q["work_size"] if work_size is None else int(work_size),
-    )
+def resolve_quality(quality: str, **given: Any) -> dict[str, Any]:
+    """The preset values of ``quality`` (:data:`QUALITY`), each replaced by the one ``given`` unless that is None."""
+    return {k: (v if given.get(k) is None else type(v)(given[k])) for k, v in QUALITY[quality].items()}
 
 
 # ----------------------------------------------------------------------------- checks across options
@@ -284,6 +304,8 @@ OPTIMIZATION_ONLY = (
     "crops",
     "crop_size",
     "threshold",
+    "patch_loss",
+    "patch_px",
     "patch_weight",
     "dir_weight",
     "content_weight",
@@ -318,8 +340,8 @@ class StyleConfig(VerbConfig):
     source: str = option(SOURCE, "what the photo is now, for CLIP perceptors", "text", default_text=f'"{SOURCE}"')
     quality: str = option(
         "normal",
-        "presets of --steps/--crops/--work-size: "
-        + "; ".join(f"{k} {v['steps']}/{v['crops']}/{v['work_size']}" for k, v in QUALITY.items()),
+        "presets of --steps/--crops/--work-size/--crop-size/--lr: "
+        + "; ".join(f"{k} {'/'.join(f'{x:g}' for x in v.values())}" for k, v in QUALITY.items()),
         "choice",
         choices=tuple(QUALITY),
     )
@@ -335,21 +357,40 @@ class StyleConfig(VerbConfig):
     crops: int | None = option(
         None, "patch crops per step", "int", minimum=1, maximum=MAX_CROPS, default_text="from --quality"
     )
-    crop_size: int = option(
-        128,
+    crop_size: int | None = option(
+        None,
         f"patch side in px of a {CANVAS} px canvas (scaled with the working size; {CANVAS} = the whole short side)",
         "int",
         minimum=8,
         maximum=CANVAS,
+        default_text="from --quality",
     )
     threshold: float = option(
         0.7, "patch rejection threshold tau (a directional distance)", "float", minimum=-1.0, maximum=2.0
+    )
+    patch_loss: str = option(
+        "auto",
+        "what a patch is pulled by: direction (CLIPstyler's directional loss), class (an ImageNet "
+        "classifier's evidence for the class in each crop); auto: class for classifiers, direction for CLIP",
+        "choice",
+        choices=("auto", "direction", "class"),
+    )
+    patch_px: int | None = option(
+        None,
+        "side in px at which class-evidence crops meet the classifier (default: their own size in the "
+        "working image, at least 96: the texture at the scale the whole photo shows it)",
+        "int",
+        minimum=16,
+        maximum=1024,
+        default_text="the crop's own size",
     )
     patch_weight: float = option(WEIGHTS["patch"], "weight of the patch CLIP term", "float", minimum=0.0)
     dir_weight: float = option(WEIGHTS["direction"], "weight of the directional CLIP term", "float", minimum=0.0)
     content_weight: float = option(WEIGHTS["content"], "weight of the content term", "float", minimum=0.0)
     tv_weight: float = option(WEIGHTS["tv"], "weight of the total variation term", "float", minimum=0.0)
-    lr: float = option(5e-4, "Adam learning rate, halved at half way", "float", above=0.0)
+    lr: float | None = option(
+        None, "Adam learning rate, halved at half way", "float", above=0.0, default_text="from --quality"
+    )
     content_model: str = option(
         "auto",
         "perceptor of the content loss (auto: efficientnet-lite0 when installed, else the first --clip model)",
@@ -359,7 +400,14 @@ class StyleConfig(VerbConfig):
     clip: str = like(RunConfig, "clip")
     seed: int = like(RunConfig, "seed")
     device: str | None = like(RunConfig, "device")
-    tile: int = option(512, "tile side of the full-size pass", "int", minimum=16, maximum=MAX_TILE)
+    apply_at: str = option(
+        "work",
+        "how the network meets the full-size photo: work (it runs at the working size and its change is "
+        "upsampled: the look and texture scale that were optimized, fast) or full (tile by tile at full size)",
+        "choice",
+        choices=("work", "full"),
+    )
+    tile: int = option(512, "tile side of the full-size pass (--apply-at full)", "int", minimum=16, maximum=MAX_TILE)
     output: str | Path | None = option(
         None, f"also save the result here (.png, or {MODEL_SUFFIX}: the network)", "output", cli=False
     )
@@ -376,16 +424,19 @@ def style(cfg: StyleConfig, *, perceptors=None, warn: Callable[[str], None] | No
 
     Optimizes a StyleNet on the image at ``work_size`` px on the short side
     for ``steps`` steps (Adam ``lr``, halved at half way), against the
-    directional CLIP loss of the whole output (``dir_weight``) and of ``crops``
-    random perspective-warped patches of ``crop_size`` px per 512 px
-    (``patch_weight``; patches already past ``threshold`` are rejected),
-    content (``content_weight``, deep features of ``content_model``: ``auto``
-    = EfficientNet-Lite0 when installed, else the first ``clip`` perceptor)
-    and total variation (``tv_weight``). ``source``: the text the photo is
-    now (CLIP perceptors; classifiers use the photo's own embedding).
-    ``quality``: ``draft``/``normal``/``best`` presets of ``steps``, ``crops``,
-    ``work_size`` when those are None. The result's image is the input at its
-    full size (alpha kept), stylized ``tile`` px at a time; ``res.save("x.png")``,
+    directional loss of the whole output (``dir_weight``), ``crops`` random
+    perspective-warped patches of ``crop_size`` px per 512 px (``patch_weight``;
+    ``patch_loss``: CLIPstyler's directional loss with rejection past
+    ``threshold``, or for classifiers each crop's class evidence, the crops fed
+    at ``patch_px``), content (``content_weight``, deep features of
+    ``content_model``: ``auto`` = EfficientNet-Lite0 when installed, else the
+    first ``clip`` perceptor) and total variation (``tv_weight``). ``source``:
+    the text the photo is now (CLIP perceptors; classifiers use the photo's own
+    embedding). ``quality``: ``draft``/``normal``/``best`` presets of ``steps``,
+    ``crops``, ``work_size``, ``crop_size``, ``lr`` when those are None. The
+    result's image is the input at its full size (alpha kept); ``apply_at``:
+    ``work``, the network's change at the working size upsampled onto it, or
+    ``full``, the network run over it ``tile`` px at a time. ``res.save("x.png")``,
     ``res.save("x.safetensors")`` (the network, reusable as ``model=``).
 
     ``model``: a network from :func:`vecgen.style_train` (or a
@@ -404,11 +455,13 @@ def style(cfg: StyleConfig, *, perceptors=None, warn: Callable[[str], None] | No
             raise VecgenError("callbacks do not apply with --model (no optimization runs)")
         return _apply_model(cfg, cfg.model, tile)
     prompt, source, quality, clip = cfg.prompt, cfg.source, cfg.quality, cfg.clip
-    steps, crops, work = resolve_quality(quality, cfg.steps, cfg.crops, cfg.work_size)
-    crop_size = int(cfg.crop_size)
+    q = resolve_quality(
+        quality, steps=cfg.steps, crops=cfg.crops, work_size=cfg.work_size, crop_size=cfg.crop_size, lr=cfg.lr
+    )
+    steps, crops, work, crop_size = q["steps"], q["crops"], q["work_size"], q["crop_size"]
     threshold = float(cfg.threshold)
     weights = style_weights(cfg)
-    lr = float(cfg.lr)
+    lr = float(q["lr"])
     opts: Common = common(
         {
             **cfg.asdict(),
@@ -443,6 +496,8 @@ def style(cfg: StyleConfig, *, perceptors=None, warn: Callable[[str], None] | No
         crop_frac=crop_frac,
         threshold=threshold,
         weights=weights,
+        patch_loss=cfg.patch_loss,
+        patch_px=cfg.patch_px,
     )
     settings: dict[str, Any] = {
         "function": "style",
@@ -456,6 +511,8 @@ def style(cfg: StyleConfig, *, perceptors=None, warn: Callable[[str], None] | No
         "crops": crops,
         "crop_size": crop_size,
         "threshold": threshold,
+        "patch_loss": cfg.patch_loss,
+        "patch_px": cfg.patch_px,
         "weights": weights,
         "lr": lr,
         "clip": clip,
@@ -463,10 +520,11 @@ def style(cfg: StyleConfig, *, perceptors=None, warn: Callable[[str], None] | No
         "content_layers": [layer for t in terms for layer in getattr(t, "layers", ())],
         "seed": opts.seed,
         "alpha": alpha is not None,
+        "apply_at": cfg.apply_at,
     }
     res = run(param, opts, settings, terms=terms)
     res.extras["work_image"] = res.image
-    res.image = to_pil(param.net.apply(full, param.content, tile=tile), alpha)
+    res.image = to_pil(param.net.apply(full, param.content, tile=tile, at=cfg.apply_at), alpha)
     meta = {**res.metadata, "work_size": str(work)}
     res.writers[MODEL_SUFFIX] = lambda p: save_model(param.net, p, meta)
     if output is not None:
@@ -489,7 +547,7 @@ def _apply_model(cfg: StyleConfig, model: str | Path, tile: int) -> Result:
     except ValueError:
         raise VecgenError(f"{model}: bad work_size {meta.get('work_size')!r} in the style model") from None
     full, alpha, label = load_style_image(cfg.image)
-    out = net.apply(full, working_copy(full, work).to(dev), tile=tile)
+    out = net.apply(full, working_copy(full, work).to(dev), tile=tile, at=cfg.apply_at)
     try:
         trained = json.loads(meta.get("settings", "{}"))
     except ValueError:
@@ -502,6 +560,7 @@ def _apply_model(cfg: StyleConfig, model: str | Path, tile: int) -> Result:
         "size": [int(full.shape[-1]), int(full.shape[-2])],
         "work_size": work,
         "trained": trained,
+        "apply_at": cfg.apply_at,
         "seed": trained.get("seed", ""),
         "alpha": alpha is not None,
     }

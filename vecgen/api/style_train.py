@@ -119,13 +119,15 @@ class StyleTrainConfig(VerbConfig):
         StyleConfig, "work_size", 512, default_text=None, help="short side each photo is resized to first"
     )
     crops: int = like(StyleConfig, "crops", 16, default_text=None, help="patch crops per training crop")
-    crop_size: int = like(StyleConfig, "crop_size")
+    crop_size: int = like(StyleConfig, "crop_size", 128, default_text=None)
     threshold: float = like(StyleConfig, "threshold")
+    patch_loss: str = like(StyleConfig, "patch_loss")
+    patch_px: int | None = like(StyleConfig, "patch_px")
     patch_weight: float = like(StyleConfig, "patch_weight")
     dir_weight: float = like(StyleConfig, "dir_weight")
     content_weight: float = like(StyleConfig, "content_weight")
     tv_weight: float = like(StyleConfig, "tv_weight")
-    lr: float = like(StyleConfig, "lr", help="Adam learning rate")
+    lr: float = like(StyleConfig, "lr", 5e-4, default_text=None, help="Adam learning rate")
     content_model: str = like(StyleConfig, "content_model")
     clip: str = like(RunConfig, "clip")
     seed: int = like(RunConfig, "seed")
@@ -190,6 +192,8 @@ def style_train(
         crop_frac=min(1.0, crop_size / CANVAS),
         threshold=threshold,
         weights=weights,
+        patch_loss=cfg.patch_loss,
+        patch_px=cfg.patch_px,
     )
     settings: dict[str, Any] = {
         "function": "style-train",
@@ -204,6 +208,8 @@ def style_train(
         "crops": crops,
         "crop_size": crop_size,
         "threshold": threshold,
+        "patch_loss": cfg.patch_loss,
+        "patch_px": cfg.patch_px,
         "weights": weights,
         "lr": lr,
         "clip": clip,

@@ -19,12 +19,29 @@ from vecgen.errors import VecgenError
 from vecgen.objective import Context
 
 
+class WholePass:
+    """One pass of ``perceptor`` over the step's whole output ``ctx.image``, its ``layers`` tapped, shared by
+    the terms that read it (the content term and a classifier's directional term read the same image: one
+    forward and one backward instead of two). Cached in the step's ``ctx.cache``."""
+
+    def __init__(self, perceptor, layers: Sequence[str]) -> None:
+        self.perceptor, self.layers = perceptor, tuple(dict.fromkeys(layers))
+
+    def __call__(self, ctx: Context) -> dict[str, Tensor]:
+        """``{layer: activation}`` of ``ctx.image`` ``(B, 3, H, W)``, computed once per step."""
+        key = ("whole", id(self))
+        if key not in ctx.cache:
+            ctx.cache[key] = self.perceptor.features(ctx.image, self.layers)
+        return ctx.cache[key]
+
+
 class ContentTerm:
     """Relative squared feature error of the output ``ctx.image`` against the content (same shape).
 
     The content ``(B, 3, H, W)`` is the step's ``"content"`` reference (``ctx.ref("content")``), or
     ``content()`` when a callable is given. ``layers``: the perceptor's tap names (default: its ``content_layers``).
-    The content's features are computed once per content batch (no grad).
+    The content's features are computed once per content batch (no grad). ``whole``: a
+    :class:`WholePass` of the same perceptor (tapping these layers) to read the output's features from.
     """
 
     def __init__(
@@ -34,6 +51,7 @@ class ContentTerm:
         layers: Sequence[str] | None = None,
         weight: float = 1.0,
         name: str | None = None,
+        whole: WholePass | None = None,
     ) -> None:
         if not hasattr(perceptor, "features"):
             raise VecgenError(
@@ -49,6 +67,9 @@ class ContentTerm:
         self.perceptor, self.content, self.layers = perceptor, content, layers
         self.weight = float(weight)
         self.name = name or f"content:{perceptor.name}"
+        if whole is not None and (whole.perceptor is not perceptor or not set(layers) <= set(whole.layers)):
+            raise VecgenError("content term: the shared pass must be of its perceptor and tap its layers")
+        self.whole = whole
         self._seen: Tensor | None = None
         self._target: dict[str, Tensor] = {}
 
@@ -75,7 +96,7 @@ class ContentTerm:
         - returns: ``()``
         """
         want = self.target(self.content() if self.content is not None else ctx.ref("content"))
-        got = self.perceptor.features(ctx.image, self.layers)
+        got = self.whole(ctx) if self.whole is not None else self.perceptor.features(ctx.image, self.layers)
         total = ctx.image.new_zeros(())
         for k in self.layers:
             t = want[k]

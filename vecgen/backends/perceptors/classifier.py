@@ -165,22 +165,22 @@ class ClassifierPerceptor(nn.Module):
     def device(self) -> torch.device:
         return self.mean.device
 
-    def prepare(self, x: Tensor) -> Tensor:
+    def prepare(self, x: Tensor, native: bool = False) -> Tensor:
         """``(N, 3, H, W)`` in ``[0, 1]`` -> ``(N, 3, h, w)`` normalised, the short side ``input_size``
-        (antialiased resize, aspect kept)."""
+        (antialiased resize, aspect kept; ``native``: at the size given, the network being convolutional)."""
         h, w = x.shape[-2:]
         s = self.input_size
-        if min(h, w) != s:
+        if min(h, w) != s and not native:
             size = (s, s) if h == w else (max(1, round(h * s / min(h, w))), max(1, round(w * s / min(h, w))))
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=min(h, w) > s)
         return (x.to(self.mean) - self.mean) / self.std
 
-    def _run(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def _run(self, x: Tensor, native: bool = False) -> tuple[Tensor, Tensor]:
         """-> (penultimate features ``(N, D)``, logits ``(N, 1000)``)."""
         got: list[Tensor] = []
         handle = self.fc.register_forward_hook(lambda _m, inp, _out: got.append(inp[0]))
         try:
-            logits = self.model(self.prepare(x))
+            logits = self.model(self.prepare(x, native))
         finally:
             handle.remove()
         return got[0].flatten(1).float(), logits.float()
@@ -192,9 +192,9 @@ class ClassifierPerceptor(nn.Module):
             return (0.5 * logits.log_softmax(-1)).exp()  # sqrt(p), stable; unit norm since the p sum to 1
         return F.normalize(feats, dim=-1)
 
-    def logits(self, x: Tensor) -> Tensor:
-        """``(N, 3, H, W)`` in ``[0, 1]`` -> ``(N, 1000)`` ImageNet logits."""
-        return self._run(x)[1]
+    def logits(self, x: Tensor, native: bool = False) -> Tensor:
+        """``(N, 3, H, W)`` in ``[0, 1]`` -> ``(N, 1000)`` ImageNet logits (``native``: see :meth:`prepare`)."""
+        return self._run(x, native)[1]
 
     def class_index(self, text: str) -> int:
         return imagenet.resolve(text)
