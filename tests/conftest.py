@@ -56,3 +56,17 @@ def small_stylegan2(seed: int = 0) -> StyleGAN2Generator:
     torch.manual_seed(seed)
     g = StyleGAN2Generator(32, style_dim=32, n_mlp=2, channels={4: 16, 8: 16, 16: 8, 32: 8})
     return g.eval().requires_grad_(False)
+
+
+def random_net(seed: int = 0, scale: float = 0.2):
+    """A StyleNet with random N(0, scale) weights (a fresh one is the identity), for style tests."""
+    import torch
+
+    from vecgen.params.stylenet import StyleNet
+
+    torch.manual_seed(seed)
+    net = StyleNet()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, scale)
+    return net

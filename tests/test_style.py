@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TINY
+from conftest import TINY, random_net
 from vecgen.cli import main
 from vecgen.errors import VecgenError
 from vecgen.objective import Context
@@ -44,15 +44,6 @@ def photo(name: str = "chelsea", size: tuple[int, int] | None = (90, 60)) -> Ima
 def run_cli(capsys, *argv) -> tuple[int, str]:
     code = main([str(a) for a in argv])
     return code, capsys.readouterr().err
-
-
-def random_net(seed: int = 0, scale: float = 0.2) -> StyleNet:
-    torch.manual_seed(seed)
-    net = StyleNet()
-    with torch.no_grad():
-        for p in net.parameters():
-            p.normal_(0, scale)
-    return net
 
 
 # ----------------------------------------------------------------------------- StyleNet

@@ -9,20 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import TINY
+from conftest import TINY, random_net
 from vecgen.objective import Context
 from vecgen.params.stylenet import EPS, StyleNet
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def random_net(seed: int = 0, scale: float = 0.2) -> StyleNet:
-    torch.manual_seed(seed)
-    net = StyleNet()
-    with torch.no_grad():
-        for p in net.parameters():
-            p.normal_(0, scale)
-    return net
 
 
 # ----------------------------------------------------------------------------- StyleNet at the working size
