@@ -270,6 +270,8 @@ def test_bad_inputs_are_one_line_and_exit_2(tmp_path, capsys, mini, monkeypatch)
         (["ok.npy", "--labels", "a,b", "--batch", "1000"], "--batch 1000 is above the limit of 64"),
         (["ok.npy", "--labels", "a,b", "--mesh-points", "1"], "--mesh-points must be >= 2"),
         (["ok.npy", "--labels", "a,b", "--search-weights"], "--search-weights needs a labelled set"),
+        (["ok.npy", "--labels", "a,b", "--shots", "4"], "--shots applies to --fit only"),
+        (["--eval", out_of_range, "--labels", "a,b,c", "--epochs", "5"], "--epochs applies to --fit only"),
         (
             ["--fit", out_of_range, "--labels", "a,b,c", "--epochs", "10000000", "-o", "a.safetensors"],
             "--epochs 10000000 is above the limit of 100,000",

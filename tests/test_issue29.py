@@ -89,6 +89,10 @@ SMALL = ["--clip", TINY, "--steps", "1", "-q"]
         (["sketch", "{p20000x1}", *SMALL, "-o", "{tmp}/o.svg"], "photo is 20000x1 px"),
         (["draw", "a red circle", "--width", "inf", *SMALL, "-o", "{tmp}/o.svg"], "stroke widths are finite"),
         (["draw", "a red circle", "--width", "1,1e30", *SMALL, "-o", "{tmp}/o.svg"], "at most 512 px"),
+        (
+            ["draw", "a red circle", "--width", "0", "--shapes", "strokes", *SMALL, "-o", "{tmp}/o.svg"],
+            "--width 0 draws nothing with strokes",
+        ),
         (["paint", "a red circle", "--decay", "1e30", *SMALL, "-o", "{tmp}/o.png"], "--decay 1e+30 is above the limit"),
         (["paint", "a red circle", "--contrast", "1e30", *SMALL, "-o", "{tmp}/o.png"], "--contrast 1e+30 is above"),
         (

@@ -177,6 +177,11 @@ def _modes(values: dict[str, Any]) -> None:
         raise OptionError("search_weights", "{label} needs a labelled set to search on: --eval SET or --fit SET")
     if values.get("fit") is not None and values.get("adapter") is not None:
         raise OptionError("adapter", "--fit trains a new adapter; leave out {label}")
+    if values.get("fit") is None:  # training settings apply to --fit only: refuse rather than ignore them
+        defaults = Classify3dConfig.defaults()
+        for name in ("shots", "epochs", "ratio"):
+            if values.get(name) is not None and values[name] != defaults[name]:
+                raise OptionError(name, "{label} applies to --fit only (training an adapter)")
 
 
 @dataclass(frozen=True)

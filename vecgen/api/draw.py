@@ -60,6 +60,16 @@ def _strokes_need_init(values: dict[str, Any]) -> None:
         raise OptionError("strokes", "{label} must be > 0 (0 only with an init SVG)")
 
 
+def _visible_strokes(values: dict[str, Any]) -> None:
+    if values.get("width") is not None and values.get("shapes") == "strokes":
+        try:
+            wmax = parse_width(values["width"])[1]
+        except VecgenError:
+            return  # the width check itself says what is wrong
+        if wmax <= 0:
+            raise OptionError("width", "{label} 0 draws nothing with strokes: give a width > 0 (or --shapes blobs)")
+
+
 def _one_palette(values: dict[str, Any]) -> None:
     if values.get("palette") is not None:
         try:
@@ -74,7 +84,7 @@ def _one_palette(values: dict[str, Any]) -> None:
 class DrawConfig(RunConfig):
     """Every option of :func:`draw` (see :mod:`vecgen.config`)."""
 
-    cross_checks = (_strokes_need_init, _one_palette)
+    cross_checks = (_strokes_need_init, _one_palette, _visible_strokes)
 
     prompt: str | None = option(
         None, 'e.g. "a lighthouse:1 | blurry:-0.5"', positional=True, required=True, section="main"
