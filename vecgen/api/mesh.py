@@ -174,6 +174,7 @@ def check_mesh_memory(
     width: int,
     depth: int,
     frames: int | None = None,
+    silhouette: bool = False,
 ) -> None:
     """Refuse, before the style field is built, a run that cannot fit in the free memory.
 
@@ -182,7 +183,8 @@ def check_mesh_memory(
     the renders of ``cameras`` views (:data:`RENDER_BYTES_PER_PIXEL` per pixel
     with gradients); each camera's ``cutouts`` views through every perceptor
     (:data:`~vecgen.options.BYTES_PER_VIEW_PIXEL` per input pixel); a turntable's
-    ``frames`` pictures. Perceptors not loaded yet do not count (checked again once they are).
+    ``frames`` pictures; ``silhouette``: the silhouette term's second render of every camera.
+    Perceptors not loaded yet do not count (checked again once they are).
     """
     from vecgen.options import BYTES_PER_VIEW_PIXEL, available_memory
 
@@ -191,7 +193,7 @@ def check_mesh_memory(
     mlp = 4 * 4 * weights + MLP_BYTES_PER_UNIT * vertices * width * layers
     pixels = size[0] * size[1]
     rows = max(faces, min(cameras * faces, 2**21))
-    render = RENDER_BYTES_PER_PIXEL * cameras * pixels + RENDER_BYTES_PER_FACE * rows
+    render = (2 if silhouette else 1) * RENDER_BYTES_PER_PIXEL * cameras * pixels + RENDER_BYTES_PER_FACE * rows
     inputs = [p.input_size for p, _ in opts.perceptors] if opts.perceptors else []
     views = cameras * max(1, opts.cutouts) * BYTES_PER_VIEW_PIXEL * sum(s * s for s in inputs)
     turntable = 6 * pixels * frames if frames else 0
@@ -363,7 +365,9 @@ def mesh(cfg: MeshConfig, *, perceptors=None, warn: Callable[[str], None] | None
         int(depth),
         frames if cfg.turntable is not None else None,
     )
-    check_mesh_memory(opts, *shown)  # before the models load (~8 s for real CLIP), without their views
+    check_mesh_memory(
+        opts, *shown, silhouette=cfg.keep_silhouette > 0
+    )  # before the models load (~8 s for real CLIP), without their views
     settings: dict[str, Any] = {
         "function": "mesh",
         "mesh": str(cfg.path),
@@ -396,7 +400,7 @@ def mesh(cfg: MeshConfig, *, perceptors=None, warn: Callable[[str], None] | None
         opts.callbacks.insert(0, _snapshot_views(opts.snapshots, opts.every))
         opts.snapshots = None
     opts.load_perceptors(FALLBACK_3D)  # offline, auto is mini-vit-3d: it knows shaded 3-D solids
-    check_mesh_memory(opts, *shown)
+    check_mesh_memory(opts, *shown, silhouette=cfg.keep_silhouette > 0)
     param = StyleField(
         data.vertices,
         data.faces,
