@@ -379,6 +379,8 @@ def test_resume_continues_exactly(tmp_path, capsys):
         "16",
         "--lr",
         "0.02",
+        "--detail-radius",
+        "0",  # this 42-vertex ball has no neighbours within the default radius: no displacement to resume
         "-q",
     ]
     assert run_cli(capsys, *base, "--steps", "4", "-o", tmp_path / "full.ply")[0] == 0

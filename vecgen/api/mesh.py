@@ -173,6 +173,7 @@ def check_mesh_memory(
     width: int,
     depth: int,
     frames: int | None = None,
+    silhouette: bool = False,
 ) -> None:
     """Refuse, before the style field is built, a run that cannot fit in the free memory.
 
@@ -181,7 +182,8 @@ def check_mesh_memory(
     the renders of ``cameras`` views (:data:`RENDER_BYTES_PER_PIXEL` per pixel
     with gradients); each camera's ``cutouts`` views through every perceptor
     (:data:`~vecgen.options.BYTES_PER_VIEW_PIXEL` per input pixel); a turntable's
-    ``frames`` pictures. Perceptors not loaded yet do not count (checked again once they are).
+    ``frames`` pictures; ``silhouette``: the silhouette term's second render of every camera.
+    Perceptors not loaded yet do not count (checked again once they are).
     """
     from vecgen.options import BYTES_PER_VIEW_PIXEL, available_memory
 
@@ -190,7 +192,7 @@ def check_mesh_memory(
     mlp = 4 * 4 * weights + MLP_BYTES_PER_UNIT * vertices * width * layers
     pixels = size[0] * size[1]
     rows = max(faces, min(cameras * faces, 2**21))
-    render = RENDER_BYTES_PER_PIXEL * cameras * pixels + RENDER_BYTES_PER_FACE * rows
+    render = (2 if silhouette else 1) * RENDER_BYTES_PER_PIXEL * cameras * pixels + RENDER_BYTES_PER_FACE * rows
     inputs = [p.input_size for p, _ in opts.perceptors] if opts.perceptors else []
     views = cameras * max(1, opts.cutouts) * BYTES_PER_VIEW_PIXEL * sum(s * s for s in inputs)
     turntable = 6 * pixels * frames if frames else 0
@@ -250,8 +252,40 @@ class MeshConfig(RunConfig):
         minimum=0.0,
         maximum=1.0,
     )
+    detail_radius: float = option(
+        0.1,
+        "displacement is detail: minus its own smoothing over this radius (unit-sphere units; 0 = off), "
+        "so no part swells into a lump",
+        "float",
+        minimum=0.0,
+        maximum=2.0,
+    )
+    keep_silhouette: float = option(
+        2.0,
+        "weight of the silhouette-keeping term: each camera's outline against the input's (0 = off)",
+        "float",
+        minimum=0.0,
+        maximum=1000.0,
+    )
     sigma: float = option(5.0, "Fourier feature scale, higher = finer detail", "float", above=0.0, maximum=1000.0)
     lr: float = option(5e-4, "learning rate", "float", above=0.0)
+    displacement_lr: float | None = option(
+        None, "learning rate of the displacement head (default: --lr)", "float", above=0.0, section="advanced"
+    )
+    class_loss: str = option(
+        "logprob",
+        "loss of an ImageNet classifier perceptor: embedding (the cosine of its --clip embedding) or "
+        "logprob (-log p of the class: strong where p is still near 0)",
+        "choice",
+        choices=("embedding", "logprob"),
+    )
+    train_background: str = option(
+        "plain",
+        "background while training: plain (--background) or random (a random plain colour each step)",
+        "choice",
+        choices=("plain", "random"),
+        section="advanced",
+    )
     width: int = option(256, "MLP width", "int", minimum=1, maximum=MAX_WIDTH)
     depth: int = option(4, "MLP trunk layers", "int", minimum=1, maximum=MAX_DEPTH)
     elevation: float = option(15.0, "front camera elevation, degrees", "float", minimum=-90.0, maximum=90.0)
@@ -273,6 +307,28 @@ class MeshConfig(RunConfig):
     )
 
 
+def _terms(opts: Common, class_loss: str) -> list:
+    """The CLIP terms, a classifier's swapped for its :class:`~vecgen.losses.classes.ClassTerm` with
+    ``class_loss="logprob"`` (text prompts only: image prompts keep the cosine)."""
+    from vecgen.api._run import clip_terms
+    from vecgen.backends.perceptors.classifier import ClassifierPerceptor
+    from vecgen.losses import ClipTerm
+    from vecgen.losses.classes import ClassTerm
+
+    terms = clip_terms(opts)
+    if class_loss != "logprob":
+        return terms
+    out: list = []
+    for term in terms:
+        if isinstance(term, ClipTerm) and isinstance(term.perceptor, ClassifierPerceptor) and term.prompts:
+            out.append(ClassTerm(term.perceptor, term.prompts, weight=term.weight))
+            if term.images:
+                out.append(ClipTerm(term.perceptor, [], term.images, weight=term.weight))
+        else:
+            out.append(term)
+    return out
+
+
 @verb_function(MeshConfig, perceptors=None, warn=None, callbacks=None)
 def mesh(cfg: MeshConfig, *, perceptors=None, warn: Callable[[str], None] | None = None, callbacks=None) -> Result:
     """Optimize a neural style field (vertex colour + displacement along the normal) on the mesh
@@ -292,7 +348,7 @@ def mesh(cfg: MeshConfig, *, perceptors=None, warn: Callable[[str], None] | None
     ``res.turntable(path, frames)`` writes one any time. Every option: :class:`MeshConfig`.
     """
     from vecgen.backends.perceptors.clip import FALLBACK_3D
-    from vecgen.params.style_field import StyleField
+    from vecgen.params.style_field import SilhouetteTerm, StyleField
 
     n_views, augment, clip, background = int(cfg.views), cfg.augment, cfg.clip, cfg.background
     max_displacement, sigma, lr, width, depth = cfg.max_displacement, cfg.sigma, cfg.lr, cfg.width, cfg.depth
@@ -311,7 +367,9 @@ def mesh(cfg: MeshConfig, *, perceptors=None, warn: Callable[[str], None] | None
         int(depth),
         frames if cfg.turntable is not None else None,
     )
-    check_mesh_memory(opts, *shown)  # before the models load (~8 s for real CLIP), without their views
+    check_mesh_memory(
+        opts, *shown, silhouette=cfg.keep_silhouette > 0
+    )  # before the models load (~8 s for real CLIP), without their views
     settings: dict[str, Any] = {
         "function": "mesh",
         "mesh": str(cfg.path),
@@ -327,6 +385,11 @@ def mesh(cfg: MeshConfig, *, perceptors=None, warn: Callable[[str], None] | None
         "max_displacement": max_displacement,
         "sigma": sigma,
         "lr": lr,
+        "detail_radius": cfg.detail_radius,
+        "displacement_lr": cfg.displacement_lr,
+        "train_background": cfg.train_background,
+        "class_loss": cfg.class_loss,
+        "keep_silhouette": cfg.keep_silhouette,
         "width": width,
         "depth": depth,
         "elevation": elevation,
@@ -339,7 +402,7 @@ def mesh(cfg: MeshConfig, *, perceptors=None, warn: Callable[[str], None] | None
         opts.callbacks.insert(0, _snapshot_views(opts.snapshots, opts.every))
         opts.snapshots = None
     opts.load_perceptors(FALLBACK_3D)  # offline, auto is mini-vit-3d: it knows shaded 3-D solids
-    check_mesh_memory(opts, *shown)
+    check_mesh_memory(opts, *shown, silhouette=cfg.keep_silhouette > 0)
     param = StyleField(
         data.vertices,
         data.faces,
@@ -355,8 +418,15 @@ def mesh(cfg: MeshConfig, *, perceptors=None, warn: Callable[[str], None] | None
         device=opts.device,
         elevation=float(elevation),
         front_azimuth=float(front_azimuth),
+        detail_radius=float(cfg.detail_radius),
+        displacement_lr=None if cfg.displacement_lr is None else float(cfg.displacement_lr),
+        background_augment=cfg.train_background == "random",
+        keep_silhouette=float(cfg.keep_silhouette),
     )
-    result = run(param, opts, settings)  # records the cutouts' kind, as resolved, as "views"
+    terms = _terms(opts, cfg.class_loss) + ([SilhouetteTerm(param)] if param.keep_silhouette > 0 else [])
+    result = run(param, opts, settings, terms=terms)  # records the cutouts' kind, as resolved, as "views"
+    iou, ink = param.silhouette_iou()  # what the run did to the shape, from the front
+    settings.update(front_silhouette_iou=round(iou, 4), front_pixels_change=round(ink, 4))
 
     def write_mesh(p: Path) -> None:
         param.export(p, result.metadata)

@@ -4,8 +4,11 @@ Each vertex position (the mesh normalised to the unit sphere) goes through rando
 Fourier features ``[p, sin(2 pi p B), cos(2 pi p B)]`` (``B ~ N(0, sigma^2)``), a
 ReLU trunk, and two heads: RGB (``tanh / 2 + 0.5``) and a displacement along the
 vertex normal, ``tanh * bound`` with ``bound = max_displacement *`` the longest side
-of the bounding box. The last layers start at zero: the first render is the input
-shape in flat grey. The mesh is rendered from a front camera plus cameras around
+of the bounding box. ``detail_radius``: the head's output minus its own Gaussian
+smoothing over that radius goes through the tanh, so displacement is detail (bumps and
+dents), never a region swelling as a whole. ``keep_silhouette``: the weight of
+:class:`SilhouetteTerm`, each training camera's anti-aliased outline against the
+input's. The last layers start at zero: the first render is the input shape in flat grey. The mesh is rendered from a front camera plus cameras around
 it (a new random set every step, drawn from the step number, so snapshots and
 resumes do not disturb it); under ``torch.no_grad`` (the final picture, snapshots)
 the cameras are fixed: the front first, then evenly around. Exported meshes are in
@@ -52,6 +55,25 @@ def welded_normals(vertices: Tensor, faces: Tensor) -> Tensor:
     return n
 
 
+def smoothing_matrix(vertices: Tensor, radius: float) -> Tensor:
+    """Row-normalised Gaussian weights ``(N, N)`` (sparse) over the vertices within ``radius``
+    (Euclidean, normalised units; ``sigma = radius / 2``): the low-pass whose residual is "detail"."""
+    from scipy.spatial import cKDTree
+
+    pts = vertices.detach().double().cpu().numpy()
+    pairs = cKDTree(pts).query_pairs(radius, output_type="ndarray")
+    n = len(pts)
+    rows = np.concatenate([pairs[:, 0], pairs[:, 1], np.arange(n)])
+    cols = np.concatenate([pairs[:, 1], pairs[:, 0], np.arange(n)])
+    d2 = ((pts[rows] - pts[cols]) ** 2).sum(1)
+    w = np.exp(-d2 / (2.0 * (radius / 2.0) ** 2))
+    w /= np.bincount(rows, weights=w, minlength=n)[rows]
+    idx = torch.as_tensor(np.stack([rows, cols]), dtype=torch.int64)
+    return torch.sparse_coo_tensor(
+        idx, torch.as_tensor(w, dtype=torch.float32), (n, n), check_invariants=True
+    ).coalesce()
+
+
 class StyleMLP(nn.Module):
     """Fourier features -> ``depth`` x ``width`` ReLU trunk -> colour ``(N, 3)`` and displacement ``(N,)`` heads."""
 
@@ -91,11 +113,18 @@ class StyleMLP(nn.Module):
                     m.weight.copy_(torch.rand(m.weight.shape, generator=generator) * 2 * bound - bound)
                     m.bias.copy_(torch.rand(m.bias.shape, generator=generator) * 2 * bound - bound)
 
-    def forward(self, p: Tensor) -> tuple[Tensor, Tensor]:
-        """p: ``(N, 3)`` normalised positions -> RGB ``(N, 3)`` in [0, 1], raw displacement ``(N,)`` in [-1, 1]."""
+    def forward(self, p: Tensor, detail: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """p: ``(N, 3)`` normalised positions -> RGB ``(N, 3)`` in [0, 1], raw displacement ``(N,)`` in [-1, 1].
+
+        detail: an ``(N, N)`` (sparse) smoothing matrix; the displacement head's output minus its
+        smoothed self goes through the tanh, so only detail finer than the smoothing survives.
+        """
         proj = 2.0 * math.pi * p @ self.B
         h = self.trunk(torch.cat([p, torch.sin(proj), torch.cos(proj)], -1))
-        return torch.tanh(self.color(h)) / 2.0 + 0.5, torch.tanh(self.displace(h)).squeeze(-1)
+        d = self.displace(h)
+        if detail is not None:
+            d = d - torch.sparse.mm(detail, d) if detail.is_sparse else d - detail @ d
+        return torch.tanh(self.color(h)) / 2.0 + 0.5, torch.tanh(d).squeeze(-1)
 
 
 class StyleField:
@@ -106,6 +135,9 @@ class StyleField:
     around). elevation: of the front camera (degrees); front_azimuth: where the front is.
     sigma: Fourier feature scale. max_displacement: bound on the displacement along the
     normal, as a fraction of the bounding box's longest side (0 = colour only).
+    detail_radius: high-pass radius of the displacement (0 = off). displacement_lr: the
+    displacement head's learning rate (default ``lr``). background_augment: a random plain
+    background per training step. keep_silhouette: weight of :class:`SilhouetteTerm`.
     """
 
     kind = "mesh"
@@ -130,6 +162,10 @@ class StyleField:
         front_azimuth: float = 0.0,
         fov: float = DEFAULT_FOV,
         distance: float = DEFAULT_DISTANCE,
+        detail_radius: float = 0.0,
+        displacement_lr: float | None = None,
+        background_augment: bool = False,
+        keep_silhouette: float = 0.0,
     ) -> None:
         self.device = torch.device(device)
         if int(views) < 1:
@@ -150,12 +186,25 @@ class StyleField:
         gen = make_generator(seed)
         self.mlp = StyleMLP(sigma=self.sigma, width=int(width), depth=int(depth), generator=gen).to(self.device)
         self.renderer = MeshRenderer((self.height_px, self.width_px), fov=fov, background=background)
+        self.background = self.renderer.background
+        self.detail_radius = check_number("detail_radius", detail_radius, nonnegative=True)
+        # Detail only: the displacement minus its own smoothing over ``detail_radius``, so no region can
+        # swell or shrink as a whole (a lump), only carry bumps finer than the radius.
+        self.detail = smoothing_matrix(self.v0, self.detail_radius).to(self.device) if self.detail_radius > 0 else None
+        self.displacement_lr = self.lr if displacement_lr is None else check_number("displacement_lr", displacement_lr)
+        self.background_augment = bool(background_augment)
+        # The silhouette-keeping term (:class:`SilhouetteTerm`): white on black, unlit, so the render is the alpha.
+        self.keep_silhouette = check_number("keep_silhouette", keep_silhouette, nonnegative=True)
+        self.alpha_renderer = MeshRenderer(
+            (self.height_px, self.width_px), fov=fov, background=(0.0, 0.0, 0.0), ambient=1.0, diffuse=0.0
+        )
+        self.silhouette_loss: Tensor | None = None
         self.step = 0
 
     # ------------------------------------------------------------------ the mesh
     def field(self) -> tuple[Tensor, Tensor]:
         """Vertex colours ``(N, 3)`` and displaced normalised vertices ``(N, 3)``."""
-        color, raw = self.mlp(self.v0)
+        color, raw = self.mlp(self.v0, self.detail)
         return color, self.v0 + (raw * self.bound).unsqueeze(-1) * self.normals
 
     def mesh(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -168,8 +217,32 @@ class StyleField:
     def displacement(self) -> Tensor:
         """Signed displacement per vertex ``(N,)``, in the input's units."""
         with torch.no_grad():
-            _, raw = self.mlp(self.v0)
+            _, raw = self.mlp(self.v0, self.detail)
         return (raw * self.bound * self.scale).cpu()
+
+    @torch.no_grad()
+    def silhouettes(self, azimuth: float | None = None, elevation: float | None = None) -> tuple[Tensor, Tensor]:
+        """Coverage masks ``(H, W)`` bool of the input and of the displaced mesh from one camera
+        (default: the front one), for the shape-keeping figures."""
+        az = torch.tensor([self.front_azimuth if azimuth is None else float(azimuth)])
+        el = torch.tensor([self.elevation if elevation is None else float(elevation)])
+        view = look_at(orbit(az, el, self.distance)).to(self.device)
+        color, v = self.field()
+        masks = []
+        for verts in (self.v0, v):
+            self.renderer.render(verts, self.faces, color, view)
+            assert self.renderer.last is not None
+            masks.append(self.renderer.last.mask[0])
+        return masks[0], masks[1]
+
+    def silhouette_iou(self, azimuth: float | None = None, elevation: float | None = None) -> tuple[float, float]:
+        """(IoU of the displaced mesh's silhouette with the input's, relative change of its pixel count),
+        from the front camera unless told."""
+        before, after = self.silhouettes(azimuth, elevation)
+        union = int((before | after).sum())
+        iou = int((before & after).sum()) / union if union else 1.0
+        n0 = int(before.sum())
+        return iou, (int(after.sum()) - n0) / max(n0, 1)
 
     # ------------------------------------------------------------------ cameras
     def cameras(self, training: bool | None = None) -> Tensor:
@@ -198,10 +271,43 @@ class StyleField:
     def render(self, ctx: StepContext | None = None) -> Tensor:
         """The stylised mesh from every camera, ``(V, 3, H, W)`` (differentiable)."""
         color, v = self.field()
-        return self.renderer.render(v, self.faces, color, self.cameras())
+        training = torch.is_grad_enabled()
+        cams = self.cameras(training)
+        self.renderer.background = self.background
+        if training and self.background_augment:  # a random plain background each step: the object, not the white
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.step + 7)
+            self.renderer.background = torch.rand(3, generator=g)
+        try:
+            image = self.renderer.render(v, self.faces, color, cams)
+        finally:
+            self.renderer.background = self.background
+        if training and self.keep_silhouette > 0:
+            self.silhouette_loss = self.silhouette_change(v, cams)
+        return image
+
+    def silhouette_change(self, vertices: Tensor, cams: Tensor) -> Tensor:
+        """How far the silhouettes of ``vertices`` ``(N, 3)`` from cameras ``cams`` ``(V, 4, 4)`` differ from
+        the input's: ``sum |alpha - mask_input| / sum mask_input`` (about ``1 - IoU``; the input's hard
+        coverage mask, so its own anti-aliased rim scores a little above 0), differentiable through the
+        anti-aliased outline."""
+        ones = torch.ones_like(vertices)
+        alpha = self.alpha_renderer.render(vertices, self.faces, ones, cams)[:, 0]
+        with torch.no_grad():
+            self.alpha_renderer.render(self.v0, self.faces, ones, cams)
+            assert self.alpha_renderer.last is not None
+            ref = self.alpha_renderer.last.mask.to(alpha)
+        return (alpha - ref).abs().sum() / ref.sum().clamp_min(1.0)
 
     def param_groups(self) -> list[dict[str, Any]]:
-        return [{"params": list(self.mlp.parameters()), "lr": self.lr, "name": "style_field"}]
+        disp = list(self.mlp.displace.parameters())
+        ids = {id(t) for t in disp}
+        rest = [t for t in self.mlp.parameters() if id(t) not in ids]
+        if self.displacement_lr == self.lr:
+            return [{"params": list(self.mlp.parameters()), "lr": self.lr, "name": "style_field"}]
+        return [
+            {"params": rest, "lr": self.lr, "name": "style_field"},
+            {"params": disp, "lr": self.displacement_lr, "name": "displacement"},
+        ]
 
     def project_(self) -> None:
         """Nothing to repair."""
@@ -238,3 +344,19 @@ class StyleField:
             f"StyleField(vertices={self.v0.shape[0]}, faces={self.faces.shape[0]}, views={self.views}, "
             f"size={(self.width_px, self.height_px)}, max_displacement={self.max_displacement})"
         )
+
+
+class SilhouetteTerm:
+    """The named, weighted shape-keeping term of a :class:`StyleField`: its training render's
+    :meth:`StyleField.silhouette_change` (computed with the render, the same cameras)."""
+
+    needs_views = False
+
+    def __init__(self, field: StyleField, weight: float | None = None, name: str = "silhouette") -> None:
+        self.field, self.name = field, name
+        self.weight = field.keep_silhouette if weight is None else float(weight)
+
+    def __call__(self, ctx) -> Tensor:
+        loss = self.field.silhouette_loss
+        self.field.silhouette_loss = None  # one step's value, used once
+        return loss if loss is not None else ctx.image.new_zeros(())
