@@ -357,6 +357,13 @@ class SilhouetteTerm:
         self.weight = field.keep_silhouette if weight is None else float(weight)
 
     def __call__(self, ctx) -> Tensor:
+        """The silhouette change of this step's render (0 when the render made none).
+
+        Shape:
+
+        - ``ctx.image``: ``(V, 3, H, W)``, the step's views (only its dtype and device are used)
+        - returns: ``()``
+        """
         loss = self.field.silhouette_loss
         self.field.silhouette_loss = None  # one step's value, used once
         return loss if loss is not None else ctx.image.new_zeros(())
