@@ -261,7 +261,7 @@ class MeshConfig(RunConfig):
         maximum=2.0,
     )
     keep_silhouette: float = option(
-        2.0,
+        5.0,
         "weight of the silhouette-keeping term: each camera's outline against the input's (0 = off)",
         "float",
         minimum=0.0,
