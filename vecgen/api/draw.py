@@ -166,8 +166,6 @@ def draw(cfg: DrawConfig, *, perceptors=None, warn: Callable[[str], None] | None
     # None: the models' hint decides (draw_steps)
     opts: Common = common(cfg.run_values(perceptors=perceptors, warn=warn, callbacks=callbacks), steps_auto=True)
     wh = parse_size(cfg.size)
-    if cfg.width is not None:
-        parse_width(cfg.width)  # a bad range is refused before any model loads
     strokes, init = cfg.strokes, cfg.init
     segments = int(cfg.segments)
     bg = parse_colour(cfg.background)
