@@ -15,15 +15,19 @@ MESHES = Path(__file__).resolve().parents[2] / "shared" / "meshes"
 
 
 def _ant_or_capsule(tmp_path: Path) -> Path:
-    """The shared ant (thin legs: what a lump loses first), else a capsule with a thin rod through it."""
+    """The shared ant (thin legs: what a lump loses first), else a capsule with a thin rod through it
+    (subdivided to edges <= 0.08)."""
     ant = MESHES / "ant.ply"
     if ant.exists():
         return ant
     body = trimesh.creation.capsule(height=1.0, radius=0.4, count=[24, 24])
     rod = trimesh.creation.cylinder(radius=0.06, height=3.0, sections=16)
     rod.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, [0, 1, 0]))
+    mesh = trimesh.util.concatenate([body, rod])
+    # a real mesh's density: the rod's vertices are otherwise only at its two ends
+    v, f = trimesh.remesh.subdivide_to_size(mesh.vertices, mesh.faces, max_edge=0.08)
     path = tmp_path / "rod.obj"
-    trimesh.util.concatenate([body, rod]).export(path)
+    trimesh.Trimesh(v, f, process=False).export(path)
     return path
 
 
