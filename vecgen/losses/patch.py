@@ -27,24 +27,24 @@ from vecgen.objective import Chunks, Context
 
 #: CLIPstyler's patch threshold tau.
 THRESHOLD = 0.7
-#: Crops per perceptor pass of the patch term (its memory: see PatchDirectionTerm._chunked).
+#: Crops per perceptor pass of the patch term (its memory: see PatchDirectionTerm.chunks).
 CHUNK = 4
 
 
-def crop_grid(
+def crop_warps(
     shape: Sequence[int],
     n: int,
-    size: int,
     frac: float,
     perspective: float,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
 ) -> Tensor:
-    """The sampling grid of ``n`` random perspective-warped square crops of each of ``B`` images of
-    ``shape`` ``(B, C, H, W)``: ``(B, n * size, size, 2)`` for :func:`sample_crops`.
+    """``n`` random perspective-warped square crops of each of ``B`` images of ``shape`` ``(B, C, H, W)``,
+    as homographies ``(B * n, 3, 3)`` from the unit square ``(u, v, 1)`` to ``grid_sample``'s coordinates
+    (for :func:`warp_grid` and :func:`sample_crops`).
 
     Each crop's side is ``frac`` of the short side, its corners jittered by up to ``perspective`` of
-    that side. One grid serves several images of the same shape (the output and the content: the same
+    that side. One set serves several images of the same shape (the output and the content: the same
     crops of both).
     """
     from kornia.geometry.transform import get_perspective_transform
@@ -60,33 +60,54 @@ def crop_grid(
     base = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]], device=device)
     corners = (base + (rand(b * n, 4, 2) * 2 - 1) * perspective) * side + torch.stack([x0, y0], 1).view(-1, 1, 2)
     m = get_perspective_transform(base.expand(b * n, 4, 2), corners)  # unit square -> the crop's corners (px)
-    t = torch.linspace(0.0, 1.0, size, device=device)
-    u, v = t.view(1, -1).expand(size, size), t.view(-1, 1).expand(size, size)
-    xyz = torch.stack([u, v, torch.ones_like(u)], -1).view(1, -1, 3) @ m.transpose(1, 2)  # (B*n, size^2, 3)
-    xy = xyz[..., :2] / xyz[..., 2:]
-    scale = torch.tensor([2.0 / max(1, w - 1), 2.0 / max(1, h - 1)], device=device)
-    return (xy * scale - 1.0).view(b, n * size, size, 2)
+    sx, sy = 2.0 / max(1, w - 1), 2.0 / max(1, h - 1)  # px -> [-1, 1] (align_corners=True), folded into m
+    to_grid = torch.tensor([[sx, 0.0, -1.0], [0.0, sy, -1.0], [0.0, 0.0, 1.0]], device=device, dtype=m.dtype)
+    return to_grid @ m
 
 
-def sample_crops(img: Tensor, grid: Tensor) -> Tensor:
-    """The crops of ``grid`` (:func:`crop_grid`) out of ``img`` ``(B, C, H, W)``: ``(B * n, C, size, size)``.
+def warp_grid(warps: Tensor, size: int) -> Tensor:
+    """The ``grid_sample`` grid ``(k, size, size, 2)`` of ``k`` homographies ``(k, 3, 3)`` (:func:`crop_warps`)
+    over a ``size`` x ``size`` crop. Built by broadcasting (a ``(size^2, 3) @ (3, 3)`` product per crop
+    was a twentieth of a 64-crop style step)."""
+    t = torch.linspace(0.0, 1.0, size, device=warps.device, dtype=warps.dtype)
+    cols = warps[:, None, None, :, 0] * t.view(1, 1, -1, 1)  # (k, 1, size, 3): u along a row
+    rows = torch.addcmul(warps[:, None, None, :, 2], warps[:, None, None, :, 1], t.view(1, -1, 1, 1))  # (k, size, 1, 3)
+    xyz = cols + rows  # (k, size, size, 3)
+    return xyz[..., :2] / xyz[..., 2:]
 
-    Bilinear, mirrored borders. All of an image's crops come out of one ``grid_sample`` over the image
+
+def sample_crops(
+    img: Tensor, warps: Tensor, size: int, start: int = 0, stop: int | None = None, channels_last: bool = False
+) -> Tensor:
+    """Crops ``start`` to ``stop`` (default: all ``B * n``) of the homographies ``warps`` ``(B * n, 3, 3)``
+    (:func:`crop_warps`) out of ``img`` ``(B, C, H, W)``, ``size`` px square: ``(stop - start, C, size, size)``,
+    crops numbered image by image.
+
+    Bilinear, mirrored borders. The crops come out of one ``grid_sample`` per image over the image
     itself (stacked one under the other): nothing is copied per crop, so neither pass touches ``n``
-    copies of the image (``Cutouts`` makes them: a third of a style step at 64 crops).
+    copies of the image (``Cutouts`` makes them: a third of a style step at 64 crops). Sampling a few
+    crops at a time (the patch terms' chunks) gives the same crops, and a chunk's backward and grid are
+    only its own size. ``channels_last``: the crops in that memory format (what the perceptors run
+    fastest on), in the same one copy.
     """
     b, c = img.shape[:2]
-    size = grid.shape[2]
-    n = grid.shape[1] // size
-    out = F.grid_sample(img, grid.to(img), mode="bilinear", padding_mode="reflection", align_corners=True)
-    return out.view(b, c, n, size, size).transpose(1, 2).reshape(b * n, c, size, size)
+    n = warps.shape[0] // b
+    stop = b * n if stop is None else min(int(stop), b * n)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    parts = []
+    for k in range(start // n, (stop - 1) // n + 1):  # the images the range touches (usually one)
+        lo, hi = max(start, k * n), min(stop, (k + 1) * n)
+        grid = warp_grid(warps[lo:hi].to(img), size).view(1, (hi - lo) * size, size, 2)
+        out = F.grid_sample(img[k : k + 1], grid, mode="bilinear", padding_mode="reflection", align_corners=True)
+        parts.append(out.view(c, hi - lo, size, size).transpose(0, 1))
+    return (parts[0] if len(parts) == 1 else torch.cat(parts)).contiguous(memory_format=fmt)
 
 
 def warp_crops(
     img: Tensor, n: int, size: int, frac: float, perspective: float, generator: torch.Generator | None = None
 ) -> Tensor:
     """``n`` random perspective-warped crops of each image ``(B, C, H, W)`` -> ``(B * n, C, size, size)``."""
-    return sample_crops(img, crop_grid(img.shape, n, size, frac, perspective, generator, img.device))
+    return sample_crops(img, crop_warps(img.shape, n, frac, perspective, generator, img.device), size)
 
 
 class StyleDirection:
@@ -222,7 +243,7 @@ class PatchDirectionTerm:
     of the photo must start at that crop, else every crop reads as already
     moved (measured with EfficientNet-Lite0 at 256 px: 64 of 64 crops of
     skimage's chelsea, 62 of 64 of coffee rejected at step 0); ``"image"`` for CLIP. ``chunk``: crops per perceptor pass (memory,
-    see :meth:`_chunked`). Crops whose distance is below ``threshold``
+    see :meth:`chunks`). Crops whose distance is below ``threshold``
     are rejected: they add exactly zero to the loss and its gradient.
     :attr:`kept` is the fraction kept at the last call. The crops are drawn
     from the run's generator (``ctx.generator``, which the engine seeds and
@@ -308,31 +329,21 @@ class PatchDirectionTerm:
 
         Memory: a perceptor's forward + backward activations for all crops at
         once are what caps a run (EfficientNet-Lite0, 64 crops: peak RSS 8.3 GB on a 12 MP photo, 3.2 GB
-        in chunks of 8), so the objective runs one piece's backward at a time.
+        in chunks of 8), so the objective runs one piece's backward at a time. Each piece samples its own
+        crops from the render (:func:`sample_crops` of its own warps), so its backward is
+        chunk-sized and the crops of all pieces are never held at once.
         """
         content = self.dir.use(ctx)
-        if self.source == "image":
-            views, sources = self.cutouts(ctx.image, ctx.generator), None
-        else:
-            content = content.to(ctx.image)
-            if content.shape != ctx.image.shape:
+        image = ctx.image
+        if self.source == "crop":
+            content = content.to(image)
+            if content.shape != image.shape:
                 raise VecgenError(
-                    f"patch term: content {tuple(content.shape)} and output {tuple(ctx.image.shape)} differ in shape"
+                    f"patch term: content {tuple(content.shape)} and output {tuple(image.shape)} differ in shape"
                 )
-            # one grid for both, so each crop pair matches; the content's crops need no gradient
-            grid = crop_grid(
-                ctx.image.shape,
-                self.crops,
-                self.size,
-                self.crop_frac,
-                self.perspective,
-                ctx.generator,
-                ctx.image.device,
-            )
-            views = sample_crops(ctx.image, grid)
-            with torch.no_grad():
-                sources = sample_crops(content.detach(), grid)
-        n = views.shape[0]
+        # one set of warps for the output and the content, so each crop pair matches
+        warps = crop_warps(image.shape, self.crops, self.crop_frac, self.perspective, ctx.generator, image.device)
+        n = image.shape[0] * self.crops
         group = n // self.dir.embedding().shape[0]  # crops per content image: chunks stay inside one
         step = max(1, min(self.chunk, group))
         step = max(d for d in range(1, step + 1) if group % d == 0)
@@ -340,13 +351,16 @@ class PatchDirectionTerm:
         def pieces(leaf: Tensor) -> Iterator[Tensor]:
             kept = 0.0
             for i in range(0, n, step):
-                part = leaf[i : i + step]
-                src = None if sources is None else sources[i : i + step]
+                part = sample_crops(leaf, warps, self.size, i, i + step, channels_last=True)
+                src = None
+                if self.source == "crop":  # the content's crops need no gradient
+                    with torch.no_grad():
+                        src = sample_crops(content.detach(), warps, self.size, i, i + step, channels_last=True)
                 yield self._chunk_loss(part, src, i // group, n)
                 kept += self.kept * part.shape[0]
             self.kept = kept / n
 
-        return Chunks(views, pieces)
+        return Chunks(image, pieces)
 
     def _chunk_loss(self, part: Tensor, sources: Tensor | None, image: int, n: int) -> Tensor:
         """This chunk's share of the mean over all ``n`` crops (crops of content image number ``image``)."""
@@ -418,18 +432,20 @@ class PatchClassTerm(PatchDirectionTerm):
         """The crops and their loss in pieces of ``chunk`` crops (see :meth:`PatchDirectionTerm.chunks`)."""
         h, w = ctx.image.shape[-2:]
         self.size = self.fixed or max(MIN_NATIVE, round(self.crop_frac * min(h, w)))
-        views = self.cutouts(ctx.image, ctx.generator)
-        n = views.shape[0]
+        warps = crop_warps(
+            ctx.image.shape, self.crops, self.crop_frac, self.perspective, ctx.generator, ctx.image.device
+        )
+        n = ctx.image.shape[0] * self.crops
 
         def pieces(leaf: Tensor) -> Iterator[Tensor]:
             kept = 0.0
             for i in range(0, n, self.chunk):
-                part = leaf[i : i + self.chunk]
+                part = sample_crops(leaf, warps, self.size, i, i + self.chunk, channels_last=True)
                 yield self._chunk_loss(part, None, 0, n)
                 kept += self.kept * part.shape[0]
             self.kept = kept / n
 
-        return Chunks(views, pieces)
+        return Chunks(ctx.image, pieces)
 
     def _chunk_loss(self, part: Tensor, sources: Tensor | None, image: int, n: int) -> Tensor:
         part = part.contiguous(memory_format=torch.channels_last)

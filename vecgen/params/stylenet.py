@@ -55,6 +55,11 @@ class Norm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, C, H, W)`` -> the same shape, normalised per channel then scaled and shifted."""
+        if self.frozen is None and not self.record and x.shape[0] == 1 and x.shape[-1] * x.shape[-2] > 1:
+            # one image: its instance norm is a batch norm (statistics over H x W), whose fused kernel's
+            # backward is a few times faster than autograd through the formula below (a third of a
+            # 768x512 StyleNet step)
+            return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, 1e-5)
         w, b = self.weight.view(1, -1, 1, 1), self.bias.view(1, -1, 1, 1)
         if self.frozen is not None:
             mean, std = self.frozen
