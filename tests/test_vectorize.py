@@ -108,6 +108,20 @@ def test_output_keeps_the_input_size_and_init_refines(tmp_path):
     assert again.settings["psnr"] >= res.settings["psnr"] - 0.5
 
 
+def test_a_photo_gets_more_segments_and_a_decimal(tmp_path):
+    y, x = np.mgrid[0:48, 0:64]
+    noise = np.random.default_rng(0).normal(0, 12, (48, 64, 3))
+    photo = Image.fromarray((np.stack([x * 3, y * 4, (x + y) * 2], 2) + 40 + noise).clip(0, 255).astype(np.uint8))
+    res = vecgen.vectorize(photo, paths=2, steps=4, **FAST)
+    assert (res.settings["segments"], res.settings["decimals"]) == (24, 1)
+    assert re.search(r' d="[^"]*\.\d', res.svg), res.svg  # tenths of a pixel written
+    flat = vecgen.vectorize(_picture(tmp_path), paths=2, steps=4, **FAST)  # flat colours: the icon defaults
+    assert (flat.settings["segments"], flat.settings["decimals"]) == (4, 0)
+    assert not re.search(r' d="[^"]*\.\d', flat.svg), flat.svg
+    mine = vecgen.vectorize(photo, paths=2, steps=4, segments=5, decimals=0, **FAST)
+    assert (mine.settings["segments"], mine.settings["decimals"]) == (5, 0)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
