@@ -114,10 +114,14 @@ def svg_facts(path: Path) -> dict:
     scene = read_svg(path)
     with torch.no_grad():
         effect = removal_effect(scene, get_rasterizer("native"))
+    # vecgen writes the background as a <rect> before the first <path>; it is no path of the drawing
+    text = path.read_text()
+    rect, first = text.find("<rect"), text.find("<path")
+    bg = int(rect != -1 and (first == -1 or rect < first))
     return {
-        "paths": len(scene.paths),
+        "paths": len(scene.paths) - bg,
         "bytes": path.stat().st_size,
-        "invisible": int((effect <= PRUNE_TOLERANCE).sum()),
+        "invisible": int((effect[bg:] <= PRUNE_TOLERANCE).sum()),
     }
 
 

@@ -169,12 +169,14 @@ class Cutouts:
 # "zoom": crops mixed with zoomed-out whole-picture views on the picture's own background;
 # the mini models were trained on whole scenes on plain backgrounds, and with crops alone
 # the optimizer fills the canvas with copies of the object so that every crop holds one.
-# "lowres": the crops, with a quarter of the views the whole picture as a 56 px thumbnail
-# (issue 25: a class a person can read survives being seen small; texture does not).
+# "lowres": the crops, with half the views the whole picture as a 56 px thumbnail (issue 25: a class a
+# person can read survives being seen small; texture does not). Half, not a quarter: with Lite0 drawing
+# 6 hard classes (seed 0), Lite2's thumbnail top-5 went 0 -> 2 of 6 and plain top-5 2 -> 3; three
+# quarters lost plain ranks (orange 22 -> 159, lemon 20 -> 72) (docs/draw.md, "Legible drawings").
 VIEWS: dict[str, dict] = {
     "crops": {"min_frac": 0.5, "max_frac": 0.95, "pad": "reflection"},
     "zoom": {"min_frac": 0.5, "max_frac": 1.2, "pad": "border"},
-    "lowres": {"min_frac": 0.5, "max_frac": 0.95, "pad": "reflection", "lowres": 0.25},
+    "lowres": {"min_frac": 0.5, "max_frac": 0.95, "pad": "reflection", "lowres": 0.5},
 }
 
 

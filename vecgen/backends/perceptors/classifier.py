@@ -101,9 +101,10 @@ _FAMILIES = ("timm/", "torchvision/")
 # What draw does for classifiers when the user left the options on auto (docs/models.md, "ImageNet
 # classifiers"): 100 steps, not 200: with Lite0 the
 # held-out Lite2 already ranks goldfish and flamingo first after 80 (benchmarks/perception.py).
-# Views "lowres" (a quarter of the crops replaced by 56 px thumbnails of the whole picture; issue 25):
+# Views "lowres" (crops and 56 px thumbnails of the whole picture; issue 25): with a quarter of thumbnails,
 # Lite2's thumbnail rank of flamingo / king penguin / strawberry went 55, 5, 1 -> 1, 1, 1 with 256
-# strokes and 1, 1, 12 -> 4, 1, 1 with 32 strokes, plain top-5 kept (3 classes x seed 0, same cost).
+# strokes and 1, 1, 12 -> 4, 1, 1 with 32 strokes, plain top-5 kept (3 classes x seed 0, same cost);
+# half thumbnails since (vecgen.augment.VIEWS).
 # 32 strokes 4-16 px wide with an ink term of weight 1 (issue 25's levers): ink 0.65-0.79 -> ~0.2, 256 paths
 # and ~80 KB -> 32 paths and ~7 KB, thumbnail top-5 kept (docs/draw.md, "Legible drawings").
 CLASSIFIER_DRAW_HINT: dict = {
