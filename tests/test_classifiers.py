@@ -163,6 +163,55 @@ def test_mixed_ensemble_weights_its_members_as_the_spec_says():
     assert [(p.kind, w) for p, w in loaded] == [("clip", 2.0), ("classifier", 0.25)]
 
 
+def test_folded_batchnorm_is_the_same_function():
+    """Classifier perceptors fold BatchNorm into the convolutions (speed): same logits, no BatchNorm left."""
+    import copy
+
+    timm = pytest.importorskip("timm")
+    from vecgen.backends.perceptors.classifier import fold_batchnorm
+
+    torch.manual_seed(0)
+    net = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
+    for m in net.modules():  # statistics far from the identity, so a wrong fold shows
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    folded = fold_batchnorm(copy.deepcopy(net))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = torch.rand(2, 3, 96, 96)
+    with torch.no_grad():
+        want, got = net(x), folded(x.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-4 * float(want.abs().max()))
+
+
+def _two_classifier_draw(**kw):
+    return vecgen.draw(
+        "espresso",
+        clip="efficientnet-lite0@random,efficientnet-lite1@random",
+        steps=4,
+        strokes=4,
+        size=64,
+        cutouts=2,
+        quiet=True,
+        device="cpu",
+        **kw,
+    )
+
+
+def test_classifier_ensemble_takes_turns_unless_told_to_sum():
+    res = _two_classifier_draw()
+    a, b = "clip:efficientnet-lite0@random", "clip:efficientnet-lite1@random"
+    assert res.settings["ensemble"] == "turns"
+    for step, values in enumerate(res.history):  # one model a step, in turn; the other's term is 0
+        on, off = (a, b) if step % 2 == 0 else (b, a)
+        assert values[on] > 0 and values[off] == 0
+    summed = _two_classifier_draw(ensemble="sum")
+    assert "ensemble" not in summed.settings
+    assert all(v[a] > 0 and v[b] > 0 for v in summed.history)
+
+
 # ----------------------------------------------------------------------------- bad input, one line each
 def test_cli_unknown_class_is_one_line_exit_2(tmp_path, capsys):
     from vecgen.cli import main

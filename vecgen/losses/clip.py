@@ -49,6 +49,8 @@ class ClipTerm:
 
     loss = sum_prompts weight * mean_views(1 - cos); ``stop`` clamps a prompt's
     distance so it stops pulling (or pushing, for negative weights) past it.
+    ``turn = (k, n)``: while optimizing, the term runs on the steps ``s`` with ``s % n == k`` only and is 0
+    on the others (perceptors of an ensemble taking turns; outside a run, e.g. scoring, it always runs).
     """
 
     needs_views = True  # the objective makes cutouts only when a term asks for them
@@ -60,12 +62,14 @@ class ClipTerm:
         images: list[ImageTarget] | None = None,
         weight: float = 1.0,
         name: str | None = None,
+        turn: tuple[int, int] | None = None,
     ) -> None:
         self.perceptor = perceptor
         self.prompts = prompts
         self.images = images or []
         self.weight = weight
         self.name = name or f"clip:{perceptor.name}"
+        self.turn = turn
         self._targets: tuple[Tensor, Tensor, list[float | None]] | None = None
 
     def targets(self) -> tuple[Tensor, Tensor, list[float | None]]:
@@ -93,6 +97,9 @@ class ClipTerm:
         - ``ctx.views``: ``(B * n, 3, S, S)``
         - returns: ``()``
         """
+        step = ctx.step
+        if self.turn is not None and step is not None and step.steps and step.step % self.turn[1] != self.turn[0]:
+            return ctx.image.new_zeros(())  # another perceptor's turn: no forward, no backward
         emb, weights, stops = self.targets()
         key = ("embed", id(self.perceptor))
         if key not in ctx.cache:
