@@ -137,6 +137,50 @@ def test_patch_class_evidence_is_the_scaled_cross_entropy_with_rejection():
     assert fixed.size == 64
 
 
+def test_class_keeping_term_is_zero_at_the_photo_and_pulls_its_classes_back():
+    from vecgen.losses.content import KEEP_CHANCE, ClassKeepTerm, WholePass
+
+    p = _classifier()
+    content = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    term = ClassKeepTerm(p, top=3, content=lambda: content)
+    assert float(term(Context(content.clone(), None))) == pytest.approx(0.0, abs=1e-6)
+    with torch.no_grad():
+        logp = p.logits(content).log_softmax(-1)[0]
+    top = logp.topk(3)
+    w = top.values.softmax(-1)
+    x = (1 - content).requires_grad_(True)  # another picture: its classes differ from the photo's
+    loss = term(Context(x, None))
+    with torch.no_grad():
+        got = p.logits(x).log_softmax(-1)[0, top.indices]
+    want = max(0.0, float(-(w * got).sum() + (w * top.values).sum())) / KEEP_CHANCE
+    assert float(loss.detach()) == pytest.approx(want, rel=1e-4) and want > 0
+    loss.backward()
+    assert float(x.grad.abs().sum()) > 0
+    # the shared whole pass tapping the logits gives the same value
+    shared = ClassKeepTerm(p, top=3, content=lambda: content, whole=WholePass(p, ("logits",)))
+    assert float(shared(Context((1 - content), None)).detach()) == pytest.approx(want, rel=1e-4)
+
+
+def test_class_keeping_term_needs_a_classifier_and_reads_the_optimized_one():
+    import vecgen
+    from vecgen.api import load_perceptors
+    from vecgen.errors import VecgenError
+    from vecgen.losses.content import ClassKeepTerm
+
+    tiny = load_perceptors(TINY, torch.device("cpu"))[0][0]
+    with pytest.raises(VecgenError, match="classifier"):
+        ClassKeepTerm(tiny)
+    p = _classifier()
+    img = torch.rand(1, 3, 40, 60, generator=torch.Generator().manual_seed(0))
+    res = vecgen.style(
+        img, "chain mail", perceptors=[(p, 1.0)], content_model=p.name, steps=2, crops=2, keep_weight=100, quiet=True
+    )
+    assert res.settings["weights"]["keep"] == 100.0 and f"keep:{p.name}" in res.history[-1]
+    # CLIP perceptors have no classes to keep: the term is left out
+    res = vecgen.style(img, "chain mail", clip=TINY, content_model=TINY, steps=1, crops=2, keep_weight=100, quiet=True)
+    assert not any(k.startswith("keep:") for k in res.history[-1])
+
+
 def _step(generator):
     from vecgen.params.base import StepContext
 

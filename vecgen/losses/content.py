@@ -102,3 +102,69 @@ class ContentTerm:
             t = want[k]
             total = total + (got[k] - t).pow(2).mean() / (t.pow(2).mean() + 1e-8)
         return total / len(self.layers)
+
+
+#: ``-log`` of ImageNet's chance probability: :class:`ClassKeepTerm` is about 1 when the photo's classes fell to chance.
+KEEP_CHANCE = 6.907755278982137
+
+
+class ClassKeepTerm:
+    """Keep the photo's own classes in a classifier's view of the whole output: identity is whole-image evidence.
+
+    The patch term pushes a texture class onto crops; this term keeps the whole
+    output's class distribution on the photo's own ``top`` classes (the content's
+    top-``top`` probabilities, renormalised: ``w``). The loss is the cross-entropy
+    ``-sum_k w_k log p_out(k)`` minus the content's own ``-sum_k w_k log p_content(k)``,
+    divided by :data:`KEEP_CHANCE` and floored at 0: zero while the output keeps the
+    photo's classes at least as likely as the photo itself did (so it never asks
+    for more than the photo had), about 1 when they fell to chance. Only the
+    optimized classifier reads it; the texture class is not held down (unlike a
+    KL over all classes, which would pull the whole image's texture evidence back).
+
+    ``whole``: a :class:`WholePass` of the same classifier tapping ``"logits"``.
+    """
+
+    def __init__(
+        self,
+        perceptor,
+        top: int = 5,
+        weight: float = 1.0,
+        name: str | None = None,
+        whole: WholePass | None = None,
+        content: Callable[[], Tensor] | None = None,
+    ) -> None:
+        if getattr(perceptor, "kind", "") != "classifier":
+            raise VecgenError("the class-keeping term needs an ImageNet classifier perceptor")
+        if not 1 <= int(top) <= 1000:
+            raise VecgenError(f"class-keeping top must be 1..1000, got {top}")
+        if whole is not None and (whole.perceptor is not perceptor or "logits" not in whole.layers):
+            raise VecgenError("class-keeping term: the shared pass must be of its perceptor and tap 'logits'")
+        self.perceptor, self.top, self.weight = perceptor, int(top), float(weight)
+        self.name = name or f"keep:{perceptor.name}"
+        self.whole, self.content = whole, content
+        self._seen: Tensor | None = None
+        self._target: tuple[Tensor, Tensor, Tensor] | None = None
+
+    def target(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(classes (B, top), weights (B, top), the content's own cross-entropy (B,))`` of ``x`` ``(B, 3, H, W)``."""
+        if x is not self._seen or self._target is None:
+            with torch.no_grad():
+                logp = self.perceptor.logits(x.to(self.perceptor.device)).log_softmax(-1)
+            top = logp.topk(self.top, dim=-1)
+            w = top.values.softmax(-1)  # the top probabilities renormalised
+            self._target = (top.indices, w, -(w * top.values).sum(-1))
+            self._seen = x
+        return self._target
+
+    def __call__(self, ctx: Context) -> Tensor:
+        """The floored excess cross-entropy on the photo's own classes, over :data:`KEEP_CHANCE`.
+
+        Shape:
+
+        - ``ctx.image``: ``(B, 3, H, W)``, the content's shape
+        - returns: ``()``
+        """
+        classes, w, base = self.target(self.content() if self.content is not None else ctx.ref("content"))
+        logits = self.whole(ctx)["logits"] if self.whole is not None else self.perceptor.logits(ctx.image)
+        ce = -(w * logits.log_softmax(-1).gather(-1, classes)).sum(-1)
+        return (ce - base).clamp(min=0).mean() / KEEP_CHANCE
