@@ -99,6 +99,11 @@ def test_contour_starts_trace_the_object_outline(tmp_path):
     # and they take different sides: no two strokes start on the same spot
     starts = torch.stack([q.points[0] for q in paths])
     assert float(torch.pdist(starts).min()) > 3, starts
+    # a trace that finds no way on is a dot where it started, not a cubic pulled to the origin
+    from vecgen.api.sketch_init import _bezier_fit
+
+    dot = _bezier_fit(torch.tensor([[30.5, 20.5]]).repeat(4, 1))
+    assert torch.equal(dot, torch.tensor([[30.5, 20.5]]).repeat(4, 1))
 
 
 def test_class_term_targets_the_photos_own_top_classes():

@@ -4,15 +4,15 @@
     >>> res = vecgen.sketch("cat.jpg", strokes=16, quiet=True)
     >>> res.save("cat.svg")
 
-Strokes start where the perceptor's saliency of the photo is high
-(:mod:`vecgen.api.sketch_init`), then their control points are optimized
+Strokes start traced along the photo's edges where the perceptor's saliency
+of the photo is high (:mod:`vecgen.api.sketch_init`), then their control points are optimized
 through the one engine loop against a semantic term (the perceptor's embedding
 of augmented views of the sketch vs the photo's: the photo as an image prompt)
 plus a geometric term (the perceptor's intermediate feature taps of the sketch
-vs the photo's). Colour and width stay fixed. Options beside the defaults:
-``start="contours"`` traces the strokes along the photo's salient edges, and
+vs the photo's). Colour and width stay fixed. ``start="saliency"`` starts short
+random strokes there instead (the first version: they stayed short marks), and
 ``classes`` adds a class term for classifiers (the photo's own top classes as a
-soft target); neither beat the defaults on the judge's ranks (docs/sketch.md).
+soft target), off by default: it did not help the held-out judge (docs/sketch.md).
 """
 
 from __future__ import annotations
@@ -48,9 +48,9 @@ class SketchConfig(VerbConfig):
         section="main",
     )
     start: str = option(
-        "saliency",
-        "where strokes start: saliency (short strokes where the perceptor looks) or contours "
-        "(strokes traced along the photo's salient edges)",
+        "contours",
+        "where strokes start: contours (traced along the photo's salient edges) or saliency "
+        "(short strokes where the perceptor looks)",
         "choice",
         choices=("saliency", "contours"),
     )
@@ -165,8 +165,8 @@ def sketch_terms(
 def sketch(cfg: SketchConfig, *, perceptors=None, warn: Callable[[str], None] | None = None, callbacks=None) -> Result:
     """Sketch ``image`` (a PNG/JPEG/WebP path or a PIL image) as ``strokes`` open strokes; returns a :class:`Result`.
 
-    Strokes of ``color`` and ``width`` on ``background`` start where the
-    perceptors' saliency of the photo is high and move to match it: ``semantic``
+    Strokes of ``color`` and ``width`` on ``background`` start along the photo's
+    edges where the perceptors' saliency is high (``start``) and move to match it: ``semantic``
     weighs the embedding of augmented views against the photo's, ``geometric``
     the feature taps of the drawing against the photo's. ``clip="auto"`` is the
     built-in mini model offline; ``"efficientnet-lite0"`` a real classifier. The
@@ -250,8 +250,8 @@ VERB = Verb(
     gallery=False,
     config=SketchConfig,
     description=(
-        "Sketch a photo (PNG, JPEG, WebP) as a few open strokes on white: strokes start where the "
-        "perceptor finds the photo salient and move until the perceptor sees the photo in them "
-        "(CLIPasso)."
+        "Sketch a photo (PNG, JPEG, WebP) as a few open strokes on white: strokes start along the "
+        "photo's edges where the perceptor finds it salient and move until the perceptor sees the photo "
+        "in them (CLIPasso)."
     ),
 )

@@ -113,7 +113,9 @@ def _bezier_fit(pts: Tensor) -> Tensor:
         return torch.stack([a, a + (b - a) / 3, a + 2 * (b - a) / 3, b])
     d = (pts[1:] - pts[:-1]).norm(dim=1)
     t = torch.cat([torch.zeros(1), d.cumsum(0)])
-    t = t / t[-1].clamp(min=1e-9)
+    if float(t[-1]) < 1e-6:  # all one point (a trace that found no way on): a dot, not a spike to (0, 0)
+        return pts[:1].repeat(4, 1)
+    t = t / t[-1]
     basis = torch.stack([(1 - t) ** 3, 3 * t * (1 - t) ** 2, 3 * t**2 * (1 - t), t**3], 1)  # (m, 4)
     # ends fixed: solve for the two inner control points only
     rest = pts - basis[:, :1] * pts[0] - basis[:, 3:] * pts[-1]
@@ -122,11 +124,18 @@ def _bezier_fit(pts: Tensor) -> Tensor:
 
 
 def _trace(
-    weight: Tensor, tangent: Tensor, start: tuple[int, int], step: float, longest: float, least: float = 0.0
+    weight: Tensor,
+    tangent: Tensor,
+    start: tuple[int, int],
+    step: float,
+    longest: float,
+    least: float = 0.0,
+    bend: float = math.pi / 2,
 ) -> Tensor:
     """Follow the ridge of ``weight`` ``(H, W)`` both ways from ``start`` (x, y) along ``tangent`` ``(2, H, W)``;
     the points ``(m, 2)`` in order. Stops where the weight falls under a fifth of the start's or under ``least``
-    (without it, a weak start's trace runs straight on through smooth regions)."""
+    (without it, a weak start's trace runs straight on through smooth regions), or where one way has turned by
+    more than ``bend`` (a trace around an eye closes its loop, and one cubic fitted to a loop is a long spike)."""
     h, w = weight.shape
     x0, y0 = start
     floor = max(0.2 * float(weight[y0, x0]), least)
@@ -135,6 +144,7 @@ def _trace(
     halves = []
     for sign in (1.0, -1.0):
         p, d, out = torch.tensor([x0 + 0.5, y0 + 0.5]), sign * d0, []
+        heading, turned = math.atan2(float(d[1]), float(d[0])), 0.0
         for _ in range(int(longest / 2 / step)):
             best, best_w = None, floor
             for a in turns:
@@ -145,6 +155,11 @@ def _trace(
                 if 0 <= xi < w and 0 <= yi < h and float(weight[yi, xi]) > best_w:
                     best, best_w = (q, nd), float(weight[yi, xi])
             if best is None:
+                break
+            now = math.atan2(float(best[0][1] - p[1]), float(best[0][0] - p[0]))
+            turned += (now - heading + math.pi) % (2 * math.pi) - math.pi
+            heading = now
+            if abs(turned) > bend:
                 break
             p, nd = best
             t = tangent[:, int(p[1]), int(p[0])]
@@ -181,7 +196,9 @@ def trace_strokes(
     for _ in range(n):
         i = int(left.argmax())
         y0, x0 = divmod(i, w)
-        pts = _trace(left, tangent, (x0, y0), 2.0, longest * short, least=0.1 * top)
+        pts = _trace(left, tangent, (x0, y0), 2.0, longest * short, least=0.1 * top, bend=math.pi / 2 * segments)
+        if len(pts) < 3:  # no way on from here: a short dash along the edge, which the optimizer can grow
+            pts = pts[:1] + torch.linspace(-2.0, 2.0, 3)[:, None] * tangent[:, y0, x0]
         if len(pts) < 4 * segments:  # too short to split: resample the polyline
             at = torch.linspace(0, len(pts) - 1, 4 * segments)
             lo = at.floor().long().clamp(max=len(pts) - 1)
