@@ -145,7 +145,9 @@ def bench(only: str | None, icon_paths: list[int], photo_paths: list[int], grid:
     }
 
 
-def sketch_bench(strokes: int, steps: int, grid: str | None, optimizer: str = "efficientnet-lite0") -> dict:
+def sketch_bench(
+    strokes: int, steps: int, grid: str | None, optimizer: str = "efficientnet-lite0", seed: int = 0
+) -> dict:
     """Sketch each of :data:`SKETCH_PHOTOS`; the Lite2 judge ranks its own and near classes on the render."""
     import skimage.data
     import torch
@@ -164,7 +166,7 @@ def sketch_bench(strokes: int, steps: int, grid: str | None, optimizer: str = "e
             probs = judge.logits(load_photo(src, 260)).softmax(-1)[0]
         near = probs.topk(5).indices.tolist()
         t = time.perf_counter()
-        res = vecgen.sketch(src, strokes=strokes, steps=steps, clip=optimizer, quiet=True, device="cpu")
+        res = vecgen.sketch(src, strokes=strokes, steps=steps, clip=optimizer, seed=seed, quiet=True, device="cpu")
         secs = time.perf_counter() - t
         drawn = _render(res.svg, res.image.size)
         with torch.no_grad():
@@ -195,6 +197,7 @@ def sketch_bench(strokes: int, steps: int, grid: str | None, optimizer: str = "e
         "threads": 1,
         "optimizer": optimizer,
         "judge": "efficientnet-lite2",
+        "seed": seed,
         "rows": rows,
         "summary": {
             "photos": len(rows),
@@ -302,13 +305,14 @@ def main() -> int:
     ap.add_argument("--only", choices=("icons", "photos", "sketch"))
     ap.add_argument("--strokes", type=int, default=16, help="sketch strokes (default 16)")
     ap.add_argument("--sketch-steps", type=int, default=150, help="sketch steps (default 150)")
+    ap.add_argument("--seed", type=int, default=0, help="sketch seed (default 0)")
     ap.add_argument("--sketch-grid", help="write the picture photo | sketch here (e.g. docs/sketch_grid.png)")
     ap.add_argument("--grid", help="write the picture input | ours | vtracer here (e.g. docs/vectorize_grid.png)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     a = ap.parse_args()
     parse = lambda s: [int(x) for x in s.split(",") if x.strip()]  # noqa: E731
     if a.only == "sketch":
-        res = sketch_bench(a.strokes, a.sketch_steps, a.sketch_grid)
+        res = sketch_bench(a.strokes, a.sketch_steps, a.sketch_grid, seed=a.seed)
         if a.json:
             print(json.dumps(res, indent=1))
         else:

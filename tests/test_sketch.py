@@ -12,7 +12,7 @@ import torch
 from PIL import Image, ImageDraw
 
 import vecgen
-from vecgen.api.sketch_init import place_strokes, saliency, start_points
+from vecgen.api.sketch_init import edges, place_strokes, saliency, start_points, trace_strokes
 from vecgen.backends.perceptors import load_perceptor
 from vecgen.cli import main
 
@@ -79,6 +79,47 @@ def test_saliency_puts_strokes_on_the_object(tmp_path):
     )
     pts = seen[0] * (96 / 64)  # work_size 64 -> picture pixels
     assert ((pts[:, 0] > 40) & (pts[:, 1] > 4) & (pts[:, 1] < 64)).float().mean() >= 0.8, pts
+
+
+def test_contour_starts_trace_the_object_outline(tmp_path):
+    from vecgen.api.sketch import load_photo
+
+    photo = load_photo(Image.open(_square(tmp_path)), 96)  # square edges at x 56, 84 and y 20, 48
+    paths = trace_strokes(edges(photo), photo, 4, 2, 2.0, torch.tensor([0.0, 0.0, 0.0, 1.0]))
+    assert len(paths) == 4 and all(len(q.points) == 7 for q in paths)  # 2 cubics each
+    for q in paths:
+        ends = q.points[[0, -1]]
+        assert float((ends[0] - ends[1]).norm()) > 12, q.points  # a contour, not a dot
+        x, y = q.points[:, 0], q.points[:, 1]
+        to_edge = torch.minimum(
+            torch.minimum((x - 56).abs(), (x - 84).abs()).where((y > 17) & (y < 51), torch.tensor(99.0)),
+            torch.minimum((y - 20).abs(), (y - 48).abs()).where((x > 53) & (x < 87), torch.tensor(99.0)),
+        )
+        assert float(to_edge[[0, 3, 6]].max()) < 4, q.points  # the joints lie on the outline
+    # and they take different sides: no two strokes start on the same spot
+    starts = torch.stack([q.points[0] for q in paths])
+    assert float(torch.pdist(starts).min()) > 3, starts
+    # a trace that finds no way on is a dot where it started, not a cubic pulled to the origin
+    from vecgen.api.sketch_init import _bezier_fit
+
+    dot = _bezier_fit(torch.tensor([[30.5, 20.5]]).repeat(4, 1))
+    assert torch.equal(dot, torch.tensor([[30.5, 20.5]]).repeat(4, 1))
+
+
+def test_class_term_targets_the_photos_own_top_classes():
+    from vecgen.api.sketch import photo_classes, sketch_terms
+
+    p = load_perceptor("efficientnet-lite0@random")
+    photo = torch.rand(1, 3, 40, 56)
+    prompts = photo_classes(p, photo, 5)
+    with torch.no_grad():
+        top = p.logits(photo).softmax(-1)[0].topk(5)
+    assert [q.text for q in prompts] == [f"#{int(i)}" for i in top.indices]
+    assert abs(sum(q.weight for q in prompts) - 1) < 1e-5 and prompts[0].weight >= prompts[-1].weight
+    terms = sketch_terms([(p, 1.0)], photo, 1.0, 0.0, classes=2.0)
+    assert [t.name.split(":")[0] for t in terms] == ["classes", "semantic"] and terms[0].weight == 2.0
+    mini = load_perceptor("mini-vit")  # no classes: no class term
+    assert [t.name.split(":")[0] for t in sketch_terms([(mini, 1.0)], photo, 1.0, 0.0, classes=2.0)] == ["semantic"]
 
 
 def test_start_points_spread_over_cells():

@@ -4,12 +4,15 @@
     >>> res = vecgen.sketch("cat.jpg", strokes=16, quiet=True)
     >>> res.save("cat.svg")
 
-Strokes start where the perceptor's saliency of the photo is high
-(:mod:`vecgen.api.sketch_init`), then their control points are optimized
+Strokes start traced along the photo's edges where the perceptor's saliency
+of the photo is high (:mod:`vecgen.api.sketch_init`), then their control points are optimized
 through the one engine loop against a semantic term (the perceptor's embedding
 of augmented views of the sketch vs the photo's: the photo as an image prompt)
 plus a geometric term (the perceptor's intermediate feature taps of the sketch
-vs the photo's). Colour and width stay fixed.
+vs the photo's). Colour and width stay fixed. ``start="saliency"`` starts short
+random strokes there instead (the first version: they stayed short marks), and
+``classes`` adds a class term for classifiers (the photo's own top classes as a
+soft target), off by default: it did not help the held-out judge (docs/sketch.md).
 """
 
 from __future__ import annotations
@@ -44,6 +47,13 @@ class SketchConfig(VerbConfig):
         maximum=LIMITS["strokes"],
         section="main",
     )
+    start: str = option(
+        "contours",
+        "where strokes start: contours (traced along the photo's salient edges) or saliency "
+        "(short strokes where the perceptor looks)",
+        "choice",
+        choices=("saliency", "contours"),
+    )
     segments: int = option(1, "cubic segments per stroke", "int", minimum=1, maximum=LIMITS["segments"])
     width: float = option(2.0, "stroke width in pixels of the drawing", "float", above=0, maximum=256)
     color: Any = option("black", "stroke colour: white, black, gray or #rrggbb", "colour", section="main")
@@ -53,6 +63,16 @@ class SketchConfig(VerbConfig):
     )
     semantic: float = option(
         1.0, "weight of the semantic term (embedding of sketch views vs photo)", "float", minimum=0, maximum=1000
+    )
+    classes: float = option(
+        0.0,
+        "weight of the class term (classifiers: the photo's own top classes as the sketch's soft target)",
+        "float",
+        minimum=0,
+        maximum=1000,
+    )
+    top_classes: int = option(
+        5, "how many of the photo's top classes the class term targets", "int", minimum=1, maximum=1000
     )
     steps: int | None = like(RunConfig, "steps", 150)
     clip: str = like(RunConfig, "clip")
@@ -99,15 +119,37 @@ def _constant(x):
     return lambda: x
 
 
-def sketch_terms(perceptors: list, photo, semantic: float, geometric: float) -> list:
-    """Per perceptor ``(p, weight)``: the semantic term (photo as image prompt) and, where the perceptor has
-    feature taps, the geometric term (its content layers, sketch vs photo)."""
+def photo_classes(perceptor, photo, top: int) -> list:
+    """The photo's ``top`` classes to a classifier, as prompts ``#index`` weighted by their renormalised
+    probability (a soft target)."""
+    import torch
+
+    from vecgen.prompts import Prompt
+
+    with torch.no_grad():
+        probs = perceptor.logits(photo).softmax(-1)[0]
+    p, idx = probs.topk(top)
+    p = p / p.sum()
+    return [Prompt(f"#{int(i)}", float(q)) for q, i in zip(p, idx)]
+
+
+def sketch_terms(
+    perceptors: list, photo, semantic: float, geometric: float, classes: float = 0.0, top: int = 5
+) -> list:
+    """Per perceptor ``(p, weight)``: the semantic term (photo as image prompt), where the perceptor has
+    feature taps the geometric term (its content layers, sketch vs photo), and for a classifier the class
+    term (the photo's own top classes as a soft target)."""
     from vecgen.losses import ClipTerm, ImageTarget
     from vecgen.losses.content import ContentTerm
 
     terms: list = []
     for p, w in perceptors:
         target = photo.to(p.device)
+        if classes > 0 and hasattr(p, "logits") and hasattr(p, "class_index"):
+            # a ClipTerm on the class rows (as draw's class prompts): it shares the views' forward pass with
+            # the semantic term; -log p (losses.classes) cost a second pass and did no better (docs/sketch.md)
+            prompts = photo_classes(p, target, top)
+            terms.append(ClipTerm(p, prompts, weight=w * classes, name=f"classes:{p.name}"))
         if semantic > 0:
             terms.append(
                 ClipTerm(p, [], [ImageTarget(target, 1.0, "photo")], weight=w * semantic, name=f"semantic:{p.name}")
@@ -115,7 +157,7 @@ def sketch_terms(perceptors: list, photo, semantic: float, geometric: float) -> 
         if geometric > 0 and hasattr(p, "features") and tuple(getattr(p, "content_layers", None) or ()):
             terms.append(ContentTerm(p, _constant(target), weight=w * geometric, name=f"geometric:{p.name}"))
     if not terms:
-        raise VecgenError("nothing to optimize: --semantic and --geometric are both 0")
+        raise VecgenError("nothing to optimize: --semantic, --geometric and --classes are all 0")
     return terms
 
 
@@ -123,8 +165,8 @@ def sketch_terms(perceptors: list, photo, semantic: float, geometric: float) -> 
 def sketch(cfg: SketchConfig, *, perceptors=None, warn: Callable[[str], None] | None = None, callbacks=None) -> Result:
     """Sketch ``image`` (a PNG/JPEG/WebP path or a PIL image) as ``strokes`` open strokes; returns a :class:`Result`.
 
-    Strokes of ``color`` and ``width`` on ``background`` start where the
-    perceptors' saliency of the photo is high and move to match it: ``semantic``
+    Strokes of ``color`` and ``width`` on ``background`` start along the photo's
+    edges where the perceptors' saliency is high (``start``) and move to match it: ``semantic``
     weighs the embedding of augmented views against the photo's, ``geometric``
     the feature taps of the drawing against the photo's. ``clip="auto"`` is the
     built-in mini model offline; ``"efficientnet-lite0"`` a real classifier. The
@@ -133,7 +175,7 @@ def sketch(cfg: SketchConfig, *, perceptors=None, warn: Callable[[str], None] | 
     """
     import torch
 
-    from vecgen.api.sketch_init import edges, place_strokes, saliency
+    from vecgen.api.sketch_init import edges, place_strokes, saliency, trace_strokes
     from vecgen.params.strokes import Strokes
 
     opts: Common = common(
@@ -146,17 +188,23 @@ def sketch(cfg: SketchConfig, *, perceptors=None, warn: Callable[[str], None] | 
     sal = sum(w * saliency(p, photo) for p, w in loaded)
     weight = sal * (edges(photo) + 0.05)
     stroke_rgba = torch.tensor([*colour, 1.0])
-    paths = place_strokes(weight, int(cfg.strokes), int(cfg.segments), float(cfg.width), stroke_rgba, opts.seed)
+    if cfg.start == "contours":
+        paths = trace_strokes(weight, photo, int(cfg.strokes), int(cfg.segments), float(cfg.width), stroke_rgba)
+    else:
+        paths = place_strokes(weight, int(cfg.strokes), int(cfg.segments), float(cfg.width), stroke_rgba, opts.seed)
     settings = {
         "function": "sketch",
         "image": str(cfg.image) if not hasattr(cfg.image, "size") else "<image>",
         "strokes": int(cfg.strokes),
         "segments": int(cfg.segments),
+        "start": cfg.start,
         "width": float(cfg.width),
         "color": cfg.color,
         "background": cfg.background,
         "geometric": float(cfg.geometric),
         "semantic": float(cfg.semantic),
+        "classes": float(cfg.classes),
+        "top_classes": int(cfg.top_classes),
         "steps": opts.steps,
         "work_size": int(cfg.work_size),
         "clip": cfg.clip,
@@ -179,7 +227,14 @@ def sketch(cfg: SketchConfig, *, perceptors=None, warn: Callable[[str], None] | 
         lr_width=0.0,
         keep_all=True,
     )
-    terms = sketch_terms(loaded, photo.to(opts.device), float(cfg.semantic), float(cfg.geometric))
+    terms = sketch_terms(
+        loaded,
+        photo.to(opts.device),
+        float(cfg.semantic),
+        float(cfg.geometric),
+        float(cfg.classes),
+        int(cfg.top_classes),
+    )
     result = run(param, opts, settings, terms=terms, headline=("image",))
     result.settings["strokes_written"] = len(param.counts)
     result.svg = param.svg(result.metadata)
@@ -195,8 +250,8 @@ VERB = Verb(
     gallery=False,
     config=SketchConfig,
     description=(
-        "Sketch a photo (PNG, JPEG, WebP) as a few open strokes on white: strokes start where the "
-        "perceptor finds the photo salient and move until the perceptor sees the photo in them "
-        "(CLIPasso)."
+        "Sketch a photo (PNG, JPEG, WebP) as a few open strokes on white: strokes start along the "
+        "photo's edges where the perceptor finds it salient and move until the perceptor sees the photo "
+        "in them (CLIPasso)."
     ),
 )

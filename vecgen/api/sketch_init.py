@@ -104,3 +104,117 @@ def place_strokes(
         pts = torch.minimum(pts.clamp(min=0), bound)
         out.append(Path(pts, closed=False, stroke_width=torch.tensor(float(width)), stroke=colour.clone()))
     return out
+
+
+def _bezier_fit(pts: Tensor) -> Tensor:
+    """Least-squares cubic Bézier ``(4, 2)`` through ``pts`` ``(m, 2)`` (chord-length parameters, ends kept)."""
+    if len(pts) < 4:
+        a, b = pts[0], pts[-1]
+        return torch.stack([a, a + (b - a) / 3, a + 2 * (b - a) / 3, b])
+    d = (pts[1:] - pts[:-1]).norm(dim=1)
+    t = torch.cat([torch.zeros(1), d.cumsum(0)])
+    if float(t[-1]) < 1e-6:  # all one point (a trace that found no way on): a dot, not a spike to (0, 0)
+        return pts[:1].repeat(4, 1)
+    t = t / t[-1]
+    basis = torch.stack([(1 - t) ** 3, 3 * t * (1 - t) ** 2, 3 * t**2 * (1 - t), t**3], 1)  # (m, 4)
+    # ends fixed: solve for the two inner control points only
+    rest = pts - basis[:, :1] * pts[0] - basis[:, 3:] * pts[-1]
+    inner = torch.linalg.lstsq(basis[:, 1:3], rest).solution
+    return torch.cat([pts[:1], inner, pts[-1:]])
+
+
+def _trace(
+    weight: Tensor,
+    tangent: Tensor,
+    start: tuple[int, int],
+    step: float,
+    longest: float,
+    least: float = 0.0,
+    bend: float = math.pi / 2,
+) -> Tensor:
+    """Follow the ridge of ``weight`` ``(H, W)`` both ways from ``start`` (x, y) along ``tangent`` ``(2, H, W)``;
+    the points ``(m, 2)`` in order. Stops where the weight falls under a fifth of the start's or under ``least``
+    (without it, a weak start's trace runs straight on through smooth regions), or where one way has turned by
+    more than ``bend`` (a trace around an eye closes its loop, and one cubic fitted to a loop is a long spike)."""
+    h, w = weight.shape
+    x0, y0 = start
+    floor = max(0.2 * float(weight[y0, x0]), least)
+    d0 = tangent[:, y0, x0]
+    turns = [math.radians(a) for a in (-30, -15, 0, 15, 30)]
+    halves = []
+    for sign in (1.0, -1.0):
+        p, d, out = torch.tensor([x0 + 0.5, y0 + 0.5]), sign * d0, []
+        heading, turned = math.atan2(float(d[1]), float(d[0])), 0.0
+        for _ in range(int(longest / 2 / step)):
+            best, best_w = None, floor
+            for a in turns:
+                c, s = math.cos(a), math.sin(a)
+                nd = torch.stack([c * d[0] - s * d[1], s * d[0] + c * d[1]])
+                q = p + step * nd
+                xi, yi = int(q[0]), int(q[1])
+                if 0 <= xi < w and 0 <= yi < h and float(weight[yi, xi]) > best_w:
+                    best, best_w = (q, nd), float(weight[yi, xi])
+            if best is None:
+                break
+            now = math.atan2(float(best[0][1] - p[1]), float(best[0][0] - p[0]))
+            turned += (now - heading + math.pi) % (2 * math.pi) - math.pi
+            heading = now
+            if abs(turned) > bend:
+                break
+            p, nd = best
+            t = tangent[:, int(p[1]), int(p[0])]
+            d = t if float((t * nd).sum()) >= 0 else -t  # keep going the same way along the edge
+            d = 0.5 * (d + nd)
+            d = d / d.norm().clamp(min=1e-9)
+            out.append(p)
+        halves.append(out)
+    pts = [*reversed(halves[1]), torch.tensor([x0 + 0.5, y0 + 0.5]), *halves[0]]
+    return torch.stack(pts)
+
+
+def trace_strokes(
+    weight: Tensor, photo: Tensor, n: int, segments: int, width: float, colour: Tensor, longest: float = 0.5
+) -> list[Path]:
+    """``n`` open strokes traced along the photo's strongest contours, strongest first.
+
+    ``weight`` ``(H, W)`` (saliency times edges) picks where; each stroke follows the edge's tangent (the
+    grey photo's gradient turned 90 degrees) up to ``longest`` of the short side, is fitted with
+    ``segments`` cubics, and blanks the weight around it so the next one draws another contour.
+    """
+    h, w = weight.shape
+    grey = _blur(photo.float().mean(1, keepdim=True).cpu(), 1.5)
+    g = F.pad(grey, (1, 1, 1, 1), mode="replicate")
+    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]).view(1, 1, 3, 3)
+    gx, gy = F.conv2d(g, kx)[0, 0], F.conv2d(g, kx.transpose(2, 3))[0, 0]
+    tangent = torch.stack([-gy, gx])
+    tangent = tangent / tangent.norm(dim=0, keepdim=True).clamp(min=1e-9)
+    left = weight.clone()
+    top = float(weight.max())
+    short = min(h, w)
+    yy, xx = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
+    out = []
+    for _ in range(n):
+        i = int(left.argmax())
+        y0, x0 = divmod(i, w)
+        pts = _trace(left, tangent, (x0, y0), 2.0, longest * short, least=0.1 * top, bend=math.pi / 2 * segments)
+        if len(pts) < 3:  # no way on from here: a short dash along the edge, which the optimizer can grow
+            pts = pts[:1] + torch.linspace(-2.0, 2.0, 3)[:, None] * tangent[:, y0, x0]
+        if len(pts) < 4 * segments:  # too short to split: resample the polyline
+            at = torch.linspace(0, len(pts) - 1, 4 * segments)
+            lo = at.floor().long().clamp(max=len(pts) - 1)
+            hi = (lo + 1).clamp(max=len(pts) - 1)
+            pts_fit = pts[lo] + (at - lo)[:, None] * (pts[hi] - pts[lo])
+        else:
+            pts_fit = pts
+        # consecutive chunks share their end point, so the cubics join
+        bounds = torch.linspace(0, len(pts_fit) - 1, segments + 1).round().long().tolist()
+        ctrl = [_bezier_fit(pts_fit[a : b + 1]) for a, b in zip(bounds[:-1], bounds[1:])]
+        seq = [ctrl[0][0]]
+        for c in ctrl:
+            seq += [c[1], c[2], c[3]]
+        stroke = torch.stack(seq)
+        out.append(Path(stroke, closed=False, stroke_width=torch.tensor(float(width)), stroke=colour.clone()))
+        # blank a band around the stroke (a few widths) so the next stroke takes another contour
+        dist = ((xx[..., None] - pts[:, 0]) ** 2 + (yy[..., None] - pts[:, 1]) ** 2).min(-1).values
+        left = left * (dist > (0.04 * short) ** 2)
+    return out
