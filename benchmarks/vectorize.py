@@ -2,7 +2,7 @@
 
     python benchmarks/vectorize.py [--paths 8,16,32] [--photo-paths 128] [--only icons|photos] [--json]
                                    [--grid docs/vectorize_grid.png]
-    python benchmarks/vectorize.py --only sketch [--strokes 16] [--sketch-steps 150] [--json]
+    python benchmarks/vectorize.py --only sketch [--strokes 16] [--sketch-steps 300] [--json]
                                    [--sketch-grid docs/sketch_grid.png]
 
 Inputs: the six Twemoji icons of ``benchmarks/data/icons`` (256 px, RGBA; see
@@ -304,7 +304,7 @@ def main() -> int:
     ap.add_argument("--photo-paths", default="128", help="paths for the photos (default 128)")
     ap.add_argument("--only", choices=("icons", "photos", "sketch"))
     ap.add_argument("--strokes", type=int, default=16, help="sketch strokes (default 16)")
-    ap.add_argument("--sketch-steps", type=int, default=150, help="sketch steps (default 150)")
+    ap.add_argument("--sketch-steps", type=int, default=300, help="sketch steps (default 300, the verb's)")
     ap.add_argument("--seed", type=int, default=0, help="sketch seed (default 0)")
     ap.add_argument("--sketch-grid", help="write the picture photo | sketch here (e.g. docs/sketch_grid.png)")
     ap.add_argument("--grid", help="write the picture input | ours | vtracer here (e.g. docs/vectorize_grid.png)")

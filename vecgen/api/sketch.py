@@ -74,7 +74,7 @@ class SketchConfig(VerbConfig):
     top_classes: int = option(
         5, "how many of the photo's top classes the class term targets", "int", minimum=1, maximum=1000
     )
-    steps: int | None = like(RunConfig, "steps", 150)
+    steps: int | None = like(RunConfig, "steps", 300)
     clip: str = like(RunConfig, "clip")
     cutouts: int = like(RunConfig, "cutouts")
     views: str = like(RunConfig, "views")
