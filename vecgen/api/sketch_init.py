@@ -53,12 +53,18 @@ def saliency(perceptor, photo: Tensor, steps: int = 8, baseline: float = 1.0) ->
     return (sal / sal.max().clamp(min=1e-12)).detach().cpu()
 
 
-def edges(photo: Tensor) -> Tensor:
-    """``(1, 3, H, W)`` -> ``(H, W)`` Sobel gradient magnitude of the grey photo, in ``[0, 1]``."""
+def sobel(photo: Tensor, sigma: float) -> tuple[Tensor, Tensor]:
+    """``(1, 3, H, W)`` -> Sobel ``(gx, gy)``, each ``(H, W)``, of the grey photo blurred by ``sigma`` (x 1/8)."""
     grey = photo.float().mean(1, keepdim=True).cpu()
     kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]).view(1, 1, 3, 3) / 8
-    g = F.pad(_blur(grey, 1.0), (1, 1, 1, 1), mode="replicate")
-    mag = (F.conv2d(g, kx).pow(2) + F.conv2d(g, kx.transpose(2, 3)).pow(2)).sqrt()[0, 0]
+    g = F.pad(_blur(grey, sigma), (1, 1, 1, 1), mode="replicate")
+    return F.conv2d(g, kx)[0, 0], F.conv2d(g, kx.transpose(2, 3))[0, 0]
+
+
+def edges(photo: Tensor) -> Tensor:
+    """``(1, 3, H, W)`` -> ``(H, W)`` Sobel gradient magnitude of the grey photo, in ``[0, 1]``."""
+    gx, gy = sobel(photo, 1.0)
+    mag = (gx.pow(2) + gy.pow(2)).sqrt()
     return mag / mag.max().clamp(min=1e-12)
 
 
@@ -182,10 +188,7 @@ def trace_strokes(
     ``segments`` cubics, and blanks the weight around it so the next one draws another contour.
     """
     h, w = weight.shape
-    grey = _blur(photo.float().mean(1, keepdim=True).cpu(), 1.5)
-    g = F.pad(grey, (1, 1, 1, 1), mode="replicate")
-    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]).view(1, 1, 3, 3)
-    gx, gy = F.conv2d(g, kx)[0, 0], F.conv2d(g, kx.transpose(2, 3))[0, 0]
+    gx, gy = sobel(photo, 1.5)
     tangent = torch.stack([-gy, gx])
     tangent = tangent / tangent.norm(dim=0, keepdim=True).clamp(min=1e-9)
     left = weight.clone()
