@@ -195,3 +195,25 @@ def test_lowres_thumbnail_holds_the_whole_picture():
 def test_draw_with_lowres_views_runs_and_records_them():
     res = _draw(views="lowres", cutouts=4, steps=2)
     assert res.settings["views"] == "lowres" and res.svg.startswith("<")
+
+
+def test_thumbnail_views_are_a_hint_for_drawings_only():
+    """A classifier's ``views: lowres`` hint applies to draw, sketch and mesh, not to the photo verbs (edit's
+    change landed off the subject with thumbnails): with ``views="auto"`` paint runs on full-size crops."""
+    from types import SimpleNamespace
+
+    import vecgen
+    from vecgen.api import view_style
+
+    hinted = [(SimpleNamespace(draw_hint={"views": "lowres"}), 1.0)]
+    assert view_style(hinted) == "crops" and view_style(hinted, thumbnails=True) == "lowres"
+    assert view_style(hinted, "lowres") == "lowres"  # a name given wins
+    zoom = [(SimpleNamespace(draw_hint={"views": "zoom"}), 1.0)]
+    assert view_style(zoom) == "zoom"  # other hints pass through to every verb
+
+    model = vecgen.load_perceptor(TINY)
+    model.draw_hint = {"views": "lowres"}
+    run = {"steps": 1, "size": 32, "cutouts": 2, "seed": 0, "quiet": True, "device": "cpu"}
+    drawn = _draw(perceptors=[(model, 1.0)], steps=1, cutouts=2)
+    painted = vecgen.paint("a cat", perceptors=[(model, 1.0)], **run)
+    assert drawn.settings["views"] == "lowres" and painted.settings["views"] == "crops"

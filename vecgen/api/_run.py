@@ -170,12 +170,19 @@ def shared_hint(perceptors) -> dict:
     return hints[0] if hints and all(h == hints[0] for h in hints) else {}
 
 
-def view_style(perceptors, views: str | None = "auto") -> str:
-    """Resolve ``views="auto"``: the perceptors' ``draw_hint["views"]`` when they all agree, else ``crops``."""
+def view_style(perceptors, views: str | None = "auto", thumbnails: bool = False) -> str:
+    """Resolve ``views="auto"``: the perceptors' ``draw_hint["views"]`` when they all agree, else ``crops``.
+
+    ``lowres`` (thumbnails of the whole picture) is for results read whole at a glance: draw, sketch and mesh
+    pass ``thumbnails=True``. The photo verbs (edit, style, paint, generate) keep full-size crops: with
+    thumbnails, edit's cup -> strawberry fell from the judge's rank 5 to 13 and its PSNR outside the box from
+    34.2 to 31.7 dB (bisected to 0fb3444).
+    """
     from vecgen.augment import VIEWS
 
     if views in (None, "auto"):
         views = shared_hint(perceptors).get("views", "crops")
+        views = "crops" if views == "lowres" and not thumbnails else views
     if views not in VIEWS:
         raise VecgenError(f"unknown --views {views!r} (choose auto, {', '.join(VIEWS)})")
     return str(views)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from vecgen.api._run import Common, clip_terms, common, run, shared_hint
+from vecgen.api._run import Common, clip_terms, common, run, shared_hint, view_style
 from vecgen.api.result import Result
 from vecgen.api.run_options import RunConfig
 from vecgen.api.verb import Verb
@@ -190,6 +190,7 @@ def draw(cfg: DrawConfig, *, perceptors=None, warn: Callable[[str], None] | None
     shapes, strokes = draw_style(perceptors, cfg.shapes, strokes)
     wrange, ink = draw_strokes_look(perceptors, cfg.width, cfg.ink)
     opts.steps = draw_steps(perceptors, opts.steps)
+    opts.views = view_style(perceptors, opts.views, thumbnails=True)
     settings = {
         "function": "draw",
         "prompt": cfg.prompt,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from vecgen.api._run import Common, common, run
+from vecgen.api._run import Common, common, run, view_style
 from vecgen.api.result import Result
 from vecgen.api.run_options import VIEW_CHOICES, RunConfig
 from vecgen.api.verb import Verb
@@ -239,7 +239,7 @@ class MeshConfig(RunConfig):
     cutouts: int = like(RunConfig, "cutouts", 2, help="augmented views of each camera's image")
     augment: str = option(
         "auto",
-        "kind of augmented views of each camera image (auto: zoom for the mini models, crops else)",
+        "kind of augmented views of each camera image (auto: zoom for the mini models, lowres for classifiers)",
         "choice",
         choices=VIEW_CHOICES,
         section="advanced",
@@ -401,7 +401,8 @@ def mesh(cfg: MeshConfig, *, perceptors=None, warn: Callable[[str], None] | None
     if opts.snapshots is not None:  # the shared snapshots write one image; a mesh renders several views
         opts.callbacks.insert(0, _snapshot_views(opts.snapshots, opts.every))
         opts.snapshots = None
-    opts.load_perceptors(FALLBACK_3D)  # offline, auto is mini-vit-3d: it knows shaded 3-D solids
+    loaded = opts.load_perceptors(FALLBACK_3D)  # offline, auto is mini-vit-3d: it knows shaded 3-D solids
+    opts.views = view_style(loaded, opts.views, thumbnails=True)  # the whole object read at a glance, as draw
     check_mesh_memory(opts, *shown, silhouette=cfg.keep_silhouette > 0)
     param = StyleField(
         data.vertices,

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from vecgen.api._run import Common, common, run
+from vecgen.api._run import Common, common, run, view_style
 from vecgen.api.result import Result
 from vecgen.api.run_options import RunConfig
 from vecgen.api.verb import Verb
@@ -185,6 +185,7 @@ def sketch(cfg: SketchConfig, *, perceptors=None, warn: Callable[[str], None] | 
     photo = load_photo(cfg.image, int(cfg.work_size))
     size = (photo.shape[3], photo.shape[2])
     loaded = opts.load_perceptors()
+    opts.views = view_style(loaded, opts.views, thumbnails=True)  # as draw: thumbnails for classifiers
     sal = sum(w * saliency(p, photo) for p, w in loaded)
     weight = sal * (edges(photo) + 0.05)
     stroke_rgba = torch.tensor([*colour, 1.0])
