@@ -39,8 +39,8 @@ class RunConfig(VerbConfig):
         "auto",
         "kind of views: crops inside the picture, or crops mixed with zoomed-out "
         "whole-picture views on its background, or crops mixed with 56 px thumbnails of the whole picture "
-        "(lowres) (auto: zoom for the built-in mini models, "
-        "crops otherwise)",
+        "(lowres) (auto: zoom for the built-in mini models, lowres for ImageNet classifiers in draw, sketch "
+        "and mesh, crops otherwise)",
         "choice",
         choices=VIEW_CHOICES,
         section="advanced",

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from vecgen.api import Verb
-from vecgen.api.run_options import VIEW_CHOICES
 from vecgen.config import Option, check_value
 from vecgen.config import default_text as _config_default_text
 from vecgen.errors import VecgenError
@@ -30,14 +29,6 @@ class Parser(argparse.ArgumentParser):
 
 def warn(msg: str) -> None:
     print(f"vecgen: warning: {msg}", file=sys.stderr)
-
-
-def default_text(verb: Verb, name: str) -> str:
-    """The API default of option ``name`` as help text shows it."""
-    value = verb.defaults().get(name)
-    if isinstance(value, (tuple, list)):
-        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
-    return "auto" if value is None else str(value)
 
 
 #: What the CLI itself puts in a verb's parsed arguments (never options of the verb).
@@ -281,47 +272,6 @@ def run_verb(args: argparse.Namespace, verb: Verb) -> int:
     for path in files:
         check_writable(path)
     return finish(call(verb, None, opts), out)
-
-
-# ----------------------------------------------------------------------------- shared flags
-def add_common(p: argparse.ArgumentParser, verb: Verb) -> None:
-    """The flags every optimizing verb has (help reworded per verb with :func:`set_help`)."""
-    d = lambda name: default_text(verb, name)  # noqa: E731
-    p.add_argument("-o", "--output", help=f"output file ({' or '.join(verb.outputs)}; default {verb.default_output})")
-    p.add_argument("--steps", type=int, help=f"optimization steps (default {d('steps')})")
-    p.add_argument("--size", help="W or WxH in pixels (max 4096 per side)")
-    p.add_argument("--clip", help="auto, or MODEL[@PRETRAINED|@PATH][:WEIGHT],... e.g. ViT-B-32:1,RN50@openai:0.5")
-    p.add_argument(
-        "--cutouts", type=int, help=f"augmented views per step (0 = the plain image; default {d('cutouts')})"
-    )
-    p.add_argument(
-        "--views",
-        choices=VIEW_CHOICES,
-        help="kind of views: crops inside the picture, or crops mixed with zoomed-out whole-picture "
-        "views on its background (auto: zoom for the built-in mini models, crops otherwise)",
-    )
-    p.add_argument("--seed", type=int, help="random seed (same seed + machine + options = same bytes)")
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument(
-        "--image-prompt",
-        action="append",
-        dest="image_prompt",
-        metavar="IMG[:W]",
-        help="image whose CLIP embedding is a target (repeatable)",
-    )
-    p.add_argument("--snapshots", metavar="DIR", help="write numbered frames to DIR")
-    p.add_argument("--every", type=int, help=f"snapshot every K steps (default {d('every')})")
-    p.add_argument("--checkpoint", metavar="FILE", help="save resumable state here while running")
-    p.add_argument("--resume", metavar="FILE", help="resume from a checkpoint")
-    p.add_argument("--config", metavar="FILE", help="TOML file with any of these options; flags override")
-    p.add_argument("-q", "--quiet", action="store_true", default=None, help="no progress bar")
-
-
-def set_help(parser: argparse.ArgumentParser, helps: dict[str, str]) -> None:
-    """Reword (or hide, with ``argparse.SUPPRESS``) shared flags for one subcommand."""
-    for action in parser._actions:
-        if action.dest in helps:
-            action.help = helps[action.dest]
 
 
 def check_output(out: str, verb: Verb) -> None:
