@@ -21,7 +21,15 @@ from vecgen.options import LIMITS, RASTERIZERS, SHAPES, parse_colour, parse_size
 from vecgen.options import parse_palette as parse_palette_text
 
 #: CLIPDraw's look, for real CLIP models; perceptors may hint another (the mini models: 32 blobs, 300 steps).
-DRAW_STYLE = {"shapes": "strokes", "strokes": 256, "steps": 200, "width": (1.0, 8.0), "ink": 0.0, "ensemble": "sum"}
+DRAW_STYLE = {
+    "shapes": "strokes",
+    "strokes": 256,
+    "steps": 200,
+    "width": (1.0, 8.0),
+    "ink": 0.0,
+    "ensemble": "sum",
+    "refresh": 0.0,
+}
 SHAPE_CHOICES = ("auto", *SHAPES)
 ENSEMBLES = ("sum", "turns")
 
@@ -63,6 +71,14 @@ def draw_ensemble(perceptors, ensemble: str | None = "auto") -> str:
     if ensemble not in (None, "auto"):
         return str(ensemble)
     return str({**DRAW_STYLE, **shared_hint(perceptors)}["ensemble"])
+
+
+def draw_refresh(perceptors, refresh: float | None = None) -> float:
+    """Resolve ``refresh=None``: the perceptors' shared ``draw_hint["refresh"]``, else 0 (no restart).
+    No model hints one yet: 0.25 with Lite0 + Lite1 was measured (issue 25; docs/draw.md) and not made the default."""
+    if refresh is not None:
+        return float(refresh)
+    return float({**DRAW_STYLE, **shared_hint(perceptors)}["refresh"])
 
 
 def _strokes_need_init(values: dict[str, Any]) -> None:
@@ -148,6 +164,16 @@ class DrawConfig(RunConfig):
         maximum=LIMITS["colors"],
         metavar="N",
     )
+    refresh: float | None = option(
+        None,
+        "share of the strokes, those whose removal changes the picture least, that restart from a fresh "
+        "random layout once, after 0.4 of the steps (default 0: never; not with an init SVG)",
+        "float",
+        minimum=0.0,
+        maximum=1.0,
+        metavar="SHARE",
+        default_text="auto",
+    )
     ink: float | None = option(
         None,
         "weight of the ink term: the render's mean difference from the background (fewer, "
@@ -176,6 +202,7 @@ def draw(cfg: DrawConfig, *, perceptors=None, warn: Callable[[str], None] | None
     palette (a ``palette`` term while drawing, then a snap). ``ink``: weight of the ``ink`` term, the render's
     mean difference from the background. Every option: :class:`DrawConfig`.
     """
+    from vecgen.api.draw_refresh import FRESH_SEED, refresh_callback, refresh_step
     from vecgen.losses.legible import InkTerm, PaletteTerm
     from vecgen.params.palette import parse_palette
     from vecgen.params.strokes import Strokes
@@ -213,21 +240,25 @@ def draw(cfg: DrawConfig, *, perceptors=None, warn: Callable[[str], None] | None
     }
     palette = parse_palette(cfg.palette) if cfg.palette is not None else None
     colors = int(cfg.colors) if cfg.colors is not None else None
-    param = Strokes(
-        wh,
-        strokes=int(strokes),
-        segments=segments,
-        width=wrange,
-        shapes=shapes,
-        background=bg,
-        init=init,
-        seed=opts.seed,
-        device=opts.device,
-        rasterizer=cfg.rasterizer,
-        keep_all=bool(cfg.keep_all),
-        palette=palette,
-        colors=colors,
-    )
+
+    def make(seed: int) -> Strokes:
+        return Strokes(
+            wh,
+            strokes=int(strokes),
+            segments=segments,
+            width=wrange,
+            shapes=shapes,
+            background=bg,
+            init=init,
+            seed=seed,
+            device=opts.device,
+            rasterizer=cfg.rasterizer,
+            keep_all=bool(cfg.keep_all),
+            palette=palette,
+            colors=colors,
+        )
+
+    param = make(opts.seed)
     extra: list[PaletteTerm | InkTerm] = []
     if palette is not None or colors is not None:
         extra.append(PaletteTerm(param.colour_values, palette, colors))
@@ -238,6 +269,10 @@ def draw(cfg: DrawConfig, *, perceptors=None, warn: Callable[[str], None] | None
         for k, term in enumerate(terms):
             term.turn = (k, len(terms))
         settings["ensemble"] = "turns"
+    refresh, at = draw_refresh(perceptors, cfg.refresh), refresh_step(opts.steps)
+    if refresh > 0 and at and init is None:  # an init SVG's paths are the drawing asked for: none restart
+        opts.callbacks = [*opts.callbacks, refresh_callback(at, refresh, lambda: make(opts.seed + FRESH_SEED))]
+        settings["refresh"] = refresh
     return run(param, opts, settings, terms=terms, extra_terms=extra)
 
 
