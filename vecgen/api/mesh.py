@@ -234,7 +234,7 @@ class MeshConfig(RunConfig):
         metavar="N",
         help="cameras per step: the front plus random ones around",
     )
-    steps: int = like(RunConfig, "steps", 300)
+    steps: int = like(RunConfig, "steps", 500)  # leopard: ranks 8, 74, 3 at 300; 1, 181, 1 at 500 (docs/mesh.md)
     size: Any = like(RunConfig, "size", 224, help="W or WxH of each camera's image (max 4096 per side)")
     cutouts: int = like(RunConfig, "cutouts", 2, help="augmented views of each camera's image")
     augment: str = option(
