@@ -228,7 +228,8 @@ def quality(args) -> dict:
                 }
             )
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-            if args.save:
+            if args.save:  # the folder made here: a missing one lost the 7-minute run's result
+                Path(args.save).mkdir(parents=True, exist_ok=True)
                 stem = Path(args.save) / f"mesh_{Path(mesh).stem}_{text.replace(' ', '_')}"
                 res.save(f"{stem}.ply")
                 res.turntable(f"{stem}_turntable.png", frames=6)
