@@ -34,6 +34,11 @@ SHAPE_CHOICES = ("auto", *SHAPES)
 ENSEMBLES = ("sum", "turns")
 
 
+def _hint(perceptors) -> dict:
+    """:data:`DRAW_STYLE` with the perceptors' shared ``draw_hint`` over it."""
+    return {**DRAW_STYLE, **shared_hint(perceptors)}
+
+
 def draw_style(perceptors, shapes: str | None = "auto", strokes: int | None = None) -> tuple[str, int]:
     """Resolve ``shapes="auto"`` / ``strokes=None`` from the perceptors' ``draw_hint``.
 
@@ -42,7 +47,7 @@ def draw_style(perceptors, shapes: str | None = "auto", strokes: int | None = No
     open strokes. Values the user gave always win.
     """
     auto = shapes in (None, "auto")
-    style = {**DRAW_STYLE, **(shared_hint(perceptors) if auto else {})}
+    style = _hint(perceptors) if auto else DRAW_STYLE
     return (style["shapes"] if auto else str(shapes), int(style["strokes"] if strokes is None else strokes))
 
 
@@ -52,7 +57,7 @@ def draw_strokes_look(perceptors, width: Any = None, ink: float | None = None) -
     Classifiers hint 32 wide strokes and an ink term (drawings that survive a thumbnail: issue 25's
     benchmark); values the user gave always win.
     """
-    hint = {**DRAW_STYLE, **shared_hint(perceptors)}
+    hint = _hint(perceptors)
     wrange = parse_width(hint["width"] if width is None else width)
     return wrange, float(hint["ink"] if ink is None else ink)
 
@@ -61,7 +66,7 @@ def draw_steps(perceptors, steps: int | None = None) -> int:
     """Resolve ``steps=None``: the perceptors' shared ``draw_hint["steps"]``, else 200."""
     if steps is not None:
         return int(steps)
-    return int({**DRAW_STYLE, **shared_hint(perceptors)}["steps"])
+    return int(_hint(perceptors)["steps"])
 
 
 def draw_ensemble(perceptors, ensemble: str | None = "auto") -> str:
@@ -70,7 +75,7 @@ def draw_ensemble(perceptors, ensemble: str | None = "auto") -> str:
     plus a third, and the held-out judge's ranks of the hard classes rose; docs/draw.md)."""
     if ensemble not in (None, "auto"):
         return str(ensemble)
-    return str({**DRAW_STYLE, **shared_hint(perceptors)}["ensemble"])
+    return str(_hint(perceptors)["ensemble"])
 
 
 def draw_refresh(perceptors, refresh: float | None = None) -> float:
@@ -78,7 +83,7 @@ def draw_refresh(perceptors, refresh: float | None = None) -> float:
     No model hints one yet: 0.25 with Lite0 + Lite1 was measured (issue 25; docs/draw.md) and not made the default."""
     if refresh is not None:
         return float(refresh)
-    return float({**DRAW_STYLE, **shared_hint(perceptors)}["refresh"])
+    return float(_hint(perceptors)["refresh"])
 
 
 def _strokes_need_init(values: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ Opt-in (``--refresh 0.25``): on issue 25's benchmark it moved the plain top-5 fr
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 #: When the weakest strokes restart: this share of the run's steps done.
 REFRESH_AT = 0.4
@@ -30,7 +30,7 @@ def weakest(effect, share: float) -> list[int]:
     return effect.argsort()[:k].tolist()
 
 
-def refresh_callback(at: int, share: float, fresh: Callable[[], object]) -> Callable:
+def refresh_callback(at: int, share: float, fresh: Callable[[], Any]) -> Callable:
     """A run callback ``f(step, param, values)``: after step ``at``, the :func:`weakest` ``share`` of the
     :class:`~vecgen.params.strokes.Strokes` ``param``'s paths take the points, width and colours of the same
     paths of ``fresh()`` (a new random layout with the same path sizes)."""
@@ -39,18 +39,9 @@ def refresh_callback(at: int, share: float, fresh: Callable[[], object]) -> Call
     from vecgen.params.strokes import removal_effect
 
     def cb(step: int, param, values) -> None:
-        if step != at:
-            return
-        with torch.no_grad():
-            idx = weakest(removal_effect(param.scene(), param.rasterizer, param.size), share)
-            new = fresh()
-            starts = [0]
-            for n in param.counts:
-                starts.append(starts[-1] + n)
-            for i in idx:
-                a, b = starts[i], starts[i + 1]
-                param.points[a:b] = new.points[a:b]  # type: ignore[attr-defined]
-                for name in ("widths", "stroke_rgba", "fill_rgba"):
-                    getattr(param, name)[i] = getattr(new, name)[i]
+        if step == at:
+            with torch.no_grad():
+                effect = removal_effect(param.scene(), param.rasterizer, param.size)
+            param.replace_paths_(weakest(effect, share), fresh())
 
     return cb

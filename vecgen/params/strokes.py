@@ -13,6 +13,7 @@ by more than 1/255 (:func:`removal_effect`); the SVG's metadata counts both.
 from __future__ import annotations
 
 import math
+from itertools import accumulate
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -151,6 +152,15 @@ class Strokes:
             {"params": [self.widths], "lr": self.lrs["widths"], "name": "widths"},
             {"params": [self.stroke_rgba, self.fill_rgba], "lr": self.lrs["colors"], "name": "colors"},
         ]
+
+    def replace_paths_(self, idx: list[int], other: "Strokes") -> None:
+        """Give paths ``idx`` the points, width and colours of the same paths of ``other`` (same path sizes)."""
+        starts = [0, *accumulate(self.counts)]
+        with torch.no_grad():
+            for i in idx:
+                self.points[starts[i] : starts[i + 1]] = other.points[starts[i] : starts[i + 1]]
+                for name in ("widths", "stroke_rgba", "fill_rgba"):
+                    getattr(self, name)[i] = getattr(other, name)[i]
 
     def scene(self) -> Scene:
         paths, start = [], 0
