@@ -47,7 +47,7 @@ def draw_style(perceptors, shapes: str | None = "auto", strokes: int | None = No
     open strokes. Values the user gave always win.
     """
     auto = shapes in (None, "auto")
-    style = _hint(perceptors) if auto else DRAW_STYLE
+    style: dict = _hint(perceptors) if auto else DRAW_STYLE
     return (style["shapes"] if auto else str(shapes), int(style["strokes"] if strokes is None else strokes))
 
 
