@@ -137,6 +137,31 @@ def test_patch_class_evidence_is_the_scaled_cross_entropy_with_rejection():
     assert fixed.size == 64
 
 
+def test_grey_patches_see_luminance_only():
+    from vecgen.errors import VecgenError
+    from vecgen.losses.patch import LUMA, PatchClassTerm, StyleDirection
+
+    p = _classifier()
+    content = torch.rand(1, 3, 80, 120, generator=torch.Generator().manual_seed(0))
+    d = StyleDirection(p, "", "chain mail", lambda: content)
+    grads = {}
+    for grey in (0.0, 1.0):
+        x = content.clone().requires_grad_(True)
+        term = PatchClassTerm(d, crops=4, crop_frac=0.5, grey=grey)
+        term(Context(x, None, step=_step(torch.Generator().manual_seed(3)))).backward()
+        grads[grey] = x.grad
+    # greyscale crops: the gradient at every pixel is a multiple of the luminance weights, so no step
+    # changes the colour at a fixed luminance; colour crops have no such structure
+    per_pixel = grads[1.0] / LUMA.view(1, 3, 1, 1)
+    assert float(grads[1.0].abs().sum()) > 0
+    assert torch.allclose(per_pixel[:, 0], per_pixel[:, 1], atol=1e-9, rtol=1e-4)
+    assert torch.allclose(per_pixel[:, 0], per_pixel[:, 2], atol=1e-9, rtol=1e-4)
+    colour = grads[0.0] / LUMA.view(1, 3, 1, 1)
+    assert not torch.allclose(colour[:, 0], colour[:, 1], atol=1e-9, rtol=1e-2)
+    with pytest.raises(VecgenError, match="grey"):
+        PatchClassTerm(d, grey=1.5)
+
+
 def test_class_keeping_term_is_zero_at_the_photo_and_pulls_its_classes_back():
     from vecgen.losses.content import KEEP_CHANCE, ClassKeepTerm, WholePass
 

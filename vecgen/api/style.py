@@ -26,6 +26,7 @@ from typing import Any
 from vecgen.api._run import Common, common, load_perceptors, run
 from vecgen.api.result import Result
 from vecgen.api.run_options import RunConfig
+from vecgen.api.style_memory import check_net_memory, check_patch_memory
 from vecgen.api.verb import Verb
 from vecgen.config import OptionError, VerbConfig, like, option, verb_function
 from vecgen.errors import VecgenError
@@ -167,6 +168,7 @@ def style_terms(
     patch_loss: str = "direction",
     patch_px: int | None = None,
     keep_top: int = 5,
+    patch_grey: float = 0.0,
 ) -> list:
     """Directional + patch terms per perceptor (weighted by its ``--clip`` weight), content, TV.
 
@@ -210,7 +212,7 @@ def style_terms(
             kind = patch_loss if patch_loss != "auto" else ("direction" if d.uses_source_text else "class")
             if kind == "class" and not d.uses_source_text:
                 terms.append(
-                    PatchClassTerm(d, crops=crops, crop_frac=crop_frac, size=patch_px, weight=weights["patch"] * w)
+                    PatchClassTerm(d, crops, crop_frac, patch_px, weight=weights["patch"] * w, grey=patch_grey)
                 )
             else:
                 terms.append(
@@ -226,39 +228,6 @@ def style_terms(
     if weights["tv"]:
         terms.append(FnTerm("tv", total_variation, weight=weights["tv"]))
     return terms
-
-
-def check_patch_memory(opts: Common, crops: int) -> None:
-    """Refuse, before the first step, patch crops that cannot fit in free memory (the runner's estimate)."""
-    from vecgen.losses.patch import CHUNK
-    from vecgen.options import BYTES_PER_VIEW_PIXEL, available_memory
-
-    chunk = min(crops, CHUNK)  # the crops one perceptor pass holds at a time
-    need = chunk * BYTES_PER_VIEW_PIXEL * sum(p.input_size**2 for p, _ in opts.load_perceptors())
-    free = available_memory(opts.device)
-    if free is not None and need > free:
-        raise VecgenError(
-            f"{crops} patch crops need about {need / 2**30:.1f} GiB, but {free / 2**30:.1f} GiB is "
-            f"free on {opts.device}; lower --crops"
-        )
-
-
-#: Measured memory of a StyleNet forward+backward, per pixel of its input (CPU, float32: ~960 B at 1024 px,
-#: ~1.4 KB at 512 px with the fixed overheads).
-STYLENET_BYTES_PER_PIXEL = 1200
-
-
-def check_net_memory(opts: Common, pixels: int, what: str) -> None:
-    """Refuse, before the network is built, a step over ``pixels`` input pixels that cannot fit in free memory."""
-    from vecgen.options import available_memory
-
-    need = pixels * STYLENET_BYTES_PER_PIXEL
-    free = available_memory(opts.device)
-    if free is not None and need > free:
-        raise VecgenError(
-            f"{what} need about {need / 2**30:.1f} GiB, but {free / 2**30:.1f} GiB is free on "
-            f"{opts.device} (README, Limits)"
-        )
 
 
 def style_weights(cfg: Any) -> dict[str, float]:
@@ -315,7 +284,7 @@ def style_files(output: str | Path, options: dict[str, Any]) -> list[str]:
 # ----------------------------------------------------------------------------- the verb
 #: Options only an optimization uses: with ``model=`` they must stay at their defaults.
 OPTIMIZATION_ONLY = tuple(
-    "prompt source quality steps work_size crops crop_size threshold patch_loss patch_px patch_weight dir_weight "
+    "prompt source quality steps work_size crops crop_size threshold patch_loss patch_px patch_grey patch_weight dir_weight "
     "content_weight tv_weight keep_weight keep_top lr content_model clip seed snapshots checkpoint resume callbacks".split()
 )
 
@@ -382,6 +351,14 @@ class StyleConfig(VerbConfig):
         minimum=16,
         maximum=1024,
         default_text="the crop's own size",
+    )
+    patch_grey: float = option(
+        0.0,
+        "how far class-evidence crops are desaturated before the classifier sees them (0: colour, 1: grey): "
+        "the texture must then be drawn in light and dark, not won by a colour cast",
+        "float",
+        minimum=0.0,
+        maximum=1.0,
     )
     patch_weight: float = option(WEIGHTS["patch"], "weight of the patch CLIP term", "float", minimum=0.0)
     dir_weight: float = option(WEIGHTS["direction"], "weight of the directional CLIP term", "float", minimum=0.0)
@@ -506,6 +483,7 @@ def style(cfg: StyleConfig, *, perceptors=None, warn: Callable[[str], None] | No
         patch_loss=cfg.patch_loss,
         patch_px=cfg.patch_px,
         keep_top=int(cfg.keep_top),
+        patch_grey=float(cfg.patch_grey),
     )
     settings: dict[str, Any] = {
         "function": "style",
@@ -521,6 +499,7 @@ def style(cfg: StyleConfig, *, perceptors=None, warn: Callable[[str], None] | No
         "threshold": threshold,
         "patch_loss": cfg.patch_loss,
         "patch_px": cfg.patch_px,
+        "patch_grey": float(cfg.patch_grey),
         "keep_top": int(cfg.keep_top),
         "weights": weights,
         "lr": lr,

@@ -29,14 +29,13 @@ from vecgen.api.style import (
     StyleConfig,
     _something_pulls,
     _source_text,
-    check_net_memory,
-    check_patch_memory,
     content_perceptor,
     load_style_image,
     style_terms,
     style_weights,
     working_copy,
 )
+from vecgen.api.style_memory import check_net_memory, check_patch_memory
 from vecgen.api.verb import Verb
 from vecgen.config import IMAGE_SUFFIXES, OptionError, VerbConfig, like, option, verb_function
 from vecgen.errors import VecgenError

@@ -388,6 +388,8 @@ class PatchDirectionTerm:
 CHANCE = math.log(1000.0)
 #: Smallest side in px at which :class:`PatchClassTerm` feeds a crop to the classifier by default.
 MIN_NATIVE = 96
+#: Rec. 601 luminance weights of R, G, B (:class:`PatchClassTerm`'s ``grey``).
+LUMA = torch.tensor([0.299, 0.587, 0.114])
 #: A crop whose target-class probability reaches this is rejected by :class:`PatchClassTerm` (no gradient).
 CLASS_REJECT = 0.5
 
@@ -409,6 +411,12 @@ class PatchClassTerm(PatchDirectionTerm):
     at its own pixel size shows the texture at the scale a judge of the whole
     picture sees it, and costs ``(size / input_size)^2`` of a full-size pass
     (128 px crops of a 256 px draft: a third).
+    ``grey``: how far each crop is desaturated toward its luminance before the
+    classifier sees it (0: colour, 1: greyscale). A classifier also reads a
+    texture class off colour, and the cheapest way to raise it is a colour cast
+    (coffee's cup turned a saturated red for "chain mail"); from grey crops only
+    light and dark structure earns the class, and the colour is left to the
+    content term.
     """
 
     def __init__(
@@ -421,9 +429,13 @@ class PatchClassTerm(PatchDirectionTerm):
         chunk: int = CHUNK,
         weight: float = 1.0,
         name: str | None = None,
+        grey: float = 0.0,
     ) -> None:
         if direction.uses_source_text:
             raise VecgenError("patch class evidence needs an ImageNet classifier perceptor")
+        if not 0.0 <= grey <= 1.0:
+            raise VecgenError(f"patch grey must be in [0, 1], got {grey}")
+        self.grey = float(grey)
         super().__init__(direction, crops, crop_frac, CLASS_REJECT, perspective, "image", chunk, weight, name=name)
         self.name = name or f"patch:{self.perceptor.name}"
         if size is not None and size < 16:
@@ -442,6 +454,9 @@ class PatchClassTerm(PatchDirectionTerm):
         return self._pieces(ctx.image, warps, self.chunk, warps.shape[0], None)
 
     def _chunk_loss(self, part: Tensor, sources: Tensor | None, image: int, n: int) -> Tensor:
+        if self.grey:  # Rec. 601 luminance: (N, 1, h, w) broadcast over the channels
+            luma = (part * LUMA.to(part).view(1, 3, 1, 1)).sum(1, keepdim=True)
+            part = part + self.grey * (luma - part)
         logp = self.perceptor.logits(part, native=True).log_softmax(-1)[:, self.classes].mean(-1)
         keep = (logp.detach().exp() < self.threshold).to(logp.dtype)
         self.kept = float(keep.mean())
