@@ -225,14 +225,20 @@ def bench_rank(
     texts: list[str],
     options: dict,
     save: str | None = None,
+    clip: str = "efficientnet-lite0",
 ) -> list[dict]:
     """Lite2's rank (1 = top) of the texture class and of the photo's own class, before and after, styling a
-    768x576 version of each photo with ``vecgen.style(photo, text, clip="efficientnet-lite0", **options)``.
+    768x576 version of each photo with ``vecgen.style(photo, text, clip=clip, **options)`` (``clip``: the optimizing
+    models, Lite0 by default; never the judge).
     ``save``: a folder for the styled pictures (``PHOTO_TEXT.png``) and the photos (``PHOTO.png``)."""
     import vecgen
+    from vecgen.options import parse_clip
 
     judge = vecgen.load_perceptor("efficientnet-lite2")
-    lite0 = vecgen.load_perceptor("efficientnet-lite0")
+    specs = parse_clip(clip)
+    if any(name == judge.name for name, _ in specs):
+        raise SystemExit("the judge (efficientnet-lite2) must take no part in the optimization: drop it from --clip")
+    optimizers = [(vecgen.load_perceptor(name), weight) for name, weight in specs]
     rows = []
 
     def ranks(img, classes: list[int]) -> list[int]:
@@ -248,7 +254,7 @@ def bench_rank(
         for text in texts:
             load = round(os.getloadavg()[0], 2)
             t = time.perf_counter()
-            res = vecgen.style(img, text, clip="efficientnet-lite0", perceptors=[(lite0, 1.0)], quiet=True, **options)
+            res = vecgen.style(img, text, clip=clip, perceptors=optimizers, quiet=True, **options)
             secs = time.perf_counter() - t
             if save:
                 Path(save).mkdir(parents=True, exist_ok=True)
@@ -311,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--photos", default="chelsea,coffee,astronaut")
     ap.add_argument("--texts", default="honeycomb,chain mail")
     ap.add_argument("--quality", default="draft", help="rank: vecgen style's --quality")
+    ap.add_argument("--clip", default="efficientnet-lite0", help="rank: the optimizing model(s), never the judge")
     ap.add_argument(
         "--style", default="{}", metavar="JSON", help='rank: more vecgen.style options, e.g. {"steps": 80, "lr": 2e-3}'
     )
@@ -334,7 +341,9 @@ def main(argv: list[str] | None = None) -> int:
         rows += [bench_fast("work"), bench_fast("full")]
     if "rank" in which:
         options = {"quality": args.quality, "seed": 0, **json.loads(args.style)}
-        rows += bench_rank(args.photos.split(","), [t.strip() for t in args.texts.split(",")], options, args.save)
+        rows += bench_rank(
+            args.photos.split(","), [t.strip() for t in args.texts.split(",")], options, args.save, args.clip
+        )
         if args.grid and args.save:
             make_grid(args.save, args.photos.split(","), [t.strip() for t in args.texts.split(",")], args.grid)
     env = {
