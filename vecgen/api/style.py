@@ -353,9 +353,10 @@ class StyleConfig(VerbConfig):
         default_text="the crop's own size",
     )
     patch_grey: float = option(
-        0.0,
-        "how far class-evidence crops are desaturated before the classifier sees them (0: colour, 1: grey): "
-        "the texture must then be drawn in light and dark, not won by a colour cast",
+        1.0,
+        "how far class-evidence crops are desaturated before the classifier sees them (1, the default: grey, "
+        "so the texture is drawn in light and dark and the photo keeps its colours; 0: colour crops, which "
+        "a colour cast can satisfy)",
         "float",
         minimum=0.0,
         maximum=1.0,
