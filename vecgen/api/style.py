@@ -173,8 +173,9 @@ def style_terms(
     """Directional + patch terms per perceptor (weighted by its ``--clip`` weight), content, TV.
 
     ``patch_loss``: ``direction`` (CLIPstyler's), ``class`` (a classifier's class evidence per crop,
-    :class:`vecgen.losses.patch.PatchClassTerm`, crops fed at ``patch_px``), ``auto``: ``class`` for
-    classifiers, ``direction`` for CLIP."""
+    :class:`vecgen.losses.patch.PatchClassTerm`, crops fed at ``patch_px``, desaturated by ``patch_grey``:
+    ``style`` passes its option, 1 by default; ``style-train`` leaves the crops in colour), ``auto``: ``class``
+    for classifiers, ``direction`` for CLIP."""
     from vecgen.losses.content import ClassKeepTerm, ContentTerm, WholePass
     from vecgen.losses.image import total_variation
     from vecgen.losses.patch import GlobalDirectionTerm, PatchClassTerm, PatchDirectionTerm, StyleDirection
