@@ -49,6 +49,7 @@ PERCEPTORS = {
     "vit": "ViT-B-32@random",
     "mini": "mini-vit",
     "lite0": "efficientnet-lite0",
+    "lite01": "efficientnet-lite0:0.5,efficientnet-lite1:0.5",  # the two classifiers docs/style.md recommends
 }
 
 
@@ -97,7 +98,7 @@ def perceptor_cost(perceptors, content_p, crops: int, work: tuple[int, int], cro
     return (time.perf_counter() - t) / repeat
 
 
-def bench_step(name: str, crops: int, steps: int, content: str) -> dict:
+def bench_step(name: str, crops: int, steps: int, content: str, work_size: int = 512) -> dict:
     import vecgen
     from vecgen.api import load_perceptors
     from vecgen.api.style import content_perceptor
@@ -111,7 +112,7 @@ def bench_step(name: str, crops: int, steps: int, content: str) -> dict:
         clip=spec,
         content_model=content,
         steps=steps + 1,
-        work_size=512,
+        work_size=work_size,
         crops=crops,
         quiet=True,
         callbacks=[lambda *a: stamps.append(time.perf_counter())],
@@ -119,11 +120,8 @@ def bench_step(name: str, crops: int, steps: int, content: str) -> dict:
     per_step = (stamps[-1] - stamps[0]) / steps  # the first step (text encoding, warm-up) is left out
     perceptors = load_perceptors(spec, torch.device("cpu"))
     content_p = content_perceptor(res.settings["content_model"], perceptors, torch.device("cpu"))
-    from vecgen.api.style import CANVAS
-    from vecgen.losses.patch import MIN_NATIVE
-
     work = tuple(res.settings["work_size"])
-    crop_px = max(MIN_NATIVE, round(res.settings["crop_size"] / CANVAS * min(work)))
+    crop_px = int(res.settings["patch_px"])  # the side the class-evidence crops met the classifier at
     own = perceptor_cost(perceptors, content_p, crops, work, crop_px)
     return {
         "table": "step",
@@ -312,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=("step", "memory", "fast", "rank"), action="append")
     ap.add_argument("--perceptors", default="tiny,vit", help="for step/memory: tiny, vit, mini, lite0 or a spec")
     ap.add_argument("--crops", type=int, default=64)
+    ap.add_argument("--work-size", type=int, default=512, help="step rows: the working size (short side)")
     ap.add_argument("--steps", type=int, default=2, help="timed steps per step row (after one warm-up step)")
     ap.add_argument("--content", default="auto", help="content model of the step rows")
     ap.add_argument("--photos", default="chelsea,coffee,astronaut")
@@ -334,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [n.strip() for n in args.perceptors.split(",") if n.strip()]
     rows: list[dict] = []
     if "step" in which:
-        rows += [bench_step(n, args.crops, args.steps, args.content) for n in names]
+        rows += [bench_step(n, args.crops, args.steps, args.content, args.work_size) for n in names]
     if "memory" in which:
         rows += [bench_memory(n, args.crops, args.threads) for n in names]
     if "fast" in which:

@@ -232,6 +232,15 @@ def test_quality_presets_fill_only_what_is_left_on_auto():
     assert isinstance(got["lr"], float) and isinstance(got["steps"], int)
 
 
+def test_class_crops_meet_the_classifier_at_their_size_in_a_whole_photo_view():
+    from vecgen.api.style import CANVAS, QUALITY, view_px
+
+    half = QUALITY["normal"]["crop_size"] / CANVAS
+    # draft's 256 px working copy: the crop's own 128 px; normal's 384 (192 px crops) and best's 512: 128 too
+    assert view_px(half, 256) == view_px(half, 384) == view_px(half, 512) == 128
+    assert view_px(1.0, 300) == 256 and view_px(0.1, 384) == 96  # a whole-side crop; never under 96 px
+
+
 def test_style_records_the_patch_settings_and_where_it_applied():
     import vecgen
     from vecgen.api.style import QUALITY
@@ -240,4 +249,5 @@ def test_style_records_the_patch_settings_and_where_it_applied():
     res = vecgen.style(img, "chain mail", clip=TINY, content_model=TINY, steps=1, crops=2, quiet=True)
     s = res.settings
     assert s["apply_at"] == "work" and s["patch_loss"] == "auto" and s["lr"] == QUALITY["normal"]["lr"]
+    assert s["patch_px"] == 96  # a 40 px photo's 20 px crops, fed at the 96 px floor
     assert res.image.size == (60, 40)
