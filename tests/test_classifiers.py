@@ -300,6 +300,7 @@ def test_short_draw_raises_a_held_out_classifiers_probability(lite2):
         clip="efficientnet-lite0",
         steps=25,
         strokes=64,
+        shapes="strokes",  # open strokes move the judge within 25 steps; the default's blobs take longer
         cutouts=4,
         quiet=True,
         device="cpu",

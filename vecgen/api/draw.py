@@ -54,8 +54,8 @@ def draw_style(perceptors, shapes: str | None = "auto", strokes: int | None = No
 def draw_strokes_look(perceptors, width: Any = None, ink: float | None = None) -> tuple[tuple[float, float], float]:
     """Resolve ``width=None`` / ``ink=None`` from the perceptors' shared ``draw_hint``, else ``(1, 8)`` and 0.
 
-    Classifiers hint 32 wide strokes and an ink term (drawings that survive a thumbnail: issue 25's
-    benchmark); values the user gave always win.
+    Classifiers hint 32 paths (16 blobs, 16 strokes 4-16 px wide) and an ink term (drawings that survive a
+    thumbnail: issue 25's benchmark); values the user gave always win.
     """
     hint = _hint(perceptors)
     wrange = parse_width(hint["width"] if width is None else width)
@@ -137,11 +137,14 @@ class DrawConfig(RunConfig):
     )
     shapes: str = option(
         "auto",
-        "open strokes, closed filled blobs, or both (auto: strokes for real CLIP, blobs for mini models)",
+        "open strokes, closed filled blobs, or both (auto: strokes for real CLIP, both (mixed) for ImageNet "
+        "classifiers, blobs for mini models)",
         "choice",
         choices=SHAPE_CHOICES,
     )
-    steps: int | None = like(RunConfig, "steps", None, default_text="200, or 300 for the mini models")
+    steps: int | None = like(
+        RunConfig, "steps", None, default_text="200; 100 for ImageNet classifiers, 300 for the mini models"
+    )
     init: str | Path | None = option(None, "start from the paths of this SVG", "svg")
     background: Any = option("white", "white, black, gray or #rrggbb", "colour")
     rasterizer: str = option("native", "native (default) or diffvg (if installed)", "choice", choices=RASTERIZERS)
@@ -198,7 +201,8 @@ def draw(cfg: DrawConfig, *, perceptors=None, warn: Callable[[str], None] | None
     ``prompt`` uses ``"text:weight | other:-0.5"``. ``clip`` is ``auto`` or
     ``MODEL[@PRETRAINED][:WEIGHT],...``. ``init`` starts from an SVG's paths.
     ``shapes="auto"`` and ``strokes=None`` follow the models: 256 open strokes for
-    real CLIP, 32 filled blobs for the built-in mini models (see :func:`draw_style`);
+    real CLIP, 16 filled blobs behind 16 strokes for ImageNet classifiers, 32 filled blobs for the built-in
+    mini models (see :func:`draw_style`);
     ``steps=None`` is 200, or 300 for the mini models (:func:`draw_steps`), and
     ``views="auto"`` picks the cutouts likewise. ``callbacks``: functions
     ``f(step, param, values)`` called after every step. The SVG drops paths whose
