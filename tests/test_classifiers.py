@@ -309,3 +309,18 @@ def test_short_draw_raises_a_held_out_classifiers_probability(lite2):
     with torch.no_grad():
         end = float(lite2.logits(pil_to_tensor(res.image)).softmax(-1)[0, 1])
     assert end > 20 * seen[0] and end > 0.02, (seen[0], end)
+
+
+def test_draw_with_a_classifier_defaults_to_16_blobs_behind_16_strokes(tmp_path):
+    """Options on auto: the classifiers' hint, 32 paths of which the first 16 are closed filled blobs."""
+    from vecgen import svg
+
+    res = vecgen.draw("orange", clip="efficientnet-lite0", steps=1, size=64, keep_all=True, quiet=True, device="cpu")
+    s = res.settings
+    assert (s["shapes"], s["strokes"], s["views"]) == ("mixed", 32, "lowres")
+    out = tmp_path / "orange.svg"
+    res.save(out)
+    paths = svg.read_svg(out).paths
+    assert len(paths) == 32
+    assert all(p.closed and p.fill is not None and p.stroke is None for p in paths[:16])
+    assert all(not p.closed and p.stroke is not None and p.fill is None for p in paths[16:])

@@ -203,7 +203,7 @@ def draw(cfg: DrawConfig, *, perceptors=None, warn: Callable[[str], None] | None
     ``shapes="auto"`` and ``strokes=None`` follow the models: 256 open strokes for
     real CLIP, 16 filled blobs behind 16 strokes for ImageNet classifiers, 32 filled blobs for the built-in
     mini models (see :func:`draw_style`);
-    ``steps=None`` is 200, or 300 for the mini models (:func:`draw_steps`), and
+    ``steps=None`` is 200; 100 for classifiers, 300 for the mini models (:func:`draw_steps`), and
     ``views="auto"`` picks the cutouts likewise. ``callbacks``: functions
     ``f(step, param, values)`` called after every step. The SVG drops paths whose
     removal changes no pixel by more than 1/255 (``pruned`` in its metadata) unless
