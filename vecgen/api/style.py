@@ -239,9 +239,9 @@ def style_terms(
 def view_px(crop_frac: float, short: int) -> int:
     """Side in px at which a class-evidence crop of ``crop_frac`` of a ``short`` px photo meets the classifier:
     its size in a :data:`VIEW` px view of the whole photo (never more than its own), at least 96 px."""
-    from vecgen.losses.patch import MIN_NATIVE
+    from vecgen.losses.patch import crop_px
 
-    return max(MIN_NATIVE, round(crop_frac * min(short, VIEW)))
+    return crop_px(crop_frac, short, VIEW)
 
 
 def style_weights(cfg: Any) -> dict[str, float]:

@@ -394,6 +394,13 @@ LUMA = torch.tensor([0.299, 0.587, 0.114])
 CLASS_REJECT = 0.5
 
 
+def crop_px(crop_frac: float, short: int, view: int | None = None) -> int:
+    """Side in px at which a crop of ``crop_frac`` of a ``short`` px image meets the classifier: its own size,
+    or with ``view`` its size in a ``view`` px copy of the image (never more than its own); at least
+    :data:`MIN_NATIVE`."""
+    return max(MIN_NATIVE, round(crop_frac * (short if view is None else min(short, view))))
+
+
 class PatchClassTerm(PatchDirectionTerm):
     """Patch-level class evidence, for ImageNet classifiers: ``-log p(target)`` of each crop, averaged.
 
@@ -446,7 +453,7 @@ class PatchClassTerm(PatchDirectionTerm):
     def chunks(self, ctx: Context) -> Chunks:
         """The crops and their loss in pieces of ``chunk`` crops (see :meth:`PatchDirectionTerm.chunks`)."""
         h, w = ctx.image.shape[-2:]
-        self.size = self.fixed or max(MIN_NATIVE, round(self.crop_frac * min(h, w)))
+        self.size = self.fixed or crop_px(self.crop_frac, min(h, w))
         warps = crop_warps(
             ctx.image.shape, self.crops, self.crop_frac, self.perspective, ctx.generator, ctx.image.device
         )
